@@ -1,0 +1,119 @@
+//! `#[multiproc::task]`: parse → validate → emit.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{FnArg, ItemFn, Type};
+
+use crate::args::Args;
+
+/// Expands `#[task]` on a free function.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args = Args::parse(args)?;
+    let func: ItemFn = syn::parse2(item)?;
+    validate(&func)?;
+    Ok(emit(&args, &func))
+}
+
+/// Collects every reason the function cannot be a task, each on its own span.
+fn validate(func: &ItemFn) -> syn::Result<()> {
+    let sig = &func.sig;
+    let mut errors: Vec<syn::Error> = Vec::new();
+    let mut fault = |span: &dyn quote::ToTokens, msg: &str| errors.push(syn::Error::new_spanned(span, msg));
+    if let Some(a) = &sig.asyncness {
+        fault(a, "a task cannot be `async`; make it a plain fn (a child process calls it synchronously)");
+    }
+    if !sig.generics.params.is_empty() {
+        fault(
+            &sig.generics,
+            "a task cannot be generic: a child process finds it by name, so it needs one concrete signature; \
+             write a non-generic wrapper and annotate that",
+        );
+    }
+    if let Some(w) = &sig.generics.where_clause {
+        fault(w, "a task cannot have a `where` clause; give it concrete argument types");
+    }
+    if let Some(v) = &sig.variadic {
+        fault(v, "a task cannot be variadic");
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => fault(
+                r,
+                "a task must be a free function, not a method: `self` cannot be sent to a child process; \
+                 take the value as an ordinary argument instead",
+            ),
+            FnArg::Typed(pt) => check_arg_type(&pt.ty, &mut fault),
+        }
+    }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        if contains_impl_trait(ty) {
+            fault(ty, "a task cannot return `impl Trait`; name the concrete return type");
+        }
+    }
+    match errors.into_iter().reduce(|mut a, b| {
+        a.combine(b);
+        a
+    }) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn check_arg_type(ty: &Type, fault: &mut dyn FnMut(&dyn quote::ToTokens, &str)) {
+    match ty {
+        Type::Reference(r) => fault(
+            r,
+            "a task argument must be an owned value: it is decoded in the child process; \
+             take `String` instead of `&str`, `Vec<T>` instead of `&[T]`, `T` instead of `&T`",
+        ),
+        Type::ImplTrait(i) => fault(i, "a task argument cannot be `impl Trait`; name a concrete serde type"),
+        Type::Paren(p) => check_arg_type(&p.elem, fault),
+        Type::Group(g) => check_arg_type(&g.elem, fault),
+        Type::Tuple(t) => t.elems.iter().for_each(|e| check_arg_type(e, fault)),
+        Type::Array(a) => check_arg_type(&a.elem, fault),
+        Type::Slice(s) => fault(s, "a task argument cannot be an unsized slice; use `Vec<T>`"),
+        Type::TraitObject(t) => fault(t, "a task argument cannot be a trait object; name a concrete serde type"),
+        Type::Ptr(p) => fault(p, "a task argument cannot be a raw pointer: it means nothing in another process"),
+        _ => {}
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(_) => true,
+        Type::Paren(p) => contains_impl_trait(&p.elem),
+        Type::Group(g) => contains_impl_trait(&g.elem),
+        Type::Tuple(t) => t.elems.iter().any(contains_impl_trait),
+        _ => false,
+    }
+}
+
+/// The function unchanged, plus its registry entry in an anonymous const.
+fn emit(args: &Args, func: &ItemFn) -> TokenStream {
+    let krate = &args.krate;
+    let ident = &func.sig.ident;
+    let tys: Vec<&Type> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(pt) => Some(&*pt.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    quote! {
+        #func
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, clippy::all)]
+        const _: () = {
+            #krate::__private::inventory::submit! {
+                #krate::__private::TaskEntry::new(
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    || #krate::__private::type_id_of_val(&#ident),
+                    |input, fds| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, input, fds),
+                )
+            }
+        };
+    }
+}

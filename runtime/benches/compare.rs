@@ -1,0 +1,2 @@
+//! Benchmarks against CPython (filled in below).
+fn main() {}

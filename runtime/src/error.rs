@@ -1,0 +1,194 @@
+//! The one error type of multiproc.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// How a process ended.
+///
+/// Python reports a signal as a negative `exitcode`; [`ExitStatus::code`] does the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ExitStatus {
+    /// The process called `exit(code)` (or returned from its task: 0, or 1 after a panic).
+    Code(i32),
+    /// The process was killed by this signal number.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Python's `exitcode`: the exit code, or minus the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => -s,
+        }
+    }
+
+    /// Whether the process exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("unknown signal");
+                write!(f, "killed by signal {s} ({name})")
+            }
+        }
+    }
+}
+
+/// Everything that can go wrong in multiproc. Each variant says what happened and to what.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A function or closure that is not a registered task was sent to another process.
+    #[error(
+        "`{type_name}` is not a registered task; add #[multiproc::task] to the function \
+         (closures: wrap them in multiproc::task!), or use the fork start method"
+    )]
+    NotRegistered {
+        /// The Rust type of the function or closure.
+        type_name: &'static str,
+    },
+    /// A child process was asked to run a task name its registry does not have.
+    #[error("no task named `{name}` is registered in this binary")]
+    UnknownTask {
+        /// The task name that was looked up.
+        name: String,
+    },
+    /// The program's entry point is not annotated, so a spawned child could not take its role.
+    #[error(
+        "{what}: annotate `fn main` with #[multiproc::main] (or the test with #[multiproc::test]) \
+         so spawn and forkserver children can start"
+    )]
+    NotAnnotated {
+        /// What failed.
+        what: String,
+    },
+    /// A new child process did not complete its start-up handshake.
+    #[error("child process {pid} failed to start: {reason}")]
+    Handshake {
+        /// The child's pid.
+        pid: u32,
+        /// Why the handshake failed.
+        reason: String,
+    },
+    /// An operation is not valid in the object's current state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// An argument is out of range or malformed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The peer closed its end (Python's `EOFError`).
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// A timed operation ran out of time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// A non-blocking get found nothing (Python's `queue.Empty`).
+    #[error("the queue is empty")]
+    Empty,
+    /// A non-blocking put found no room (Python's `queue.Full`).
+    #[error("the queue is full")]
+    Full,
+    /// A message is larger than the connection accepts.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// The message size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A value could not be encoded for another process.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// Bytes from another process could not be decoded.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A task panicked in a worker.
+    #[error("task `{task}` panicked at {location}: {message}")]
+    TaskPanicked {
+        /// The task's registered name.
+        task: String,
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic.
+        location: String,
+    },
+    /// A task returned an error or failed in a way other than a panic.
+    #[error("task `{task}` failed: {message}")]
+    TaskFailed {
+        /// The task's registered name.
+        task: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A worker process died while it held tasks.
+    #[error("worker {pid} was lost: {status}")]
+    WorkerLost {
+        /// The worker's pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The barrier was broken (aborted, reset or timed out).
+    #[error("the barrier is broken")]
+    BrokenBarrier,
+    /// The previous holder of a lock died while holding it; the lock is now yours.
+    #[error("the previous owner of the lock (pid {pid}) died while holding it")]
+    OwnerDied {
+        /// The pid of the process that died.
+        pid: u32,
+    },
+    /// The peer failed the HMAC challenge (wrong or missing authkey).
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+    /// An error raised on the other side of a manager or remote call.
+    #[error("remote error: {0}")]
+    Remote(String),
+    /// An operating-system call failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `Result` with [`Error`] as its default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io { op: "i/o", source }
+    }
+}
+
+/// Attaches what was being done to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    /// Maps an `io::Error` to [`Error::Io`] with `op`.
+    fn ctx(self, op: &'static str) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Io { op, source })
+    }
+}

@@ -1,0 +1,110 @@
+//! # multiproc
+//!
+//! Python's `multiprocessing`, done the Rust way: annotate plain functions with
+//! [`#[multiproc::task]`](task), and run them in real OS processes — one at a
+//! time with [`Process`], or many through a pool.
+//!
+//! ```no_run
+//! #[multiproc::task]
+//! fn greet(name: String, conn: multiproc::Connection<String>) {
+//!     conn.send(&format!("hello {name}")).unwrap();
+//! }
+//!
+//! #[multiproc::main]
+//! fn main() -> multiproc::Result<()> {
+//!     let (parent, child) = multiproc::pipe()?;
+//!     let mut p = multiproc::Process::new(greet, ("bob".to_string(), child))?;
+//!     p.start()?;
+//!     println!("{}", parent.recv()?);
+//!     p.join()?;
+//!     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## How a child finds its code
+//!
+//! Rust cannot pickle a closure. `#[multiproc::task]` registers the function
+//! under a stable name (`module::path::name`); a child process — this same
+//! binary, forked or re-executed — looks the name up and runs it. Under the
+//! spawn and forkserver start methods the child re-executes the binary, so
+//! `fn main` must carry [`#[multiproc::main]`](main) (the counterpart of
+//! Python's `if __name__ == "__main__":`) and tests [`#[multiproc::test]`](test).
+#![deny(unsafe_code)]
+
+#[allow(unused_extern_crates)] // lets `::multiproc::` paths from our own macros resolve in this crate
+extern crate self as multiproc;
+
+mod codec;
+pub mod connection;
+mod context;
+mod error;
+mod process;
+mod registry;
+mod role;
+mod start;
+mod sys;
+mod task;
+
+pub use crate::connection::{Connection, pipe, pipe_oneway};
+pub use crate::context::{Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method};
+pub use crate::error::{Error, ExitStatus, Result};
+pub use crate::process::{
+    Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+};
+pub use crate::task::Task;
+
+/// Registers a free function as a task that child processes run by name.
+///
+/// The function stays as written and can still be called directly. Its
+/// arguments must be owned serde types (or multiproc handles such as
+/// [`Connection`]); its result a serde type. Generic, `async` and method
+/// functions, and reference or `impl Trait` arguments, are compile errors
+/// that say what to do.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+/// # fn main() {}
+/// ```
+pub use multiproc_macros::task;
+
+/// Makes `fn main` the entry point of multiproc children.
+///
+/// A process started by the spawn or forkserver method re-executes this binary;
+/// the annotated `main` takes the child role before any user code runs. At the
+/// end of `main`, daemon children are terminated and the others joined
+/// (Python's exit behaviour). `main` may return `()` or a `Result`.
+pub use multiproc_macros::main;
+
+/// A `#[test]` whose spawn/forkserver children re-run exactly this test.
+///
+/// The child re-runs the test binary as `<binary> <test> --exact
+/// --test-threads=1 --nocapture -q` and takes its role inside this test.
+/// Children the test's thread started are joined when it ends.
+pub use multiproc_macros::test;
+
+/// Lifts an inline closure into a registered task: Python's `lambda` in a pool.
+///
+/// `lambda!(|x: u64| x * x + x)` gives a value you can pass to `Process` or a
+/// pool under every start method; it is registered under a unique, stable name
+/// (module path plus the closure's position and text). Each parameter needs a
+/// type. A closure may not capture its environment silently; list captures
+/// explicitly, as `lambda!(move [k] |x: u64| x + k)`: the captured values
+/// (serde types) travel with every call. Write `move [k: u64]` when the body
+/// alone does not fix `k`'s type.
+///
+/// (It cannot be spelled `task!`: attribute and function-like macros share one
+/// namespace, so `task!` would clash with `#[multiproc::task]`.)
+pub use multiproc_macros::lambda;
+
+// Not public API. Used by code the multiproc macros generate; changes in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::{Payload, share_fd, take_fd};
+    pub use crate::process::runtime_pids;
+    pub use crate::registry::{Invoker, TaskEntry, invoke, type_id_of_val};
+    pub use crate::role::{main_entry, test_entry};
+    pub use crate::task::{Lambda, LambdaWith};
+    pub use inventory;
+}

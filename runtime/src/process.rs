@@ -1,0 +1,445 @@
+//! [`Process`]: one task in one child process.
+
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::context::{StartMethod, get_start_method};
+use crate::error::{Error, ExitStatus, Result};
+use crate::role::{self, Boot, ForkRunner, Me};
+use crate::start::{ChildHandle, fork, forkserver, spawn};
+use crate::sys;
+use crate::task::Task;
+
+/// A started child, shared by its [`Process`] handles and the table of children.
+#[derive(Debug)]
+struct Child {
+    handle: ChildHandle,
+    name: String,
+    daemon: bool,
+    thread: ThreadId,
+    status: Mutex<Option<ExitStatus>>,
+}
+
+impl Child {
+    /// Waits up to `timeout` (`None`: forever); caches the status once known.
+    fn wait(&self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if status.is_none() {
+            *status = self.handle.wait(timeout)?;
+        }
+        Ok(*status)
+    }
+
+    fn poll(&self) -> Option<ExitStatus> {
+        self.wait(Some(Duration::ZERO)).ok().flatten()
+    }
+}
+
+static CHILDREN: Mutex<Vec<Arc<Child>>> = Mutex::new(Vec::new());
+
+fn children() -> std::sync::MutexGuard<'static, Vec<Arc<Child>>> {
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reaps children that have ended and drops them from the table (Python's `_cleanup`).
+fn reap_finished() {
+    let snapshot: Vec<Arc<Child>> = children().clone();
+    let done: Vec<i32> = snapshot.iter().filter(|c| c.poll().is_some()).map(|c| c.handle.pid()).collect();
+    children().retain(|c| !done.contains(&c.handle.pid()));
+}
+
+/// At the end of an annotated `main` (or a test, for the children its thread
+/// started): terminate daemon children, then join every child.
+pub(crate) fn shutdown_children(thread: Option<ThreadId>) {
+    let mine: Vec<Arc<Child>> = children().iter().filter(|c| thread.is_none_or(|t| c.thread == t)).cloned().collect();
+    for c in mine.iter().filter(|c| c.daemon) {
+        let _ = c.handle.signal(libc::SIGTERM);
+    }
+    for c in &mine {
+        let _ = c.wait(None);
+    }
+    children().retain(|c| !mine.iter().any(|m| Arc::ptr_eq(m, c)));
+}
+
+/// In a forked child: the parent's children are not ours.
+pub(crate) fn forget_children() {
+    if let Ok(mut g) = CHILDREN.try_lock() {
+        for c in g.drain(..) {
+            std::mem::forget(c);
+        }
+    }
+}
+
+enum State {
+    Ready { task: std::result::Result<&'static str, Error>, payload: codec::Payload, runner: ForkRunner },
+    Started(Arc<Child>),
+    Closed,
+}
+
+/// A task running (or about to run) in a child process — Python's `Process`.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn greet(name: String) { println!("hello {name}"); }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let mut p = multiproc::Process::new(greet, ("bob".to_string(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+///     Ok(())
+/// }
+/// ```
+pub struct Process {
+    name: String,
+    identity: Vec<u32>,
+    daemon: bool,
+    method: StartMethod,
+    state: State,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .field("start_method", &self.method)
+            .field("pid", &self.pid())
+            .field("exitcode", &self.exitcode())
+            .finish()
+    }
+}
+
+/// Configures a [`Process`] before it is created ([`Process::builder`]).
+pub struct ProcessBuilder<F, A> {
+    task: F,
+    args: A,
+    name: Option<String>,
+    daemon: Option<bool>,
+    method: Option<StartMethod>,
+}
+
+impl<F, A> ProcessBuilder<F, A>
+where
+    F: Task<A>,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    /// The process name (default `Process-N`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether the process is a daemon: terminated, not joined, when its parent's
+    /// annotated `main` ends; a daemon cannot start children. Default: the creator's flag.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// The start method (default [`get_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Creates the process (not started yet).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if the arguments cannot be encoded;
+    /// [`Error::NotRegistered`] if the start method needs a registered task and
+    /// `task` is not one (a closure, or a function without `#[multiproc::task]`).
+    pub fn build(self) -> Result<Process> {
+        let method = self.method.unwrap_or_else(get_start_method);
+        let task = self.task.task_name();
+        if method != StartMethod::Fork {
+            if let Err(e) = task {
+                return Err(e);
+            }
+        }
+        let payload = self.task.encode_args(&self.args)?;
+        drop(self.args);
+        let f = self.task;
+        let runner: ForkRunner = Box::new(move |bytes, fds| f.call_encoded(bytes, fds).map(drop));
+        let (identity, default_name) = role::next_child_identity();
+        Ok(Process {
+            name: self.name.unwrap_or(default_name),
+            identity,
+            daemon: self.daemon.unwrap_or_else(|| role::me().daemon),
+            method,
+            state: State::Ready { task, payload, runner },
+        })
+    }
+}
+
+impl Process {
+    /// A process that will run `task(args…)`, with the default start method.
+    /// `args` is a tuple: `(a,)`, `(a, b)`, … or `()`.
+    ///
+    /// # Errors
+    /// As [`ProcessBuilder::build`].
+    pub fn new<F, A>(task: F, args: A) -> Result<Process>
+    where
+        F: Task<A>,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Process::builder(task, args).build()
+    }
+
+    /// A builder to set the name, daemon flag or start method.
+    pub fn builder<F, A>(task: F, args: A) -> ProcessBuilder<F, A>
+    where
+        F: Task<A>,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        ProcessBuilder { task, args, name: None, daemon: None, method: None }
+    }
+
+    /// The process name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process is a daemon.
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The start method it uses.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// Starts the child. Returns once the child exists (under spawn, once it has
+    /// taken its role: a child that cannot is reported here, not later).
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if already started or closed, or if this process is
+    /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
+    /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start.
+    pub fn start(&mut self) -> Result<()> {
+        role::refuse_stray_child();
+        if role::me().daemon {
+            return Err(Error::InvalidState("a daemon process cannot start child processes".into()));
+        }
+        let State::Ready { .. } = self.state else {
+            return Err(Error::InvalidState(match self.state {
+                State::Closed => format!("process `{}` is closed", self.name),
+                _ => format!("process `{}` was already started; a process can only be started once", self.name),
+            }));
+        };
+        reap_finished();
+        let State::Ready { task, payload, runner } = std::mem::replace(&mut self.state, State::Closed) else {
+            return Err(Error::InvalidState("process state changed during start".into()));
+        };
+        let me = role::me();
+        let boot = |task: &str, args: Vec<u8>| Boot {
+            task: task.to_string(),
+            args,
+            me: Me {
+                name: self.name.clone(),
+                identity: self.identity.clone(),
+                daemon: self.daemon,
+                parent: Some((me.name.clone(), sys::process::getpid() as u32)),
+            },
+            fingerprint: crate::registry::fingerprint(),
+        };
+        let result = match self.method {
+            StartMethod::Fork => {
+                let name = task.as_deref().unwrap_or("<closure>");
+                fork::start(boot(name, payload.bytes), payload.fds, runner)
+            }
+            StartMethod::Spawn | StartMethod::ForkServer => (|| {
+                let name = task?;
+                let entry = role::entry().ok_or_else(role::not_annotated)?;
+                let codec::Payload { bytes, fds } = payload;
+                let b = boot(name, bytes);
+                if self.method == StartMethod::Spawn {
+                    let encoded = codec::encode(&b, "boot message")?.bytes;
+                    spawn::launch("task", &entry, &encoded, &fds).map(|(child, _ctl)| child)
+                } else {
+                    forkserver::start(&entry, &b, &fds)
+                }
+            })(),
+        };
+        let handle = result?;
+        let child = Arc::new(Child {
+            handle,
+            name: self.name.clone(),
+            daemon: self.daemon,
+            thread: std::thread::current().id(),
+            status: Mutex::new(None),
+        });
+        children().push(child.clone());
+        self.state = State::Started(child);
+        Ok(())
+    }
+
+    fn child(&self, what: &str) -> Result<&Arc<Child>> {
+        match &self.state {
+            State::Started(c) => Ok(c),
+            State::Ready { .. } => Err(Error::InvalidState(format!("cannot {what} process `{}`: it was never started", self.name))),
+            State::Closed => Err(Error::InvalidState(format!("cannot {what} process `{}`: it is closed", self.name))),
+        }
+    }
+
+    /// Waits for the child to end.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it was never started or is closed.
+    pub fn join(&mut self) -> Result<()> {
+        self.child("join")?.wait(None)?;
+        self.forget_if_done();
+        Ok(())
+    }
+
+    /// Waits at most `timeout`; `Ok(None)` if the child is still running (as
+    /// Python's `join(timeout)`, then check [`Process::exitcode`]).
+    ///
+    /// # Errors
+    /// As [`Process::join`].
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let s = self.child("join")?.wait(Some(timeout))?;
+        self.forget_if_done();
+        Ok(s)
+    }
+
+    fn forget_if_done(&self) {
+        if let State::Started(c) = &self.state {
+            if c.status.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                children().retain(|o| !Arc::ptr_eq(o, c));
+            }
+        }
+    }
+
+    /// Whether the child has started and not yet ended.
+    pub fn is_alive(&self) -> bool {
+        match &self.state {
+            State::Started(c) => c.poll().is_none(),
+            _ => false,
+        }
+    }
+
+    /// The child's pid, once started.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.state {
+            State::Started(c) => Some(c.handle.pid() as u32),
+            _ => None,
+        }
+    }
+
+    /// How the child ended; `None` while running or before start.
+    pub fn exitcode(&self) -> Option<ExitStatus> {
+        match &self.state {
+            State::Started(c) => c.poll(),
+            _ => None,
+        }
+    }
+
+    /// Sends `SIGTERM` (a child that already ended is not an error).
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if never started or closed.
+    pub fn terminate(&self) -> Result<()> {
+        self.child("terminate")?.handle.signal(libc::SIGTERM)
+    }
+
+    /// Sends `SIGKILL`.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
+    pub fn kill(&self) -> Result<()> {
+        self.child("kill")?.handle.signal(libc::SIGKILL)
+    }
+
+    /// An fd that becomes readable when the child ends (a pidfd), for
+    /// [`wait`](crate::connection::wait) or your own event loop.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.child("get the sentinel of")?.handle.sentinel())
+    }
+
+    /// Releases the process's resources. Python's `close`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the child is still running.
+    pub fn close(&mut self) -> Result<()> {
+        if let State::Started(c) = &self.state {
+            if c.poll().is_none() {
+                return Err(Error::InvalidState(format!(
+                    "cannot close process `{}` while it is running; join or kill it first",
+                    self.name
+                )));
+            }
+            children().retain(|o| !Arc::ptr_eq(o, c));
+        }
+        self.state = State::Closed;
+        Ok(())
+    }
+}
+
+/// What [`current_process`] and [`parent_process`] report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The process name (`MainProcess` for the main process).
+    pub name: String,
+    /// The pid.
+    pub pid: u32,
+    /// Whether it is a daemon.
+    pub daemon: bool,
+}
+
+/// This process: `MainProcess`, or the name a child was given.
+pub fn current_process() -> ProcessInfo {
+    let me = role::me();
+    ProcessInfo { name: me.name, pid: sys::process::getpid() as u32, daemon: me.daemon }
+}
+
+/// The process that started this one, if it was started by multiproc.
+pub fn parent_process() -> Option<ProcessInfo> {
+    role::me().parent.map(|(name, pid)| ProcessInfo { name, pid, daemon: false })
+}
+
+/// The children of this process that are still running (finished ones are reaped,
+/// as Python's `active_children` does). The handles share state with the originals.
+pub fn active_children() -> Vec<Process> {
+    reap_finished();
+    children()
+        .iter()
+        .map(|c| Process {
+            name: c.name.clone(),
+            identity: Vec::new(),
+            daemon: c.daemon,
+            method: get_start_method(),
+            state: State::Started(c.clone()),
+        })
+        .collect()
+}
+
+/// The number of CPUs this process may use (its affinity mask, not the machine's total).
+pub fn cpu_count() -> usize {
+    sys::process::cpu_count()
+}
+
+/// Not public API: fds the runtime keeps open for its own use (tests' leak checks).
+#[doc(hidden)]
+pub fn runtime_pids() -> Vec<u32> {
+    forkserver::server_pid().into_iter().collect()
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A finished child is reaped here; a running one stays in the table, to be
+        // reaped later (next start, active_children, or the end of main).
+        self.forget_if_done();
+    }
+}

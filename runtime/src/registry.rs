@@ -1,0 +1,118 @@
+//! The task registry: every `#[multiproc::task]` function and `task!` closure
+//! of this binary, by name and by the type of its function item.
+//!
+//! Entries are submitted with `inventory` before `main`; the registry is only
+//! read after `main` starts (never in a constructor, since `inventory`'s order
+//! is unspecified), through [`registry`].
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Payload};
+use crate::error::{Error, Result};
+use crate::task::Task;
+
+/// Decodes a call's arguments, runs the function, encodes its result.
+#[doc(hidden)]
+pub type Invoker = fn(&[u8], Vec<OwnedFd>) -> Result<Payload>;
+
+/// One registered task. Not public API: built by the macros.
+#[doc(hidden)]
+pub struct TaskEntry {
+    name: &'static str,
+    type_id: Option<fn() -> TypeId>,
+    invoke: Invoker,
+}
+
+impl TaskEntry {
+    /// An entry for a `#[task]` function (found by its fn item's type).
+    pub const fn new(name: &'static str, type_id: fn() -> TypeId, invoke: Invoker) -> Self {
+        TaskEntry { name, type_id: Some(type_id), invoke }
+    }
+
+    /// An entry for a `task!` closure (found by the name its value carries).
+    pub const fn lambda(name: &'static str, invoke: Invoker) -> Self {
+        TaskEntry { name, type_id: None, invoke }
+    }
+
+    /// Runs the task on encoded arguments.
+    pub(crate) fn invoke(&self, args: &[u8], fds: Vec<OwnedFd>) -> Result<Payload> {
+        (self.invoke)(args, fds)
+    }
+}
+
+inventory::collect!(TaskEntry);
+
+struct Registry {
+    by_name: HashMap<&'static str, &'static TaskEntry>,
+    by_type: HashMap<TypeId, &'static TaskEntry>,
+    fingerprint: u64,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut by_name = HashMap::new();
+        let mut by_type = HashMap::new();
+        for e in inventory::iter::<TaskEntry> {
+            by_name.entry(e.name).or_insert(e);
+            if let Some(t) = e.type_id {
+                by_type.insert(t(), e);
+            }
+        }
+        let mut names: Vec<&str> = by_name.keys().copied().collect();
+        names.sort_unstable();
+        let mut h = DefaultHasher::new();
+        names.hash(&mut h);
+        if let Ok(m) = std::fs::metadata("/proc/self/exe") {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()).hash(&mut h);
+        }
+        Registry { by_name, by_type, fingerprint: h.finish() }
+    })
+}
+
+/// The entry registered under `name`.
+pub(crate) fn lookup(name: &str) -> Result<&'static TaskEntry> {
+    registry().by_name.get(name).copied().ok_or_else(|| Error::UnknownTask { name: name.to_string() })
+}
+
+/// The registered name of the function item (or closure) type `F`.
+pub(crate) fn name_of<F: ?Sized + 'static>() -> Result<&'static str> {
+    registry()
+        .by_type
+        .get(&TypeId::of::<F>())
+        .map(|e| e.name)
+        .ok_or(Error::NotRegistered { type_name: std::any::type_name::<F>() })
+}
+
+/// Identifies this build: the registered names and the executable's identity.
+/// A child whose fingerprint differs from its parent's is a different program.
+pub(crate) fn fingerprint() -> u64 {
+    registry().fingerprint
+}
+
+/// Not public API: the body of every generated invoker.
+#[doc(hidden)]
+pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>) -> Result<Payload>
+where
+    F: Task<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    let args: A = codec::decode(input, fds, "task arguments")?;
+    let out = f.call(args);
+    codec::encode(&out, "task result")
+}
+
+/// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).
+#[doc(hidden)]
+pub fn type_id_of_val<T: 'static>(_: &T) -> TypeId {
+    TypeId::of::<T>()
+}

@@ -1,0 +1,179 @@
+//! The forkserver start method: one clean, single-threaded server process per
+//! parent, started lazily through the spawn path, forks each child on request.
+//!
+//! Parent → server: the child's boot message, with fds `[status socket, args…]`.
+//! Server → parent: `Ok(pid)` with the child's pidfd attached. When the child
+//! ends, the server reaps it and writes its exit status on the status socket.
+//! The server exits when its parent's end of the control socket closes; its
+//! children die with it (`PR_SET_PDEATHSIG`). A dead server is restarted on
+//! the next start.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+use super::{ChildHandle, Waiter, spawn};
+use crate::codec;
+use crate::error::{Error, ExitStatus, IoContext, Result};
+use crate::role::{self, Boot, Entry, ServerBoot};
+use crate::sys;
+
+struct Server {
+    owner: i32,
+    handle: ChildHandle,
+    ctl: OwnedFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+type Reply = std::result::Result<i32, String>;
+
+/// Forgets the parent's server in a forked child (its fds are already closed there).
+pub(crate) fn forget_after_fork() {
+    if let Ok(mut g) = SERVER.try_lock() {
+        if let Some(old) = g.take() {
+            std::mem::forget(old);
+        }
+    }
+}
+
+/// The fork server's pid, if one is running for this process.
+pub(crate) fn server_pid() -> Option<u32> {
+    let g = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref().filter(|s| s.owner == sys::process::getpid()).map(|s| s.handle.pid() as u32)
+}
+
+fn launch_server(entry: &Entry) -> Result<Server> {
+    let me = role::me();
+    let boot = ServerBoot {
+        fingerprint: crate::registry::fingerprint(),
+        parent: (me.name, sys::process::getpid() as u32),
+    };
+    let bytes = codec::encode(&boot, "fork server boot")?.bytes;
+    let (handle, ctl) = spawn::launch("forkserver", entry, &bytes, &[])?;
+    Ok(Server { owner: sys::process::getpid(), handle, ctl })
+}
+
+/// Asks the fork server (starting it if needed) to fork a child running `boot`.
+pub(crate) fn start(entry: &Entry, boot: &Boot, fds: &[OwnedFd]) -> Result<ChildHandle> {
+    let request = codec::encode(boot, "boot message")?.bytes;
+    let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let me = sys::process::getpid();
+    for attempt in 0..2 {
+        let usable = match guard.as_ref() {
+            Some(s) => s.owner == me && !sys::fd::readable_now(s.handle.sentinel()).ctx("poll")?,
+            None => false,
+        };
+        if !usable {
+            if let Some(old) = guard.take() {
+                retire(old);
+            }
+            *guard = Some(launch_server(entry)?);
+        }
+        let Some(server) = guard.as_ref() else { continue };
+        let (status, status_child) = sys::fd::socketpair().ctx("socketpair")?;
+        let mut out: Vec<BorrowedFd<'_>> = vec![status_child.as_fd()];
+        out.extend(fds.iter().map(AsFd::as_fd));
+        let sent = codec::write_frame(server.ctl.as_fd(), &request, &out)
+            .and_then(|()| codec::read_frame(server.ctl.as_fd(), 64 << 10, None));
+        drop(status_child);
+        match sent {
+            Ok((bytes, mut pidfds)) => {
+                let pid = codec::decode::<Reply>(&bytes, Vec::new(), "fork server reply")?
+                    .map_err(|reason| Error::Handshake { pid: 0, reason })?;
+                let pidfd = pidfds
+                    .pop()
+                    .ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
+                return Ok(ChildHandle { pid, pidfd, waiter: Waiter::Server(status) });
+            }
+            // The server died (killed?): start a new one and retry once.
+            Err(Error::Closed(_)) | Err(Error::Decode { .. }) if attempt == 0 => {
+                if let Some(old) = guard.take() {
+                    retire(old);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::InvalidState("the fork server failed twice in a row".into()))
+}
+
+fn retire(server: Server) {
+    let Server { handle, ctl, .. } = server;
+    drop(ctl);
+    let _ = handle.signal(libc::SIGKILL);
+    let _ = handle.wait(None);
+}
+
+struct Child {
+    pid: i32,
+    pidfd: OwnedFd,
+    status: OwnedFd,
+}
+
+/// The fork server's loop (runs in the server process; never returns).
+#[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
+pub(crate) fn serve(ctl: OwnedFd) -> ! {
+    let me = sys::process::getpid();
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let mut watch: Vec<BorrowedFd<'_>> = vec![ctl.as_fd()];
+        watch.extend(children.iter().map(|c| c.pidfd.as_fd()));
+        let ready = match sys::fd::poll_readable(&watch, None) {
+            Ok(r) => r,
+            Err(_) => role::exit_child(1),
+        };
+        let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
+        for i in exited.into_iter().rev() {
+            let c = children.swap_remove(i);
+            if let Ok(Some(raw)) = sys::process::wait_child(c.pid, false) {
+                if let Ok(p) = codec::encode(&ExitStatus::from(raw), "exit status") {
+                    let _ = codec::write_frame(c.status.as_fd(), &p.bytes, &[]);
+                }
+            } else {
+                children.push(c);
+            }
+        }
+        if !ready[0] {
+            continue;
+        }
+        let (bytes, mut fds) = match codec::read_frame(ctl.as_fd(), codec::DEFAULT_MAX_MESSAGE, None) {
+            Ok(frame) => frame,
+            // The parent is gone: leave; our children die with us.
+            Err(_) => sys::process::exit_now(0),
+        };
+        let reply: Reply = match (codec::decode::<Boot>(&bytes, Vec::new(), "boot message"), fds.is_empty()) {
+            (Ok(boot), false) => {
+                let status = fds.remove(0);
+                let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                keep.push(status.as_raw_fd());
+                keep.sort_unstable();
+                // SAFETY: the fork server is single-threaded, so the child may run anything.
+                match unsafe { sys::process::fork() } {
+                    Ok(None) => {
+                        sys::process::child_prelude(me, &keep);
+                        role::after_fork_in_child();
+                        drop(status);
+                        role::run_child(boot, fds, None)
+                    }
+                    Ok(Some(pid)) => match sys::process::pidfd_open(pid) {
+                        Ok(pidfd) => {
+                            let reply: Reply = Ok(pid);
+                            if let Ok(p) = codec::encode(&reply, "fork server reply") {
+                                let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[pidfd.as_fd()]);
+                            }
+                            children.push(Child { pid, pidfd, status });
+                            continue;
+                        }
+                        Err(e) => Err(format!("pidfd_open: {e}")),
+                    },
+                    Err(e) => Err(format!("fork: {e}")),
+                }
+            }
+            (Ok(_), true) => Err("request without a status socket".into()),
+            (Err(e), _) => Err(e.to_string()),
+        };
+        if let Ok(p) = codec::encode(&reply, "fork server reply") {
+            let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[]);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The three start methods behind one private interface.
+//!
+//! 1. `fork`: fork the calling thread and run the task in the copy.
+//! 2. `spawn`: fork+exec this binary (`/proc/self/exe`) with its role in the
+//!    environment; the boot message and fds follow over a control socket.
+//! 3. `forkserver`: a single-threaded server, started once through the spawn
+//!    path, forks children on request (fds by `SCM_RIGHTS`).
+//!
+//! Each returns a [`ChildHandle`]: the pid, a pidfd (the sentinel: readable
+//! once the child ends) and the way to learn its exit status.
+
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod spawn;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use crate::codec;
+use crate::error::{Error, ExitStatus, IoContext, Result};
+use crate::sys;
+use crate::sys::process::RawExit;
+
+/// How the parent learns a child's exit status.
+#[derive(Debug)]
+enum Waiter {
+    /// Our own child: `waitpid`.
+    Own,
+    /// A fork-server child: the server writes the status on this socket.
+    Server(OwnedFd),
+}
+
+/// A started child process.
+#[derive(Debug)]
+pub(crate) struct ChildHandle {
+    pid: i32,
+    pidfd: OwnedFd,
+    waiter: Waiter,
+}
+
+impl From<RawExit> for ExitStatus {
+    fn from(r: RawExit) -> Self {
+        match r {
+            RawExit::Code(c) => ExitStatus::Code(c),
+            RawExit::Signal(s) => ExitStatus::Signal(s),
+        }
+    }
+}
+
+impl ChildHandle {
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Readable once the child has ended.
+    pub(crate) fn sentinel(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Waits up to `timeout` (`None`: forever) for the child to end and reaps it.
+    /// `Ok(None)`: still running. Call at most once after it returned `Some`.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+        match &self.waiter {
+            Waiter::Own => {
+                if timeout.is_some() && !sys::fd::poll_readable(&[self.pidfd.as_fd()], timeout).ctx("poll")?[0] {
+                    return Ok(None);
+                }
+                Ok(sys::process::wait_child(self.pid, true).ctx("waitpid")?.map(ExitStatus::from))
+            }
+            Waiter::Server(status) => {
+                match codec::read_frame(status.as_fd(), 1024, timeout) {
+                    Ok((bytes, _)) => Ok(Some(codec::decode(&bytes, Vec::new(), "exit status")?)),
+                    Err(Error::Timeout(_)) => Ok(None),
+                    Err(_) => {
+                        // The fork server died; its children died with it (PR_SET_PDEATHSIG).
+                        sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
+                        Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `signal`; a child that already ended is not an error.
+    pub(crate) fn signal(&self, signal: i32) -> Result<()> {
+        sys::process::pidfd_signal(self.pidfd.as_fd(), signal).ctx("pidfd_send_signal").map(drop)
+    }
+}
+
+/// Drops (without closing) what a forked child inherited from the parent's launchers.
+pub(crate) fn forget_after_fork() {
+    spawn::forget_after_fork();
+    forkserver::forget_after_fork();
+}

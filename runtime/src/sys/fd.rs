@@ -1,0 +1,117 @@
+//! File descriptors: socket pairs, duplication, closing, polling.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::{cvt, cvt_retry};
+
+/// A connected pair of Unix stream sockets, both `CLOEXEC`.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a writable array of two c_int, as socketpair(2) requires.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Shuts down one direction of a socket (`libc::SHUT_RD` or `libc::SHUT_WR`).
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
+}
+
+/// Sets a socket's send and receive buffer sizes (best effort, as root past the sysctl cap).
+pub(crate) fn set_socket_buffers(fd: BorrowedFd<'_>, bytes: libc::c_int) {
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE, libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: `bytes` is a valid c_int and its size is passed; failure is harmless.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const bytes).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+/// Duplicates `fd` to a new `CLOEXEC` descriptor.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
+}
+
+/// Takes ownership of a raw fd number.
+///
+/// Only for fds this process owns and nothing else will close, e.g. the
+/// numbers a forked child kept on purpose or one named in the role variable.
+pub(crate) fn adopt(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the fd's flags; it fails with EBADF if fd is not open.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: the fd is open (checked above) and the caller guarantees no other owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clears `FD_CLOEXEC`, so the fd survives `execve`. Async-signal-safe.
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl on an fd number; fails harmlessly if it is not open.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Closes every fd ≥ 3 except those in `keep` (sorted ascending). Async-signal-safe.
+pub(crate) fn close_all_except(keep: &[RawFd]) {
+    let mut next: libc::c_uint = 3;
+    for &k in keep {
+        let k = k as libc::c_uint;
+        if k >= next {
+            if k > next {
+                close_range(next, k - 1);
+            }
+            next = k + 1;
+        }
+    }
+    close_range(next, libc::c_uint::MAX);
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) {
+    // SAFETY: close_range(2) only closes fds of this process; in a fresh child the
+    // closed fds are copies nobody else here owns (the caller's contract).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+    if r != 0 {
+        // Kernel without close_range: close one by one up to the fd limit.
+        let max = 65_536.min(last);
+        for fd in first..=max {
+            // SAFETY: as above; EBADF on fds that are not open is ignored.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
+/// Waits until any of `fds` is readable (or hung up), for at most `timeout`
+/// (`None`: forever). Returns one flag per fd.
+pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a short timeout does not become a busy zero-timeout poll.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs.
+        let r = cvt_retry(|| unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) })?;
+        if r > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+        }
+    }
+}
+
+/// Whether `fd` is readable right now.
+pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(poll_readable(&[fd], Some(Duration::ZERO))?[0])
+}

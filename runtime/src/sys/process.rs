@@ -1,0 +1,135 @@
+//! Processes: fork, exec, pidfds, waiting, signals, the death signal.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use super::{cvt, cvt_retry};
+
+/// How a process ended, as `waitpid` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawExit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+/// `fork(2)`. Returns `None` in the child, `Some(pid)` in the parent.
+///
+/// # Safety
+/// In a multi-threaded parent the child may only call async-signal-safe
+/// functions until it execs, unless the caller accepts the risks Python's
+/// `fork` start method documents (locks held by other threads stay locked).
+pub(crate) unsafe fn fork() -> io::Result<Option<i32>> {
+    // SAFETY: the caller upholds fork's contract (see above).
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 { None } else { Some(pid) })
+}
+
+/// What a freshly forked child does before anything else: die with the
+/// thread that forked it (`PR_SET_PDEATHSIG`), exit at once if that parent is
+/// already gone (the race `PR_SET_PDEATHSIG` alone leaves), and close every fd
+/// except stdio and `keep` (sorted). Async-signal-safe.
+pub(crate) fn child_prelude(parent: i32, keep: &[RawFd]) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if getppid() != parent {
+        exit_now(137);
+    }
+    super::fd::close_all_except(keep);
+}
+
+/// Replaces this process with `path` (argv, envp prepared before fork). Async-signal-safe.
+/// Returns only on failure.
+pub(crate) fn exec(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated arrays of
+    // pointers into CStrings the caller keeps alive across the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Builds a NULL-terminated pointer array over `strings` (which must outlive it).
+pub(crate) fn c_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// Leaves the process at once with `code`, running no destructors or atexit handlers.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> i32 {
+    // SAFETY: getpid(2) cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// The parent's process id.
+pub(crate) fn getppid() -> i32 {
+    // SAFETY: getppid(2) cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// A pidfd for process `pid` (readable once it exits). `CLOEXEC`.
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags; it returns a new fd or -1.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the syscall returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` through a pidfd (no pid-reuse race). `Ok(false)` if the process is gone.
+pub(crate) fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<bool> {
+    // SAFETY: pidfd_send_signal(2) with a NULL siginfo and no flags.
+    let r = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0)
+    };
+    match cvt(r) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reaps our child `pid` (blocking or not). `Ok(None)`: still running.
+pub(crate) fn wait_child(pid: i32, block: bool) -> io::Result<Option<RawExit>> {
+    let mut status: libc::c_int = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: `status` is a valid out-pointer; we only wait for our own child `pid`.
+    let r = cvt_retry(|| unsafe { libc::waitpid(pid, &raw mut status, flags) })?;
+    if r == 0 {
+        return Ok(None);
+    }
+    Ok(Some(decode_status(status)))
+}
+
+fn decode_status(status: libc::c_int) -> RawExit {
+    if libc::WIFSIGNALED(status) { RawExit::Signal(libc::WTERMSIG(status)) } else { RawExit::Code(libc::WEXITSTATUS(status)) }
+}
+
+/// Removes an environment variable of this process.
+///
+/// Called once at role entry, on the main or test thread, before the child
+/// starts any thread of its own.
+pub(crate) fn remove_env(key: &str) {
+    // SAFETY: called before the child role starts threads (see above); the test
+    // harness' other thread only waits for this one and does not read the environment.
+    unsafe { std::env::remove_var(key) };
+}
+
+/// The number of CPUs this process may run on (its affinity mask).
+pub(crate) fn cpu_count() -> usize {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&i| set.is_set(i).unwrap_or(false)).count().max(1),
+        Err(_) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    }
+}
+
+/// Flushes Rust's stdout and stderr (used before `exit_now`).
+pub(crate) fn flush_stdio() {
+    use std::io::Write;
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+}

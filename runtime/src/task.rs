@@ -1,0 +1,152 @@
+//! The [`Task`] trait: what `Process`, `Pool` and friends accept as work.
+
+use std::os::fd::OwnedFd;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Payload};
+use crate::error::Result;
+use crate::registry;
+
+/// A function that can run in another process with arguments `Args` (a tuple).
+///
+/// Implemented for every `Fn(A1, …, An) -> R` (n ≤ 12) that is `Send + Sync +
+/// 'static`: free functions annotated with [`#[multiproc::task]`](crate::task)
+/// and closures made with [`lambda!`](crate::lambda!). Under the fork start
+/// method any such function or closure works, since the child is a copy of the
+/// parent; under spawn and forkserver the child finds the function by its
+/// registered name, so it must be registered.
+pub trait Task<Args>: Send + Sync + 'static {
+    /// What the function returns.
+    type Output;
+
+    /// Calls the function in this process.
+    fn call(&self, args: Args) -> Self::Output;
+
+    /// The registered name a child process finds this task by.
+    #[doc(hidden)]
+    fn task_name(&self) -> Result<&'static str> {
+        registry::name_of::<Self>()
+    }
+
+    /// Encodes the arguments of one call as the child's invoker decodes them.
+    #[doc(hidden)]
+    fn encode_args(&self, args: &Args) -> Result<Payload>
+    where
+        Args: Serialize,
+    {
+        codec::encode(args, "task arguments")
+    }
+
+    /// Decodes arguments encoded by [`Task::encode_args`] and calls the function.
+    #[doc(hidden)]
+    fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Self::Output>
+    where
+        Args: DeserializeOwned,
+    {
+        Ok(self.call(codec::decode(bytes, fds, "task arguments")?))
+    }
+}
+
+macro_rules! impl_task {
+    ($($a:ident $A:ident),*) => {
+        impl<Func, Ret, $($A,)*> Task<($($A,)*)> for Func
+        where
+            Func: Fn($($A),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            #[allow(clippy::unused_unit)]
+            fn call(&self, ($($a,)*): ($($A,)*)) -> Ret {
+                self($($a),*)
+            }
+        }
+
+        impl<Caps, Func, Ret, $($A,)*> Task<($($A,)*)> for LambdaWith<Caps, Func>
+        where
+            Caps: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+            Func: Fn(Caps, $($A),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            fn call(&self, ($($a,)*): ($($A,)*)) -> Ret {
+                (self.f)(self.captures.clone(), $($a),*)
+            }
+            fn task_name(&self) -> Result<&'static str> {
+                Ok(self.name)
+            }
+            fn encode_args(&self, args: &($($A,)*)) -> Result<Payload>
+            where
+                ($($A,)*): Serialize,
+            {
+                // bincode lays a tuple out as its fields in order, so
+                // (captures, (a, b)) encodes exactly as (captures, a, b).
+                codec::encode(&(&self.captures, args), "task arguments")
+            }
+            #[allow(unused_variables)]
+            fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Ret>
+            where
+                ($($A,)*): DeserializeOwned,
+            {
+                let (captures, ($($a,)*)): (Caps, ($($A,)*)) = codec::decode(bytes, fds, "task arguments")?;
+                Ok((self.f)(captures, $($a),*))
+            }
+        }
+    };
+}
+
+impl_task!();
+impl_task!(a A);
+impl_task!(a A, b B);
+impl_task!(a A, b B, c C);
+impl_task!(a A, b B, c C, d D);
+impl_task!(a A, b B, c C, d D, e E);
+impl_task!(a A, b B, c C, d D, e E, f F);
+impl_task!(a A, b B, c C, d D, e E, f F, g G);
+impl_task!(a A, b B, c C, d D, e E, f F, g G, h H);
+impl_task!(a A, b B, c C, d D, e E, f F, g G, h H, i I);
+impl_task!(a A, b B, c C, d D, e E, f F, g G, h H, i I, j J);
+impl_task!(a A, b B, c C, d D, e E, f F, g G, h H, i I, j J, k K);
+impl_task!(a A, b B, c C, d D, e E, f F, g G, h H, i I, j J, k K, l L);
+
+/// A closure lifted by [`lambda!`](crate::lambda!): registered under `name`.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Lambda<F> {
+    name: &'static str,
+    f: F,
+}
+
+impl<F> Lambda<F> {
+    /// Not public API. Used by `lambda!`.
+    pub const fn new(name: &'static str, f: F) -> Self {
+        Lambda { name, f }
+    }
+
+    /// Not public API. Used by `lambda!(move [..] ..)`.
+    pub const fn with_captures<C>(name: &'static str, captures: C, f: F) -> LambdaWith<C, F> {
+        LambdaWith { name, captures, f }
+    }
+}
+
+impl<F, Args> Task<Args> for Lambda<F>
+where
+    F: Task<Args>,
+    Args: 'static,
+{
+    type Output = F::Output;
+    fn call(&self, args: Args) -> F::Output {
+        self.f.call(args)
+    }
+    fn task_name(&self) -> Result<&'static str> {
+        Ok(self.name)
+    }
+}
+
+/// A closure lifted by `lambda!(move [captures] ...)`: the captures travel with each call.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct LambdaWith<C, F> {
+    name: &'static str,
+    captures: C,
+    f: F,
+}
