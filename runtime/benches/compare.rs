@@ -1,2 +1,22 @@
-//! Benchmarks against CPython (filled in below).
-fn main() {}
+//! One table: multiproc vs CPython's `multiprocessing` doing the same work in
+//! the same run, vs the raw OS floor where one exists.
+//!
+//! `cargo bench -p multiproc --bench compare` (add `-- <filter>` to run only the
+//! cases whose group name contains the filter: core, pool, queues, managers).
+//! The Python counterparts live in `benches/python/` and run with `python3`.
+
+#[path = "compare/core.rs"]
+mod core_cases;
+#[path = "compare/table.rs"]
+mod table;
+
+#[multiproc::main]
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wants = |group: &str| filter.as_deref().is_none_or(|f| group.contains(f));
+    let mut t = table::Table::default();
+    if wants("core") {
+        core_cases::run(&mut t);
+    }
+    t.print();
+}

@@ -430,10 +430,16 @@ pub fn cpu_count() -> usize {
     sys::process::cpu_count()
 }
 
-/// Not public API: fds the runtime keeps open for its own use (tests' leak checks).
+/// Not public API: child processes the runtime keeps for its own use (tests' leak checks).
 #[doc(hidden)]
 pub fn runtime_pids() -> Vec<u32> {
     forkserver::server_pid().into_iter().collect()
+}
+
+/// Not public API: fds the runtime keeps open for its own use (tests' leak checks).
+#[doc(hidden)]
+pub fn runtime_fds() -> Vec<i32> {
+    forkserver::server_fds()
 }
 
 impl Drop for Process {

@@ -1,1 +1,100 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: the list of start methods every
+//! process test runs under, and a guard that checks nothing leaked.
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use multiproc::StartMethod;
+
+/// Every start method, in the order tests run them.
+pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+
+/// How long a test waits for something that should happen promptly (bounds failures only).
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises the tests of one binary that check for leaks (they look at the
+/// whole process), and checks on drop that the test left no child process,
+/// zombie, fd or `/dev/shm` entry behind.
+pub struct LeakGuard {
+    _serial: MutexGuard<'static, ()>,
+    fds: BTreeSet<i32>,
+    shm: BTreeSet<String>,
+}
+
+/// Starts a leak-checked section; hold the guard for the whole test.
+pub fn leak_guard() -> LeakGuard {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    LeakGuard { _serial: serial, fds: open_fds(), shm: shm_entries() }
+}
+
+/// The fds open in this process, minus those the runtime keeps for itself.
+pub fn open_fds() -> BTreeSet<i32> {
+    let runtime: BTreeSet<i32> = multiproc::__private::runtime_fds().into_iter().collect();
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| !runtime.contains(fd)).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Our children (running or zombie), minus the runtime's own (the fork server).
+pub fn child_pids() -> BTreeSet<u32> {
+    let runtime: BTreeSet<u32> = multiproc::__private::runtime_pids().into_iter().collect();
+    let mut out = BTreeSet::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out.retain(|p| !runtime.contains(p));
+    out
+}
+
+/// Names in `/dev/shm` that multiproc created.
+pub fn shm_entries() -> BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.contains("multiproc")).collect()
+        })
+        .unwrap_or_default()
+}
+
+impl LeakGuard {
+    /// Checks now (also done on drop): waits up to [`DEADLINE`] for children to
+    /// be reaped, since a killed child may take a moment to be collected.
+    pub fn check(&self) {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let kids = child_pids();
+            let fds: BTreeSet<i32> = open_fds().difference(&self.fds).copied().collect();
+            let shm: BTreeSet<String> = shm_entries().difference(&self.shm).cloned().collect();
+            if kids.is_empty() && fds.is_empty() && shm.is_empty() {
+                return;
+            }
+            if Instant::now() > until {
+                let describe = |fd: &i32| {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+                    format!("{fd} -> {}", target.display())
+                };
+                panic!(
+                    "leaked: children {kids:?}, fds {:?}, shm {shm:?}",
+                    fds.iter().map(describe).collect::<Vec<_>>()
+                );
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for LeakGuard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check();
+        }
+    }
+}

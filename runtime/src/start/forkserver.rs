@@ -42,6 +42,15 @@ pub(crate) fn server_pid() -> Option<u32> {
     g.as_ref().filter(|s| s.owner == sys::process::getpid()).map(|s| s.handle.pid() as u32)
 }
 
+/// The fds this process keeps open for its fork server.
+pub(crate) fn server_fds() -> Vec<RawFd> {
+    let g = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref()
+        .filter(|s| s.owner == sys::process::getpid())
+        .map(|s| vec![s.ctl.as_raw_fd(), s.handle.sentinel().as_raw_fd()])
+        .unwrap_or_default()
+}
+
 fn launch_server(entry: &Entry) -> Result<Server> {
     let me = role::me();
     let boot = ServerBoot {
