@@ -42,7 +42,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Re
 }
 
 /// Encodes `value` appended to `buf`; returns the fds of handles inside it.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>, what: &'static str) -> Result<Vec<OwnedFd>> {
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut Vec<u8>,
+    what: &'static str,
+) -> Result<Vec<OwnedFd>> {
     let outer = FDS_OUT.with(|f| f.borrow_mut().replace(Vec::new()));
     let res = bincode::serde::encode_into_std_write(value, buf, config());
     let fds = FDS_OUT.with(|f| std::mem::replace(&mut *f.borrow_mut(), outer)).unwrap_or_default();
@@ -151,9 +155,13 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duratio
     let mut spun = false;
     while got < HEADER {
         let dl = if got == 0 { deadline } else { None };
-        match sys::socket::recv_some(fd, &mut head[got..], &mut fds, true).map_err(|e| Error::Io { op: "recv", source: e })? {
+        match sys::socket::recv_some(fd, &mut head[got..], &mut fds, true)
+            .map_err(|e| Error::Io { op: "recv", source: e })?
+        {
             Some(0) if got == 0 => return Err(Error::Closed("the connection's peer")),
-            Some(0) => return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() }),
+            Some(0) => {
+                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
+            }
             Some(n) => got += n,
             None => wait_readable(fd, &mut spun, dl)?,
         }
@@ -174,8 +182,12 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duratio
             body.reserve((len - body.len()).min(body.len().max(1 << 20)));
         }
         let want = len - body.len();
-        match sys::socket::recv_into_spare(fd, &mut body, want, true).map_err(|e| Error::Io { op: "recv", source: e })? {
-            Some(0) => return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() }),
+        match sys::socket::recv_into_spare(fd, &mut body, want, true)
+            .map_err(|e| Error::Io { op: "recv", source: e })?
+        {
+            Some(0) => {
+                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
+            }
             Some(_) => {}
             None => wait_readable(fd, &mut spun, None)?,
         }

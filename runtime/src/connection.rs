@@ -230,8 +230,13 @@ impl<T> Serialize for Connection<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let fd = self.fd.as_ref().ok_or_else(|| serde::ser::Error::custom("cannot send a closed connection"))?;
         let index = codec::share_fd(fd.as_fd()).map_err(serde::ser::Error::custom)?;
-        WireConnection { fd: index, readable: self.readable, writable: self.writable, max_message: self.max_message as u64 }
-            .serialize(s)
+        WireConnection {
+            fd: index,
+            readable: self.readable,
+            writable: self.writable,
+            max_message: self.max_message as u64,
+        }
+        .serialize(s)
     }
 }
 

@@ -82,9 +82,9 @@ pub fn get_start_method() -> StartMethod {
 pub fn set_start_method(method: StartMethod, force: bool) -> Result<()> {
     let mut g = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
     match *g {
-        Some(current) if !force && current != method => {
-            Err(Error::InvalidState(format!("the start method is already set to {current}; pass force = true to change it")))
-        }
+        Some(current) if !force && current != method => Err(Error::InvalidState(format!(
+            "the start method is already set to {current}; pass force = true to change it"
+        ))),
         _ => {
             *g = Some(method);
             Ok(())

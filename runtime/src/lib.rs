@@ -47,7 +47,9 @@ mod sys;
 mod task;
 
 pub use crate::connection::{Connection, pipe, pipe_oneway};
-pub use crate::context::{Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method};
+pub use crate::context::{
+    Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
+};
 pub use crate::error::{Error, ExitStatus, Result};
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,

@@ -285,7 +285,9 @@ impl Process {
     fn child(&self, what: &str) -> Result<&Arc<Child>> {
         match &self.state {
             State::Started(c) => Ok(c),
-            State::Ready { .. } => Err(Error::InvalidState(format!("cannot {what} process `{}`: it was never started", self.name))),
+            State::Ready { .. } => {
+                Err(Error::InvalidState(format!("cannot {what} process `{}`: it was never started", self.name)))
+            }
             State::Closed => Err(Error::InvalidState(format!("cannot {what} process `{}`: it is closed", self.name))),
         }
     }

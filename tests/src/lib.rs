@@ -58,9 +58,7 @@ pub fn child_pids() -> BTreeSet<u32> {
 /// Names in `/dev/shm` that multiproc created.
 pub fn shm_entries() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.contains("multiproc")).collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.contains("multiproc")).collect())
         .unwrap_or_default()
 }
 

@@ -76,7 +76,8 @@ impl Table {
         println!("| --- | --- | --- | --- | --- | --- |");
         for r in &self.rows {
             let py = r.python.map(Figure::show).unwrap_or_else(|| "—".into());
-            let ratio = r.python.and_then(|p| r.ours.ratio(p)).map(|x| format!("{x:.1}×")).unwrap_or_else(|| "—".into());
+            let ratio =
+                r.python.and_then(|p| r.ours.ratio(p)).map(|x| format!("{x:.1}×")).unwrap_or_else(|| "—".into());
             let (floor, vs) = match &r.floor {
                 Some((label, f)) => (
                     format!("{} ({label})", f.show()),

@@ -53,10 +53,8 @@ pub(crate) fn server_fds() -> Vec<RawFd> {
 
 fn launch_server(entry: &Entry) -> Result<Server> {
     let me = role::me();
-    let boot = ServerBoot {
-        fingerprint: crate::registry::fingerprint(),
-        parent: (me.name, sys::process::getpid() as u32),
-    };
+    let boot =
+        ServerBoot { fingerprint: crate::registry::fingerprint(), parent: (me.name, sys::process::getpid() as u32) };
     let bytes = codec::encode(&boot, "fork server boot")?.bytes;
     let (handle, ctl) = spawn::launch("forkserver", entry, &bytes, &[])?;
     Ok(Server { owner: sys::process::getpid(), handle, ctl })

@@ -75,9 +75,7 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
     let test = match entry {
         Entry::Main => "",
         Entry::Test(name) => {
-            argv.extend(
-                [*name, "--exact", "--test-threads=1", "--nocapture", "-q"].into_iter().map(OsString::from),
-            );
+            argv.extend([*name, "--exact", "--test-threads=1", "--nocapture", "-q"].into_iter().map(OsString::from));
             name
         }
     };
@@ -136,7 +134,8 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
 }
 
 fn handshake(ctl: &OwnedFd, boot: &[u8], fds: &[OwnedFd]) -> std::result::Result<(), String> {
-    codec::write_frame(ctl.as_fd(), boot, &fds.iter().map(AsFd::as_fd).collect::<Vec<_>>()).map_err(|e| format!("sending the boot message: {e}"))?;
+    codec::write_frame(ctl.as_fd(), boot, &fds.iter().map(AsFd::as_fd).collect::<Vec<_>>())
+        .map_err(|e| format!("sending the boot message: {e}"))?;
     match codec::read_frame(ctl.as_fd(), 64 << 10, Some(role::HANDSHAKE_TIMEOUT)) {
         Ok((bytes, _)) => match codec::decode::<Ack>(&bytes, Vec::new(), "handshake") {
             Ok(Ok(())) => Ok(()),

@@ -106,7 +106,11 @@ pub(crate) fn wait_child(pid: i32, block: bool) -> io::Result<Option<RawExit>> {
 }
 
 fn decode_status(status: libc::c_int) -> RawExit {
-    if libc::WIFSIGNALED(status) { RawExit::Signal(libc::WTERMSIG(status)) } else { RawExit::Code(libc::WEXITSTATUS(status)) }
+    if libc::WIFSIGNALED(status) {
+        RawExit::Signal(libc::WTERMSIG(status))
+    } else {
+        RawExit::Code(libc::WEXITSTATUS(status))
+    }
 }
 
 /// Removes an environment variable of this process.

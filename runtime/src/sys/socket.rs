@@ -71,7 +71,12 @@ pub(crate) fn recv_some(
 
 /// Reads into the spare capacity of `buf` (at most `max` bytes) without
 /// zeroing it first: `Ok(None)` when it would block, `Ok(Some(0))` at end of stream.
-pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, nonblocking: bool) -> io::Result<Option<usize>> {
+pub(crate) fn recv_into_spare(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    nonblocking: bool,
+) -> io::Result<Option<usize>> {
     let spare = buf.spare_capacity_mut();
     let want = spare.len().min(max);
     let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
