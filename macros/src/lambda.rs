@@ -133,7 +133,7 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
              list the captures explicitly so they travel with each call: \
              lambda!(move [{}] |{}| ...) (each captured value must be serde)",
             names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            names.join(", "),
+            names.iter().map(|n| format!("{n}: Type")).collect::<Vec<_>>().join(", "),
             params_txt.join(", "),
         );
         return Err(syn::Error::new_spanned(first, msg));

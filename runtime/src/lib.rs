@@ -91,10 +91,12 @@ pub use multiproc_macros::test;
 /// `lambda!(|x: u64| x * x + x)` gives a value you can pass to `Process` or a
 /// pool under every start method; it is registered under a unique, stable name
 /// (module path plus the closure's position and text). Each parameter needs a
-/// type. A closure may not capture its environment silently; list captures
-/// explicitly, as `lambda!(move [k] |x: u64| x + k)`: the captured values
-/// (serde types) travel with every call. Write `move [k: u64]` when the body
-/// alone does not fix `k`'s type.
+/// type. A closure may not capture its environment silently (that is a compile
+/// error naming the variables); list captures explicitly, with their types, as
+/// `lambda!(move [k: u64] |x: u64| x + k)`: the captured values (serde types)
+/// travel with every call. The type may be left out (`move [k]`) when the body
+/// alone fixes it, since the child rebuilds the closure from its registered
+/// copy, which cannot see the caller's variables.
 ///
 /// (It cannot be spelled `task!`: attribute and function-like macros share one
 /// namespace, so `task!` would clash with `#[multiproc::task]`.)
