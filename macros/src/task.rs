@@ -45,10 +45,10 @@ fn validate(func: &ItemFn) -> syn::Result<()> {
             FnArg::Typed(pt) => check_arg_type(&pt.ty, &mut fault),
         }
     }
-    if let syn::ReturnType::Type(_, ty) = &sig.output {
-        if contains_impl_trait(ty) {
-            fault(ty, "a task cannot return `impl Trait`; name the concrete return type");
-        }
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && contains_impl_trait(ty)
+    {
+        fault(ty, "a task cannot return `impl Trait`; name the concrete return type");
     }
     match errors.into_iter().reduce(|mut a, b| {
         a.combine(b);

@@ -13,6 +13,9 @@ use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::sys;
 
+/// Sends and receives `T` (invariant, `Send`) but is not `Sync`: one thread at a time uses an end.
+type Marker<T> = PhantomData<(fn(T) -> T, Cell<()>)>;
+
 /// One end of a pipe: sends and receives values of type `T` (Python's `Connection`).
 ///
 /// Messages are length-prefixed frames on a Unix socket; values are encoded
@@ -28,7 +31,7 @@ pub struct Connection<T> {
     readable: bool,
     writable: bool,
     max_message: usize,
-    _marker: PhantomData<(fn(T) -> T, Cell<()>)>,
+    _marker: Marker<T>,
 }
 
 impl<T> std::fmt::Debug for Connection<T> {

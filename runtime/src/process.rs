@@ -159,10 +159,10 @@ where
     pub fn build(self) -> Result<Process> {
         let method = self.method.unwrap_or_else(get_start_method);
         let task = self.task.task_name();
-        if method != StartMethod::Fork {
-            if let Err(e) = task {
-                return Err(e);
-            }
+        if method != StartMethod::Fork
+            && let Err(e) = task
+        {
+            return Err(e);
         }
         let payload = self.task.encode_args(&self.args)?;
         drop(self.args);
@@ -314,10 +314,10 @@ impl Process {
     }
 
     fn forget_if_done(&self) {
-        if let State::Started(c) = &self.state {
-            if c.status.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                children().retain(|o| !Arc::ptr_eq(o, c));
-            }
+        if let State::Started(c) = &self.state
+            && c.status.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        {
+            children().retain(|o| !Arc::ptr_eq(o, c));
         }
     }
 

@@ -29,10 +29,10 @@ type Reply = std::result::Result<i32, String>;
 
 /// Forgets the parent's server in a forked child (its fds are already closed there).
 pub(crate) fn forget_after_fork() {
-    if let Ok(mut g) = SERVER.try_lock() {
-        if let Some(old) = g.take() {
-            std::mem::forget(old);
-        }
+    if let Ok(mut g) = SERVER.try_lock()
+        && let Some(old) = g.take()
+    {
+        std::mem::forget(old);
     }
 }
 

@@ -57,10 +57,10 @@ pub(crate) fn on_launcher<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'sta
 
 /// Forgets the parent's launcher thread in a forked child (it does not exist there).
 pub(crate) fn forget_after_fork() {
-    if let Ok(mut g) = LAUNCHER.try_lock() {
-        if let Some(old) = g.take() {
-            std::mem::forget(old);
-        }
+    if let Ok(mut g) = LAUNCHER.try_lock()
+        && let Some(old) = g.take()
+    {
+        std::mem::forget(old);
     }
 }
 
