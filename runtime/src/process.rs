@@ -55,11 +55,14 @@ fn reap_finished() {
 }
 
 /// At the end of an annotated `main` (or a test, for the children its thread
-/// started): terminate daemon children, then join every child.
+/// started): terminate daemon children, then join every child. While
+/// unwinding from a panic, kill them all instead: joining a child that waits
+/// for the panicking code would turn a failure into a hang.
 pub(crate) fn shutdown_children(thread: Option<ThreadId>) {
     let mine: Vec<Arc<Child>> = children().iter().filter(|c| thread.is_none_or(|t| c.thread == t)).cloned().collect();
-    for c in mine.iter().filter(|c| c.daemon) {
-        let _ = c.handle.signal(libc::SIGTERM);
+    let panicking = std::thread::panicking();
+    for c in mine.iter().filter(|c| c.daemon || panicking) {
+        let _ = c.handle.signal(if panicking { libc::SIGKILL } else { libc::SIGTERM });
     }
     for c in &mine {
         let _ = c.wait(None);
