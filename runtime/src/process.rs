@@ -356,6 +356,15 @@ impl Process {
         self.child("terminate")?.handle.signal(libc::SIGTERM)
     }
 
+    /// Sends `SIGINT` (Python 3.14's `interrupt`). A Rust child keeps the default
+    /// action, so it ends with `ExitStatus::Signal(SIGINT)`.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
+    pub fn interrupt(&self) -> Result<()> {
+        self.child("interrupt")?.handle.signal(libc::SIGINT)
+    }
+
     /// Sends `SIGKILL`.
     ///
     /// # Errors
