@@ -1,4 +1,5 @@
-//! The reference's first examples: a process saying hello, and the process ids involved.
+//! The reference's first examples (a process saying hello, the process ids
+//! involved) and the basic example of seed 003 (two workers).
 //!
 //! `cargo run --example process_basics`
 
@@ -26,6 +27,28 @@ fn g(name: String) {
 }
 // ANCHOR_END: info
 
+// ANCHOR: two
+#[multiproc::task]
+fn worker_function(name: String) {
+    println!("Worker {name}: My process ID is {}", std::process::id());
+}
+
+fn two_workers() -> multiproc::Result<()> {
+    println!("Main process ID: {}", std::process::id());
+    // Create two Process objects
+    let mut p1 = Process::new(worker_function, ("Alice".to_string(),))?;
+    let mut p2 = Process::new(worker_function, ("Bob".to_string(),))?;
+    // Start the processes
+    p1.start()?;
+    p2.start()?;
+    // Wait for both processes to complete
+    p1.join()?;
+    p2.join()?;
+    println!("All worker processes finished.");
+    Ok(())
+}
+// ANCHOR_END: two
+
 // ANCHOR: main
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
@@ -37,6 +60,7 @@ fn main() -> multiproc::Result<()> {
     let mut p = Process::new(g, ("bob".to_string(),))?;
     p.start()?;
     p.join()?;
-    Ok(())
+
+    two_workers()
 }
 // ANCHOR_END: main
