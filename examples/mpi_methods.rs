@@ -1,0 +1,52 @@
+//! Every method of the MPI pool once, each printing `<method> <value>` for the tests
+//! to check: starmap, imap, imap_unordered, apply, apply_async, close and join.
+//!
+//! `mpirun -n 3 target/debug/examples/mpi_methods`
+
+use multiproc::mpi::MpiPool;
+
+#[multiproc::task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[multiproc::task]
+fn weighted(x: u64, w: u64) -> u64 {
+    x * w
+}
+
+#[multiproc::task]
+fn describe(name: String, n: u32) -> String {
+    format!("{name}:{n}:{}", std::env::var("OMPI_COMM_WORLD_RANK").or_else(|_| std::env::var("PMI_RANK")).is_ok())
+}
+
+#[multiproc::main]
+fn main() -> multiproc::Result<()> {
+    let pool = MpiPool::new()?;
+    println!("workers {}", pool.processes());
+
+    let v = pool.starmap(weighted, (0..1000u64).map(|x| (x, x % 7)))?;
+    println!("starmap {}", v.iter().sum::<u64>());
+
+    let ordered: Vec<u64> = pool.imap(square, 0..500u64)?.collect::<multiproc::Result<_>>()?;
+    let in_order = ordered.iter().enumerate().all(|(i, &y)| y == (i as u64) * (i as u64));
+    println!("imap {} {in_order}", ordered.iter().sum::<u64>());
+
+    let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..500u64)?.collect::<multiproc::Result<_>>()?;
+    unordered.sort_unstable();
+    println!("imap_unordered {} {}", unordered.len(), unordered.iter().sum::<u64>());
+
+    let pending: Vec<_> = (0..10u64).map(|x| pool.apply_async(weighted, (x, 3))).collect::<multiproc::Result<_>>()?;
+    let got: Vec<u64> = pending.into_iter().map(|r| r.get()).collect::<multiproc::Result<_>>()?;
+    println!("apply_async {}", got.iter().sum::<u64>());
+
+    println!("apply {}", pool.apply(describe, ("bob".to_string(), 7))?);
+
+    let late = pool.apply_async(square, (12u64,))?;
+    pool.close();
+    println!("closed_submit_fails {}", pool.map(square, 0..3u64).is_err());
+    pool.join()?;
+    println!("after_join_ready {}", late.ready());
+    println!("late {}", late.get()?);
+    Ok(())
+}
