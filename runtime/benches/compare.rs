@@ -7,6 +7,9 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[cfg(feature = "mpi")]
+#[path = "compare/mpi.rs"]
+mod mpi_cases;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -17,6 +20,10 @@ fn main() {
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
+    }
+    #[cfg(feature = "mpi")]
+    if wants("mpi") {
+        mpi_cases::run(&mut t);
     }
     t.print();
 }

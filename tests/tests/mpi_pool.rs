@@ -149,14 +149,22 @@ fn killed_worker_rank_ends_the_job_nonzero_in_bounded_time() {
     let job = mpirun(&[], "mpi_die", &[]);
     assert!(!job.status.success(), "the job succeeded although a rank died:\n{}", job.stdout);
     assert!(!job.stdout.contains("unexpected"), "{}", job.stdout);
-    assert!(job.stderr.contains("rank") && job.stderr.contains("signal 6"), "no message naming the rank:\n{}", job.stderr);
+    assert!(
+        job.stderr.contains("rank") && job.stderr.contains("signal 6"),
+        "no message naming the rank:\n{}",
+        job.stderr
+    );
     assert!(job.took < Duration::from_secs(60), "took {:?}", job.took);
 }
 
 #[test]
 fn map_over_tcp_only_transport() {
     let _g = tests::leak_guard();
-    let job = mpirun(&["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo"], "mpi_check", &["50000"]);
+    let job = mpirun(
+        &["--mca", "pml", "ob1", "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo"],
+        "mpi_check",
+        &["50000"],
+    );
     assert!(job.status.success(), "{}\n{}", job.stdout, job.stderr);
     assert_eq!(job.stdout.trim(), sum_of_squares(50_000).to_string(), "stderr: {}", job.stderr);
 }
