@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Bounds a whole MPI job (start-up on a loaded 2-core machine included).
 const JOB_DEADLINE: Duration = Duration::from_secs(90);
 
-const EXAMPLES: [&str; 4] = ["mpi_check", "mpi_methods", "mpi_panic", "mpi_die"];
+const EXAMPLES: [&str; 5] = ["mpi_check", "mpi_methods", "mpi_panic", "mpi_die", "mpi_stuck"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -152,6 +152,20 @@ fn killed_worker_rank_ends_the_job_nonzero_in_bounded_time() {
     assert!(
         job.stderr.contains("rank") && job.stderr.contains("signal 6"),
         "no message naming the rank:\n{}",
+        job.stderr
+    );
+    assert!(job.took < Duration::from_secs(60), "took {:?}", job.took);
+}
+
+#[test]
+fn hung_task_aborts_the_job_after_mpi_timeout() {
+    let _g = tests::leak_guard();
+    let job = mpirun(&["-x", "MULTIPROC_MPI_TIMEOUT=2"], "mpi_stuck", &[]);
+    assert!(!job.status.success(), "the job succeeded:\n{}", job.stdout);
+    assert!(!job.stdout.contains("unexpected"), "{}", job.stdout);
+    assert!(
+        job.stderr.contains("MULTIPROC_MPI_TIMEOUT") && job.stderr.contains("aborting the MPI job"),
+        "{}",
         job.stderr
     );
     assert!(job.took < Duration::from_secs(60), "took {:?}", job.took);
