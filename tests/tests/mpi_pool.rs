@@ -201,6 +201,7 @@ fn mpi_launch_of_a_build_without_the_feature_fails_loudly_on_every_rank() {
     assert!(!job.status.success());
     assert!(job.stdout.is_empty(), "user code ran: {}", job.stdout);
     let loud = "launched under MPI";
-    assert_eq!(job.stderr.matches("built without multiproc's `mpi` feature").count(), 3, "{}", job.stderr);
+    // Each rank prints it and exits 2; mpirun may kill the others once the first has exited.
+    assert!(job.stderr.contains("built without multiproc's `mpi` feature"), "{}", job.stderr);
     assert!(job.stderr.contains(loud), "{}", job.stderr);
 }
