@@ -20,6 +20,13 @@ fn describe(name: String, n: u32) -> String {
     format!("{name}:{n}:{}", std::env::var("OMPI_COMM_WORLD_RANK").or_else(|_| std::env::var("PMI_RANK")).is_ok())
 }
 
+/// Large arguments and results (1 MiB each way): both sides send past MPI's eager limit at once.
+#[multiproc::task]
+fn bump(mut v: Vec<u8>) -> Vec<u8> {
+    v.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+    v
+}
+
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
     let pool = MpiPool::new()?;
@@ -41,6 +48,10 @@ fn main() -> multiproc::Result<()> {
     println!("apply_async {}", got.iter().sum::<u64>());
 
     println!("apply {}", pool.apply(describe, ("bob".to_string(), 7))?);
+
+    let big = pool.map_chunked(bump, (0..24u8).map(|i| vec![i; 1 << 20]), 1)?;
+    let big_ok = big.iter().enumerate().all(|(i, v)| v.len() == 1 << 20 && v.iter().all(|&b| b == i as u8 + 1));
+    println!("big {} {big_ok}", big.len());
 
     let late = pool.apply_async(square, (12u64,))?;
     pool.close();

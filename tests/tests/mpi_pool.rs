@@ -114,7 +114,7 @@ fn map_on_three_ranks_returns_every_square() {
 }
 
 #[test]
-fn starmap_imap_unordered_apply_async_give_their_results() {
+fn starmap_imap_unordered_apply_async_and_large_messages_give_their_results() {
     let _g = tests::leak_guard();
     let job = mpirun(&[], "mpi_methods", &[]);
     assert!(job.status.success(), "{}\n{}", job.stdout, job.stderr);
@@ -126,6 +126,7 @@ fn starmap_imap_unordered_apply_async_give_their_results() {
     assert_eq!(line(&job, "apply"), "bob:7:true");
     assert_eq!(line(&job, "closed_submit_fails"), "true");
     assert_eq!(line(&job, "after_join_ready"), "true");
+    assert_eq!(line(&job, "big"), "24 true");
     assert_eq!(line(&job, "late"), "144");
 }
 
