@@ -34,6 +34,11 @@ fn record_panics() {
     }));
 }
 
+/// The message and location of the last panic on this thread (recorded by the hook).
+pub(crate) fn take_panic() -> (String, String) {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| ("(no message)".into(), "(unknown location)".into()))
+}
+
 /// Serves rank 0 until it says stop.
 pub(crate) fn serve(world: &SimpleCommunicator) {
     record_panics();
@@ -95,9 +100,7 @@ fn run_chunk(bytes: &[u8]) -> Result<Vec<u8>> {
                 w.bytes(e.to_string().as_bytes())?;
             }
             Err(_) => {
-                let (message, location) = LAST_PANIC
-                    .with(|p| p.borrow_mut().take())
-                    .unwrap_or_else(|| ("(no message)".into(), "(unknown location)".into()));
+                let (message, location) = take_panic();
                 w.u8(PANICKED);
                 w.bytes(message.as_bytes())?;
                 w.bytes(location.as_bytes())?;

@@ -83,7 +83,12 @@ pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
     };
     let world = universe.world();
     if world.rank() != 0 {
-        super::worker::serve(&world);
+        // A panic of the loop itself (not of a task) must not unwind into
+        // MPI_Finalize, which would wait for rank 0 forever: end the job instead.
+        if catch_unwind(AssertUnwindSafe(|| super::worker::serve(&world))).is_err() {
+            let (message, location) = super::worker::take_panic();
+            abort_job(&world, 3, &format!("the worker loop panicked at {location}: {message}"));
+        }
         drop(universe); // MPI_Finalize
         sys::process::flush_stdio();
         sys::process::exit_now(0);
