@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{FAILED, OK, PANICKED, Reader, Writer};
-use super::world::{self, FIRST_POOL_TAG};
+use super::world::{self, FIRST_POOL_TAG, Idle};
 use crate::codec::{self, Payload};
 use crate::error::{Error, Result};
 use crate::sys::mpi::{OwnedSend, isend};
@@ -273,27 +273,30 @@ impl Inner {
 
     /// Drives the pool until `done` holds, or `deadline` passes (`Ok(false)`).
     fn wait_until(&self, mut done: impl FnMut(&mut State) -> bool, deadline: Option<Instant>) -> Result<bool> {
+        let mut idle = Idle::default();
         loop {
             {
                 let mut st = self.state();
                 if done(&mut st) {
                     return Ok(true);
                 }
-                let idle = st.queue.is_empty() && st.in_flight.iter().all(VecDeque::is_empty);
+                let nothing_out = st.queue.is_empty() && st.in_flight.iter().all(VecDeque::is_empty);
                 let arrived = self.pump(&mut st)?;
                 if done(&mut st) {
                     return Ok(true);
                 }
-                if idle && !arrived {
+                if nothing_out && !arrived {
                     return Err(Error::InvalidState("waiting for results of tasks that were never sent".into()));
+                }
+                if arrived {
+                    idle.reset();
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(false);
             }
-            // Let the workers (and other threads using the pool) run; MPI's own
-            // blocking calls do the same when the job is oversubscribed.
-            std::thread::yield_now();
+            // Let the workers (and other threads using the pool) run.
+            idle.pause();
         }
     }
 

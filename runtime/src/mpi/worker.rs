@@ -12,7 +12,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
 use super::wire::{FAILED, OK, PANICKED, Reader, Writer};
-use super::world::{ACK_TAG, STOP_TAG, abort_job};
+use super::world::{ACK_TAG, Idle, STOP_TAG, abort_job};
 use crate::error::Result;
 use crate::registry;
 use crate::sys::mpi::{OwnedSend, isend};
@@ -44,9 +44,17 @@ pub(crate) fn serve(world: &SimpleCommunicator) {
     record_panics();
     let root = world.process_at_rank(0);
     let mut sends: Vec<OwnedSend> = Vec::new();
+    let mut idle = Idle::default();
     loop {
-        sends.retain_mut(|s| !s.test());
-        let (bytes, status) = root.matched_probe().matched_receive_vec::<u8>();
+        let probed = loop {
+            sends.retain_mut(|s| !s.test());
+            if let Some(p) = root.immediate_matched_probe() {
+                break p;
+            }
+            idle.pause();
+        };
+        idle.reset();
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
         if status.tag() == STOP_TAG {
             root.send_with_tag(&[0u8][..], ACK_TAG);
             break;
@@ -59,7 +67,7 @@ pub(crate) fn serve(world: &SimpleCommunicator) {
     }
     while !sends.is_empty() {
         sends.retain_mut(|s| !s.test());
-        std::thread::yield_now();
+        idle.pause();
     }
 }
 
