@@ -2,7 +2,8 @@
 //! the same run, vs the raw OS floor where one exists.
 //!
 //! `cargo bench -p multiproc --bench compare` (add `-- <filter>` to run only the
-//! cases whose group name contains the filter: core, pool, queues, managers).
+//! cases whose group name contains the filter: core, pool, queues, managers;
+//! `mpi` needs `--features mpi` and mpirun, see compare/mpi.rs).
 //! The Python counterparts live in `benches/python/` and run with `python3`.
 
 #[path = "compare/core.rs"]
