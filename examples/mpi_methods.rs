@@ -1,5 +1,6 @@
 //! Every method of the MPI pool once, each printing `<method> <value>` for the tests
-//! to check: starmap, imap, imap_unordered, apply, apply_async, close and join.
+//! to check: starmap, imap, imap_unordered, apply, apply_async, map_async,
+//! starmap_async, terminate, close and join.
 //!
 //! `mpirun -n 3 target/debug/examples/mpi_methods`
 
@@ -52,6 +53,16 @@ fn main() -> multiproc::Result<()> {
     let big = pool.map_chunked(bump, (0..24u8).map(|i| vec![i; 1 << 20]), 1)?;
     let big_ok = big.iter().enumerate().all(|(i, v)| v.len() == 1 << 20 && v.iter().all(|&b| b == i as u8 + 1));
     println!("big {} {big_ok}", big.len());
+
+    let squares = pool.map_async(square, 0..300u64)?;
+    let products = pool.starmap_async(weighted, (0..300u64).map(|x| (x, 2)))?;
+    println!("map_async {} {}", squares.get()?.iter().sum::<u64>(), products.get()?.iter().sum::<u64>());
+
+    // A second pool, terminated with work outstanding; the first one is unaffected.
+    let other = MpiPool::new()?;
+    let doomed = other.map_async(square, 0..100_000u64)?;
+    other.terminate();
+    println!("terminated {} {}", doomed.get().is_err(), other.apply(square, (2u64,)).is_err());
 
     let late = pool.apply_async(square, (12u64,))?;
     pool.close();

@@ -127,6 +127,8 @@ fn starmap_imap_unordered_apply_async_and_large_messages_give_their_results() {
     assert_eq!(line(&job, "closed_submit_fails"), "true");
     assert_eq!(line(&job, "after_join_ready"), "true");
     assert_eq!(line(&job, "big"), "24 true");
+    assert_eq!(line(&job, "map_async"), format!("{} {}", sum_of_squares(300), (0..300u64).map(|x| 2 * x).sum::<u64>()));
+    assert_eq!(line(&job, "terminated"), "true true");
     assert_eq!(line(&job, "late"), "144");
 }
 

@@ -10,7 +10,6 @@
 //! lock, which is also what MPI_THREAD_SERIALIZED asks for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -136,6 +135,10 @@ impl Arrived {
     }
 }
 
+fn terminated() -> Error {
+    Error::InvalidState("the pool was terminated".into())
+}
+
 fn closed_error() -> Error {
     Error::InvalidState("the pool is closed".into())
 }
@@ -208,11 +211,12 @@ impl Inner {
         self.state().jobs.remove(&job);
     }
 
-    fn submit(&self, st: &mut State, job: u64, chunk: (usize, Vec<u8>)) {
-        if let Some(j) = st.jobs.get_mut(&job) {
-            j.expected += 1;
-        }
+    /// Queues a chunk of `job`; fails if the job is gone (the pool was terminated).
+    fn submit(&self, st: &mut State, job: u64, chunk: (usize, Vec<u8>)) -> Result<()> {
+        let j = st.jobs.get_mut(&job).ok_or_else(terminated)?;
+        j.expected += 1;
         st.queue.push_back(chunk);
+        Ok(())
     }
 
     /// Sends queued chunks to workers with room, completes sends, receives every
@@ -300,8 +304,9 @@ impl Inner {
         }
     }
 
+    /// Whether results of `job` are waiting, or the job is gone (terminated).
     fn job_arrived(st: &mut State, job: u64) -> bool {
-        st.jobs.get(&job).is_some_and(|j| !j.arrived.is_empty())
+        st.jobs.get(&job).is_none_or(|j| !j.arrived.is_empty())
     }
 }
 
@@ -408,7 +413,61 @@ impl MpiPool {
         self.run_all(&task, items.into_iter(), chunksize)
     }
 
+    /// Starts a [`map`](Self::map); the results come from [`MpiAsyncResult::get`] (Python's `map_async`).
+    ///
+    /// # Errors
+    /// An unregistered task, arguments that cannot be encoded, a closed pool;
+    /// the items' errors come from `get`.
+    pub fn map_async<F, A>(
+        &self,
+        task: F,
+        inputs: impl IntoIterator<Item = A>,
+    ) -> Result<MpiAsyncResult<Vec<F::Output>>>
+    where
+        F: Task<(A,)>,
+        A: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        let items: Vec<A> = inputs.into_iter().collect();
+        let chunksize = default_chunksize(items.len(), self.inner.workers);
+        self.submit_all(&task, items.into_iter().map(|a| (a,)), chunksize)
+    }
+
+    /// Starts a [`starmap`](Self::starmap) (Python's `starmap_async`).
+    ///
+    /// # Errors
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async<F, Args>(
+        &self,
+        task: F,
+        inputs: impl IntoIterator<Item = Args>,
+    ) -> Result<MpiAsyncResult<Vec<F::Output>>>
+    where
+        F: Task<Args>,
+        Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        let items: Vec<Args> = inputs.into_iter().collect();
+        let chunksize = default_chunksize(items.len(), self.inner.workers);
+        self.submit_all(&task, items.into_iter(), chunksize)
+    }
+
     fn run_all<F, Args>(&self, task: &F, items: impl Iterator<Item = Args>, chunksize: usize) -> Result<Vec<F::Output>>
+    where
+        F: Task<Args>,
+        Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        self.submit_all(task, items, chunksize)?.get()
+    }
+
+    /// Cuts `items` into chunks and queues them all; the result collects them in order.
+    fn submit_all<F, Args>(
+        &self,
+        task: &F,
+        items: impl Iterator<Item = Args>,
+        chunksize: usize,
+    ) -> Result<MpiAsyncResult<Vec<F::Output>>>
     where
         F: Task<Args>,
         Args: Serialize,
@@ -431,33 +490,18 @@ impl MpiPool {
                 let full = chunk.take().map(ChunkBuilder::finish).transpose()?;
                 let mut st = self.inner.state();
                 if let Some(full) = full {
-                    self.inner.submit(&mut st, job.id, full);
+                    self.inner.submit(&mut st, job.id, full)?;
                 }
                 self.inner.pump(&mut st)?;
             }
         }
         if let Some(c) = chunk.take() {
             let full = c.finish()?;
-            self.inner.submit(&mut self.inner.state(), job.id, full);
+            let mut st = self.inner.state();
+            self.inner.submit(&mut st, job.id, full)?;
+            self.inner.pump(&mut st)?;
         }
-        self.inner.wait_until(|st| st.jobs.get(&job.id).is_none_or(|j| j.expected == 0), None)?;
-        let mut arrived: Vec<Arrived> =
-            self.inner.state().jobs.get_mut(&job.id).map(|j| j.arrived.drain(..).collect()).unwrap_or_default();
-        arrived.sort_by_key(|a| a.first);
-        let mut out: Vec<Result<F::Output>> = Vec::with_capacity(total as usize);
-        for a in &arrived {
-            if a.first != out.len() as u64 {
-                return Err(Error::Decode {
-                    what: "task results",
-                    reason: format!("chunk at item {} is missing", out.len()),
-                });
-            }
-            a.decode(name, &mut out)?;
-        }
-        if out.len() as u64 != total {
-            return Err(Error::Decode { what: "task results", reason: format!("{} of {total} results", out.len()) });
-        }
-        out.into_iter().collect()
+        Ok(MpiAsyncResult { job, finish: Box::new(move |arrived| collect_in_order(arrived, name, total)) })
     }
 
     /// A lazy iterator over `task` applied to each input, in input order (Python's `Pool.imap`).
@@ -547,15 +591,31 @@ impl MpiPool {
         let chunk = c.finish()?;
         {
             let mut st = self.inner.state();
-            self.inner.submit(&mut st, job.id, chunk);
+            self.inner.submit(&mut st, job.id, chunk)?;
             self.inner.pump(&mut st)?;
         }
-        Ok(MpiAsyncResult { job, name, _r: PhantomData })
+        let finish: Finish<F::Output> = Box::new(move |arrived| {
+            let mut one: Vec<F::Output> = collect_in_order(arrived, name, 1)?;
+            one.pop().ok_or_else(|| Error::Decode { what: "task results", reason: "no result".into() })
+        });
+        Ok(MpiAsyncResult { job, finish })
     }
 
     /// Accepts no more work (Python's `Pool.close`); submitted work still completes.
     pub fn close(&self) {
         self.inner.state().closed = true;
+    }
+
+    /// Stops the pool's work (Python's `Pool.terminate`): closes it, drops the
+    /// chunks not yet sent, and fails every pending result and iterator with
+    /// [`Error::InvalidState`]. MPI cannot interrupt a task that a worker rank is
+    /// running; its results are discarded when they arrive. The worker ranks stay
+    /// up for other pools until `main` returns.
+    pub fn terminate(&self) {
+        let mut st = self.inner.state();
+        st.closed = true;
+        st.queue.clear();
+        st.jobs.clear();
     }
 
     /// Waits until every submitted chunk's results are back (Python's `Pool.join`).
@@ -596,22 +656,49 @@ impl Drop for JobGuard {
     }
 }
 
-/// The result of [`MpiPool::apply_async`], to be fetched with [`get`](Self::get).
-pub struct MpiAsyncResult<R> {
-    job: JobGuard,
-    name: &'static str,
-    _r: PhantomData<fn() -> R>,
+/// Decodes a job's chunks into its results, in input order; the first failed item's error.
+fn collect_in_order<R: DeserializeOwned>(mut arrived: Vec<Arrived>, name: &str, total: u64) -> Result<Vec<R>> {
+    arrived.sort_by_key(|a| a.first);
+    let mut out: Vec<Result<R>> = Vec::with_capacity(total as usize);
+    for a in &arrived {
+        if a.first != out.len() as u64 {
+            return Err(Error::Decode {
+                what: "task results",
+                reason: format!("chunk at item {} is missing", out.len()),
+            });
+        }
+        a.decode(name, &mut out)?;
+    }
+    if out.len() as u64 != total {
+        return Err(Error::Decode { what: "task results", reason: format!("{} of {total} results", out.len()) });
+    }
+    out.into_iter().collect()
 }
 
-impl<R: DeserializeOwned> MpiAsyncResult<R> {
+type Finish<R> = Box<dyn FnOnce(Vec<Arrived>) -> Result<R> + Send>;
+
+/// The result of [`MpiPool::apply_async`], [`MpiPool::map_async`] or
+/// [`MpiPool::starmap_async`] (Python's `AsyncResult`), fetched with [`get`](Self::get).
+///
+/// Dropping it discards the result when it arrives.
+pub struct MpiAsyncResult<R> {
+    job: JobGuard,
+    finish: Finish<R>,
+}
+
+impl<R> MpiAsyncResult<R> {
+    fn all_arrived(&self) -> impl FnMut(&mut State) -> bool + use<R> {
+        let job = self.job.id;
+        move |st: &mut State| st.jobs.get(&job).is_none_or(|j| j.expected == 0)
+    }
+
     /// Waits for the result (Python's `AsyncResult.get()`).
     ///
     /// # Errors
-    /// The task's error ([`Error::TaskPanicked`], [`Error::TaskFailed`], [`Error::Decode`]).
+    /// The task's error ([`Error::TaskPanicked`], [`Error::TaskFailed`], [`Error::Decode`]);
+    /// for a map, the first failed item's.
     pub fn get(self) -> Result<R> {
-        let inner = &self.job.inner;
-        let job = self.job.id;
-        inner.wait_until(|st| Inner::job_arrived(st, job), None)?;
+        self.job.inner.wait_until(self.all_arrived(), None)?;
         self.take()
     }
 
@@ -631,8 +718,7 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
     /// # Errors
     /// A failure of MPI or of the pool's messages.
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        let job = self.job.id;
-        self.job.inner.wait_until(|st| Inner::job_arrived(st, job), Some(Instant::now() + timeout))
+        self.job.inner.wait_until(self.all_arrived(), Some(Instant::now() + timeout))
     }
 
     /// Whether the result has arrived (Python's `AsyncResult.ready()`); does not block.
@@ -641,11 +727,10 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
     }
 
     fn take(self) -> Result<R> {
-        let arrived = self.job.inner.state().jobs.get_mut(&self.job.id).and_then(|j| j.arrived.pop_front());
-        let arrived = arrived.ok_or_else(|| Error::InvalidState("the result was already taken".into()))?;
-        let mut out: Vec<Result<R>> = Vec::with_capacity(1);
-        arrived.decode(self.name, &mut out)?;
-        out.pop().unwrap_or_else(|| Err(Error::Decode { what: "task results", reason: "no result".into() }))
+        let arrived: Option<Vec<Arrived>> =
+            self.job.inner.state().jobs.get_mut(&self.job.id).map(|j| j.arrived.drain(..).collect());
+        let arrived = arrived.ok_or_else(terminated)?;
+        (self.finish)(arrived)
     }
 }
 
@@ -678,7 +763,7 @@ impl Stream<'_> {
                 Some(Ok(bytes)) => {
                     let mut c = ChunkBuilder::new(self.job.id, self.fed, self.name)?;
                     c.push(&bytes)?;
-                    inner.submit(&mut st, self.job.id, c.finish()?);
+                    inner.submit(&mut st, self.job.id, c.finish()?)?;
                     self.fed += 1;
                 }
             }
@@ -692,7 +777,7 @@ impl Stream<'_> {
         let job = self.job.id;
         let inner = &self.job.inner;
         inner.wait_until(|st| Inner::job_arrived(st, job), None)?;
-        Ok(inner.state().jobs.get_mut(&job).map(|j| j.arrived.drain(..).collect()).unwrap_or_default())
+        inner.state().jobs.get_mut(&job).map(|j| j.arrived.drain(..).collect()).ok_or_else(terminated)
     }
 }
 
