@@ -28,6 +28,12 @@ fn bump(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+/// The MPI rank running the task (as the launcher told it).
+#[multiproc::task]
+fn rank_of(_x: u32) -> String {
+    std::env::var("OMPI_COMM_WORLD_RANK").or_else(|_| std::env::var("PMI_RANK")).unwrap_or_default()
+}
+
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
     let pool = MpiPool::new()?;
@@ -43,6 +49,12 @@ fn main() -> multiproc::Result<()> {
     let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..500u64)?.collect::<multiproc::Result<_>>()?;
     unordered.sort_unstable();
     println!("imap_unordered {} {}", unordered.len(), unordered.iter().sum::<u64>());
+
+    // A short imap of (possibly long) tasks is spread over every worker.
+    let mut ranks: Vec<String> = pool.imap(rank_of, 0..8u32)?.collect::<multiproc::Result<_>>()?;
+    ranks.sort();
+    ranks.dedup();
+    println!("imap_ranks {}", ranks.join(","));
 
     let pending: Vec<_> = (0..10u64).map(|x| pool.apply_async(weighted, (x, 3))).collect::<multiproc::Result<_>>()?;
     let got: Vec<u64> = pending.into_iter().map(|r| r.get()).collect::<multiproc::Result<_>>()?;

@@ -122,6 +122,7 @@ fn starmap_imap_unordered_apply_async_and_large_messages_give_their_results() {
     assert_eq!(line(&job, "starmap"), (0..1000u64).map(|x| x * (x % 7)).sum::<u64>().to_string());
     assert_eq!(line(&job, "imap"), format!("{} true", sum_of_squares(500)));
     assert_eq!(line(&job, "imap_unordered"), format!("500 {}", sum_of_squares(500)));
+    assert_eq!(line(&job, "imap_ranks"), "1,2");
     assert_eq!(line(&job, "apply_async"), (0..10u64).map(|x| x * 3).sum::<u64>().to_string());
     assert_eq!(line(&job, "apply"), "bob:7:true");
     assert_eq!(line(&job, "closed_submit_fails"), "true");

@@ -35,8 +35,12 @@ const MAX_CHUNKS: usize = 32;
 const MAX_ITEMS: usize = 256;
 /// A chunk is closed once its arguments reach this many bytes.
 const CHUNK_BYTES: usize = 4 << 20;
-/// Chunks a lazy iterator keeps submitted ahead of its consumer, per worker.
-const WINDOW_PER_WORKER: usize = 32;
+/// Items a lazy iterator keeps submitted ahead of its consumer, per worker.
+const WINDOW_PER_WORKER: usize = 64;
+/// Most items in one chunk of a lazy iterator.
+const MAX_STREAM_CHUNK: usize = 64;
+/// Work a lazy iterator aims to put in one chunk, once it has measured the task rate.
+const STREAM_CHUNK_TIME: Duration = Duration::from_millis(1);
 
 static NEXT_TAG: AtomicI32 = AtomicI32::new(FIRST_POOL_TAG);
 
@@ -507,8 +511,10 @@ impl MpiPool {
     /// A lazy iterator over `task` applied to each input, in input order (Python's `Pool.imap`).
     ///
     /// Inputs are taken from `inputs` only as results are consumed, at most
-    /// a window of 32 per worker ahead; a panicking item yields its error and
-    /// the iteration goes on.
+    /// a window of 64 per worker ahead; a panicking item yields its error and
+    /// the iteration goes on. Items travel one per message at first, then in
+    /// small chunks sized from the measured task rate (about 1 ms of work each),
+    /// so long tasks spread over the workers and tiny ones share messages.
     ///
     /// # Errors
     /// An unregistered task or a closed pool, at once; per-item errors as items.
@@ -535,7 +541,7 @@ impl MpiPool {
         A: Serialize + 'a,
         F::Output: DeserializeOwned,
     {
-        Ok(MpiImapUnordered { stream: self.stream(task, inputs)?, ready: VecDeque::new() })
+        Ok(MpiImapUnordered { stream: self.stream(task, inputs)?, ready: VecDeque::new(), taken: 0 })
     }
 
     fn stream<'a, F, A>(&self, task: F, inputs: impl IntoIterator<Item = A> + 'a) -> Result<Stream<'a>>
@@ -554,6 +560,7 @@ impl MpiPool {
             name,
             source,
             fed: 0,
+            started: None,
             exhausted: false,
             failed: false,
         })
@@ -742,30 +749,66 @@ struct Stream<'a> {
     window: usize,
     /// Items taken from the source so far.
     fed: u64,
+    /// When the first input was taken (for the task rate).
+    started: Option<Instant>,
     exhausted: bool,
     failed: bool,
 }
 
 impl Stream<'_> {
-    /// Submits inputs while fewer than `window` items are out; returns the
-    /// items whose arguments could not be encoded, with their index.
+    /// Submits inputs while fewer than `window` items are out, once at most
+    /// half the window is out (so refills come in batches); returns the items
+    /// whose arguments could not be encoded, with their index.
+    ///
+    /// Chunks start at one item (Python's `imap` default, right for long tasks)
+    /// and grow with the measured rate towards about [`STREAM_CHUNK_TIME`] of
+    /// work per chunk (at most [`MAX_STREAM_CHUNK`] items, and never more than
+    /// `room / (2 × workers)`, so every worker gets a couple of chunks): small
+    /// tasks then share messages. The input is read at most a window ahead.
     fn fill(&mut self, consumed: u64) -> Result<Vec<(u64, Error)>> {
         let mut local = Vec::new();
         let inner = self.job.inner.clone();
         let mut st = inner.state();
-        while !self.exhausted && ((self.fed - consumed) as usize) < self.window {
-            match (self.source)() {
-                None => self.exhausted = true,
-                Some(Err(e)) => {
-                    local.push((self.fed, e));
-                    self.fed += 1;
+        let out = (self.fed - consumed) as usize;
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if !self.exhausted && out <= self.window / 2 {
+            let room = self.window - out;
+            let workers = inner.workers.max(1);
+            let secs = started.elapsed().as_secs_f64();
+            let by_rate = if consumed > 0 && secs > 0.0 {
+                (consumed as f64 / secs / workers as f64 * STREAM_CHUNK_TIME.as_secs_f64()) as usize
+            } else {
+                1
+            };
+            let per_chunk = by_rate.min(room / (2 * workers)).clamp(1, MAX_STREAM_CHUNK);
+            let mut chunk: Option<ChunkBuilder> = None;
+            while !self.exhausted && ((self.fed - consumed) as usize) < self.window {
+                match (self.source)() {
+                    None => self.exhausted = true,
+                    Some(Err(e)) => {
+                        if let Some(c) = chunk.take() {
+                            inner.submit(&mut st, self.job.id, c.finish()?)?;
+                        }
+                        local.push((self.fed, e));
+                        self.fed += 1;
+                    }
+                    Some(Ok(bytes)) => {
+                        let c = match &mut chunk {
+                            Some(c) => c,
+                            None => chunk.insert(ChunkBuilder::new(self.job.id, self.fed, self.name)?),
+                        };
+                        c.push(&bytes)?;
+                        self.fed += 1;
+                        if c.count >= per_chunk
+                            && let Some(c) = chunk.take()
+                        {
+                            inner.submit(&mut st, self.job.id, c.finish()?)?;
+                        }
+                    }
                 }
-                Some(Ok(bytes)) => {
-                    let mut c = ChunkBuilder::new(self.job.id, self.fed, self.name)?;
-                    c.push(&bytes)?;
-                    inner.submit(&mut st, self.job.id, c.finish()?)?;
-                    self.fed += 1;
-                }
+            }
+            if let Some(c) = chunk.take() {
+                inner.submit(&mut st, self.job.id, c.finish()?)?;
             }
         }
         inner.pump(&mut st)?;
@@ -848,6 +891,8 @@ impl<R: DeserializeOwned> Iterator for MpiImap<'_, R> {
 pub struct MpiImapUnordered<'a, R> {
     stream: Stream<'a>,
     ready: VecDeque<Result<R>>,
+    /// Items whose results have been taken from the pool (yielded or in `ready`).
+    taken: u64,
 }
 
 impl<R: DeserializeOwned> Iterator for MpiImapUnordered<'_, R> {
@@ -858,31 +903,17 @@ impl<R: DeserializeOwned> Iterator for MpiImapUnordered<'_, R> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
-            if self.stream.failed {
+            if self.stream.failed || (self.stream.exhausted && self.taken >= self.stream.fed) {
                 return None;
             }
-            let expected = {
-                let st = self.stream.job.inner.state();
-                st.jobs.get(&self.stream.job.id).map_or(0, |j| j.expected + j.arrived.len())
-            };
-            if self.stream.exhausted && expected == 0 {
-                return None;
-            }
-            // Items out = fed minus those yielded or about to be.
-            let consumed = self.stream.fed.saturating_sub(expected as u64);
-            let step = self.stream.fill(consumed).and_then(|local| {
+            let step = self.stream.fill(self.taken).and_then(|local| {
+                self.taken += local.len() as u64;
                 self.ready.extend(local.into_iter().map(|(_, e)| Err(e)));
-                if !self.ready.is_empty() {
-                    return Ok(());
-                }
-                let pending = {
-                    let st = self.stream.job.inner.state();
-                    st.jobs.get(&self.stream.job.id).map_or(0, |j| j.expected + j.arrived.len())
-                };
-                if pending == 0 {
+                if !self.ready.is_empty() || self.taken >= self.stream.fed {
                     return Ok(());
                 }
                 for a in self.stream.take_arrived()? {
+                    self.taken += u64::from(a.count);
                     a.decode(self.stream.name, &mut self.ready)?;
                 }
                 Ok(())
