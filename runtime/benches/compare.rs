@@ -2,11 +2,15 @@
 //! the same run, vs the raw OS floor where one exists.
 //!
 //! `cargo bench -p multiproc --bench compare` (add `-- <filter>` to run only the
-//! cases whose group name contains the filter: core, pool, queues, managers).
+//! cases whose group name contains the filter: core, pool, queues, managers;
+//! `mpi` needs `--features mpi` and mpirun, see compare/mpi.rs).
 //! The Python counterparts live in `benches/python/` and run with `python3`.
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[cfg(feature = "mpi")]
+#[path = "compare/mpi.rs"]
+mod mpi_cases;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -17,6 +21,10 @@ fn main() {
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
+    }
+    #[cfg(feature = "mpi")]
+    if wants("mpi") {
+        mpi_cases::run(&mut t);
     }
     t.print();
 }

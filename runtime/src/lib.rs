@@ -39,6 +39,7 @@ mod codec;
 pub mod connection;
 mod context;
 mod error;
+pub mod mpi;
 mod process;
 mod registry;
 mod role;

@@ -146,6 +146,14 @@ pub fn main_entry<R>(body: impl FnOnce() -> R) -> R {
         run_role(role);
     }
     MAIN_ENTERED.store(true, Ordering::Relaxed);
+    #[cfg(feature = "mpi")]
+    if crate::mpi::is_mpi_launch() {
+        let out = crate::mpi::run_main(body);
+        crate::process::shutdown_children(None);
+        return out;
+    }
+    #[cfg(not(feature = "mpi"))]
+    crate::mpi::refuse_launch_without_feature();
     let out = body();
     crate::process::shutdown_children(None);
     out

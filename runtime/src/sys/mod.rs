@@ -6,6 +6,8 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod fd;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 pub(crate) mod process;
 pub(crate) mod socket;
 

@@ -1,0 +1,11 @@
+// ANCHOR: all
+#[multiproc::task]
+fn square(x: u64) -> u64 { x * x }
+#[multiproc::main]
+fn main() -> multiproc::Result<()> {
+    let pool = multiproc::Pool::auto()?;
+    let v = pool.map(square, 0..1_000_000)?;
+    println!("{}", v.iter().sum::<u64>());
+    Ok(())
+}
+// ANCHOR_END: all

@@ -1,0 +1,122 @@
+//! The loop of a worker rank: receive a chunk, run each item, send the outcomes.
+//!
+//! A panic in a task is caught; a panic hook records its message and location
+//! (instead of printing them) so rank 0 gets `Error::TaskPanicked` for that item
+//! and the rank goes on. Results leave through non-blocking sends, so a worker
+//! never blocks on a send while rank 0 is sending it the next chunk.
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+use super::wire::{FAILED, OK, PANICKED, Reader, Writer};
+use super::world::{ACK_TAG, Idle, STOP_TAG, abort_job};
+use crate::error::Result;
+use crate::registry;
+use crate::sys::mpi::{OwnedSend, isend};
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+fn record_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_string());
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location)));
+    }));
+}
+
+/// The message and location of the last panic on this thread (recorded by the hook).
+pub(crate) fn take_panic() -> (String, String) {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| ("(no message)".into(), "(unknown location)".into()))
+}
+
+/// Serves rank 0 until it says stop.
+pub(crate) fn serve(world: &SimpleCommunicator) {
+    record_panics();
+    let root = world.process_at_rank(0);
+    let mut sends: Vec<OwnedSend> = Vec::new();
+    let mut idle = Idle::default();
+    loop {
+        let probed = loop {
+            sends.retain_mut(|s| !s.test());
+            if let Some(p) = root.immediate_matched_probe() {
+                break p;
+            }
+            idle.pause();
+        };
+        idle.reset();
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
+        if status.tag() == STOP_TAG {
+            root.send_with_tag(&[0u8][..], ACK_TAG);
+            break;
+        }
+        match run_chunk(&bytes) {
+            Ok(out) if out.len() <= i32::MAX as usize => sends.push(isend(world, 0, status.tag(), out)),
+            Ok(out) => abort_job(world, 3, &format!("results of {} bytes exceed MPI's 2 GiB message limit", out.len())),
+            Err(e) => abort_job(world, 3, &format!("malformed chunk from rank 0: {e}")),
+        }
+    }
+    while !sends.is_empty() {
+        sends.retain_mut(|s| !s.test());
+        idle.pause();
+    }
+}
+
+/// Runs every item of one chunk; the outcome of each goes into the reply.
+fn run_chunk(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut r = Reader::new(bytes, 0);
+    let job = r.u64("chunk")?;
+    let first = r.u64("chunk")?;
+    let name = r.str("chunk")?;
+    let count = r.u32("chunk")?;
+    let mut w = Writer { buf: Vec::with_capacity(bytes.len()) };
+    w.u64(job);
+    w.u64(first);
+    w.u32(count);
+    let entry = registry::lookup(name);
+    for _ in 0..count {
+        let args = r.bytes("chunk")?;
+        let entry = match &entry {
+            Ok(e) => *e,
+            Err(e) => {
+                w.u8(FAILED);
+                w.bytes(e.to_string().as_bytes())?;
+                continue;
+            }
+        };
+        LAST_PANIC.with(|p| p.borrow_mut().take());
+        match catch_unwind(AssertUnwindSafe(|| entry.invoke(args, Vec::new()))) {
+            Ok(Ok(p)) if p.fds.is_empty() => {
+                w.u8(OK);
+                w.bytes(&p.bytes)?;
+            }
+            Ok(Ok(_)) => {
+                w.u8(FAILED);
+                w.bytes(b"the result holds file descriptors (a Queue, Connection, Lock...), which cannot cross MPI")?;
+            }
+            Ok(Err(e)) => {
+                w.u8(FAILED);
+                w.bytes(e.to_string().as_bytes())?;
+            }
+            Err(_) => {
+                let (message, location) = take_panic();
+                w.u8(PANICKED);
+                w.bytes(message.as_bytes())?;
+                w.bytes(location.as_bytes())?;
+            }
+        }
+    }
+    if !r.is_empty() {
+        return Err(crate::error::Error::Decode { what: "chunk", reason: "trailing bytes".into() });
+    }
+    Ok(w.buf)
+}
