@@ -142,10 +142,11 @@ pub(crate) fn refuse_stray_child() {
 /// Not public API: the body of `#[multiproc::main]`.
 #[doc(hidden)]
 pub fn main_entry<R>(body: impl FnOnce() -> R) -> R {
+    // Set before taking a role too: a child may start children of its own.
+    MAIN_ENTERED.store(true, Ordering::Relaxed);
     if let Some(role) = take_role() {
         run_role(role);
     }
-    MAIN_ENTERED.store(true, Ordering::Relaxed);
     #[cfg(feature = "mpi")]
     if crate::mpi::is_mpi_launch() {
         let out = crate::mpi::run_main(body);
@@ -166,6 +167,8 @@ pub fn test_entry<R>(path: &'static str, body: impl FnOnce() -> R) -> R {
     let name = path.split_once("::").map_or(path, |(_, rest)| rest);
     if let Some(role) = take_role() {
         if role.test == name {
+            // A child may start spawn/forkserver children of its own: they re-run this test too.
+            let _ = ANY_TEST.set(name);
             run_role(role);
         }
         eprintln!("multiproc: child meant for test `{}` ran `{name}`; exiting", role.test);
