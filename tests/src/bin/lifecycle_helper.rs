@@ -1,0 +1,48 @@
+//! Helper for `tests/process_lifecycle.rs`: things that need a fresh process
+//! (the child's stderr, a CPU affinity set by `taskset`).
+//!
+//! `lifecycle_helper panic <method>`: runs a panicking task and prints its exit status.
+//! `lifecycle_helper cpu_count <method>`: prints `parent N child M`.
+
+use multiproc::{Connection, StartMethod, pipe};
+
+#[multiproc::task]
+fn panics() {
+    panic!("deliberate panic in a helper task");
+}
+
+#[multiproc::task]
+fn cpu_count(conn: Connection<usize>) {
+    conn.send(&multiproc::cpu_count()).unwrap();
+}
+
+#[multiproc::main]
+fn main() -> multiproc::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(mode), Some(method)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: lifecycle_helper panic|cpu_count fork|spawn|forkserver");
+        std::process::exit(2);
+    };
+    let ctx = multiproc::get_context(StartMethod::from_name(method)?);
+    match mode.as_str() {
+        "panic" => {
+            let mut p = ctx.process(panics, ())?;
+            p.start()?;
+            p.join()?;
+            println!("exitcode {:?}", p.exitcode());
+        }
+        "cpu_count" => {
+            let (a, b) = pipe()?;
+            let mut p = ctx.process(cpu_count, (b,))?;
+            p.start()?;
+            let child = a.recv()?;
+            p.join()?;
+            println!("parent {} child {child}", multiproc::cpu_count());
+        }
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! `Process` from start to close, under every start method (PARITY.md section 1).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use multiproc::connection::wait;
+use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
+use serde::{Deserialize, Serialize};
+use tests::{DEADLINE, METHODS, leak_guard};
+
+/// What a child says about itself and the arguments it received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Report {
+    args: (u32, String, Vec<u32>, (u32,)),
+    name: String,
+    pid: u32,
+    daemon: bool,
+    parent: Option<(String, u32)>,
+}
+
+#[multiproc::task]
+fn report(n: u32, s: String, v: Vec<u32>, t: (u32,), conn: Connection<Report>) {
+    let me = multiproc::current_process();
+    let r = Report {
+        args: (n, s, v, t),
+        name: me.name,
+        pid: me.pid,
+        daemon: me.daemon,
+        parent: multiproc::parent_process().map(|p| (p.name, p.pid)),
+    };
+    conn.send(&r).unwrap();
+}
+
+/// Says it is running, then blocks until the parent sends or closes its end.
+#[multiproc::task]
+fn block(conn: Connection<u32>) {
+    conn.send(&0).unwrap();
+    let _ = conn.recv();
+}
+
+#[multiproc::task]
+fn do_nothing() {}
+
+#[multiproc::task]
+fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+#[multiproc::task]
+fn panics() {
+    panic!("deliberate panic in a task");
+}
+
+fn started(method: StartMethod) -> (Process, Connection<u32>) {
+    let (parent, child) = pipe::<u32>().unwrap();
+    let mut p = multiproc::get_context(method).process(block, (child,)).unwrap();
+    p.start().unwrap();
+    assert_eq!(parent.recv().unwrap(), 0, "{method}: the child did not report in");
+    (p, parent)
+}
+
+#[multiproc::test]
+fn args_name_pid_and_parent_round_trip() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for daemon in [false, true] {
+            let (parent, child) = pipe::<Report>().unwrap();
+            let args = (1u32, "str".to_string(), vec![1u32], (1u32,), child);
+            let mut p =
+                Process::builder(report, args).name("SomeProcess").daemon(daemon).start_method(m).build().unwrap();
+            assert_eq!(p.name(), "SomeProcess");
+            assert_eq!(p.daemon(), daemon);
+            assert_eq!(p.start_method(), m);
+            p.start().unwrap();
+            let r = parent.recv().unwrap();
+            p.join().unwrap();
+            assert_eq!(r.args, (1, "str".to_string(), vec![1], (1,)), "{m}");
+            assert_eq!(r.name, "SomeProcess", "{m}");
+            assert_eq!(Some(r.pid), p.pid(), "{m}");
+            assert_eq!(r.daemon, daemon, "{m}");
+            assert_eq!(r.parent, Some(("MainProcess".to_string(), std::process::id())), "{m}");
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+        }
+    }
+}
+
+#[multiproc::test]
+fn default_name_and_daemon_flag() {
+    let _g = leak_guard();
+    assert_eq!(multiproc::current_process().name, "MainProcess");
+    assert!(!multiproc::current_process().daemon);
+    assert_eq!(multiproc::parent_process(), None);
+    for m in METHODS {
+        let (parent, child) = pipe::<Report>().unwrap();
+        let mut p = multiproc::get_context(m).process(report, (0, String::new(), vec![], (0,), child)).unwrap();
+        assert!(p.name().starts_with("Process-"), "{m}: {}", p.name());
+        assert!(!p.daemon(), "{m}: the main process is not a daemon, so neither is its child by default");
+        p.start().unwrap();
+        let r = parent.recv().unwrap();
+        p.join().unwrap();
+        assert_eq!(r.name, p.name(), "{m}");
+        assert!(!r.daemon, "{m}");
+    }
+}
+
+#[multiproc::test]
+fn lifecycle_alive_exitcode_active_children() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (parent, child) = pipe::<u32>().unwrap();
+        let mut p = multiproc::get_context(m).process(block, (child,)).unwrap();
+        assert!(!p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        assert_eq!(p.pid(), None);
+        assert!(multiproc::active_children().is_empty(), "{m}");
+        p.start().unwrap();
+        assert_eq!(parent.recv().unwrap(), 0);
+        assert!(p.is_alive(), "{m}");
+        assert_eq!(p.exitcode(), None, "{m}");
+        let listed: Vec<Option<u32>> = multiproc::active_children().iter().map(Process::pid).collect();
+        assert_eq!(listed, vec![p.pid()], "{m}");
+        drop(parent);
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+        assert!(!p.is_alive(), "{m}");
+        assert!(multiproc::active_children().is_empty(), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn join_timeout_on_live_child_returns_at_once() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (mut p, parent) = started(m);
+        let t = Instant::now();
+        assert_eq!(p.join_timeout(Duration::ZERO).unwrap(), None, "{m}");
+        assert_eq!(p.join_timeout(Duration::from_millis(100)).unwrap(), None, "{m}");
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{m}: took {took:?}");
+        assert!(p.is_alive(), "{m}");
+        assert_eq!(p.exitcode(), None, "{m}");
+        parent.send(&1).unwrap();
+        assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Code(0)), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn terminate_gives_sigterm_and_kill_gives_sigkill() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for (signal, how) in [(libc::SIGTERM, "terminate"), (libc::SIGKILL, "kill")] {
+            let (mut p, _parent) = started(m);
+            if signal == libc::SIGTERM { p.terminate() } else { p.kill() }.unwrap();
+            assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Signal(signal)), "{m} {how}");
+            assert_eq!(p.exitcode().map(ExitStatus::code), Some(-signal), "{m} {how}");
+            // Signalling a child that has ended is not an error.
+            p.terminate().unwrap();
+        }
+    }
+}
+
+#[multiproc::test]
+fn exit_code_from_the_task() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for code in [0, 1, 8] {
+            let mut p = multiproc::get_context(m).process(exit_with, (code,)).unwrap();
+            p.start().unwrap();
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(code)), "{m}");
+        }
+    }
+}
+
+#[multiproc::test]
+fn panicking_task_exits_with_code_1() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut p = multiproc::get_context(m).process(panics, ()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(1)), "{m}");
+    }
+}
+
+/// Runs `lifecycle_helper` with `args`, bounded by [`DEADLINE`]; returns (status, stdout, stderr).
+fn run_helper(pre: &[&str], args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let exe = env!("CARGO_BIN_EXE_lifecycle_helper");
+    let mut cmd = match pre.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let child = cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("lifecycle_helper {args:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    let _ = waiter.join();
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[multiproc::test]
+fn panic_message_and_location_reach_stderr() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (status, stdout, stderr) = run_helper(&[], &["panic", m.name()]);
+        assert!(status.success(), "{m}: helper failed: {stdout}\n{stderr}");
+        assert_eq!(stdout.trim(), "exitcode Some(Code(1))", "{m}");
+        assert!(stderr.contains("deliberate panic in a helper task"), "{m}: stderr was {stderr:?}");
+        assert!(stderr.contains("lifecycle_helper.rs:"), "{m}: no location in stderr {stderr:?}");
+    }
+}
+
+#[multiproc::test]
+fn cpu_count_honours_affinity() {
+    let _g = leak_guard();
+    assert!(multiproc::cpu_count() >= 1);
+    assert!(multiproc::cpu_count() <= std::thread::available_parallelism().map_or(usize::MAX, |n| n.get()).max(1));
+    for m in METHODS {
+        let (status, stdout, stderr) = run_helper(&["taskset", "-c", "0"], &["cpu_count", m.name()]);
+        assert!(status.success(), "{m}: helper failed: {stdout}\n{stderr}");
+        assert_eq!(stdout.trim(), "parent 1 child 1", "{m}");
+    }
+}
+
+#[multiproc::test]
+fn sentinel_works_with_wait() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (parent, child) = pipe::<u32>().unwrap();
+        let mut p = multiproc::get_context(m).process(block, (child,)).unwrap();
+        assert!(matches!(p.sentinel(), Err(Error::InvalidState(_))), "{m}: sentinel before start");
+        p.start().unwrap();
+        assert_eq!(parent.recv().unwrap(), 0);
+        {
+            let s = p.sentinel().unwrap();
+            assert_eq!(wait(&[&s], Some(Duration::ZERO)).unwrap(), Vec::<usize>::new(), "{m}");
+            parent.send(&1).unwrap();
+            assert_eq!(wait(&[&s], Some(DEADLINE)).unwrap(), vec![0], "{m}");
+        }
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+    }
+}
+
+#[multiproc::test]
+fn close_rules() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (mut p, parent) = started(m);
+        assert!(matches!(p.close(), Err(Error::InvalidState(_))), "{m}: close on a live process");
+        assert!(p.is_alive(), "{m}: a refused close must leave the child alone");
+        drop(parent);
+        p.join().unwrap();
+        p.close().unwrap();
+        assert!(!p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        assert!(matches!(p.join(), Err(Error::InvalidState(_))), "{m}: join after close");
+        assert!(matches!(p.terminate(), Err(Error::InvalidState(_))), "{m}: terminate after close");
+        assert!(matches!(p.kill(), Err(Error::InvalidState(_))), "{m}: kill after close");
+        assert!(matches!(p.start(), Err(Error::InvalidState(_))), "{m}: start after close");
+        p.close().unwrap();
+    }
+}
+
+#[multiproc::test]
+fn close_before_start_is_allowed() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut p = multiproc::get_context(m).process(do_nothing, ()).unwrap();
+        p.close().unwrap();
+        assert!(matches!(p.start(), Err(Error::InvalidState(_))), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn start_twice_and_join_before_start_are_errors() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut p = multiproc::get_context(m).process(do_nothing, ()).unwrap();
+        match p.join() {
+            Err(Error::InvalidState(msg)) => assert!(msg.contains("never started"), "{m}: {msg}"),
+            other => panic!("{m}: join before start gave {other:?}"),
+        }
+        assert!(matches!(p.join_timeout(Duration::ZERO), Err(Error::InvalidState(_))), "{m}");
+        assert!(matches!(p.terminate(), Err(Error::InvalidState(_))), "{m}");
+        p.start().unwrap();
+        match p.start() {
+            Err(Error::InvalidState(msg)) => assert!(msg.contains("started once"), "{m}: {msg}"),
+            other => panic!("{m}: second start gave {other:?}"),
+        }
+        p.join().unwrap();
+        assert!(matches!(p.start(), Err(Error::InvalidState(_))), "{m}: start after join");
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+    }
+}
+
+/// Starts two children below itself (down to depth 2) and reports, in order,
+/// the path of every process of its subtree (Python's `test_recursion`).
+#[multiproc::task]
+fn recurse(path: Vec<u32>, method: StartMethod, conn: Connection<Vec<Vec<u32>>>) {
+    let mut out = vec![path.clone()];
+    if path.len() < 2 {
+        for i in 0..2 {
+            let (a, b) = pipe::<Vec<Vec<u32>>>().unwrap();
+            let mut sub = path.clone();
+            sub.push(i);
+            let mut p = multiproc::get_context(method).process(recurse, (sub, method, b)).unwrap();
+            p.start().unwrap();
+            out.extend(a.recv().unwrap());
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+        }
+    }
+    conn.send(&out).unwrap();
+}
+
+#[multiproc::test]
+fn nested_children() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (a, b) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(recurse, (vec![], m, b)).unwrap();
+        p.start().unwrap();
+        let got = a.recv();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+        let want: Vec<Vec<u32>> = vec![vec![], vec![0], vec![0, 0], vec![0, 1], vec![1], vec![1, 0], vec![1, 1]];
+        assert_eq!(got.unwrap(), want, "{m}");
+    }
+}
+
+/// Reports what happens when a daemon tries to start a child.
+#[multiproc::task]
+fn daemon_starts_child(method: StartMethod, conn: Connection<String>) {
+    let mut p = multiproc::get_context(method).process(do_nothing, ()).unwrap();
+    let msg = match p.start() {
+        Ok(()) => {
+            let _ = p.join();
+            "started".to_string()
+        }
+        Err(e) => e.to_string(),
+    };
+    conn.send(&msg).unwrap();
+}
+
+#[multiproc::test]
+fn daemon_cannot_start_children() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (a, b) = pipe().unwrap();
+        let mut p = Process::builder(daemon_starts_child, (m, b)).daemon(true).start_method(m).build().unwrap();
+        p.start().unwrap();
+        let msg = a.recv().unwrap();
+        p.join().unwrap();
+        assert!(msg.contains("daemon"), "{m}: {msg}");
+    }
+}
+
+#[multiproc::test]
+fn many_short_children() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = multiproc::get_context(m);
+        let mut ps: Vec<Process> = (0..100).map(|_| ctx.process(do_nothing, ()).unwrap()).collect();
+        for p in &mut ps {
+            p.start().unwrap();
+        }
+        for p in &mut ps {
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+        }
+    }
+}
+
+#[multiproc::test]
+fn many_blocked_children_terminated() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut ps: Vec<(Process, Connection<u32>)> = (0..10).map(|_| started(m)).collect();
+        for (p, _) in &ps {
+            p.terminate().unwrap();
+        }
+        for (p, _) in &mut ps {
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Signal(libc::SIGTERM)), "{m}");
+        }
+    }
+}
