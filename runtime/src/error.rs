@@ -49,7 +49,7 @@ pub enum Error {
     /// A function or closure that is not a registered task was sent to another process.
     #[error(
         "`{type_name}` is not a registered task; add #[multiproc::task] to the function \
-         (closures: wrap them in multiproc::task!), or use the fork start method"
+         (closures: wrap them in multiproc::lambda!), or use the fork start method"
     )]
     NotRegistered {
         /// The Rust type of the function or closure.

@@ -1,4 +1,4 @@
-//! The task registry: every `#[multiproc::task]` function and `task!` closure
+//! The task registry: every `#[multiproc::task]` function and `lambda!` closure
 //! of this binary, by name and by the type of its function item.
 //!
 //! Entries are submitted with `inventory` before `main`; the registry is only
@@ -36,7 +36,7 @@ impl TaskEntry {
         TaskEntry { name, type_id: Some(type_id), invoke }
     }
 
-    /// An entry for a `task!` closure (found by the name its value carries).
+    /// An entry for a `lambda!` closure (found by the name its value carries).
     pub const fn lambda(name: &'static str, invoke: Invoker) -> Self {
         TaskEntry { name, type_id: None, invoke }
     }
