@@ -1,0 +1,268 @@
+//! Start methods and contexts (PARITY.md section 2).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
+use tests::{DEADLINE, METHODS, leak_guard};
+
+#[multiproc::task]
+fn add_one(x: u32, conn: Connection<u32>) {
+    conn.send(&(x + 1)).unwrap();
+}
+
+#[multiproc::task]
+fn do_nothing() {}
+
+/// Says it is running, then blocks until the parent sends or closes its end.
+#[multiproc::task]
+fn block(conn: Connection<u32>) {
+    conn.send(&0).unwrap();
+    let _ = conn.recv();
+}
+
+#[test]
+fn all_start_methods_default_first() {
+    let all = multiproc::get_all_start_methods();
+    for m in METHODS {
+        assert!(all.contains(&m), "{m} missing from {all:?}");
+    }
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0], StartMethod::ForkServer, "the default (forkserver, as Python 3.14) comes first");
+    for m in METHODS {
+        assert_eq!(StartMethod::from_name(m.name()).unwrap(), m);
+        assert_eq!(m.to_string(), m.name());
+    }
+    assert!(matches!(StartMethod::from_name("threads"), Err(Error::InvalidArgument(_))));
+}
+
+#[multiproc::test]
+fn context_uses_its_method() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = multiproc::get_context(m);
+        assert_eq!(ctx.start_method(), m);
+        assert_eq!(multiproc::get_context(ctx.start_method()), ctx);
+        let (a, b) = pipe().unwrap();
+        let mut p = ctx.process(add_one, (41, b)).unwrap();
+        assert_eq!(p.start_method(), m);
+        p.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 42, "{m}");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn set_start_method_switches_the_default() {
+    let _g = leak_guard();
+    for m in METHODS {
+        multiproc::set_start_method(m, true).unwrap();
+        assert_eq!(multiproc::get_start_method(), m);
+        assert_eq!(multiproc::Context::default().start_method(), m);
+        let (a, b) = pipe().unwrap();
+        let mut p = Process::new(add_one, (1, b)).unwrap();
+        assert_eq!(p.start_method(), m);
+        p.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 2, "{m}");
+        p.join().unwrap();
+        for other in METHODS.into_iter().filter(|o| *o != m) {
+            match multiproc::set_start_method(other, false) {
+                Err(Error::InvalidState(msg)) => assert!(msg.contains("force"), "{msg}"),
+                r => panic!("setting {other} over {m} without force gave {r:?}"),
+            }
+            assert_eq!(multiproc::get_start_method(), m, "a refused set must not change the default");
+        }
+    }
+    multiproc::set_start_method(StartMethod::ForkServer, true).unwrap();
+}
+
+/// The pid of our fork server, starting it if needed.
+fn server_pid() -> u32 {
+    let mut p = multiproc::get_context(StartMethod::ForkServer).process(do_nothing, ()).unwrap();
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+    let pids = multiproc::__private::runtime_pids();
+    assert_eq!(pids.len(), 1, "expected one fork server, got {pids:?}");
+    pids[0]
+}
+
+/// Whether `pid` has exited (gone, or a zombie).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+fn wait_dead(pid: u32, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while !dead(pid) {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+#[multiproc::test]
+fn killed_fork_server_is_restarted() {
+    let _g = leak_guard();
+    for signal in ["-KILL", "-TERM", "-INT"] {
+        let old = server_pid();
+        // A child of the old server, running while the server dies.
+        let (a, b) = pipe::<u32>().unwrap();
+        let mut running = multiproc::get_context(StartMethod::ForkServer).process(block, (b,)).unwrap();
+        running.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 0);
+
+        assert!(Command::new("kill").args([signal, &old.to_string()]).status().unwrap().success());
+        assert!(wait_dead(old, DEADLINE), "fork server {old} survived kill {signal}");
+
+        // The running child ends (it dies with its server) and its join does not hang.
+        let status = running.join_timeout(DEADLINE).unwrap();
+        assert!(status.is_some(), "{signal}: the server's child did not end");
+
+        // The next start brings up a new server transparently.
+        let (a, b) = pipe().unwrap();
+        let mut p = multiproc::get_context(StartMethod::ForkServer).process(add_one, (7, b)).unwrap();
+        p.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 8, "{signal}");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{signal}");
+        let new = multiproc::__private::runtime_pids();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_ne!(new[0], old, "{signal}: the server was not restarted");
+    }
+}
+
+/// Runs `unannotated` with `arg` (and `env`), bounded by [`DEADLINE`].
+fn run_unannotated(arg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String, Duration) {
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_unannotated"))
+        .arg(arg)
+        .env_remove("MULTIPROC_START_METHOD")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("unannotated {arg} did not finish within {DEADLINE:?}: a hang or a fork bomb");
+        }
+    };
+    let _ = waiter.join();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr), t.elapsed())
+}
+
+#[multiproc::test]
+fn unannotated_main_gets_a_clear_error_and_never_forks_a_bomb() {
+    let _g = leak_guard();
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let (code, stdout, stderr, took) = run_unannotated(m.name(), &[]);
+        assert_eq!(code, Some(3), "{m}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(stdout.contains("#[multiproc::main]"), "{m}: the error must say what to do: {stdout:?}");
+        assert_eq!(stdout.matches("main body").count(), 1, "{m}: main ran more than once: {stdout:?}");
+        assert!(!stdout.contains("child ran"), "{m}: {stdout:?}");
+        assert!(took < Duration::from_secs(5), "{m}: took {took:?}");
+    }
+    // Under fork the program runs, as Python's script without the guard does.
+    let (code, stdout, stderr, _) = run_unannotated("fork", &[]);
+    assert_eq!(code, Some(0), "fork: stdout {stdout:?} stderr {stderr:?}");
+    assert_eq!(stdout.matches("main body").count(), 1, "fork: {stdout:?}");
+    assert!(stdout.contains("child ran"), "fork: {stdout:?}");
+    assert!(stdout.contains("exitcode Some(Code(0))"), "fork: {stdout:?}");
+}
+
+#[multiproc::test]
+fn default_method_comes_from_the_environment() {
+    let _g = leak_guard();
+    let (code, stdout, stderr, _) = run_unannotated("default", &[("MULTIPROC_START_METHOD", "fork")]);
+    assert_eq!(code, Some(0), "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("child ran"), "{stdout:?}");
+    let (code, stdout, _, _) = run_unannotated("default", &[]);
+    assert_eq!(code, Some(3), "the default is forkserver, which needs an annotated main: {stdout:?}");
+}
+
+#[multiproc::test]
+fn stray_child_of_an_unannotated_binary_exits_at_once() {
+    let _g = leak_guard();
+    // As if started by multiproc: the role is in the environment, but `main` is
+    // not annotated, so nothing takes it. The program must not start children.
+    for m in METHODS {
+        let (code, stdout, stderr, _) = run_unannotated(m.name(), &[("MULTIPROC_ROLE", "task;1023;")]);
+        assert_ne!(code, Some(0), "{m}: stdout {stdout:?}");
+        assert!(!stdout.contains("child ran"), "{m}: a stray child started a child: {stdout:?}");
+        assert!(stderr.contains("#[multiproc::main]"), "{m}: stderr {stderr:?}");
+    }
+}
+
+fn plain_fn(conn: Connection<u32>, x: u32) {
+    conn.send(&(x * 3)).unwrap();
+}
+
+#[multiproc::test]
+fn closures_and_unregistered_fns_run_under_fork_only() {
+    let _g = leak_guard();
+    let k = 5u32;
+    let closure = move |conn: Connection<u32>, x: u32| conn.send(&(x + k)).unwrap();
+
+    let (a, b) = pipe().unwrap();
+    let mut p = Process::builder(closure, (b, 2)).start_method(StartMethod::Fork).build().unwrap();
+    p.start().unwrap();
+    assert_eq!(a.recv().unwrap(), 7);
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+
+    let (a, b) = pipe().unwrap();
+    let mut p = multiproc::get_context(StartMethod::Fork).process(plain_fn, (b, 2)).unwrap();
+    p.start().unwrap();
+    assert_eq!(a.recv().unwrap(), 6);
+    p.join().unwrap();
+
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        match Process::builder(closure, (pipe().unwrap().1, 2)).start_method(m).build() {
+            Err(e @ Error::NotRegistered { type_name }) => {
+                assert!(type_name.contains("closure"), "{m}: {type_name}");
+                let msg = e.to_string();
+                assert!(msg.contains("#[multiproc::task]") && msg.contains("lambda!"), "{m}: {msg}");
+            }
+            r => panic!("{m}: a closure gave {r:?}"),
+        }
+        match multiproc::get_context(m).process(plain_fn, (pipe().unwrap().1, 2)) {
+            Err(Error::NotRegistered { type_name }) => assert!(type_name.contains("plain_fn"), "{m}: {type_name}"),
+            r => panic!("{m}: an unregistered fn gave {r:?}"),
+        }
+    }
+}
+
+#[multiproc::test]
+fn lambdas_run_under_every_method() {
+    let _g = leak_guard();
+    let k = 10u32;
+    for m in METHODS {
+        let plain = multiproc::lambda!(|conn: Connection<u32>, x: u32| conn.send(&(x * x)).unwrap());
+        let (a, b) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(plain, (b, 7)).unwrap();
+        p.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 49, "{m}");
+        p.join().unwrap();
+
+        let captured = multiproc::lambda!(move [k: u32] |conn: Connection<u32>, x: u32| conn.send(&(x + k)).unwrap());
+        let (a, b) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(captured, (b, 7)).unwrap();
+        p.start().unwrap();
+        assert_eq!(a.recv().unwrap(), 17, "{m}");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+    }
+}
