@@ -1,0 +1,65 @@
+//! Children die with their parent, even when the parent is SIGKILLed (issue 3, section 3).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::{DEADLINE, METHODS, leak_guard};
+
+/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+#[multiproc::test]
+fn children_exit_within_a_second_of_a_sigkilled_parent() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut maker = Command::new(env!("CARGO_BIN_EXE_orphan_maker"))
+            .args([m.name(), "3"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = maker.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut pids = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap_or_default();
+                if line == "ready" {
+                    break;
+                }
+                if let Some((_, pid)) = line.split_once(' ') {
+                    pids.push(pid.parse::<u32>().unwrap());
+                }
+            }
+            let _ = tx.send(pids);
+        });
+        let pids = match rx.recv_timeout(DEADLINE) {
+            Ok(pids) => pids,
+            Err(_) => {
+                let _ = maker.kill();
+                let _ = maker.wait();
+                panic!("{m}: orphan_maker did not get ready within {DEADLINE:?}");
+            }
+        };
+        let _ = reader.join();
+        let want = if m == tests::StartMethod::ForkServer { 4 } else { 3 };
+        assert_eq!(pids.len(), want, "{m}: expected 3 children (and a fork server): {pids:?}");
+        assert!(pids.iter().all(|p| !dead(*p)), "{m}: a child died early: {pids:?}");
+
+        maker.kill().unwrap(); // SIGKILL
+        let killed = Instant::now();
+        maker.wait().unwrap();
+        let mut alive = pids.clone();
+        while !alive.is_empty() && killed.elapsed() < Duration::from_secs(1) {
+            alive.retain(|p| !dead(*p));
+            std::thread::yield_now();
+        }
+        alive.retain(|p| !dead(*p));
+        assert!(alive.is_empty(), "{m}: still alive 1 s after their parent was killed: {alive:?}");
+    }
+}
