@@ -57,13 +57,36 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 /// Decodes a `T` from `bytes`, handing `fds` to the handles inside it.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>, what: &'static str) -> Result<T> {
     let outer = FDS_IN.with(|f| f.borrow_mut().replace(fds));
-    let res = bincode::serde::decode_from_slice::<T, _>(bytes, config());
+    let res = decode_bounded::<T>(bytes);
     FDS_IN.with(|f| *f.borrow_mut() = outer);
     match res {
         Ok((v, n)) if n == bytes.len() => Ok(v),
         Ok((_, n)) => Err(Error::Decode { what, reason: format!("{} trailing bytes", bytes.len() - n) }),
         Err(e) => Err(Error::Decode { what, reason: e.to_string() }),
     }
+}
+
+/// `decode_from_slice` under a decode limit that grows with the message.
+///
+/// bincode allocates a string's bytes (`vec![0; len]`) before reading them, so
+/// without a limit a lying length in a few garbage bytes panics (capacity
+/// overflow) or aborts the process (allocation failure). A limit is checked
+/// before that allocation. Decoding claims at most 16 bytes (a `u128`) per
+/// encoded byte, so 16 × the message length, rounded up to a power of 8, never
+/// rejects a valid message and bounds what garbage can make us allocate.
+fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    let need = bytes.len().saturating_mul(16);
+    macro_rules! bucket {
+        ($($shift:literal)*) => {
+            $(if need <= 1usize << $shift {
+                return bincode::serde::decode_from_slice(bytes, config().with_limit::<{ 1usize << $shift }>());
+            })*
+        };
+    }
+    bucket!(12 15 18 21 24 27 30);
+    #[cfg(target_pointer_width = "64")]
+    bucket!(33 36 39);
+    bincode::serde::decode_from_slice(bytes, config())
 }
 
 /// Called by a handle's `Serialize`: records `fd` for the message being encoded and
