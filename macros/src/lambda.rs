@@ -127,7 +127,8 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     }
     if let Some(first) = missing.first() {
         let names: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
-        let params_txt: Vec<String> = closure.inputs.iter().map(|p| quote!(#p).to_string()).collect();
+        let params_txt: Vec<String> =
+            closure.inputs.iter().map(|p| quote!(#p).to_string().replace(" : ", ": ")).collect();
         let msg = format!(
             "a lambda! closure cannot capture {}: a child process cannot see this stack frame; \
              list the captures explicitly so they travel with each call: \
