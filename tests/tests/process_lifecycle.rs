@@ -145,12 +145,17 @@ fn join_timeout_on_live_child_returns_at_once() {
 }
 
 #[multiproc::test]
-fn terminate_gives_sigterm_and_kill_gives_sigkill() {
+fn terminate_kill_and_interrupt_give_their_signal() {
     let _g = leak_guard();
     for m in METHODS {
-        for (signal, how) in [(libc::SIGTERM, "terminate"), (libc::SIGKILL, "kill")] {
+        for (signal, how) in [(libc::SIGTERM, "terminate"), (libc::SIGKILL, "kill"), (libc::SIGINT, "interrupt")] {
             let (mut p, _parent) = started(m);
-            if signal == libc::SIGTERM { p.terminate() } else { p.kill() }.unwrap();
+            match signal {
+                libc::SIGTERM => p.terminate(),
+                libc::SIGKILL => p.kill(),
+                _ => p.interrupt(),
+            }
+            .unwrap();
             assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Signal(signal)), "{m} {how}");
             assert_eq!(p.exitcode().map(ExitStatus::code), Some(-signal), "{m} {how}");
             // Signalling a child that has ended is not an error.
@@ -396,4 +401,42 @@ fn many_blocked_children_terminated() {
             assert_eq!(p.exitcode(), Some(ExitStatus::Signal(libc::SIGTERM)), "{m}");
         }
     }
+}
+
+#[multiproc::task]
+fn print_and_report(conn: Connection<u32>) {
+    println!("printed by a forked child");
+    eprintln!("printed on stderr by a forked child");
+    conn.send(&1).unwrap();
+}
+
+#[multiproc::test]
+fn fork_while_another_thread_holds_stdout() {
+    let _g = leak_guard();
+    // Another thread holds Rust's stdout and stderr locks when we start a child:
+    // the forked child must not inherit them locked (its exit flushes stdout).
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let out = std::io::stdout().lock();
+        let err = std::io::stderr().lock();
+        locked_tx.send(()).unwrap();
+        // Hold them for a moment; a fixed start waits for them, a broken one forks now.
+        let _ = release_rx.recv_timeout(Duration::from_millis(100));
+        drop((out, err));
+    });
+    locked_rx.recv().unwrap();
+    let (a, b) = pipe().unwrap();
+    let mut p = multiproc::get_context(StartMethod::Fork).process(print_and_report, (b,)).unwrap();
+    p.start().unwrap();
+    let _ = release_tx.send(());
+    holder.join().unwrap();
+    let got = a.recv_timeout(DEADLINE);
+    let status = p.join_timeout(DEADLINE).unwrap();
+    if status.is_none() {
+        p.kill().unwrap();
+        p.join().unwrap();
+    }
+    assert_eq!(got.unwrap(), 1, "the child hung on an inherited stdio lock");
+    assert_eq!(status, Some(ExitStatus::Code(0)), "the child hung on an inherited stdio lock");
 }
