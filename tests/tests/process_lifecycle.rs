@@ -188,7 +188,7 @@ fn panicking_task_exits_with_code_1() {
     }
 }
 
-/// Runs `lifecycle_helper` with `args`, bounded by [`DEADLINE`]; returns (status, stdout, stderr).
+/// Runs `lifecycle_helper` with `args` (behind the command `pre`, if any).
 fn run_helper(pre: &[&str], args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let exe = env!("CARGO_BIN_EXE_lifecycle_helper");
     let mut cmd = match pre.split_first() {
@@ -199,7 +199,13 @@ fn run_helper(pre: &[&str], args: &[&str]) -> (std::process::ExitStatus, String,
         }
         None => Command::new(exe),
     };
-    let child = cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    cmd.args(args);
+    run(cmd)
+}
+
+/// Runs `cmd` bounded by [`DEADLINE`]; returns (status, stdout, stderr).
+fn run(mut cmd: Command) -> (std::process::ExitStatus, String, String) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
@@ -207,7 +213,7 @@ fn run_helper(pre: &[&str], args: &[&str]) -> (std::process::ExitStatus, String,
         Ok(out) => out.unwrap(),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("lifecycle_helper {args:?} did not finish within {DEADLINE:?}");
+            panic!("{cmd:?} did not finish within {DEADLINE:?}");
         }
     };
     let _ = waiter.join();
@@ -235,6 +241,19 @@ fn cpu_count_honours_affinity() {
         let (status, stdout, stderr) = run_helper(&["taskset", "-c", "0"], &["cpu_count", m.name()]);
         assert!(status.success(), "{m}: helper failed: {stdout}\n{stderr}");
         assert_eq!(stdout.trim(), "parent 1 child 1", "{m}");
+    }
+}
+
+#[multiproc::test]
+fn closed_stdio_still_gives_exit_code_0() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let exe = env!("CARGO_BIN_EXE_lifecycle_helper");
+        let script = format!("exec '{exe}' quiet {} >&- 2>&-", m.name());
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script]);
+        let (status, stdout, stderr) = run(cmd);
+        assert_eq!(status.code(), Some(0), "{m}: {stdout} {stderr}");
     }
 }
 
@@ -439,4 +458,44 @@ fn fork_while_another_thread_holds_stdout() {
     }
     assert_eq!(got.unwrap(), 1, "the child hung on an inherited stdio lock");
     assert_eq!(status, Some(ExitStatus::Code(0)), "the child hung on an inherited stdio lock");
+}
+
+/// What each fd of this process refers to (`pipe:[123]`, `socket:[456]`, a path).
+fn fd_targets() -> Vec<String> {
+    tests::open_fds()
+        .into_iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .map(|t| t.display().to_string())
+        .collect()
+}
+
+/// Reports what the child's fds refer to.
+#[multiproc::task]
+fn report_fds(conn: Connection<Vec<String>>) {
+    conn.send(&fd_targets()).unwrap();
+}
+
+#[multiproc::test]
+fn child_does_not_inherit_unrelated_fds() {
+    use std::os::fd::AsRawFd;
+    let _g = leak_guard();
+    // Unrelated fds of the parent: a file, a pipe and a socket pair nobody passes on.
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    let (r, w) = std::io::pipe().unwrap();
+    let (s1, s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    let target = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap().display().to_string();
+    let unrelated: Vec<String> =
+        [file.as_raw_fd(), r.as_raw_fd(), w.as_raw_fd(), s1.as_raw_fd(), s2.as_raw_fd()].map(target).to_vec();
+    for m in METHODS {
+        let (a, b) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(report_fds, (b,)).unwrap();
+        p.start().unwrap();
+        let fds = a.recv().unwrap();
+        p.join().unwrap();
+        for t in &unrelated {
+            assert!(!fds.contains(t), "{m}: the child inherited {t}: {fds:?}");
+        }
+        // stdio, the connection passed in, and the directory read to list them.
+        assert!(fds.len() <= 5, "{m}: the child holds {} fds: {fds:?}", fds.len());
+    }
 }
