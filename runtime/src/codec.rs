@@ -167,6 +167,26 @@ fn wait_readable(fd: BorrowedFd<'_>, spun: &mut bool, deadline: Option<Instant>)
     if ready[0] { Ok(()) } else { Err(Error::Timeout(timeout.unwrap_or_default())) }
 }
 
+/// Reads and drops the `len` bytes of a frame body (and any fds sent with them).
+fn skip(fd: BorrowedFd<'_>, mut len: usize, spun: &mut bool) -> Result<()> {
+    let mut scratch = vec![0u8; len.min(64 << 10)];
+    let mut fds = Vec::new();
+    while len > 0 {
+        let want = len.min(scratch.len());
+        match sys::socket::recv_some(fd, &mut scratch[..want], &mut fds, true)
+            .map_err(|e| Error::Io { op: "recv", source: e })?
+        {
+            Some(0) => {
+                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
+            }
+            Some(n) => len -= n,
+            None => wait_readable(fd, spun, None)?,
+        }
+        fds.clear();
+    }
+    Ok(())
+}
+
 /// Reads one frame. `timeout: None` blocks; a timeout applies to the first byte
 /// only (a frame that has started is read to its end). A frame longer than
 /// `max` is rejected before its body is read or allocated.
@@ -192,6 +212,8 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duratio
     let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
     let nfds = u32::from_le_bytes(head[4..].try_into().unwrap_or_default()) as usize;
     if len > max {
+        // Skip the body so the next receive starts at the next frame, not inside this one.
+        skip(fd, len, &mut spun)?;
         return Err(Error::MessageTooLarge { size: len, limit: max });
     }
     if nfds != fds.len() {
