@@ -409,10 +409,19 @@ fn over_limit_message_is_rejected() {
         }
         r => panic!("an over-limit message gave {r:?}"),
     }
+    // The rejected message was skipped whole: the next one arrives intact.
+    a.send_bytes(&[0; 8]).unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), [0; 8]);
+    a.send_bytes(&[0; 200_000]).unwrap();
+    a.send(&vec![7, 8]).unwrap();
+    assert!(matches!(b.recv_bytes(), Err(Error::MessageTooLarge { size: 200_000, limit: 64 })));
+    assert_eq!(b.recv().unwrap(), vec![7, 8]);
     let (a, mut b) = pipe::<Vec<u8>>().unwrap();
     b.set_max_message(1000);
     a.send(&vec![0u8; 5000]).unwrap();
+    a.send(&vec![1u8; 10]).unwrap();
     assert!(matches!(b.recv(), Err(Error::MessageTooLarge { limit: 1000, .. })));
+    assert_eq!(b.recv().unwrap(), vec![1u8; 10]);
 }
 
 /// Waits for end of stream on `r` (whose writer the parent holds) and says so on `report`.
