@@ -473,3 +473,28 @@ fn a_dead_peer_process_gives_closed() {
         p.join().unwrap();
     }
 }
+
+#[multiproc::test]
+fn high_numbered_fds_travel() {
+    use std::os::fd::AsRawFd;
+    let _g = leak_guard();
+    // Push fd numbers past 256 (Python's test_large_fd_transfer, #11657).
+    let filler: Vec<std::fs::File> = (0..300).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+    assert!(filler.last().unwrap().as_raw_fd() > 256);
+    for m in METHODS {
+        let (a, b) = pipe::<Connection<String>>().unwrap();
+        let mut p = multiproc::get_context(m).process(answer_on_received, (b,)).unwrap();
+        p.start().unwrap();
+        let (x, y) = pipe::<String>().unwrap();
+        let dbg = format!("{y:?}");
+        let fd: i32 = dbg.split("fd: Some(").nth(1).and_then(|r| r.split(')').next()?.parse().ok()).unwrap_or(0);
+        assert!(fd > 256, "{m}: expected a high fd, got {dbg}");
+        a.send(&y).unwrap();
+        drop(y);
+        x.send(&"high".to_string()).unwrap();
+        assert_eq!(x.recv_timeout(DEADLINE).unwrap(), "high!", "{m}");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+    }
+    drop(filler);
+}
