@@ -17,6 +17,7 @@ fn echo_bytes(conn: Connection<Vec<u8>>) {
 
 #[test]
 fn objects_round_trip() {
+    let _g = leak_guard();
     let (a, b) = pipe::<(Vec<i32>, f64, Option<()>, String)>().unwrap();
     let v = (vec![1, -2], 2.25, None, "ünïcode".to_string());
     a.send(&v).unwrap();
@@ -32,6 +33,7 @@ fn objects_round_trip() {
 
 #[test]
 fn bytes_round_trip_and_16_mib_message() {
+    let _g = leak_guard();
     let (a, b) = pipe::<()>().unwrap();
     a.send_bytes(b"hello world").unwrap();
     assert_eq!(b.recv_bytes().unwrap(), b"hello world");
@@ -65,6 +67,7 @@ fn big_message_through_a_child() {
 
 #[test]
 fn recv_bytes_into_with_offset_and_short_buffer() {
+    let _g = leak_guard();
     let (a, b) = pipe::<()>().unwrap();
     let msg = b"abcdefgh";
     let mut buf = [0u8; 16];
@@ -95,6 +98,7 @@ fn recv_bytes_into_with_offset_and_short_buffer() {
 
 #[test]
 fn poll_timeouts() {
+    let _g = leak_guard();
     let (a, b) = pipe::<u32>().unwrap();
     let t = Instant::now();
     assert!(!b.poll(Some(Duration::ZERO)).unwrap());
@@ -114,6 +118,7 @@ fn poll_timeouts() {
 
 #[test]
 fn recv_timeout_times_out_then_receives() {
+    let _g = leak_guard();
     let (a, b) = pipe::<u32>().unwrap();
     let t = Instant::now();
     assert!(matches!(b.recv_timeout(Duration::from_millis(50)), Err(Error::Timeout(_))));
@@ -124,6 +129,7 @@ fn recv_timeout_times_out_then_receives() {
 
 #[test]
 fn peer_closed_gives_closed_after_draining() {
+    let _g = leak_guard();
     let (a, b) = pipe::<u32>().unwrap();
     a.send(&1).unwrap();
     a.send_bytes(b"raw").unwrap();
@@ -141,6 +147,7 @@ fn peer_closed_gives_closed_after_draining() {
 
 #[test]
 fn closing_our_end() {
+    let _g = leak_guard();
     let (mut a, b) = pipe::<u32>().unwrap();
     assert!(!a.closed());
     a.close();
@@ -154,6 +161,7 @@ fn closing_our_end() {
 
 #[test]
 fn one_way_pipe_directions() {
+    let _g = leak_guard();
     let (r, w) = pipe_oneway::<u32>().unwrap();
     assert!(r.readable() && !r.writable());
     assert!(w.writable() && !w.readable());
@@ -170,6 +178,7 @@ fn one_way_pipe_directions() {
 
 #[test]
 fn empty_messages_are_framed() {
+    let _g = leak_guard();
     let (a, b) = pipe::<()>().unwrap();
     a.send_bytes(b"").unwrap();
     assert!(b.poll(Some(Duration::ZERO)).unwrap());
@@ -196,6 +205,7 @@ fn empty_messages_are_framed() {
 
 #[test]
 fn connections_travel_through_connections() {
+    let _g = leak_guard();
     let (a, b) = pipe::<Connection<String>>().unwrap();
     let (x, y) = pipe::<String>().unwrap();
     a.send(&y).unwrap();
@@ -294,6 +304,7 @@ fn wait_collects_from_many_children() {
 
 #[test]
 fn wait_timeout_and_ready_subset() {
+    let _g = leak_guard();
     let (a, x) = pipe::<u32>().unwrap();
     let (b, y) = pipe::<u32>().unwrap();
     let t = Instant::now();
@@ -358,6 +369,7 @@ fn garbage_as<T: serde::de::DeserializeOwned + std::fmt::Debug>(raw: &[u8]) -> m
 
 #[test]
 fn garbage_bytes_give_decode_errors() {
+    let _g = leak_guard();
     fn decode_err<T: serde::de::DeserializeOwned + std::fmt::Debug>(raw: &[u8], what: &str) {
         match garbage_as::<T>(raw) {
             Err(Error::Decode { .. }) => {}
@@ -398,6 +410,7 @@ fn garbage_bytes_give_decode_errors() {
 
 #[test]
 fn over_limit_message_is_rejected() {
+    let _g = leak_guard();
     let (a, mut b) = pipe::<Vec<u8>>().unwrap();
     b.set_max_message(64);
     a.send_bytes(&[1; 64]).unwrap();

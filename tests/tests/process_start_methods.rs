@@ -23,6 +23,7 @@ fn block(conn: Connection<u32>) {
 
 #[test]
 fn all_start_methods_default_first() {
+    let _g = leak_guard();
     let all = multiproc::get_all_start_methods();
     for m in METHODS {
         assert!(all.contains(&m), "{m} missing from {all:?}");
