@@ -28,10 +28,20 @@ struct Child {
 
 impl Child {
     /// Waits up to `timeout` (`None`: forever); caches the status once known.
+    /// Blocks without holding the status lock, so that other threads (another
+    /// handle's `is_alive`, `active_children`) are not stuck behind a `join`.
     fn wait(&self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+        if timeout != Some(Duration::ZERO) {
+            if let Some(s) = *self.status.lock().unwrap_or_else(|p| p.into_inner()) {
+                return Ok(Some(s));
+            }
+            if !self.handle.wait_ready(timeout)? {
+                return Ok(None);
+            }
+        }
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if status.is_none() {
-            *status = self.handle.wait(timeout)?;
+            *status = self.handle.wait(Some(Duration::ZERO))?;
         }
         Ok(*status)
     }

@@ -81,6 +81,16 @@ impl ChildHandle {
         }
     }
 
+    /// Waits up to `timeout` (`None`: forever) until [`wait`](Self::wait) would
+    /// not block. Reaps nothing, so several threads may call it at once.
+    pub(crate) fn wait_ready(&self, timeout: Option<Duration>) -> Result<bool> {
+        let fd = match &self.waiter {
+            Waiter::Own => self.pidfd.as_fd(),
+            Waiter::Server(status) => status.as_fd(),
+        };
+        Ok(sys::fd::poll_readable(&[fd], timeout).ctx("poll")?[0])
+    }
+
     /// Sends `signal`; a child that already ended is not an error.
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
         sys::process::pidfd_signal(self.pidfd.as_fd(), signal).ctx("pidfd_send_signal").map(drop)
