@@ -499,3 +499,31 @@ fn child_does_not_inherit_unrelated_fds() {
         assert!(fds.len() <= 5, "{m}: the child holds {} fds: {fds:?}", fds.len());
     }
 }
+
+#[multiproc::test]
+fn polling_is_not_blocked_by_a_join_in_another_thread() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (mut p, parent) = started(m);
+        let pid = p.pid();
+        let (joining_tx, joining_rx) = std::sync::mpsc::channel();
+        let joiner = std::thread::spawn(move || {
+            joining_tx.send(()).unwrap();
+            p.join().unwrap();
+            p.exitcode()
+        });
+        joining_rx.recv().unwrap();
+        // While that thread blocks in join, the child is still listed and polls as alive, at once.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let poller = std::thread::spawn(move || {
+            let kids = multiproc::active_children();
+            let alive = kids.iter().map(|k| (k.pid(), k.is_alive(), k.exitcode())).collect::<Vec<_>>();
+            let _ = tx.send(alive);
+        });
+        let seen = rx.recv_timeout(DEADLINE);
+        parent.send(&1).unwrap();
+        let _ = poller.join();
+        assert_eq!(joiner.join().unwrap(), Some(ExitStatus::Code(0)), "{m}");
+        assert_eq!(seen.expect("active_children blocked behind a join"), vec![(pid, true, None)], "{m}");
+    }
+}
