@@ -192,3 +192,18 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|source| Error::Io { op, source })
     }
 }
+
+/// An `Error` crosses processes as its message: a task may return
+/// `multiproc::Result<T>`, and an error it returns arrives as [`Error::Remote`]
+/// carrying the original message.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Error::Remote)
+    }
+}
