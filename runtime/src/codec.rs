@@ -189,7 +189,7 @@ fn skip(fd: BorrowedFd<'_>, mut len: usize, spun: &mut bool) -> Result<()> {
 
 /// Reads one frame. `timeout: None` blocks; a timeout applies to the first byte
 /// only (a frame that has started is read to its end). A frame longer than
-/// `max` is rejected before its body is read or allocated.
+/// `max` is never allocated: its body is read and dropped, then rejected.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut head = [0u8; HEADER];

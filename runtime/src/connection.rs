@@ -85,8 +85,9 @@ impl<T> Connection<T> {
         self.fd.as_ref().map(AsFd::as_fd).ok_or(Error::Closed("this connection"))
     }
 
-    /// The largest message (in bytes) [`recv`](Self::recv) accepts; longer ones
-    /// are rejected before they are read. Default 1 GiB.
+    /// The largest message (in bytes) [`recv`](Self::recv) accepts. A longer one
+    /// is never buffered: its bytes are read and dropped, and the receive returns
+    /// [`Error::MessageTooLarge`]; the next receive gets the next message. Default 1 GiB.
     pub fn set_max_message(&mut self, bytes: usize) {
         self.max_message = bytes;
     }
