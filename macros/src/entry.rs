@@ -32,21 +32,35 @@ fn validate(func: &ItemFn, what: &str) -> syn::Result<()> {
     }
 }
 
-/// `fn main() -> R { body }` → `fn main() -> R { __private::main_entry(move || -> R { body }) }`.
-pub(crate) fn expand_main(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = Args::parse(args)?;
+/// The parsed entry function, its runtime path and the body as a closure
+/// `move || -> R { body }` (shared by both entry points).
+struct Entry {
+    krate: syn::Path,
+    func: ItemFn,
+    closure: TokenStream,
+}
+
+fn parse(args: TokenStream, item: TokenStream, what: &str) -> syn::Result<Entry> {
+    let krate = Args::parse(args)?.krate;
     let func: ItemFn = syn::parse2(item)?;
-    validate(&func, "main")?;
-    let krate = &args.krate;
-    let ItemFn { attrs, vis, sig, block } = &func;
-    let ret = match &sig.output {
+    validate(&func, what)?;
+    let ret = match &func.sig.output {
         syn::ReturnType::Default => quote!(()),
         syn::ReturnType::Type(_, ty) => quote!(#ty),
     };
+    let block = &func.block;
+    let closure = quote!(move || -> #ret #block);
+    Ok(Entry { krate, func, closure })
+}
+
+/// `fn main() -> R { body }` → `fn main() -> R { __private::main_entry(move || -> R { body }) }`.
+pub(crate) fn expand_main(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let Entry { krate, func, closure } = parse(args, item, "main")?;
+    let ItemFn { attrs, vis, sig, .. } = &func;
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            #krate::__private::main_entry(move || -> #ret #block)
+            #krate::__private::main_entry(#closure)
         }
     })
 }
@@ -54,23 +68,16 @@ pub(crate) fn expand_main(args: TokenStream, item: TokenStream) -> syn::Result<T
 /// `#[multiproc::test] fn t() { body }` → a `#[test]` whose body runs through
 /// `__private::test_entry`, so a child re-running this test takes its role.
 pub(crate) fn expand_test(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = Args::parse(args)?;
-    let func: ItemFn = syn::parse2(item)?;
-    validate(&func, "test")?;
-    let krate = &args.krate;
-    let ItemFn { attrs, vis, sig, block } = &func;
+    let Entry { krate, func, closure } = parse(args, item, "test")?;
+    let ItemFn { attrs, vis, sig, .. } = &func;
     let ident = &sig.ident;
-    let ret = match &sig.output {
-        syn::ReturnType::Default => quote!(()),
-        syn::ReturnType::Type(_, ty) => quote!(#ty),
-    };
     Ok(quote! {
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis #sig {
             #krate::__private::test_entry(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                move || -> #ret #block,
+                #closure,
             )
         }
     })

@@ -39,11 +39,17 @@ def start(method):
     return best
 
 
-def rtt(n=20000):
+def child_with_pipe(target, n):
+    """Starts target(conn, n) in a fork child; returns (our end, process)."""
     ctx = mp.get_context("fork")
     a, b = ctx.Pipe()
-    p = ctx.Process(target=echo, args=(b, n))
+    p = ctx.Process(target=target, args=(b, n))
     p.start()
+    return a, p
+
+
+def rtt(n=20000):
+    a, p = child_with_pipe(echo, n)
     for i in range(1000):
         a.send(i)
         a.recv()
@@ -58,10 +64,7 @@ def rtt(n=20000):
 
 
 def mib(n=1000):
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
-    p = ctx.Process(target=sink, args=(b, n))
-    p.start()
+    a, p = child_with_pipe(sink, n)
     msg = b"\x07" * (1 << 20)
     t = time.perf_counter()
     for _ in range(n):
