@@ -1,0 +1,1 @@
+//! `multiproc::dummy`: the pool API on threads of this process.
