@@ -53,6 +53,8 @@ pub use crate::context::{
 };
 pub use crate::error::{Error, ExitStatus, Result};
 pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
+#[cfg(feature = "progress")]
+pub use crate::pool::Progress;
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
