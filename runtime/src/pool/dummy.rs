@@ -397,7 +397,10 @@ impl Pool {
             return Err(Error::InvalidArgument("a pool needs at least one thread".into()));
         }
         install_hook();
-        let inner = Arc::new(Inner { q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }), cv: Condvar::new() });
+        let inner = Arc::new(Inner {
+            q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }),
+            cv: Condvar::new(),
+        });
         let mut handles = Vec::new();
         for i in 0..threads {
             let inner = inner.clone();
@@ -660,7 +663,9 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is still running (call `close` or `terminate` first).
     pub fn join(&self) -> Result<()> {
         if self.inner.lock().state == RunState::Running {
-            return Err(Error::InvalidState("the pool is still running; call close() or terminate() before join()".into()));
+            return Err(Error::InvalidState(
+                "the pool is still running; call close() or terminate() before join()".into(),
+            ));
         }
         self.join_threads()
     }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 
 use serde::de::DeserializeOwned;
@@ -122,12 +122,18 @@ pub(crate) struct JobInner {
     /// No more items will be submitted.
     pub(crate) sealed: bool,
     hooks: Vec<Deferred>,
+    /// Callbacks are running: the job reads as complete once they are done (as in Python).
+    hooks_running: bool,
     wakers: Vec<Waker>,
 }
 
 impl JobInner {
-    /// Every item submitted has a result and no more will come.
+    /// Every item submitted has a result, no more will come, and callbacks have run.
     pub(crate) fn complete(&self) -> bool {
+        self.all_delivered() && !self.hooks_running
+    }
+
+    fn all_delivered(&self) -> bool {
         self.sealed && self.delivered == self.submitted
     }
 
@@ -189,6 +195,7 @@ impl JobShared {
                 taken: 0,
                 sealed: false,
                 hooks: Vec::new(),
+                hooks_running: false,
                 wakers: Vec::new(),
             }),
             cv: Condvar::new(),
@@ -210,7 +217,7 @@ impl JobShared {
     }
 
     /// Adds the results of one chunk; finished-job work goes to `deferred`.
-    pub(crate) fn deliver(&self, chunk: ChunkResult, deferred: &mut Vec<Deferred>) {
+    pub(crate) fn deliver(self: &Arc<Self>, chunk: ChunkResult, deferred: &mut Vec<Deferred>) {
         let mut g = self.lock();
         g.delivered += chunk.len();
         if g.ordered {
@@ -222,15 +229,29 @@ impl JobShared {
     }
 
     /// No more items will be submitted.
-    pub(crate) fn seal(&self, deferred: &mut Vec<Deferred>) {
+    pub(crate) fn seal(self: &Arc<Self>, deferred: &mut Vec<Deferred>) {
         let mut g = self.lock();
         g.sealed = true;
         self.after_change(g, deferred);
     }
 
-    fn after_change(&self, mut g: MutexGuard<'_, JobInner>, deferred: &mut Vec<Deferred>) {
-        if g.complete() {
-            deferred.extend(g.hooks.drain(..));
+    fn after_change(self: &Arc<Self>, mut g: MutexGuard<'_, JobInner>, deferred: &mut Vec<Deferred>) {
+        if g.all_delivered() && !g.hooks.is_empty() && !g.hooks_running {
+            g.hooks_running = true;
+            let hooks = std::mem::take(&mut g.hooks);
+            let me = self.clone();
+            deferred.push(Box::new(move || {
+                for h in hooks {
+                    h();
+                }
+                let mut g = me.lock();
+                g.hooks_running = false;
+                let wakers: Vec<Waker> = g.wakers.drain(..).collect();
+                drop(g);
+                me.cv.notify_all();
+                wakers.into_iter().for_each(Waker::wake);
+            }));
+            return;
         }
         deferred.extend(g.wakers.drain(..).map(|w| Box::new(move || w.wake()) as Deferred));
         drop(g);
@@ -240,7 +261,7 @@ impl JobShared {
     /// Runs `hook` once the job is complete (now, if it already is).
     pub(crate) fn on_complete(&self, hook: Deferred) {
         let mut g = self.lock();
-        if g.complete() {
+        if g.all_delivered() {
             drop(g);
             hook();
         } else {
