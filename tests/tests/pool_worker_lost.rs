@@ -95,10 +95,7 @@ fn a_dying_worker_fails_only_its_calls() {
                 std::thread::yield_now();
             }
             let lost = pool.apply(die_at_3, ((3, how.to_string()),)).unwrap_err();
-            assert!(
-                lost.to_string().contains("was lost"),
-                "{m} {how}: the error names the lost worker: {lost}"
-            );
+            assert!(lost.to_string().contains("was lost"), "{m} {how}: the error names the lost worker: {lost}");
             pool.close();
             pool.join().unwrap();
         }
