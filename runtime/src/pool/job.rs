@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The encoded result at `body[start..start + len]`, with `nfds` handles.
-    Ok { start: usize, len: usize, nfds: usize },
+    Ok { start: u32, len: u32, nfds: u16 },
     /// The call failed.
-    Err(Error),
+    Err(Box<Error>),
 }
 
 /// The results of one chunk of calls (consecutive items of a job).
@@ -40,14 +40,19 @@ impl ChunkResult {
         ChunkResult {
             first,
             body: Vec::new(),
-            items: (0..count).map(|_| Outcome::Err(err())).collect(),
+            items: (0..count).map(|_| Outcome::Err(Box::new(err()))).collect(),
             fds: VecDeque::new(),
         }
     }
 
     /// A chunk of one item that failed with `err`.
     pub(crate) fn one_error(first: usize, err: Error) -> Self {
-        ChunkResult { first, body: Vec::new(), items: VecDeque::from([Outcome::Err(err)]), fds: VecDeque::new() }
+        ChunkResult {
+            first,
+            body: Vec::new(),
+            items: VecDeque::from([Outcome::Err(Box::new(err))]),
+            fds: VecDeque::new(),
+        }
     }
 
     /// Parses a worker's `DONE` frame (kind byte already checked by the caller).
@@ -72,11 +77,13 @@ impl ChunkResult {
                 let bytes = c.bytes(len)?;
                 total_fds += nfds;
                 items.push_back(match status {
-                    0 => Outcome::Ok { start, len, nfds },
-                    _ => Outcome::Err(match codec::decode::<WireError>(bytes, Vec::new(), "task error") {
+                    // `Cursor` checked that the item lies inside the body, whose
+                    // length fits in u32 (a frame's length is a u32).
+                    0 => Outcome::Ok { start: start as u32, len: len as u32, nfds: nfds as u16 },
+                    _ => Outcome::Err(Box::new(match codec::decode::<WireError>(bytes, Vec::new(), "task error") {
                         Ok(w) => w.into(),
                         Err(e) => e,
-                    }),
+                    })),
                 });
             }
             if total_fds != fds.len() {
@@ -95,9 +102,13 @@ impl ChunkResult {
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
         let outcome = self.items.pop_front()?;
         Some(match outcome {
-            Outcome::Err(e) => Err(e),
+            Outcome::Err(e) => Err(*e),
             Outcome::Ok { start, len, nfds } => {
-                let fds: Vec<OwnedFd> = self.fds.drain(..nfds.min(self.fds.len())).collect();
+                let fds: Vec<OwnedFd> = match nfds as usize {
+                    0 => Vec::new(),
+                    n => self.fds.drain(..n.min(self.fds.len())).collect(),
+                };
+                let (start, len) = (start as usize, len as usize);
                 codec::decode(&self.body[start..start + len], fds, "task result")
             }
         })

@@ -76,8 +76,9 @@ enum Backend {
 /// `close` + `join` to let submitted work finish first.
 ///
 /// # Chunks
-/// `map`, `starmap` and `map_async` split their input as Python does: chunks
-/// of `ceil(len / (4 × processes))`. `imap` and `imap_unordered` use the same
+/// `map`, `starmap` and `map_async` split their input as Python does, in chunks
+/// of `ceil(len / (4 × processes))`, capped at 2048 calls (so that the workers
+/// start while a large input is still being encoded). `imap` and `imap_unordered` use the same
 /// rule on the input's exact size hint, capped at 256, and 1 when the size is
 /// unknown. Choose the chunk size per call with [`Pool::with_chunksize`].
 pub struct Pool {
@@ -191,9 +192,11 @@ impl PoolBuilder {
     }
 }
 
-/// Python's default chunk size for `len` items on `processes` workers.
+/// Default chunk size for `len` items on `processes` workers: Python's
+/// `ceil(len / (4 × processes))`, but at most 2048, so that large inputs make
+/// enough chunks for the workers to start while the rest is still being encoded.
 fn default_chunksize(len: usize, processes: usize) -> usize {
-    len.div_ceil(processes * 4).max(1)
+    len.div_ceil(processes * 4).clamp(1, 2048)
 }
 
 /// Default chunk size of `imap`: Python's rule on an exact size hint, capped.
@@ -206,7 +209,7 @@ fn imap_chunksize(hint: (usize, Option<usize>), processes: usize) -> usize {
 
 /// Chunks submitted together (one lock, few sends).
 const SUBMIT_BATCH: usize = 64;
-const SUBMIT_BYTES: usize = 256 << 10;
+const SUBMIT_BYTES: usize = 32 << 10;
 /// A chunk is closed early once it carries this many handles.
 const CHUNK_FDS: usize = 32;
 
@@ -504,7 +507,7 @@ impl Chunked<'_> {
         I: IntoIterator<Item = T>,
         F::Output: DeserializeOwned,
     {
-        self.map_async(task, inputs)?.get()
+        self.starmap(task, inputs.into_iter().map(|x| (x,)))
     }
 
     /// [`Pool::starmap`] with this chunk size.
@@ -518,7 +521,27 @@ impl Chunked<'_> {
         I: IntoIterator<Item = A>,
         F::Output: DeserializeOwned,
     {
-        self.starmap_async(task, inputs)?.get()
+        // As `starmap_async(..).get()`, but results are decoded as their chunks
+        // arrive, while later chunks are still running.
+        let r = self.starmap_async(task, inputs)?;
+        let (sh, job) = (&r.sh, &r.job);
+        let mut out = Vec::with_capacity(job.lock().submitted);
+        loop {
+            let next = job.lock().take_chunk();
+            if let Some(mut chunk) = next {
+                while let Some(v) = chunk.next() {
+                    out.push(v?);
+                }
+                continue;
+            }
+            {
+                let g = job.lock();
+                if g.complete() && g.taken == g.submitted {
+                    return Ok(out);
+                }
+            }
+            sh.wait_job(job, None, &|g| g.chunk_ready() || (g.complete() && g.taken == g.submitted));
+        }
     }
 
     /// [`Pool::map_async`] with this chunk size.

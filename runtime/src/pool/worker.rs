@@ -114,8 +114,8 @@ fn serve(link: BorrowedFd<'_>) -> Result<()> {
         if let Some(frame) = rx.next_frame()? {
             let fds_before = out_fds.len();
             run_chunk(&frame.body, frame.fds, &mut cached, &mut out, &mut out_fds)?;
-            oldest.get_or_insert_with(Instant::now);
-            let due = oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+            let now = Instant::now();
+            let due = now.duration_since(*oldest.get_or_insert(now)) >= FLUSH_AFTER;
             if out_fds.len() > fds_before || out.len() >= FLUSH_BYTES || due {
                 flush(link, &mut out, &mut out_fds, &mut oldest)?;
             }
