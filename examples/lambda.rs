@@ -11,6 +11,9 @@
 //!
 //! Run it with `cargo run --release --example lambda`.
 
+// The Python original calls an inline lambda; so does this port.
+#![allow(clippy::redundant_closure_call)]
+
 use std::time::Duration;
 
 // ANCHOR: all

@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 use crate::task::Task;
 
 type Job = Box<dyn FnOnce() + Send>;
+type Hook<R> = Box<dyn FnOnce(&Result<R>) + Send>;
+type Results<R> = Arc<Mutex<(Vec<Option<Result<R>>>, usize)>>;
+type ResultSender<R> = Sender<(usize, Result<R>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunState {
@@ -145,7 +148,7 @@ struct SlotState<R> {
     value: Option<Result<R>>,
     done: bool,
     taken: bool,
-    hooks: Vec<Box<dyn FnOnce(&Result<R>) + Send>>,
+    hooks: Vec<Hook<R>>,
 }
 
 impl<R> Slot<R> {
@@ -285,7 +288,7 @@ impl<R> AsyncResult<R> {
         Ok(g.value.as_ref().is_none_or(|v| v.is_ok()))
     }
 
-    fn on_done(self, hook: Box<dyn FnOnce(&Result<R>) + Send>) -> Self {
+    fn on_done(self, hook: Hook<R>) -> Self {
         let mut g = self.slot.lock();
         if g.done {
             if let Some(v) = g.value.as_ref() {
@@ -466,8 +469,7 @@ impl Pool {
         let chunksize = n.div_ceil(self.processes * 4).max(1);
         let task = Arc::new(task);
         let slot = Slot::new();
-        let results: Arc<Mutex<(Vec<Option<Result<F::Output>>>, usize)>> =
-            Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n)));
+        let results: Results<F::Output> = Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n)));
         if n == 0 {
             slot.complete(Ok(Vec::new()));
             return Ok(AsyncResult { slot });
@@ -554,7 +556,7 @@ impl Pool {
         I::IntoIter: 'a,
         F::Output: Send + 'static,
     {
-        let (tx, rx): (Sender<(usize, Result<F::Output>)>, _) = mpsc::channel();
+        let (tx, rx): (ResultSender<F::Output>, _) = mpsc::channel();
         let task = Arc::new(task);
         let mut it = inputs.into_iter().enumerate();
         let inner = self.inner.clone();

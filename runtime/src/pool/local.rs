@@ -75,6 +75,8 @@ pub(crate) struct Chunk {
     frame: Vec<u8>,
     fds: Vec<OwnedFd>,
     attempts: u32,
+    /// Re-queued once already as a bystander of another chunk's crash.
+    spared: bool,
     sent: Option<Instant>,
 }
 
@@ -149,6 +151,7 @@ impl ChunkBuilder {
             frame: self.frame,
             fds: self.fds,
             attempts: 0,
+            spared: false,
             sent: None,
         })
     }
@@ -724,16 +727,28 @@ fn background(sh: Arc<Shared>) {
             let mut deferred = Vec::new();
             {
                 let mut c = sh.lock();
-                for mut chunk in w.inflight.drain(..) {
-                    if chunk.attempts < sh.cfg.retries && c.state != RunState::Terminated {
+                // The oldest chunk in flight is the one the worker was running (or
+                // had answered without sending yet): it fails, or is retried. The
+                // later ones had not started: they go back to the queue once.
+                let mut requeue = Vec::new();
+                for (k, mut chunk) in w.inflight.drain(..).enumerate() {
+                    let running = c.state != RunState::Terminated;
+                    if running && k > 0 && !chunk.spared {
+                        chunk.spared = true;
+                        chunk.sent = None;
+                        requeue.push(chunk);
+                    } else if running && chunk.attempts < sh.cfg.retries {
                         chunk.attempts += 1;
                         chunk.sent = None;
-                        c.queue.push_front(chunk);
+                        requeue.push(chunk);
                     } else {
                         c.outstanding = c.outstanding.saturating_sub(1);
                         let pid = w.pid;
                         fail_chunk(chunk, &mut deferred, || Error::WorkerLost { pid, status });
                     }
+                }
+                for chunk in requeue.into_iter().rev() {
+                    c.queue.push_front(chunk);
                 }
                 if c.outstanding == 0 {
                     sh.core_cv.notify_all();
@@ -805,11 +820,11 @@ fn background(sh: Arc<Shared>) {
         {
             let mut c = sh.lock();
             for (k, pidfd) in pidfds.iter().enumerate() {
-                if ready.get(1 + k).copied().unwrap_or(false) {
-                    if let Some(w) = c.workers.iter_mut().find(|w| Arc::ptr_eq(&w.pidfd, pidfd)) {
-                        // Read what it sent before it ended, then reap it.
-                        w.lost = true;
-                    }
+                if ready.get(1 + k).copied().unwrap_or(false)
+                    && let Some(w) = c.workers.iter_mut().find(|w| Arc::ptr_eq(&w.pidfd, pidfd))
+                {
+                    // It ended: read what it sent before, then reap it.
+                    w.lost = true;
                 }
             }
             // Drain final replies of ended workers before they are reaped.

@@ -91,12 +91,15 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// A task name with encoded arguments and the handles inside them.
+type EncodedCall = (String, Vec<u8>, Vec<std::os::fd::OwnedFd>);
+
 /// Configures a [`Pool`] ([`Pool::builder`]).
 #[derive(Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
     method: Option<StartMethod>,
-    initializer: Option<Result<(String, Vec<u8>, Vec<std::os::fd::OwnedFd>)>>,
+    initializer: Option<Result<EncodedCall>>,
     max_tasks: Option<usize>,
     retries: u32,
 }
