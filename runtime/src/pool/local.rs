@@ -40,11 +40,11 @@ const MAX_INFLIGHT_BYTES: usize = 1 << 20;
 /// Chunks in flight per worker before anything is measured.
 const INITIAL_DEPTH: usize = 4;
 /// Most chunks in flight per worker.
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = 256;
 /// How much work (ns) to keep queued in each worker: covers a dispatch round trip.
-const LOOKAHEAD_NS: f64 = 300_000.0;
+const LOOKAHEAD_NS: f64 = 500_000.0;
 /// How long a waiter spins (pumping) after the last progress before it parks.
-const SPIN: Duration = Duration::from_micros(60);
+const SPIN: Duration = Duration::from_micros(100);
 /// Bound on each park, so a lost wake-up only costs time.
 const PARK: Duration = Duration::from_millis(50);
 /// How long a worker that should exit gets before it is killed.
@@ -807,7 +807,9 @@ fn background(sh: Arc<Shared>) {
         fds.extend(links.iter().map(|f| f.as_fd()));
         let ready = sys::fd::poll_readable(&fds, Some(Duration::from_secs(1))).unwrap_or_default();
         if ready.first().copied().unwrap_or(false) {
-            sh.wake_pending.store(false, Ordering::Release);
+            // Drain first, then clear the flag: a wake-up that comes in between
+            // finds the flag still set and writes nothing, but this iteration has
+            // not looked at the pool yet, so it is not lost.
             let mut scratch = [0u8; 64];
             let mut fds = Vec::new();
             while let Ok(Some(n)) = sys::socket::recv_some(sh.wake_rx.as_fd(), &mut scratch, &mut fds, true) {
@@ -815,6 +817,7 @@ fn background(sh: Arc<Shared>) {
                     break;
                 }
             }
+            sh.wake_pending.store(false, Ordering::Release);
         }
         let mut deferred = Vec::new();
         {

@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::registry::{self, TaskEntry};
 
 /// Longest a finished reply waits for more to batch with.
-const FLUSH_AFTER: Duration = Duration::from_micros(100);
+const FLUSH_AFTER: Duration = Duration::from_micros(50);
+/// Flush once this many replies are waiting, so the parent can refill early.
+const FLUSH_FRAMES: usize = 16;
 /// Flush once this many reply bytes are waiting.
 const FLUSH_BYTES: usize = 256 << 10;
 
@@ -110,14 +112,17 @@ fn serve(link: BorrowedFd<'_>) -> Result<()> {
     let mut out_fds: Vec<OwnedFd> = Vec::new();
     let mut oldest: Option<Instant> = None;
     let mut cached: Option<(String, Result<&'static TaskEntry>)> = None;
+    let mut pending = 0usize;
     loop {
         if let Some(frame) = rx.next_frame()? {
             let fds_before = out_fds.len();
             run_chunk(&frame.body, frame.fds, &mut cached, &mut out, &mut out_fds)?;
+            pending += 1;
             let now = Instant::now();
-            let due = now.duration_since(*oldest.get_or_insert(now)) >= FLUSH_AFTER;
+            let due = pending >= FLUSH_FRAMES || now.duration_since(*oldest.get_or_insert(now)) >= FLUSH_AFTER;
             if out_fds.len() > fds_before || out.len() >= FLUSH_BYTES || due {
                 flush(link, &mut out, &mut out_fds, &mut oldest)?;
+                pending = 0;
             }
             continue;
         }
@@ -126,6 +131,7 @@ fn serve(link: BorrowedFd<'_>) -> Result<()> {
             continue;
         }
         flush(link, &mut out, &mut out_fds, &mut oldest)?;
+        pending = 0;
         if rx.eof {
             return Ok(());
         }
