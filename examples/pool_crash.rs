@@ -24,7 +24,7 @@ fn unlucky(x: u64) -> u64 {
 fn main() -> multiproc::Result<()> {
     let pool = multiproc::Pool::new(2)?;
 
-    // Each result is a value or the error of its own call.
+    // Each result is a value, or `WorkerLost` for the calls the dead worker held.
     for (x, r) in pool.with_chunksize(1).imap(fragile, 0..6)?.enumerate() {
         match r {
             Ok(v) => println!("{x}: {v}"),
@@ -41,10 +41,15 @@ fn main() -> multiproc::Result<()> {
     // The pool replaced the worker and still works.
     println!("{:?}", pool.map(fragile, vec![1, 2])?);
 
-    // With retries, the calls of a lost worker run again on another worker
-    // (this one crashes every time, so it still fails, after 3 runs).
-    let retrying = multiproc::Pool::builder().processes(2).retries(2).build()?;
-    println!("{}", retrying.apply(fragile, (3,)).unwrap_err());
+    // With retries, calls that were in flight on the dead worker run again, each
+    // alone: only the one that kills a worker by itself is charged an attempt.
+    let careful = multiproc::Pool::builder().processes(2).retries(1).build()?;
+    let results: Vec<String> = careful
+        .with_chunksize(1)
+        .imap(fragile, 0..6)?
+        .map(|r| r.map_or_else(|e| e.to_string(), |v| v.to_string()))
+        .collect();
+    println!("{results:?}");
 
     pool.close();
     pool.join()

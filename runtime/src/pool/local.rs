@@ -75,8 +75,9 @@ pub(crate) struct Chunk {
     frame: Vec<u8>,
     fds: Vec<OwnedFd>,
     attempts: u32,
-    /// Re-queued once already as a bystander of another chunk's crash.
-    spared: bool,
+    /// Was in flight with others on a worker that died: runs alone from now on,
+    /// so that if it is the cause, it is known.
+    suspect: bool,
     sent: Option<Instant>,
 }
 
@@ -151,7 +152,7 @@ impl ChunkBuilder {
             frame: self.frame,
             fds: self.fds,
             attempts: 0,
-            spared: false,
+            suspect: false,
             sent: None,
         })
     }
@@ -338,6 +339,8 @@ impl Shared {
                 && w.link.is_some()
                 && max_tasks.is_none_or(|m| w.sent_items + items < m)
                 && w.inflight.len() + n < depth
+                && !w.inflight.front().is_some_and(|c| c.suspect)
+                && (!next.suspect || (w.inflight.is_empty() && n == 0))
                 && ((w.inflight.is_empty() && n == 0)
                     || w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES)
         };
@@ -362,9 +365,9 @@ impl Shared {
                     let Some(chunk) = queue.pop_front() else { break };
                     items += chunk.count;
                     bytes += chunk.frame.len();
-                    let has_fds = !chunk.fds.is_empty();
+                    let alone = !chunk.fds.is_empty() || chunk.suspect;
                     batch.push(chunk);
-                    if has_fds {
+                    if alone {
                         break;
                     }
                 }
@@ -727,18 +730,21 @@ fn background(sh: Arc<Shared>) {
             let mut deferred = Vec::new();
             {
                 let mut c = sh.lock();
-                // The oldest chunk in flight is the one the worker was running (or
-                // had answered without sending yet): it fails, or is retried. The
-                // later ones had not started: they go back to the queue once.
+                // Without retries, every call the worker held fails (at most once).
+                // With retries, calls that were in flight together are run again,
+                // each alone, so that only the one that kills a worker by itself is
+                // charged an attempt.
                 let mut requeue = Vec::new();
-                for (k, mut chunk) in w.inflight.drain(..).enumerate() {
-                    let running = c.state != RunState::Terminated;
-                    if running && k > 0 && !chunk.spared {
-                        chunk.spared = true;
+                let held = w.inflight.len();
+                for mut chunk in w.inflight.drain(..) {
+                    let running = c.state != RunState::Terminated && sh.cfg.retries > 0;
+                    if running && held > 1 && !chunk.suspect {
+                        chunk.suspect = true;
                         chunk.sent = None;
                         requeue.push(chunk);
                     } else if running && chunk.attempts < sh.cfg.retries {
                         chunk.attempts += 1;
+                        chunk.suspect = true;
                         chunk.sent = None;
                         requeue.push(chunk);
                     } else {

@@ -63,11 +63,11 @@ enum Backend {
 /// # Failures (where Python's pool hangs, this one does not)
 /// - A task that panics fails only its own call, with [`Error::TaskPanicked`]
 ///   (message, `file:line:col`, task name); the worker carries on.
-/// - A worker that dies (killed, aborted, `exit`) fails the calls it held with
-///   [`Error::WorkerLost`] (pid and exit status), or runs them again elsewhere
-///   when the pool was built with [`PoolBuilder::retries`]; the worker is replaced
-///   and every other call completes. Calls are sent in chunks, so a lost worker
-///   fails (or retries) the whole chunks it held.
+/// - A worker that dies (killed, aborted, `exit`) fails the calls it held (sent
+///   to it, not yet answered: several chunks are in flight per worker) with
+///   [`Error::WorkerLost`] (pid and exit status); the worker is replaced and every
+///   other call completes. With [`PoolBuilder::retries`], the held calls run
+///   again, each alone, and only a call that kills a worker by itself is charged.
 ///
 /// # Lifetime
 /// [`close`](Pool::close) stops new work, [`join`](Pool::join) waits for the
@@ -157,8 +157,11 @@ impl PoolBuilder {
         self
     }
 
-    /// Run the chunks of a worker that died up to `n` more times on other workers
-    /// before failing them with [`Error::WorkerLost`] (default 0).
+    /// When a worker dies, run the calls it held again (default 0: they fail with
+    /// [`Error::WorkerLost`], so each call runs at most once). Calls that were in
+    /// flight together are re-run each alone, uncharged; a call that kills a
+    /// worker by itself is charged one attempt, and fails after `n` retries. A
+    /// call may so run more than once.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
