@@ -453,3 +453,53 @@ fn async_result_is_a_future() {
         assert_eq!(block_on(pool.map_async(sqr, 0..4).unwrap()).unwrap(), vec![0, 1, 4, 9], "{m}");
     }
 }
+
+fn not_a_task(x: u64) -> u64 {
+    x
+}
+
+#[multiproc::test]
+fn an_unregistered_function_is_a_clear_error() {
+    let _g = leak_guard();
+    for (m, pool) in pools() {
+        let e = pool.map(not_a_task, 0..3).unwrap_err();
+        assert!(matches!(e, Error::NotRegistered { .. }), "{m}: {e}");
+        assert!(e.to_string().contains("not_a_task"), "{m}: the error names the function: {e}");
+        assert!(matches!(pool.apply_async(|x: u64| x, (1,)), Err(Error::NotRegistered { .. })), "{m}");
+        assert!(matches!(pool.imap(not_a_task, 0..3), Err(Error::NotRegistered { .. })), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn a_large_pool_maps_correctly() {
+    let _g = leak_guard();
+    let pool = get_context(multiproc::StartMethod::Fork).pool(24).unwrap();
+    let total: u64 = pool.map(sqr, 0..1000).unwrap().into_iter().sum();
+    assert_eq!(total, 332_833_500);
+}
+
+#[multiproc::task]
+fn pool_in_child() -> u64 {
+    // A re-executed child cannot re-execute itself yet (role.rs knows no entry
+    // point there), so the nested pool forks.
+    let pool = get_context(multiproc::StartMethod::Fork).pool(2).expect("pool in a child");
+    let total: u64 = pool.map(sqr, 0..10).expect("map").into_iter().sum();
+    if total != 285 {
+        std::process::exit(3);
+    }
+    total
+}
+
+#[multiproc::test]
+fn a_pool_works_inside_a_child_process() {
+    // The fork server, when this test is the first to start it, leaves an fd the
+    // leak check sees (a core issue, reported); start it before the check.
+    get_context(multiproc::StartMethod::ForkServer).pool(1).unwrap().terminate();
+    let _g = leak_guard();
+    for m in METHODS {
+        let mut p = get_context(m).process(pool_in_child, ()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m}");
+    }
+}
