@@ -111,14 +111,9 @@ pub(crate) fn run(t: &mut Table) {
     t.row("pool apply_async(..).get() round trip", ours, py, None);
 
     // ~0.3 s of serial work in Rust; CPython gets a smaller n (it is ~50x slower per step).
-    let ours = Figure::Rate(cpu_speedup(&pool, 300_000_000));
+    let ours = Figure::Factor(cpu_speedup(&pool, 300_000_000));
     let py = python("pool.py", &["cpu", "8000000"]).map(|s| ours.like(s));
-    t.row(
-        "pool CPU-bound speed-up, 8 chunks, Pool(2) (×, shown as /s)",
-        ours,
-        py,
-        Some(("2 cores", Figure::Rate(2.0))),
-    );
+    t.row("pool CPU-bound speed-up over serial, 8 chunks, Pool(2)", ours, py, Some(("2 cores", Figure::Factor(2.0))));
     drop(pool);
 
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
