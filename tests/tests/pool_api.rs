@@ -386,6 +386,11 @@ fn max_tasks_per_child_replaces_workers_without_losing_tasks() {
         pool.close();
         pool.join().unwrap();
         assert_eq!(r.get().unwrap(), vec![0, 1, 4, 9, 16, 25], "{m}");
+        let pool = Pool::builder().processes(2).start_method(m).max_tasks_per_child(2).build().unwrap();
+        let r = pool.with_chunksize(1).map_async(sqr, 0..8).unwrap();
+        pool.close();
+        pool.join().unwrap();
+        assert_eq!(r.get().unwrap(), (0..8).map(|x| x * x).collect::<Vec<u64>>(), "{m}");
     }
 }
 
