@@ -81,6 +81,13 @@ enum Backend {
 /// start while a large input is still being encoded). `imap` and `imap_unordered` use the same
 /// rule on the input's exact size hint, capped at 256, and 1 when the size is
 /// unknown. Choose the chunk size per call with [`Pool::with_chunksize`].
+///
+/// # Progress
+/// With the cargo feature `progress`, the `imap` iterators have a `.progress()`
+/// adaptor that draws a progress bar (indicatif) on stderr.
+///
+/// # Threads
+/// [`dummy::Pool`] has the same API on threads of this process.
 pub struct Pool {
     backend: Backend,
 }
