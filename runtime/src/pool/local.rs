@@ -354,7 +354,11 @@ impl Shared {
             }
             let share = queue.len().div_ceil(eligible).max(1);
             let mut sent_any = false;
-            for w in workers.iter_mut() {
+            // The least loaded first, so that lone calls spread over the workers.
+            let mut order: Vec<usize> = (0..workers.len()).collect();
+            order.sort_by_key(|&i| workers[i].inflight.len());
+            for i in order {
+                let w = &mut workers[i];
                 let mut batch: Vec<Chunk> = Vec::new();
                 let (mut items, mut bytes) = (0, 0);
                 while batch.len() < share {
