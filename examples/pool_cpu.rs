@@ -13,7 +13,7 @@ fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
-    (2..=n.isqrt()).all(|i| n % i != 0)
+    (2..=n.isqrt()).all(|i| n % i > 0)
 }
 // ANCHOR_END: primes
 

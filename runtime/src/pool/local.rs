@@ -833,9 +833,8 @@ fn background(sh: Arc<Shared>) {
         {
             let mut c = sh.lock();
             for (k, pidfd) in pidfds.iter().enumerate() {
-                if ready.get(1 + k).copied().unwrap_or(false)
-                    && let Some(w) = c.workers.iter_mut().find(|w| Arc::ptr_eq(&w.pidfd, pidfd))
-                {
+                let ended = ready.get(1 + k).copied().unwrap_or(false);
+                if let Some(w) = c.workers.iter_mut().find(|w| ended && Arc::ptr_eq(&w.pidfd, pidfd)) {
                     // It ended: read what it sent before, then reap it.
                     w.lost = true;
                 }
