@@ -7,13 +7,14 @@
 use std::time::Instant;
 
 // ANCHOR: primes
+#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than our MSRV
 #[multiproc::task]
 fn is_prime(n: u64) -> bool {
     // Check primality (inefficient but CPU-heavy for demo)
     if n < 2 {
         return false;
     }
-    (2..=n.isqrt()).all(|i| n % i > 0)
+    (2..=n.isqrt()).all(|i| n % i != 0)
 }
 // ANCHOR_END: primes
 
