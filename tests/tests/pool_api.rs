@@ -508,3 +508,21 @@ fn a_pool_works_inside_a_child_process() {
         assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m}");
     }
 }
+
+#[multiproc::test]
+fn a_panicking_callback_does_not_break_the_pool() {
+    let _g = leak_guard();
+    for (m, pool) in pools() {
+        let r = pool.apply_async(sqr, (3,)).unwrap().callback(|_| panic!("callback bug"));
+        assert_eq!(r.get().unwrap(), 9, "{m}");
+        for _ in 0..5 {
+            let r = pool.map_async(sqr, 0..50).unwrap().callback(|_| panic!("callback bug"));
+            assert_eq!(r.get().unwrap().len(), 50, "{m}");
+        }
+        assert_eq!(pool.map(sqr, 0..1000).unwrap()[999], 999 * 999, "{m}");
+    }
+    let pool = multiproc::dummy::Pool::new(1).unwrap();
+    let r = pool.apply_async(|x: u64| x, (3,)).unwrap().callback(|_| panic!("callback bug"));
+    assert_eq!(r.get().unwrap(), 3);
+    assert_eq!(pool.apply(|x: u64| x + 1, (3,)).unwrap(), 4);
+}

@@ -177,7 +177,8 @@ impl<R> Slot<R> {
             let g = self.lock();
             if let Some(v) = g.value.as_ref() {
                 for h in hooks {
-                    h(v);
+                    // A callback that panics must not take the pool's thread down.
+                    let _ = catch_unwind(AssertUnwindSafe(|| h(v)));
                 }
             }
         }

@@ -253,7 +253,7 @@ impl JobShared {
             let me = self.clone();
             deferred.push(Box::new(move || {
                 for h in hooks {
-                    h();
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(h));
                 }
                 let mut g = me.lock();
                 g.hooks_running = false;
@@ -289,10 +289,11 @@ impl JobShared {
     }
 }
 
-/// Runs deferred work (no lock may be held).
+/// Runs deferred work (no lock may be held). A user callback that panics is
+/// contained here: it must not take down the pool's thread or a waiter.
 pub(crate) fn run_deferred(deferred: Vec<Deferred>) {
     for d in deferred {
-        d();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(d));
     }
 }
 

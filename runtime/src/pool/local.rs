@@ -582,6 +582,13 @@ impl Shared {
                 None => PARK,
             };
             g = job.park(g, max);
+            if !cond(&g) {
+                // Nothing for a while: help once more, in case the pool's thread
+                // is busy (starting a worker) or gone.
+                drop(g);
+                self.pump_once();
+                g = job.lock();
+            }
         }
     }
 
