@@ -654,13 +654,14 @@ impl Shared {
         c.joined = true;
         let mut workers = std::mem::take(&mut c.workers);
         drop(c);
+        // The pool's thread may hold the links (polling them): stop it first.
+        self.stop_background();
         for w in &mut workers {
             w.link = None; // the worker sees the end of its link and exits
         }
         for mut w in workers {
             reap(&mut w);
         }
-        self.stop_background();
         Ok(())
     }
 }
