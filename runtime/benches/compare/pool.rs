@@ -47,8 +47,9 @@ fn apply_rtt(pool: &Pool) -> Duration {
     best
 }
 
-/// Serial time over pool time for 8 equal chunks of a sum of squares.
-fn cpu_speedup(pool: &Pool, n: u64) -> f64 {
+/// Best serial time over best parallel time (`par`) for 8 equal chunks of a sum
+/// of squares up to `n`: noise only ever slows a run down.
+fn speedup(n: u64, mut par: impl FnMut(&[(u64, u64)]) -> Vec<u64>) -> f64 {
     let bounds: Vec<(u64, u64)> = (0..8).map(|i| (i * n / 8, (i + 1) * n / 8)).collect();
     let (mut t_serial, mut t_par) = (f64::MAX, f64::MAX);
     for _ in 0..3 {
@@ -56,31 +57,23 @@ fn cpu_speedup(pool: &Pool, n: u64) -> f64 {
         let serial: Vec<u64> = bounds.iter().map(|b| sum_squares(*b)).collect();
         t_serial = t_serial.min(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let par = pool.with_chunksize(1).map(sum_squares, bounds.clone()).expect("map");
+        let parallel = par(&bounds);
         t_par = t_par.min(t.elapsed().as_secs_f64());
-        assert_eq!(serial, par);
+        assert_eq!(serial, parallel);
     }
-    // Best serial time over best parallel time: noise only ever slows a run down.
     t_serial / t_par
 }
 
-/// The same work on a rayon pool of 2 threads: its speed-up over serial.
+/// The pool's speed-up over serial on the CPU-bound work.
+fn cpu_speedup(pool: &Pool, n: u64) -> f64 {
+    speedup(n, |b| pool.with_chunksize(1).map(sum_squares, b.to_vec()).expect("map"))
+}
+
+/// The same work on a rayon pool of 2 threads.
 fn rayon_speedup(n: u64) -> f64 {
     use rayon::prelude::*;
-    let bounds: Vec<(u64, u64)> = (0..8).map(|i| (i * n / 8, (i + 1) * n / 8)).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon");
-    let (mut t_serial, mut t_par) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let serial: Vec<u64> = bounds.iter().map(|b| sum_squares(*b)).collect();
-        t_serial = t_serial.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let par: Vec<u64> = pool.install(|| bounds.par_iter().with_max_len(1).map(|b| sum_squares(*b)).collect());
-        t_par = t_par.min(t.elapsed().as_secs_f64());
-        assert_eq!(serial, par);
-    }
-    // Best serial time over best parallel time: noise only ever slows a run down.
-    t_serial / t_par
+    speedup(n, |b| pool.install(|| b.par_iter().with_max_len(1).map(|b| sum_squares(*b)).collect()))
 }
 
 fn start_time(method: StartMethod) -> Duration {

@@ -82,15 +82,7 @@ fn install_hook() {
             if !IN_POOL.with(Cell::get) {
                 return previous(info);
             }
-            let p = info.payload();
-            let message = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".into());
-            let location =
-                info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
-            LAST_PANIC.with(|c| *c.borrow_mut() = Some((message, location)));
+            LAST_PANIC.with(|c| *c.borrow_mut() = Some(super::worker::describe_panic(info)));
         }));
     });
 }

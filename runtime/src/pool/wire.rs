@@ -29,8 +29,6 @@ pub(crate) const DONE: u8 = 4;
 
 /// Frame header: body length and fd count.
 pub(crate) const HEAD: usize = 6;
-/// Per-item header inside `RUN` and `DONE`: `len: u32`, `nfds: u16` (plus a status byte in `DONE`).
-pub(crate) const ITEM_HEAD: usize = 6;
 /// Largest frame a link accepts.
 pub(crate) const MAX_FRAME: usize = u32::MAX as usize;
 /// Most fds one frame may carry.
@@ -100,15 +98,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Starts a frame in `buf`; returns where its header is, for [`end_frame`].
-pub(crate) fn begin_frame(buf: &mut Vec<u8>) -> usize {
+/// Reserves a `len: u32`, `nfds: u16` header at the end of `buf`; returns where it is.
+fn begin_header(buf: &mut Vec<u8>) -> usize {
     let at = buf.len();
     buf.extend_from_slice(&[0; HEAD]);
     at
 }
 
-/// Fills in the header of the frame begun at `at`.
-pub(crate) fn end_frame(buf: &mut [u8], at: usize, nfds: usize) -> Result<()> {
+/// Fills in the header reserved at `at`: the length of what follows it and `nfds`.
+fn end_header(buf: &mut [u8], at: usize, nfds: usize) -> Result<()> {
     let len = buf.len() - at - HEAD;
     let len32 = u32::try_from(len).map_err(|_| Error::MessageTooLarge { size: len, limit: MAX_FRAME })?;
     let n16 = u16::try_from(nfds).map_err(|_| Error::InvalidArgument(format!("{nfds} handles in one message")))?;
@@ -117,21 +115,24 @@ pub(crate) fn end_frame(buf: &mut [u8], at: usize, nfds: usize) -> Result<()> {
     Ok(())
 }
 
+/// Starts a frame in `buf`; returns where its header is, for [`end_frame`].
+pub(crate) fn begin_frame(buf: &mut Vec<u8>) -> usize {
+    begin_header(buf)
+}
+
+/// Fills in the header of the frame begun at `at`.
+pub(crate) fn end_frame(buf: &mut [u8], at: usize, nfds: usize) -> Result<()> {
+    end_header(buf, at, nfds)
+}
+
 /// Starts an item (`len`, `nfds`) in `buf`; returns where its header is.
 pub(crate) fn begin_item(buf: &mut Vec<u8>) -> usize {
-    let at = buf.len();
-    buf.extend_from_slice(&[0; ITEM_HEAD]);
-    at
+    begin_header(buf)
 }
 
 /// Fills in the header of the item begun at `at`.
 pub(crate) fn end_item(buf: &mut [u8], at: usize, nfds: usize) -> Result<()> {
-    let len = buf.len() - at - ITEM_HEAD;
-    let len32 = u32::try_from(len).map_err(|_| Error::MessageTooLarge { size: len, limit: MAX_FRAME })?;
-    let n16 = u16::try_from(nfds).map_err(|_| Error::InvalidArgument(format!("{nfds} handles in one item")))?;
-    buf[at..at + 4].copy_from_slice(&len32.to_le_bytes());
-    buf[at + 4..at + 6].copy_from_slice(&n16.to_le_bytes());
-    Ok(())
+    end_header(buf, at, nfds)
 }
 
 /// Sends `bytes` (whole frames) with `fds` attached. Blocks while the peer's buffer is full.
