@@ -8,6 +8,8 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[path = "compare/pool.rs"]
+mod pool_cases;
 #[cfg(feature = "mpi")]
 #[path = "compare/mpi.rs"]
 mod mpi_cases;
@@ -21,6 +23,9 @@ fn main() {
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
+    }
+    if wants("pool") {
+        pool_cases::run(&mut t);
     }
     #[cfg(feature = "mpi")]
     if wants("mpi") {

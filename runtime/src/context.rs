@@ -127,4 +127,12 @@ impl Context {
     {
         Process::builder(task, args).start_method(self.method).build()
     }
+
+    /// A [`Pool`](crate::Pool) of `processes` workers started with this context's method.
+    ///
+    /// # Errors
+    /// As [`Pool::new`](crate::Pool::new).
+    pub fn pool(&self, processes: usize) -> Result<crate::Pool> {
+        crate::Pool::builder().processes(processes).context(*self).build()
+    }
 }

@@ -40,6 +40,7 @@ pub mod connection;
 mod context;
 mod error;
 pub mod mpi;
+mod pool;
 mod process;
 mod registry;
 mod role;
@@ -52,6 +53,9 @@ pub use crate::context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use crate::error::{Error, ExitStatus, Result};
+#[cfg(feature = "progress")]
+pub use crate::pool::Progress;
+pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };

@@ -39,6 +39,16 @@ pub trait Task<Args>: Send + Sync + 'static {
         codec::encode(args, "task arguments")
     }
 
+    /// Appends the encoded arguments of one call to `buf` (as [`Task::encode_args`]
+    /// would encode them); returns the handles found inside them.
+    #[doc(hidden)]
+    fn encode_args_into(&self, args: &Args, buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
+    where
+        Args: Serialize,
+    {
+        codec::encode_into(args, buf, "task arguments")
+    }
+
     /// Decodes arguments encoded by [`Task::encode_args`] and calls the function.
     #[doc(hidden)]
     fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Self::Output>
@@ -81,6 +91,12 @@ macro_rules! impl_task {
                 // bincode lays a tuple out as its fields in order, so
                 // (captures, (a, b)) encodes exactly as (captures, a, b).
                 codec::encode(&(&self.captures, args), "task arguments")
+            }
+            fn encode_args_into(&self, args: &($($A,)*), buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
+            where
+                ($($A,)*): Serialize,
+            {
+                codec::encode_into(&(&self.captures, args), buf, "task arguments")
             }
             #[allow(unused_variables)]
             fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Ret>

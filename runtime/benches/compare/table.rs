@@ -9,10 +9,11 @@ pub(crate) enum Figure {
     /// Time per operation (lower is better).
     Time(Duration),
     /// Operations per second (higher is better).
-    #[allow(dead_code)] // used by the pool and queue cases
     Rate(f64),
     /// Bytes per second (higher is better).
     Bytes(f64),
+    /// A dimensionless factor such as a speed-up (higher is better).
+    Factor(f64),
 }
 
 impl Figure {
@@ -25,6 +26,7 @@ impl Figure {
             Figure::Rate(r) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
             Figure::Rate(r) => format!("{:.1} k/s", r / 1e3),
             Figure::Bytes(b) => format!("{:.2} GB/s", b / 1e9),
+            Figure::Factor(x) => format!("{x:.2}×"),
         }
     }
 
@@ -32,7 +34,9 @@ impl Figure {
     fn ratio(self, other: Figure) -> Option<f64> {
         match (self, other) {
             (Figure::Time(a), Figure::Time(b)) => Some(b.as_secs_f64() / a.as_secs_f64()),
-            (Figure::Rate(a), Figure::Rate(b)) | (Figure::Bytes(a), Figure::Bytes(b)) => Some(a / b),
+            (Figure::Rate(a), Figure::Rate(b))
+            | (Figure::Bytes(a), Figure::Bytes(b))
+            | (Figure::Factor(a), Figure::Factor(b)) => Some(a / b),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl Figure {
             Figure::Time(_) => Figure::Time(Duration::from_secs_f64(raw.max(0.0))),
             Figure::Rate(_) => Figure::Rate(raw),
             Figure::Bytes(_) => Figure::Bytes(raw),
+            Figure::Factor(_) => Figure::Factor(raw),
         }
     }
 }

@@ -1,0 +1,137 @@
+//! Pool cases: throughput of tiny tasks (default chunking, chunk size 1,
+//! imap_unordered), `apply_async` round trip, CPU-bound speed-up, pool start-up.
+//! Pool(2), fork start method (as CPython's side), warmed up, best of 3.
+
+use std::time::{Duration, Instant};
+
+use multiproc::{Pool, StartMethod, get_context};
+
+use crate::table::{Figure, Table, python};
+
+#[multiproc::task]
+fn sqr(x: u64) -> u64 {
+    x * x
+}
+
+#[multiproc::task]
+fn sum_squares(bounds: (u64, u64)) -> u64 {
+    let mut s = 0u64;
+    for i in bounds.0..bounds.1 {
+        s = s.wrapping_add(std::hint::black_box(i).wrapping_mul(i));
+    }
+    s
+}
+
+fn best_rate(n: usize, mut run: impl FnMut()) -> f64 {
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        run();
+        best = best.max(n as f64 / t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn apply_rtt(pool: &Pool) -> Duration {
+    for _ in 0..500 {
+        pool.apply_async(sqr, (7,)).expect("apply").get().expect("get");
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..2000 {
+            pool.apply_async(sqr, (7,)).expect("apply").get().expect("get");
+        }
+        best = best.min(t.elapsed() / 2000);
+    }
+    best
+}
+
+/// Best serial time over best parallel time (`par`) for 8 equal chunks of a sum
+/// of squares up to `n`: noise only ever slows a run down.
+fn speedup(n: u64, mut par: impl FnMut(&[(u64, u64)]) -> Vec<u64>) -> f64 {
+    let bounds: Vec<(u64, u64)> = (0..8).map(|i| (i * n / 8, (i + 1) * n / 8)).collect();
+    let (mut t_serial, mut t_par) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let serial: Vec<u64> = bounds.iter().map(|b| sum_squares(*b)).collect();
+        t_serial = t_serial.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let parallel = par(&bounds);
+        t_par = t_par.min(t.elapsed().as_secs_f64());
+        assert_eq!(serial, parallel);
+    }
+    t_serial / t_par
+}
+
+/// The pool's speed-up over serial on the CPU-bound work.
+fn cpu_speedup(pool: &Pool, n: u64) -> f64 {
+    speedup(n, |b| pool.with_chunksize(1).map(sum_squares, b.to_vec()).expect("map"))
+}
+
+/// The same work on a rayon pool of 2 threads.
+fn rayon_speedup(n: u64) -> f64 {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon");
+    speedup(n, |b| pool.install(|| b.par_iter().with_max_len(1).map(|b| sum_squares(*b)).collect()))
+}
+
+fn start_time(method: StartMethod) -> Duration {
+    let ctx = get_context(method);
+    let warm = ctx.pool(2).expect("pool");
+    warm.map(sqr, 0..4).expect("map");
+    drop(warm);
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let p = ctx.pool(2).expect("pool");
+        p.map(sqr, 0..4).expect("map");
+        best = best.min(t.elapsed());
+        drop(p);
+    }
+    best
+}
+
+/// Adds the pool rows.
+pub(crate) fn run(t: &mut Table) {
+    let pool = get_context(StartMethod::Fork).pool(2).expect("pool");
+    pool.map(sqr, 0..1000u64).expect("warm-up");
+
+    let n = 100_000u64;
+    let ours = Figure::Rate(best_rate(n as usize, || {
+        pool.map(sqr, 0..n).expect("map");
+    }));
+    let py = python("pool.py", &["map"]).map(|s| ours.like(s));
+    t.row("pool map x*x, 100k items, default chunks, Pool(2)", ours, py, None);
+
+    let n = 20_000u64;
+    let ours = Figure::Rate(best_rate(n as usize, || {
+        pool.with_chunksize(1).map(sqr, 0..n).expect("map");
+    }));
+    let py = python("pool.py", &["map1"]).map(|s| ours.like(s));
+    t.row("pool map chunksize=1, 20k items", ours, py, None);
+
+    let ours = Figure::Rate(best_rate(n as usize, || {
+        let k = pool.with_chunksize(1).imap_unordered(sqr, 0..n).expect("imap").filter(|r| r.is_ok()).count();
+        assert_eq!(k, n as usize);
+    }));
+    let py = python("pool.py", &["imap1"]).map(|s| ours.like(s));
+    t.row("pool imap_unordered chunksize=1, 20k items", ours, py, None);
+
+    let ours = Figure::Time(apply_rtt(&pool));
+    let py = python("pool.py", &["apply"]).map(|s| ours.like(s));
+    t.row("pool apply_async(..).get() round trip", ours, py, None);
+
+    // ~0.3 s of serial work in Rust; CPython gets a smaller n (it is ~50x slower per step).
+    let ours = Figure::Factor(cpu_speedup(&pool, 300_000_000));
+    let py = python("pool.py", &["cpu", "8000000"]).map(|s| ours.like(s));
+    let rayon = Figure::Factor(rayon_speedup(300_000_000));
+    t.row("pool CPU-bound speed-up over serial, 8 chunks, Pool(2)", ours, py, Some(("rayon, 2 threads", rayon)));
+    drop(pool);
+
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let ours = Figure::Time(start_time(method));
+        let py = python("pool.py", &["start", method.name()]).map(|s| ours.like(s));
+        t.row(&format!("Pool(2) start + first map ({method})"), ours, py, None);
+    }
+}

@@ -1,0 +1,673 @@
+//! `multiproc::dummy`: the [`Pool`](crate::Pool) API on threads of this
+//! process — Python's `multiprocessing.dummy` / `ThreadPool`.
+//!
+//! Calls run in the pool's threads, so any `Fn` works (closures that capture,
+//! types that are not serde) and values are not encoded. As in Python, results
+//! and the task's own errors come back unwrapped: a task returning
+//! `Result<T, E>` gives you that `Result<T, E>` itself. A panic in a task fails
+//! only its call, with [`Error::TaskPanicked`] (message and location); the
+//! thread carries on.
+//!
+//! ```
+//! let pool = multiproc::dummy::Pool::new(4)?;
+//! let offset = 10; // captured: fine on threads
+//! assert_eq!(pool.map(move |x: u64| x + offset, 0..3)?, vec![10, 11, 12]);
+//! # Ok::<(), multiproc::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::task::Task;
+
+type Job = Box<dyn FnOnce() + Send>;
+type Hook<R> = Box<dyn FnOnce(&Result<R>) + Send>;
+type Results<R> = Arc<Mutex<(Vec<Option<Result<R>>>, usize)>>;
+type ResultSender<R> = Sender<(usize, Result<R>)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    state: RunState,
+}
+
+struct Inner {
+    q: Mutex<Queue>,
+    cv: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.q.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, jobs: Vec<Job>) -> Result<()> {
+        let mut q = self.lock();
+        match q.state {
+            RunState::Running => {}
+            RunState::Closed => return Err(Error::InvalidState("the pool is closed".into())),
+            RunState::Terminated => return Err(Error::InvalidState("the pool was terminated".into())),
+        }
+        q.jobs.extend(jobs);
+        drop(q);
+        self.cv.notify_all();
+        Ok(())
+    }
+}
+
+thread_local! {
+    static IN_POOL: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Records panics of pool threads (message, location); other threads' panics
+/// go to the previous hook as before.
+fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_POOL.with(Cell::get) {
+                return previous(info);
+            }
+            LAST_PANIC.with(|c| *c.borrow_mut() = Some(super::worker::describe_panic(info)));
+        }));
+    });
+}
+
+fn run_call<R>(f: impl FnOnce() -> R) -> Result<R> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        let (message, location) =
+            LAST_PANIC.with(|c| c.borrow_mut().take()).unwrap_or_else(|| ("unknown panic".into(), String::new()));
+        Error::TaskPanicked { task: "<thread pool task>".into(), message, location }
+    })
+}
+
+fn worker(inner: Arc<Inner>) {
+    IN_POOL.with(|c| c.set(true));
+    loop {
+        let job = {
+            let mut q = inner.lock();
+            loop {
+                if q.state == RunState::Terminated {
+                    return;
+                }
+                if let Some(j) = q.jobs.pop_front() {
+                    break j;
+                }
+                if q.state == RunState::Closed {
+                    return;
+                }
+                q = inner.cv.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        job();
+    }
+}
+
+/// A pool of threads with the API of [`crate::Pool`]. See the [module docs](self).
+pub struct Pool {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    processes: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("dummy::Pool").field("threads", &self.processes).finish()
+    }
+}
+
+/// A result being computed by a [`Pool`] thread.
+struct Slot<R> {
+    state: Mutex<SlotState<R>>,
+    cv: Condvar,
+}
+
+struct SlotState<R> {
+    value: Option<Result<R>>,
+    done: bool,
+    taken: bool,
+    hooks: Vec<Hook<R>>,
+}
+
+impl<R> Slot<R> {
+    fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState { value: None, done: false, taken: false, hooks: Vec::new() }),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn complete(&self, value: Result<R>) {
+        let hooks = {
+            let mut g = self.lock();
+            if g.done {
+                return;
+            }
+            g.done = true;
+            g.value = Some(value);
+            std::mem::take(&mut g.hooks)
+        };
+        if !hooks.is_empty() {
+            let g = self.lock();
+            if let Some(v) = g.value.as_ref() {
+                for h in hooks {
+                    // A callback that panics must not take the pool's thread down.
+                    let _ = catch_unwind(AssertUnwindSafe(|| h(v)));
+                }
+            }
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// Completes its slot with an error if the job is dropped unrun (`terminate`).
+struct Completer<R>(Arc<Slot<R>>, bool);
+
+impl<R> Completer<R> {
+    fn new(slot: &Arc<Slot<R>>) -> Self {
+        Completer(slot.clone(), true)
+    }
+
+    /// This job ran; another one completes the slot.
+    fn disarm(mut self) {
+        self.1 = false;
+    }
+}
+
+impl<R> Drop for Completer<R> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.complete(Err(Error::InvalidState("the pool was terminated".into())));
+        }
+    }
+}
+
+/// The result of an asynchronous call on a [`Pool`] (Python's `AsyncResult`).
+pub struct AsyncResult<R> {
+    slot: Arc<Slot<R>>,
+}
+
+impl<R> std::fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("dummy::AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    /// Whether the call has finished.
+    pub fn ready(&self) -> bool {
+        self.slot.lock().done
+    }
+
+    /// Waits until the call has finished.
+    pub fn wait(&self) {
+        let mut g = self.slot.lock();
+        while !g.done {
+            g = self.slot.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout`; returns whether the call has finished.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.slot.lock();
+        while !g.done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = self.slot.cv.wait_timeout(g, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        }
+        true
+    }
+
+    fn take(&self) -> Result<R> {
+        let mut g = self.slot.lock();
+        if g.taken {
+            return Err(Error::InvalidState("this result was already taken".into()));
+        }
+        g.taken = true;
+        g.value.take().unwrap_or_else(|| Err(Error::InvalidState("the result is not ready".into())))
+    }
+
+    /// Waits for the result and returns it.
+    ///
+    /// # Errors
+    /// [`Error::TaskPanicked`] if the task panicked; [`Error::InvalidState`] if the
+    /// pool was terminated first.
+    pub fn get(self) -> Result<R> {
+        self.wait();
+        self.take()
+    }
+
+    /// Waits at most `timeout` for the result and takes it.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it is not ready in time; otherwise as [`AsyncResult::get`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        if !self.wait_timeout(timeout) {
+            return Err(Error::Timeout(timeout));
+        }
+        self.take()
+    }
+
+    /// Whether the call finished without error.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it has not finished yet.
+    pub fn successful(&self) -> Result<bool> {
+        let g = self.slot.lock();
+        if !g.done {
+            return Err(Error::InvalidState("the result is not ready".into()));
+        }
+        Ok(g.value.as_ref().is_none_or(|v| v.is_ok()))
+    }
+
+    fn on_done(self, hook: Hook<R>) -> Self {
+        let mut g = self.slot.lock();
+        if g.done {
+            if let Some(v) = g.value.as_ref() {
+                hook(v);
+            }
+        } else {
+            g.hooks.push(hook);
+        }
+        drop(g);
+        self
+    }
+}
+
+impl<R: 'static> AsyncResult<R> {
+    /// Calls `f` with the result once it is ready, if the call succeeded.
+    pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        self.on_done(Box::new(move |r| {
+            if let Ok(v) = r {
+                f(v);
+            }
+        }))
+    }
+
+    /// Calls `f` with the error once the call has failed.
+    pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        self.on_done(Box::new(move |r| {
+            if let Err(e) = r {
+                f(e);
+            }
+        }))
+    }
+}
+
+/// Lazily yields results of [`Pool::imap`] (in order) or [`Pool::imap_unordered`].
+pub struct IMapIter<'a, R> {
+    rx: Receiver<(usize, Result<R>)>,
+    submit: Option<Box<dyn FnMut(usize) -> Result<bool> + 'a>>,
+    ordered: bool,
+    pending: BTreeMap<usize, Result<R>>,
+    next: usize,
+    submitted: Arc<Mutex<usize>>,
+    received: usize,
+    window: usize,
+}
+
+impl<R> std::fmt::Debug for IMapIter<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("dummy::IMapIter").field("ordered", &self.ordered).finish_non_exhaustive()
+    }
+}
+
+impl<R> Iterator for IMapIter<'_, R> {
+    type Item = Result<R>;
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if self.ordered {
+                if let Some(r) = self.pending.remove(&self.next) {
+                    self.next += 1;
+                    return Some(r);
+                }
+            } else if let Some((&k, _)) = self.pending.iter().next() {
+                self.next += 1;
+                return self.pending.remove(&k);
+            }
+            let submitted = *self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(submit) = &mut self.submit {
+                let outstanding = submitted - self.next;
+                if outstanding < self.window {
+                    match submit(self.window - outstanding) {
+                        Ok(false) => {}
+                        Ok(true) => self.submit = None,
+                        Err(e) => {
+                            self.submit = None;
+                            return Some(Err(e));
+                        }
+                    }
+                    continue;
+                }
+            }
+            let submitted = *self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            if self.submit.is_none() && self.received == submitted {
+                return None;
+            }
+            match self.rx.recv() {
+                Ok((i, r)) => {
+                    self.received += 1;
+                    self.pending.insert(i, r);
+                }
+                // Every sender is gone: the pool was terminated under us.
+                Err(_) => {
+                    self.submit = None;
+                    self.received = submitted;
+                    if self.pending.is_empty() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A pool of `threads` threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `threads` is 0; [`Error::Io`] if a thread cannot start.
+    pub fn new(threads: usize) -> Result<Pool> {
+        if threads == 0 {
+            return Err(Error::InvalidArgument("a pool needs at least one thread".into()));
+        }
+        install_hook();
+        let inner = Arc::new(Inner {
+            q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }),
+            cv: Condvar::new(),
+        });
+        let mut handles = Vec::new();
+        for i in 0..threads {
+            let inner = inner.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("multiproc-dummy-{i}"))
+                .spawn(move || worker(inner))
+                .map_err(|e| Error::Io { op: "spawn a pool thread", source: e })?;
+            handles.push(h);
+        }
+        Ok(Pool { inner, threads: Mutex::new(handles), processes: threads })
+    }
+
+    /// The number of threads.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Runs `task(args…)` on a pool thread; returns at once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the pool is closed or terminated.
+    pub fn apply_async<F, A>(&self, task: F, args: A) -> Result<AsyncResult<F::Output>>
+    where
+        F: Task<A>,
+        A: Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let slot = Slot::new();
+        let c = Completer::new(&slot);
+        self.inner.push(vec![Box::new(move || {
+            let r = run_call(|| task.call(args));
+            c.0.complete(r);
+        })])?;
+        Ok(AsyncResult { slot })
+    }
+
+    /// Runs `task(args…)` on a pool thread and waits for it.
+    ///
+    /// # Errors
+    /// As [`AsyncResult::get`] and [`Pool::apply_async`].
+    pub fn apply<F, A>(&self, task: F, args: A) -> Result<F::Output>
+    where
+        F: Task<A>,
+        A: Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.apply_async(task, args)?.get()
+    }
+
+    /// [`Pool::starmap`] without waiting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the pool is closed or terminated.
+    pub fn starmap_async<F, A, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
+    where
+        F: Task<A>,
+        A: Send + 'static,
+        I: IntoIterator<Item = A>,
+        F::Output: Send + 'static,
+    {
+        let items: Vec<A> = inputs.into_iter().collect();
+        let n = items.len();
+        let chunksize = n.div_ceil(self.processes * 4).max(1);
+        let task = Arc::new(task);
+        let slot = Slot::new();
+        let results: Results<F::Output> = Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n)));
+        if n == 0 {
+            slot.complete(Ok(Vec::new()));
+            return Ok(AsyncResult { slot });
+        }
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut items = items.into_iter().enumerate().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<(usize, A)> = items.by_ref().take(chunksize).collect();
+            let (task, results, c) = (task.clone(), results.clone(), Completer::new(&slot));
+            jobs.push(Box::new(move || {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (i, a) in chunk {
+                    out.push((i, run_call(|| task.call(a))));
+                }
+                let mut g = results.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, r) in out {
+                    g.0[i] = Some(r);
+                    g.1 -= 1;
+                }
+                if g.1 == 0 {
+                    let all: Result<Vec<F::Output>> = std::mem::take(&mut g.0)
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|| Err(Error::InvalidState("missing result".into()))))
+                        .collect();
+                    drop(g);
+                    c.0.complete(all);
+                } else {
+                    // Only the last chunk completes the slot.
+                    c.disarm();
+                }
+            }));
+        }
+        self.inner.push(jobs)?;
+        Ok(AsyncResult { slot })
+    }
+
+    /// [`Pool::map`] without waiting.
+    ///
+    /// # Errors
+    /// As [`Pool::starmap_async`].
+    pub fn map_async<F, T, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
+    where
+        F: Task<(T,)>,
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        F::Output: Send + 'static,
+    {
+        self.starmap_async(task, inputs.into_iter().map(|x| (x,)))
+    }
+
+    /// Runs `task(x)` for each input on the threads; results in order.
+    ///
+    /// # Errors
+    /// The first failed call's error.
+    pub fn map<F, T, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
+    where
+        F: Task<(T,)>,
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        F::Output: Send + 'static,
+    {
+        self.map_async(task, inputs)?.get()
+    }
+
+    /// Runs `task(a, b, …)` for each argument tuple; results in order.
+    ///
+    /// # Errors
+    /// The first failed call's error.
+    pub fn starmap<F, A, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
+    where
+        F: Task<A>,
+        A: Send + 'static,
+        I: IntoIterator<Item = A>,
+        F::Output: Send + 'static,
+    {
+        self.starmap_async(task, inputs)?.get()
+    }
+
+    fn stream<'a, F, T, I>(&self, task: F, inputs: I, ordered: bool) -> IMapIter<'a, F::Output>
+    where
+        F: Task<(T,)>,
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx): (ResultSender<F::Output>, _) = mpsc::channel();
+        let task = Arc::new(task);
+        let mut it = inputs.into_iter().enumerate();
+        let inner = self.inner.clone();
+        let submitted = Arc::new(Mutex::new(0usize));
+        let counter = submitted.clone();
+        let mut tx = Some(tx);
+        let submit = move |limit: usize| -> Result<bool> {
+            let mut jobs: Vec<Job> = Vec::new();
+            let mut exhausted = false;
+            for _ in 0..limit {
+                let Some((i, x)) = it.next() else {
+                    exhausted = true;
+                    break;
+                };
+                let (task, Some(tx)) = (task.clone(), tx.clone()) else { break };
+                jobs.push(Box::new(move || {
+                    let _ = tx.send((i, run_call(|| task.call((x,)))));
+                }));
+            }
+            let n = jobs.len();
+            if exhausted {
+                tx = None;
+            }
+            inner.push(jobs)?;
+            *counter.lock().unwrap_or_else(|p| p.into_inner()) += n;
+            Ok(exhausted)
+        };
+        IMapIter {
+            rx,
+            submit: Some(Box::new(submit)),
+            ordered,
+            pending: BTreeMap::new(),
+            next: 0,
+            submitted,
+            received: 0,
+            window: self.processes * 64,
+        }
+    }
+
+    /// Lazily maps `task` over `inputs`; results in input order.
+    ///
+    /// # Errors
+    /// Never at the call; each item is `Ok` or its call's error.
+    pub fn imap<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
+    where
+        F: Task<(T,)>,
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+        F::Output: Send + 'static,
+    {
+        Ok(self.stream(task, inputs, true))
+    }
+
+    /// Lazily maps `task` over `inputs`; results in completion order.
+    ///
+    /// # Errors
+    /// As [`Pool::imap`].
+    pub fn imap_unordered<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
+    where
+        F: Task<(T,)>,
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+        F::Output: Send + 'static,
+    {
+        Ok(self.stream(task, inputs, false))
+    }
+
+    /// Stops accepting work; queued work still runs.
+    pub fn close(&self) {
+        let mut q = self.inner.lock();
+        if q.state == RunState::Running {
+            q.state = RunState::Closed;
+        }
+        drop(q);
+        self.inner.cv.notify_all();
+    }
+
+    /// Drops queued work (its results fail) and stops the threads after their current call.
+    pub fn terminate(&self) {
+        let jobs = {
+            let mut q = self.inner.lock();
+            q.state = RunState::Terminated;
+            std::mem::take(&mut q.jobs)
+        };
+        drop(jobs);
+        self.inner.cv.notify_all();
+        let _ = self.join_threads();
+    }
+
+    fn join_threads(&self) -> Result<()> {
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let me = std::thread::current().id();
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the threads to finish the queued work and exit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the pool is still running (call `close` or `terminate` first).
+    pub fn join(&self) -> Result<()> {
+        if self.inner.lock().state == RunState::Running {
+            return Err(Error::InvalidState(
+                "the pool is still running; call close() or terminate() before join()".into(),
+            ));
+        }
+        self.join_threads()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}

@@ -1,0 +1,319 @@
+//! One submitted call of the pool (`map`, `apply_async`, an `imap` stream, …):
+//! its results as they come back, chunk by chunk, still encoded.
+//!
+//! A backend delivers [`ChunkResult`]s; the typed front end (`AsyncResult`,
+//! the `imap` iterators) decodes them in the thread that asks for them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+
+use serde::de::DeserializeOwned;
+
+use super::wire::{Cursor, WireError};
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// The outcome of one call, still encoded.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The encoded result at `body[start..start + len]`, with `nfds` handles.
+    Ok { start: u32, len: u32, nfds: u16 },
+    /// The call failed.
+    Err(Box<Error>),
+}
+
+/// The results of one chunk of calls (consecutive items of a job).
+#[derive(Debug)]
+pub(crate) struct ChunkResult {
+    /// Index in the job of the first item.
+    pub(crate) first: usize,
+    body: Vec<u8>,
+    items: VecDeque<Outcome>,
+    fds: VecDeque<OwnedFd>,
+}
+
+impl ChunkResult {
+    /// A chunk whose every item failed with `err()`.
+    pub(crate) fn failed(first: usize, count: usize, err: impl Fn() -> Error) -> Self {
+        ChunkResult {
+            first,
+            body: Vec::new(),
+            items: (0..count).map(|_| Outcome::Err(Box::new(err()))).collect(),
+            fds: VecDeque::new(),
+        }
+    }
+
+    /// A chunk of one item that failed with `err`.
+    pub(crate) fn one_error(first: usize, err: Error) -> Self {
+        ChunkResult {
+            first,
+            body: Vec::new(),
+            items: VecDeque::from([Outcome::Err(Box::new(err))]),
+            fds: VecDeque::new(),
+        }
+    }
+
+    /// Parses a worker's `DONE` frame (kind byte already checked by the caller).
+    pub(crate) fn parse(first: usize, expected: usize, body: Vec<u8>, fds: Vec<OwnedFd>) -> Result<Self> {
+        let mut items = VecDeque::with_capacity(expected);
+        {
+            let mut c = Cursor::new(&body);
+            c.u8()?;
+            let count = c.u32()? as usize;
+            if count != expected {
+                return Err(Error::Decode {
+                    what: "pool frame",
+                    reason: format!("a reply has {count} results for a chunk of {expected} calls"),
+                });
+            }
+            let mut total_fds = 0;
+            for _ in 0..count {
+                let status = c.u8()?;
+                let len = c.u32()? as usize;
+                let nfds = c.u16()? as usize;
+                let start = c.pos;
+                let bytes = c.bytes(len)?;
+                total_fds += nfds;
+                items.push_back(match status {
+                    // `Cursor` checked that the item lies inside the body, whose
+                    // length fits in u32 (a frame's length is a u32).
+                    0 => Outcome::Ok { start: start as u32, len: len as u32, nfds: nfds as u16 },
+                    _ => Outcome::Err(Box::new(match codec::decode::<WireError>(bytes, Vec::new(), "task error") {
+                        Ok(w) => w.into(),
+                        Err(e) => e,
+                    })),
+                });
+            }
+            if total_fds != fds.len() {
+                return Err(Error::Decode { what: "pool frame", reason: "handle count mismatch in a reply".into() });
+            }
+        }
+        Ok(ChunkResult { first, body, items, fds: fds.into() })
+    }
+
+    /// How many items are left in this chunk.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Decodes the next item.
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
+        let outcome = self.items.pop_front()?;
+        Some(match outcome {
+            Outcome::Err(e) => Err(*e),
+            Outcome::Ok { start, len, nfds } => {
+                let fds: Vec<OwnedFd> = match nfds as usize {
+                    0 => Vec::new(),
+                    n => self.fds.drain(..n.min(self.fds.len())).collect(),
+                };
+                let (start, len) = (start as usize, len as usize);
+                codec::decode(&self.body[start..start + len], fds, "task result")
+            }
+        })
+    }
+}
+
+/// Work to run once no lock is held: callbacks and wakers of finished jobs.
+pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
+
+pub(crate) struct JobInner {
+    ordered: bool,
+    /// Ordered jobs: results by first index, waiting for their turn.
+    by_index: BTreeMap<usize, ChunkResult>,
+    /// Unordered jobs: results in arrival order.
+    arrivals: VecDeque<ChunkResult>,
+    /// Items submitted so far.
+    pub(crate) submitted: usize,
+    /// Items whose result arrived.
+    pub(crate) delivered: usize,
+    /// Items handed to the consumer.
+    pub(crate) taken: usize,
+    /// No more items will be submitted.
+    pub(crate) sealed: bool,
+    hooks: Vec<Deferred>,
+    /// Callbacks are running: the job reads as complete once they are done (as in Python).
+    hooks_running: bool,
+    wakers: Vec<Waker>,
+}
+
+impl JobInner {
+    /// Every item submitted has a result, no more will come, and callbacks have run.
+    pub(crate) fn complete(&self) -> bool {
+        self.all_delivered() && !self.hooks_running
+    }
+
+    fn all_delivered(&self) -> bool {
+        self.sealed && self.delivered == self.submitted
+    }
+
+    /// Items submitted but not yet taken by the consumer.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.submitted - self.taken
+    }
+
+    /// Whether [`JobInner::take_chunk`] would return a chunk.
+    pub(crate) fn chunk_ready(&self) -> bool {
+        if self.ordered {
+            self.by_index.first_key_value().is_some_and(|(k, _)| *k == self.taken)
+        } else {
+            !self.arrivals.is_empty()
+        }
+    }
+
+    /// The next chunk for the consumer: the one at the cursor (ordered), or the
+    /// oldest arrival (unordered).
+    pub(crate) fn take_chunk(&mut self) -> Option<ChunkResult> {
+        let c = if self.ordered {
+            let (k, _) = self.by_index.first_key_value()?;
+            if *k != self.taken {
+                return None;
+            }
+            self.by_index.pop_first().map(|(_, c)| c)
+        } else {
+            self.arrivals.pop_front()
+        }?;
+        self.taken += c.len();
+        Some(c)
+    }
+
+    /// All results in order (once complete).
+    pub(crate) fn take_all(&mut self) -> Vec<ChunkResult> {
+        let mut out: Vec<ChunkResult> = std::mem::take(&mut self.by_index).into_values().collect();
+        out.extend(self.arrivals.drain(..));
+        out.sort_by_key(|c| c.first);
+        self.taken = self.delivered;
+        out
+    }
+}
+
+/// A job's shared state: results and who waits for them.
+pub(crate) struct JobShared {
+    inner: Mutex<JobInner>,
+    cv: Condvar,
+}
+
+impl JobShared {
+    pub(crate) fn new(ordered: bool) -> Self {
+        JobShared {
+            inner: Mutex::new(JobInner {
+                ordered,
+                by_index: BTreeMap::new(),
+                arrivals: VecDeque::new(),
+                submitted: 0,
+                delivered: 0,
+                taken: 0,
+                sealed: false,
+                hooks: Vec::new(),
+                hooks_running: false,
+                wakers: Vec::new(),
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, JobInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits on the job's condition variable (bounded, so a lost wake-up only costs time).
+    pub(crate) fn park<'a>(&self, g: MutexGuard<'a, JobInner>, max: std::time::Duration) -> MutexGuard<'a, JobInner> {
+        self.cv.wait_timeout(g, max).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    /// Records `n` more submitted items.
+    pub(crate) fn add_submitted(&self, n: usize) {
+        self.lock().submitted += n;
+    }
+
+    /// Adds the results of one chunk; finished-job work goes to `deferred`.
+    pub(crate) fn deliver(self: &Arc<Self>, chunk: ChunkResult, deferred: &mut Vec<Deferred>) {
+        let mut g = self.lock();
+        g.delivered += chunk.len();
+        if g.ordered {
+            g.by_index.insert(chunk.first, chunk);
+        } else {
+            g.arrivals.push_back(chunk);
+        }
+        self.after_change(g, deferred);
+    }
+
+    /// No more items will be submitted.
+    pub(crate) fn seal(self: &Arc<Self>, deferred: &mut Vec<Deferred>) {
+        let mut g = self.lock();
+        g.sealed = true;
+        self.after_change(g, deferred);
+    }
+
+    fn after_change(self: &Arc<Self>, mut g: MutexGuard<'_, JobInner>, deferred: &mut Vec<Deferred>) {
+        if g.all_delivered() && !g.hooks.is_empty() && !g.hooks_running {
+            g.hooks_running = true;
+            let hooks = std::mem::take(&mut g.hooks);
+            let me = self.clone();
+            deferred.push(Box::new(move || {
+                for h in hooks {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(h));
+                }
+                let mut g = me.lock();
+                g.hooks_running = false;
+                let wakers: Vec<Waker> = g.wakers.drain(..).collect();
+                drop(g);
+                me.cv.notify_all();
+                wakers.into_iter().for_each(Waker::wake);
+            }));
+            return;
+        }
+        deferred.extend(g.wakers.drain(..).map(|w| Box::new(move || w.wake()) as Deferred));
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    /// Runs `hook` once the job is complete (now, if it already is).
+    pub(crate) fn on_complete(&self, hook: Deferred) {
+        let mut g = self.lock();
+        if g.all_delivered() {
+            drop(g);
+            hook();
+        } else {
+            g.hooks.push(hook);
+        }
+    }
+
+    /// Registers a waker for the next change.
+    pub(crate) fn add_waker(&self, w: &Waker) {
+        let mut g = self.lock();
+        if !g.wakers.iter().any(|o| o.will_wake(w)) {
+            g.wakers.push(w.clone());
+        }
+    }
+}
+
+/// Runs deferred work (no lock may be held). A user callback that panics is
+/// contained here: it must not take down the pool's thread or a waiter.
+pub(crate) fn run_deferred(deferred: Vec<Deferred>) {
+    for d in deferred {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(d));
+    }
+}
+
+/// Decodes a complete job's results as one value (`apply`).
+pub(crate) fn finish_one<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Result<T> {
+    for mut c in chunks {
+        if let Some(r) = c.next() {
+            return r;
+        }
+    }
+    Err(Error::InvalidState("the call produced no result".into()))
+}
+
+/// Decodes a complete job's results in order (`map`); the first error wins.
+pub(crate) fn finish_vec<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(chunks.iter().map(ChunkResult::len).sum());
+    for mut c in chunks {
+        while let Some(r) = c.next() {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}

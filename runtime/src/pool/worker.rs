@@ -1,0 +1,231 @@
+//! The worker side of a process pool: a registered task that runs chunks of
+//! calls sent over its link until the link closes.
+//!
+//! Each call is looked up by name in this binary's registry and run under
+//! `catch_unwind`; a panic hook records the panic's message and location for
+//! the calling thread, so the parent gets [`Error::TaskPanicked`] with both.
+//! Replies are batched: the worker answers every chunk it has buffered, then
+//! flushes, and never holds a finished reply longer than [`FLUSH_AFTER`].
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{self, Cursor, Link, RecvBuf, WireError};
+use crate::codec::{self, Payload};
+use crate::error::{Error, Result};
+use crate::registry::{self, TaskEntry};
+
+/// Longest a finished reply waits for more to batch with.
+const FLUSH_AFTER: Duration = Duration::from_micros(50);
+/// Flush once this many replies are waiting, so the parent can refill early.
+const FLUSH_FRAMES: usize = 16;
+/// Flush once this many reply bytes are waiting.
+const FLUSH_BYTES: usize = 256 << 10;
+
+/// What a worker runs once before its first task.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct WorkerConfig {
+    /// The initializer's task name and encoded arguments.
+    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    /// The handles inside the initializer's arguments.
+    pub(crate) init_fds: Vec<Link>,
+}
+
+/// The pool worker task. Not for users: the pool starts it.
+#[crate::task]
+pub(crate) fn pool_worker(link: Link, config: WorkerConfig) {
+    run(link.0, config);
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// A panic's message and `file:line:column`.
+pub(crate) fn describe_panic(info: &std::panic::PanicHookInfo<'_>) -> (String, String) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_string());
+    let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+    (message, location)
+}
+
+/// Records each panic's message and location for its thread instead of printing it.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(describe_panic(info)));
+        }));
+    });
+}
+
+/// Runs one call of `entry`, turning a panic or a failure into a [`WireError`].
+fn call(entry: Result<&'static TaskEntry>, name: &str, args: &[u8], fds: Vec<OwnedFd>) -> Result<Payload, WireError> {
+    let entry = entry.map_err(|e| WireError::Failed { task: name.to_string(), message: e.to_string() })?;
+    match catch_unwind(AssertUnwindSafe(|| entry.invoke(args, fds))) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(WireError::Failed { task: name.to_string(), message: e.to_string() }),
+        Err(_) => {
+            let (message, location) = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| ("unknown panic".to_string(), String::new()));
+            Err(WireError::Panicked { task: name.to_string(), message, location })
+        }
+    }
+}
+
+fn send_frame(link: BorrowedFd<'_>, kind: u8, body: &[u8]) -> Result<()> {
+    let mut buf = Vec::with_capacity(body.len() + wire::HEAD + 1);
+    let at = wire::begin_frame(&mut buf);
+    buf.push(kind);
+    buf.extend_from_slice(body);
+    wire::end_frame(&mut buf, at, 0)?;
+    wire::send(link, &buf, &[])
+}
+
+fn run(link: OwnedFd, config: WorkerConfig) {
+    install_panic_hook();
+    let link = link.as_fd();
+    if let Some((name, args)) = &config.initializer {
+        let fds = config.init_fds.into_iter().map(|l| l.0).collect();
+        if let Err(w) = call(registry::lookup(name), name, args, fds) {
+            let body = codec::encode(&w, "initializer error").map(|p| p.bytes).unwrap_or_default();
+            let _ = send_frame(link, wire::INIT_FAILED, &body);
+            return;
+        }
+    }
+    if send_frame(link, wire::READY, &[]).is_err() {
+        return;
+    }
+    let _ = serve(link);
+}
+
+/// Answers `RUN` frames until the parent closes the link.
+fn serve(link: BorrowedFd<'_>) -> Result<()> {
+    let mut rx = RecvBuf::new();
+    let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut out_fds: Vec<OwnedFd> = Vec::new();
+    let mut oldest: Option<Instant> = None;
+    let mut cached: Option<(String, Result<&'static TaskEntry>)> = None;
+    let mut pending = 0usize;
+    loop {
+        if let Some(frame) = rx.next_frame()? {
+            let fds_before = out_fds.len();
+            run_chunk(&frame.body, frame.fds, &mut cached, &mut out, &mut out_fds)?;
+            pending += 1;
+            let now = Instant::now();
+            let due = pending >= FLUSH_FRAMES || now.duration_since(*oldest.get_or_insert(now)) >= FLUSH_AFTER;
+            if out_fds.len() > fds_before || out.len() >= FLUSH_BYTES || due {
+                flush(link, &mut out, &mut out_fds, &mut oldest)?;
+                pending = 0;
+            }
+            continue;
+        }
+        // Nothing complete buffered: take what has arrived, else flush and wait.
+        if rx.fill(link)? {
+            continue;
+        }
+        flush(link, &mut out, &mut out_fds, &mut oldest)?;
+        pending = 0;
+        if rx.eof {
+            return Ok(());
+        }
+        wire::wait_readable(link)?;
+        rx.fill(link)?;
+    }
+}
+
+fn flush(link: BorrowedFd<'_>, out: &mut Vec<u8>, fds: &mut Vec<OwnedFd>, oldest: &mut Option<Instant>) -> Result<()> {
+    if !out.is_empty() {
+        wire::send(link, out, fds)?;
+        out.clear();
+        fds.clear();
+    }
+    *oldest = None;
+    Ok(())
+}
+
+/// Runs every call of one `RUN` frame and appends its `DONE` frame to `out`.
+fn run_chunk(
+    body: &[u8],
+    mut fds: Vec<OwnedFd>,
+    cached: &mut Option<(String, Result<&'static TaskEntry>)>,
+    out: &mut Vec<u8>,
+    out_fds: &mut Vec<OwnedFd>,
+) -> Result<()> {
+    let mut c = Cursor::new(body);
+    if c.u8()? != wire::RUN {
+        return Err(Error::Decode { what: "pool frame", reason: "expected a chunk of calls".into() });
+    }
+    let name_len = c.u16()? as usize;
+    let name = std::str::from_utf8(c.bytes(name_len)?)
+        .map_err(|_| Error::Decode { what: "pool frame", reason: "task name is not UTF-8".into() })?;
+    if cached.as_ref().is_none_or(|(n, _)| n != name) {
+        *cached = Some((name.to_string(), registry::lookup(name)));
+    }
+    let entry = match cached {
+        Some((_, Ok(e))) => Ok(*e),
+        _ => registry::lookup(name),
+    };
+    let count = c.u32()? as usize;
+    let frame_at = wire::begin_frame(out);
+    out.push(wire::DONE);
+    wire::put_u32(out, count as u32);
+    let mut fds_in_frame = 0usize;
+    fds.reverse(); // pop from the back in order
+    for _ in 0..count {
+        let len = c.u32()? as usize;
+        let nfds = c.u16()? as usize;
+        let args = c.bytes(len)?;
+        if nfds > fds.len() {
+            return Err(Error::Decode {
+                what: "pool frame",
+                reason: "an item announced more handles than arrived".into(),
+            });
+        }
+        let item_fds: Vec<OwnedFd> = (0..nfds).filter_map(|_| fds.pop()).collect();
+        let result = match call(entry.as_ref().map(|e| *e).map_err(clone_lookup_error), name, args, item_fds) {
+            Ok(p) if p.fds.len() + fds_in_frame + out_fds.len() > wire::MAX_FDS => Err(WireError::Failed {
+                task: name.to_string(),
+                message: format!(
+                    "the results of one chunk carry more than {} handles; use a chunk size of 1",
+                    wire::MAX_FDS
+                ),
+            }),
+            other => other,
+        };
+        match result {
+            Ok(p) => {
+                out.push(0);
+                let at = wire::begin_item(out);
+                out.extend_from_slice(&p.bytes);
+                wire::end_item(out, at, p.fds.len())?;
+                fds_in_frame += p.fds.len();
+                out_fds.extend(p.fds);
+            }
+            Err(w) => {
+                out.push(1);
+                let at = wire::begin_item(out);
+                codec::encode_into(&w, out, "task error")?;
+                wire::end_item(out, at, 0)?;
+            }
+        }
+    }
+    wire::end_frame(out, frame_at, fds_in_frame)
+}
+
+fn clone_lookup_error(e: &Error) -> Error {
+    match e {
+        Error::UnknownTask { name } => Error::UnknownTask { name: name.clone() },
+        other => Error::TaskFailed { task: String::new(), message: other.to_string() },
+    }
+}

@@ -1,0 +1,199 @@
+//! Workers that die never hang a pool (PARITY.md section 3, items 48-50):
+//! their calls fail with `WorkerLost` (or are retried), the worker is replaced,
+//! everything else completes, and no zombie is left.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use multiproc::{Error, ExitStatus, Pool, get_context};
+use tests::{DEADLINE, METHODS, child_pids, leak_guard};
+
+#[multiproc::task]
+fn sqr(x: u64) -> u64 {
+    x * x
+}
+
+/// Dies in the way `how` says when `x == 3`.
+#[multiproc::task]
+fn die_at_3(arg: (u64, String)) -> u64 {
+    let (x, how) = arg;
+    if x == 3 {
+        match how.as_str() {
+            "abort" => std::process::abort(),
+            "exit" => std::process::exit(99),
+            _ => kill(std::process::id()),
+        }
+    }
+    x * x
+}
+
+/// Kills itself the first time it runs (marked by a file), returns 7 after that.
+#[multiproc::task]
+fn die_once(marker: String) -> u64 {
+    if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
+        kill(std::process::id());
+    }
+    7
+}
+
+/// A little CPU work, so a kill lands while calls are in flight.
+#[multiproc::task]
+fn busy(x: u64) -> u64 {
+    let mut acc = x;
+    for i in 0..20_000u64 {
+        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
+    }
+    std::hint::black_box(acc);
+    x * 2
+}
+
+/// Sends SIGKILL to `pid` (through kill(1): no `unsafe` outside the runtime's sys/).
+fn kill(pid: u32) {
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+}
+
+#[multiproc::test]
+fn a_dying_worker_fails_only_its_calls() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for (how, status) in [
+            ("kill", ExitStatus::Signal(libc::SIGKILL)),
+            ("abort", ExitStatus::Signal(libc::SIGABRT)),
+            ("exit", ExitStatus::Code(99)),
+        ] {
+            let pool = get_context(m).pool(2).unwrap();
+            let args: Vec<(u64, String)> = (0..10).map(|x| (x, how.to_string())).collect();
+            let t0 = Instant::now();
+            let results: Vec<_> = pool.with_chunksize(1).imap(die_at_3, args.clone()).unwrap().collect();
+            assert!(t0.elapsed() < DEADLINE, "{m} {how}: took {:?}", t0.elapsed());
+            assert_eq!(results.len(), 10);
+            assert!(matches!(results[3], Err(Error::WorkerLost { .. })), "{m} {how}: {:?}", results[3]);
+            // Without retries, the calls the dead worker held (sent to it and not
+            // answered) fail; the others complete.
+            assert!(results.iter().any(|r| r.is_ok()), "{m} {how}");
+            for (x, r) in results.into_iter().enumerate() {
+                match r {
+                    Ok(v) => assert_eq!(v, (x * x) as u64, "{m} {how}"),
+                    Err(Error::WorkerLost { pid, status: s }) => {
+                        assert!(pid > 0);
+                        assert_eq!(s, status, "{m} {how}: item {x}");
+                    }
+                    Err(e) => panic!("{m} {how}: item {x}: {e}"),
+                }
+            }
+            // With retries, calls held together are run again alone: only the
+            // culprit fails.
+            let careful = Pool::builder().processes(2).start_method(m).retries(1).build().unwrap();
+            let results: Vec<_> = careful.with_chunksize(1).imap(die_at_3, args).unwrap().collect();
+            for (x, r) in results.into_iter().enumerate() {
+                match (x, r) {
+                    (3, Err(Error::WorkerLost { status: s, .. })) => assert_eq!(s, status, "{m} {how}"),
+                    (3, other) => panic!("{m} {how}: item 3: {other:?}"),
+                    (x, r) => assert_eq!(r.unwrap(), (x * x) as u64, "{m} {how}: item {x}"),
+                }
+            }
+            drop(careful);
+            // The worker was replaced: the pool still has two and still works.
+            assert_eq!(pool.map(sqr, 0..10).unwrap()[9], 81, "{m} {how}");
+            let t1 = Instant::now();
+            while pool.worker_pids().len() < 2 {
+                assert!(t1.elapsed() < DEADLINE, "{m} {how}: the lost worker was never replaced");
+                std::thread::yield_now();
+            }
+            let lost = pool.apply(die_at_3, ((3, how.to_string()),)).unwrap_err();
+            assert!(lost.to_string().contains("was lost"), "{m} {how}: the error names the lost worker: {lost}");
+            pool.close();
+            pool.join().unwrap();
+        }
+    }
+}
+
+#[multiproc::test]
+fn retries_run_a_lost_call_again() {
+    let _g = leak_guard();
+    let dir = std::env::temp_dir().join(format!("multiproc-pool-retry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for m in METHODS {
+        let marker = dir.join(format!("{m}")).display().to_string();
+        let _ = std::fs::remove_file(&marker);
+        let pool = Pool::builder().processes(2).start_method(m).retries(1).build().unwrap();
+        assert_eq!(pool.apply(die_once, (marker.clone(),)).unwrap(), 7, "{m}");
+        let _ = std::fs::remove_file(&marker);
+        let pool0 = Pool::builder().processes(2).start_method(m).build().unwrap();
+        assert!(matches!(pool0.apply(die_once, (marker.clone(),)), Err(Error::WorkerLost { .. })), "{m}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kills random workers with SIGKILL during large maps, many times over:
+/// no hang, every item a value or a reported error, no zombie.
+#[multiproc::test]
+fn random_sigkills_never_hang_the_pool() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let rounds = if m == multiproc::StartMethod::Spawn { 3 } else { 6 };
+        for round in 0..rounds {
+            let pool = Arc::new(get_context(m).pool(3).unwrap());
+            let n = 3000u64;
+            let received = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let unordered = round % 2 == 0;
+            // The killer waits for progress events, never for time.
+            let killer = {
+                let (pool, received, stop) = (pool.clone(), received.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut kills = 0;
+                    let mut next_at = 300;
+                    let mut seed = 0x9e37_79b9_u64 ^ round as u64;
+                    while !stop.load(Ordering::Acquire) && kills < 4 {
+                        if received.load(Ordering::Acquire) >= next_at {
+                            let pids = pool.worker_pids();
+                            if !pids.is_empty() {
+                                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                                kill(pids[(seed >> 33) as usize % pids.len()]);
+                                kills += 1;
+                            }
+                            next_at += 500;
+                        }
+                        std::thread::yield_now();
+                    }
+                    kills
+                })
+            };
+            let t0 = Instant::now();
+            let (mut ok, mut lost) = (0, 0);
+            let mut check = |r: multiproc::Result<u64>| match r {
+                Ok(v) => {
+                    assert_eq!(v % 2, 0);
+                    ok += 1;
+                    received.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(Error::WorkerLost { .. }) => {
+                    lost += 1;
+                    received.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(e) => panic!("{m}: unexpected error {e}"),
+            };
+            if unordered {
+                for r in pool.with_chunksize(1).imap_unordered(busy, 0..n).unwrap() {
+                    check(r);
+                }
+            } else {
+                for r in pool.with_chunksize(4).imap(busy, 0..n).unwrap() {
+                    check(r);
+                }
+            }
+            stop.store(true, Ordering::Release);
+            let kills = killer.join().unwrap();
+            assert!(t0.elapsed() < DEADLINE * 2, "{m}: round {round} took {:?}", t0.elapsed());
+            assert_eq!(ok + lost, n as usize, "{m}: round {round}: every item is a value or an error");
+            assert!(kills == 0 || ok > 0, "{m}");
+            // A map after the carnage is complete and correct.
+            assert_eq!(pool.map(sqr, 0..100).unwrap()[99], 99 * 99, "{m}");
+            pool.close();
+            pool.join().unwrap();
+            assert!(child_pids().is_empty(), "{m}: round {round}: children left {:?}", child_pids());
+        }
+    }
+}
