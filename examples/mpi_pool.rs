@@ -1,6 +1,14 @@
+//! Issue 7's example: `Pool::auto()` runs on MPI ranks under `mpirun` (built with
+//! `--features mpi`) and on local worker processes otherwise.
+//!
+//! `cargo run --release --features mpi --example mpi_pool`, or
+//! `mpirun -n 8 target/release/examples/mpi_pool`.
+
 // ANCHOR: all
 #[multiproc::task]
-fn square(x: u64) -> u64 { x * x }
+fn square(x: u64) -> u64 {
+    x * x
+}
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
     let pool = multiproc::Pool::auto()?;

@@ -8,11 +8,11 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
-#[path = "compare/pool.rs"]
-mod pool_cases;
 #[cfg(feature = "mpi")]
 #[path = "compare/mpi.rs"]
 mod mpi_cases;
+#[path = "compare/pool.rs"]
+mod pool_cases;
 #[path = "compare/table.rs"]
 mod table;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Bounds a whole MPI job (start-up on a loaded 2-core machine included).
 const JOB_DEADLINE: Duration = Duration::from_secs(90);
 
-const EXAMPLES: [&str; 5] = ["mpi_check", "mpi_methods", "mpi_panic", "mpi_die", "mpi_stuck"];
+const EXAMPLES: [&str; 6] = ["mpi_pool", "mpi_check", "mpi_methods", "mpi_panic", "mpi_die", "mpi_stuck"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -103,6 +103,14 @@ fn line<'a>(job: &'a Job, key: &str) -> &'a str {
 
 fn sum_of_squares(n: u64) -> u64 {
     (0..n).map(|x| x * x).sum()
+}
+
+#[test]
+fn pool_auto_runs_on_the_ranks_under_mpirun() {
+    let _g = tests::leak_guard();
+    let job = mpirun(&[], "mpi_pool", &[]);
+    assert!(job.status.success(), "{}\n{}", job.stdout, job.stderr);
+    assert_eq!(job.stdout.trim(), sum_of_squares(1_000_000).to_string(), "stderr: {}", job.stderr);
 }
 
 #[test]

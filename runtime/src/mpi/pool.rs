@@ -376,9 +376,7 @@ impl MpiPool {
         A: Serialize,
         F::Output: DeserializeOwned,
     {
-        let items: Vec<A> = inputs.into_iter().collect();
-        let chunksize = default_chunksize(items.len(), self.inner.workers);
-        self.run_all(&task, items.into_iter().map(|a| (a,)), chunksize)
+        self.starmap(task, inputs.into_iter().map(|a| (a,)))
     }
 
     /// Like [`map`](Self::map) with an explicit number of items per chunk.
@@ -396,10 +394,7 @@ impl MpiPool {
         A: Serialize,
         F::Output: DeserializeOwned,
     {
-        if chunksize == 0 {
-            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
-        }
-        self.run_all(&task, inputs.into_iter().map(|a| (a,)), chunksize)
+        self.starmap_chunked(task, inputs.into_iter().map(|a| (a,)), chunksize)
     }
 
     /// Runs `task` on every argument tuple, results in order (Python's `Pool.starmap`).
@@ -412,9 +407,28 @@ impl MpiPool {
         Args: Serialize,
         F::Output: DeserializeOwned,
     {
-        let items: Vec<Args> = inputs.into_iter().collect();
-        let chunksize = default_chunksize(items.len(), self.inner.workers);
-        self.run_all(&task, items.into_iter(), chunksize)
+        self.starmap_async(task, inputs)?.get()
+    }
+
+    /// Like [`starmap`](Self::starmap) with an explicit number of items per chunk.
+    ///
+    /// # Errors
+    /// As [`map_chunked`](Self::map_chunked).
+    pub fn starmap_chunked<F, Args>(
+        &self,
+        task: F,
+        inputs: impl IntoIterator<Item = Args>,
+        chunksize: usize,
+    ) -> Result<Vec<F::Output>>
+    where
+        F: Task<Args>,
+        Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        if chunksize == 0 {
+            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+        }
+        self.submit_all(&task, inputs.into_iter(), chunksize)?.get()
     }
 
     /// Starts a [`map`](Self::map); the results come from [`MpiAsyncResult::get`] (Python's `map_async`).
@@ -432,9 +446,7 @@ impl MpiPool {
         A: Serialize,
         F::Output: DeserializeOwned,
     {
-        let items: Vec<A> = inputs.into_iter().collect();
-        let chunksize = default_chunksize(items.len(), self.inner.workers);
-        self.submit_all(&task, items.into_iter().map(|a| (a,)), chunksize)
+        self.starmap_async(task, inputs.into_iter().map(|a| (a,)))
     }
 
     /// Starts a [`starmap`](Self::starmap) (Python's `starmap_async`).
@@ -454,15 +466,6 @@ impl MpiPool {
         let items: Vec<Args> = inputs.into_iter().collect();
         let chunksize = default_chunksize(items.len(), self.inner.workers);
         self.submit_all(&task, items.into_iter(), chunksize)
-    }
-
-    fn run_all<F, Args>(&self, task: &F, items: impl Iterator<Item = Args>, chunksize: usize) -> Result<Vec<F::Output>>
-    where
-        F: Task<Args>,
-        Args: Serialize,
-        F::Output: DeserializeOwned,
-    {
-        self.submit_all(task, items, chunksize)?.get()
     }
 
     /// Cuts `items` into chunks and queues them all; the result collects them in order.

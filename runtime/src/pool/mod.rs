@@ -39,6 +39,9 @@ pub use self::progress::Progress;
 enum Backend {
     /// Worker processes on this machine.
     Local(LocalPool),
+    /// The other ranks of an MPI job (cargo feature `mpi`).
+    #[cfg(feature = "mpi")]
+    Mpi(crate::mpi::MpiPool),
 }
 
 /// A pool of worker processes running registered tasks — Python's `multiprocessing.Pool`.
@@ -312,30 +315,57 @@ impl Pool {
         PoolBuilder::default()
     }
 
-    /// The pool that suits how the program was started: today a local pool of
-    /// [`cpu_count`](crate::cpu_count) workers. (Built with the `mpi` feature and
-    /// run under `mpirun`, the pool's workers will be the other MPI ranks.)
+    /// The pool that suits how the program was started: built with the `mpi`
+    /// feature and launched under `mpirun`/`srun`, a pool over the other MPI ranks
+    /// ([`Pool::mpi`]); otherwise a local pool of [`cpu_count`](crate::cpu_count) workers.
     ///
     /// # Errors
-    /// As [`PoolBuilder::build`].
+    /// As [`PoolBuilder::build`] or [`Pool::mpi`].
     pub fn auto() -> Result<Pool> {
+        #[cfg(feature = "mpi")]
+        if crate::mpi::is_mpi_launch() {
+            return Pool::mpi();
+        }
         Pool::builder().build()
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    /// A pool whose workers are all the other ranks of this MPI job (rank 0 runs
+    /// `main`). The same methods as a local pool; `apply_async`, `map_async` and
+    /// `starmap_async` run their calls before they return (the result is ready at once).
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the program was not launched under MPI or runs on
+    /// one rank only.
+    #[cfg(feature = "mpi")]
+    pub fn mpi() -> Result<Pool> {
+        Ok(Pool { backend: Backend::Mpi(crate::mpi::MpiPool::new()?) })
+    }
+
+    fn shared(&self) -> Result<&Arc<Shared>> {
         match &self.backend {
-            Backend::Local(l) => &l.shared,
+            Backend::Local(l) => Ok(&l.shared),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(_) => Err(Error::InvalidState("not a local pool".into())),
         }
     }
 
     /// The number of workers the pool keeps.
     pub fn processes(&self) -> usize {
-        self.shared().processes()
+        match &self.backend {
+            Backend::Local(l) => l.shared.processes(),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(m) => m.processes(),
+        }
     }
 
-    /// The pids of the workers right now (they change when a worker is replaced).
+    /// The pids of the workers right now (they change when a worker is replaced);
+    /// empty for an MPI pool, whose workers may live on other hosts.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared().worker_pids()
+        match &self.backend {
+            Backend::Local(l) => l.shared.worker_pids(),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(_) => Vec::new(),
+        }
     }
 
     /// The same operations with a chosen chunk size (Python's `chunksize=`):
@@ -467,7 +497,11 @@ impl Pool {
         A: Serialize,
         F::Output: DeserializeOwned,
     {
-        let sh = self.shared();
+        #[cfg(feature = "mpi")]
+        if let Backend::Mpi(m) = &self.backend {
+            return Ok(AsyncResult::from_value(m.apply(task, args)));
+        }
+        let sh = self.shared()?;
         let name = task.task_name()?;
         let job = Arc::new(JobShared::new(true));
         let mut b = ChunkBuilder::new(name, 0)?;
@@ -482,7 +516,11 @@ impl Pool {
 
     /// Stops accepting work; submitted work still runs. Python's `close`.
     pub fn close(&self) {
-        self.shared().close();
+        match &self.backend {
+            Backend::Local(l) => l.shared.close(),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(m) => m.close(),
+        }
     }
 
     /// Waits for all submitted work to finish and the workers to exit. Python's `join`.
@@ -491,13 +529,21 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is still running (call [`Pool::close`]
     /// or [`Pool::terminate`] first).
     pub fn join(&self) -> Result<()> {
-        self.shared().join()
+        match &self.backend {
+            Backend::Local(l) => l.shared.join(),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(m) => m.join(),
+        }
     }
 
     /// Stops the workers at once; unfinished calls fail with [`Error::InvalidState`].
     /// Python's `terminate` (also what dropping the pool does).
     pub fn terminate(&self) {
-        self.shared().terminate();
+        match &self.backend {
+            Backend::Local(l) => l.shared.terminate(),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(m) => m.terminate(),
+        }
     }
 }
 
@@ -534,10 +580,20 @@ impl Chunked<'_> {
         I: IntoIterator<Item = A>,
         F::Output: DeserializeOwned,
     {
+        #[cfg(feature = "mpi")]
+        if let Backend::Mpi(m) = &self.pool.backend {
+            let items: Vec<A> = inputs.into_iter().collect();
+            return match self.chunksize {
+                Some(c) => m.starmap_chunked(task, items, c),
+                None => m.starmap(task, items),
+            };
+        }
         // As `starmap_async(..).get()`, but results are decoded as their chunks
         // arrive, while later chunks are still running.
         let r = self.starmap_async(task, inputs)?;
-        let (sh, job) = (&r.sh, &r.job);
+        let (Some(sh), job) = (&r.sh, &r.job) else {
+            return r.get();
+        };
         let mut out = Vec::with_capacity(job.lock().submitted);
         loop {
             let next = job.lock().take_chunk();
@@ -582,7 +638,11 @@ impl Chunked<'_> {
         I: IntoIterator<Item = A>,
         F::Output: DeserializeOwned,
     {
-        let sh = self.pool.shared();
+        #[cfg(feature = "mpi")]
+        if let Backend::Mpi(_) = &self.pool.backend {
+            return Ok(AsyncResult::from_value(self.starmap(task, inputs)));
+        }
+        let sh = self.pool.shared()?;
         let name = task.task_name()?;
         let mut it = inputs.into_iter();
         let (chunksize, mut collected) = match (self.chunksize, it.size_hint()) {
@@ -619,7 +679,11 @@ impl Chunked<'_> {
         I::IntoIter: 'a,
         F::Output: DeserializeOwned,
     {
-        Ok(IMapIter { stream: self.stream(task, inputs, true)? })
+        #[cfg(feature = "mpi")]
+        if let Backend::Mpi(m) = &self.pool.backend {
+            return Ok(IMapIter { stream: Streamed::Mpi(m.imap(task, inputs.into_iter())?) });
+        }
+        Ok(IMapIter { stream: Streamed::Local(self.stream(task, inputs, true)?) })
     }
 
     /// [`Pool::imap_unordered`] with this chunk size.
@@ -634,7 +698,13 @@ impl Chunked<'_> {
         I::IntoIter: 'a,
         F::Output: DeserializeOwned,
     {
-        Ok(IMapUnorderedIter { stream: self.stream(task, inputs, false)? })
+        #[cfg(feature = "mpi")]
+        if let Backend::Mpi(m) = &self.pool.backend {
+            return Ok(IMapUnorderedIter {
+                stream: StreamedUnordered::Mpi(m.imap_unordered(task, inputs.into_iter())?),
+            });
+        }
+        Ok(IMapUnorderedIter { stream: StreamedUnordered::Local(self.stream(task, inputs, false)?) })
     }
 
     fn stream<'a, F, T, I>(&self, task: F, inputs: I, ordered: bool) -> Result<Stream<'a, F::Output>>
@@ -645,7 +715,7 @@ impl Chunked<'_> {
         I::IntoIter: 'a,
         F::Output: DeserializeOwned,
     {
-        let sh = self.pool.shared().clone();
+        let sh = self.pool.shared()?.clone();
         let name = task.task_name()?;
         let it = inputs.into_iter();
         let len = match it.size_hint() {
@@ -735,25 +805,45 @@ impl<R: DeserializeOwned> Stream<'_, R> {
 
 /// The iterator of [`Pool::imap`]: results in input order.
 pub struct IMapIter<'a, R> {
-    stream: Stream<'a, R>,
+    stream: Streamed<'a, R>,
 }
 
 /// The iterator of [`Pool::imap_unordered`]: results in completion order.
 pub struct IMapUnorderedIter<'a, R> {
-    stream: Stream<'a, R>,
+    stream: StreamedUnordered<'a, R>,
+}
+
+enum Streamed<'a, R> {
+    Local(Stream<'a, R>),
+    #[cfg(feature = "mpi")]
+    Mpi(crate::mpi::MpiImap<'a, R>),
+}
+
+enum StreamedUnordered<'a, R> {
+    Local(Stream<'a, R>),
+    #[cfg(feature = "mpi")]
+    Mpi(crate::mpi::MpiImapUnordered<'a, R>),
 }
 
 impl<R: DeserializeOwned> Iterator for IMapIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
-        self.stream.next_item()
+        match &mut self.stream {
+            Streamed::Local(s) => s.next_item(),
+            #[cfg(feature = "mpi")]
+            Streamed::Mpi(m) => m.next(),
+        }
     }
 }
 
 impl<R: DeserializeOwned> Iterator for IMapUnorderedIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
-        self.stream.next_item()
+        match &mut self.stream {
+            StreamedUnordered::Local(s) => s.next_item(),
+            #[cfg(feature = "mpi")]
+            StreamedUnordered::Mpi(m) => m.next(),
+        }
     }
 }
 
@@ -778,7 +868,8 @@ type Finish<R> = fn(Vec<ChunkResult>) -> Result<R>;
 /// quick call's round trip costs microseconds, not a kernel wake-up. Awaiting it
 /// needs no runtime in particular: the pool's thread wakes the task.
 pub struct AsyncResult<R> {
-    sh: Arc<Shared>,
+    /// `None` for a result that was ready when it was made (MPI pools).
+    sh: Option<Arc<Shared>>,
     job: Arc<JobShared>,
     finish: Finish<R>,
     value: Arc<Mutex<Option<Result<R>>>>,
@@ -801,7 +892,18 @@ fn decode_into<R>(job: &JobShared, finish: Finish<R>, value: &Mutex<Option<Resul
 
 impl<R> AsyncResult<R> {
     fn new(sh: Arc<Shared>, job: Arc<JobShared>, finish: Finish<R>) -> Self {
-        AsyncResult { sh, job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+        AsyncResult { sh: Some(sh), job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+    }
+
+    /// A result that is already known.
+    #[cfg(feature = "mpi")]
+    fn from_value(value: Result<R>) -> Self {
+        let job = Arc::new(JobShared::new(true));
+        let mut d = Vec::new();
+        job.seal(&mut d);
+        run_deferred(d);
+        let finish: Finish<R> = |_| Err(Error::InvalidState("this result was already taken".into()));
+        AsyncResult { sh: None, job, finish, value: Arc::new(Mutex::new(Some(value))), taken: false.into() }
     }
 
     /// Whether the call has finished (successfully or not). Python's `ready`.
@@ -811,12 +913,17 @@ impl<R> AsyncResult<R> {
 
     /// Waits until the call has finished. Python's `wait()`.
     pub fn wait(&self) {
-        self.sh.wait_job(&self.job, None, &|g| g.complete());
+        if let Some(sh) = &self.sh {
+            sh.wait_job(&self.job, None, &|g| g.complete());
+        }
     }
 
     /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.sh.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete())
+        match &self.sh {
+            Some(sh) => sh.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete()),
+            None => true,
+        }
     }
 
     fn take(&self) -> Result<R> {
