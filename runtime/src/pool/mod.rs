@@ -681,7 +681,8 @@ impl Chunked<'_> {
     {
         #[cfg(feature = "mpi")]
         if let Backend::Mpi(m) = &self.pool.backend {
-            return Ok(IMapIter { stream: Streamed::Mpi(m.imap(task, inputs.into_iter())?) });
+            let inputs = inputs.into_iter(); // only the iterator is known to live for 'a
+            return Ok(IMapIter { stream: Streamed::Mpi(m.imap(task, inputs)?) });
         }
         Ok(IMapIter { stream: Streamed::Local(self.stream(task, inputs, true)?) })
     }
