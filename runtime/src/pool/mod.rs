@@ -701,9 +701,8 @@ impl Chunked<'_> {
     {
         #[cfg(feature = "mpi")]
         if let Backend::Mpi(m) = &self.pool.backend {
-            return Ok(IMapUnorderedIter {
-                stream: StreamedUnordered::Mpi(m.imap_unordered(task, inputs.into_iter())?),
-            });
+            let inputs = inputs.into_iter(); // only the iterator is known to live for 'a
+            return Ok(IMapUnorderedIter { stream: StreamedUnordered::Mpi(m.imap_unordered(task, inputs)?) });
         }
         Ok(IMapUnorderedIter { stream: StreamedUnordered::Local(self.stream(task, inputs, false)?) })
     }
