@@ -158,7 +158,7 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             #krate::__private::inventory::submit! {
                 #krate::__private::TaskEntry::lambda(
                     #name,
-                    |input, fds| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, input, fds),
+                    |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, input, fds, out),
                 )
             }
             #krate::__private::Lambda::new(#name, #f)
@@ -181,7 +181,7 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         #krate::__private::inventory::submit! {
             #krate::__private::TaskEntry::lambda(
                 #name,
-                |input, fds| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, fds),
+                |input, fds, out| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, fds, out),
             )
         }
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)

@@ -111,7 +111,7 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
                 #krate::__private::TaskEntry::new(
                     ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     || #krate::__private::type_id_of_val(&#ident),
-                    |input, fds| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, input, fds),
+                    |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, input, fds, out),
                 )
             }
         };

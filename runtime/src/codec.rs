@@ -29,6 +29,17 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Appends to a `Vec` without `std::io::Write`'s per-call `Result` plumbing.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 thread_local! {
     static FDS_OUT: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static FDS_IN: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
@@ -48,7 +59,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     what: &'static str,
 ) -> Result<Vec<OwnedFd>> {
     let outer = FDS_OUT.with(|f| f.borrow_mut().replace(Vec::new()));
-    let res = bincode::serde::encode_into_std_write(value, buf, config());
+    let res = bincode::serde::encode_into_writer(value, VecWriter(buf), config());
     let fds = FDS_OUT.with(|f| std::mem::replace(&mut *f.borrow_mut(), outer)).unwrap_or_default();
     res.map_err(|e| Error::Encode { what, reason: e.to_string() })?;
     Ok(fds)
@@ -56,10 +67,19 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 /// Decodes a `T` from `bytes`, handing `fds` to the handles inside it.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>, what: &'static str) -> Result<T> {
+    if fds.is_empty() {
+        // No fds, so no handle can be inside (each carries one): skip the fd
+        // list. A handle that claims one anyway fails in `take_fd`.
+        return decode_plain(bytes, what);
+    }
     let outer = FDS_IN.with(|f| f.borrow_mut().replace(fds));
-    let res = decode_bounded::<T>(bytes);
+    let res = decode_plain(bytes, what);
     FDS_IN.with(|f| *f.borrow_mut() = outer);
-    match res {
+    res
+}
+
+fn decode_plain<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    match decode_bounded::<T>(bytes) {
         Ok((v, n)) if n == bytes.len() => Ok(v),
         Ok((_, n)) => Err(Error::Decode { what, reason: format!("{} trailing bytes", bytes.len() - n) }),
         Err(e) => Err(Error::Decode { what, reason: e.to_string() }),

@@ -18,9 +18,10 @@ use crate::codec::{self, Payload};
 use crate::error::{Error, Result};
 use crate::task::Task;
 
-/// Decodes a call's arguments, runs the function, encodes its result.
+/// Decodes a call's arguments, runs the function, appends its encoded result
+/// to the buffer and returns the result's fds.
 #[doc(hidden)]
-pub type Invoker = fn(&[u8], Vec<OwnedFd>) -> Result<Payload>;
+pub type Invoker = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>) -> Result<Vec<OwnedFd>>;
 
 /// One registered task. Not public API: built by the macros.
 #[doc(hidden)]
@@ -43,7 +44,16 @@ impl TaskEntry {
 
     /// Runs the task on encoded arguments.
     pub(crate) fn invoke(&self, args: &[u8], fds: Vec<OwnedFd>) -> Result<Payload> {
-        (self.invoke)(args, fds)
+        let mut bytes = Vec::new();
+        let fds = (self.invoke)(args, fds, &mut bytes)?;
+        Ok(Payload { bytes, fds })
+    }
+
+    /// Runs the task on encoded arguments, appending the encoded result to `out`
+    /// (no buffer of its own: the pool's hot path). On error `out` may hold a
+    /// partial result; the caller truncates it.
+    pub(crate) fn invoke_into(&self, args: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<u8>) -> Result<Vec<OwnedFd>> {
+        (self.invoke)(args, fds, out)
     }
 }
 
@@ -100,15 +110,15 @@ pub(crate) fn fingerprint() -> u64 {
 
 /// Not public API: the body of every generated invoker.
 #[doc(hidden)]
-pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>) -> Result<Payload>
+pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
 where
     F: Task<A>,
     A: DeserializeOwned,
     F::Output: Serialize,
 {
     let args: A = codec::decode(input, fds, "task arguments")?;
-    let out = f.call(args);
-    codec::encode(&out, "task result")
+    let result = f.call(args);
+    codec::encode_into(&result, out, "task result")
 }
 
 /// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).

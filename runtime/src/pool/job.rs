@@ -274,7 +274,8 @@ impl JobShared {
         let mut g = self.lock();
         if g.all_delivered() {
             drop(g);
-            hook();
+            // A user callback that panics is contained here too, as in `run_deferred`.
+            run_deferred(vec![hook]);
         } else {
             g.hooks.push(hook);
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{self, Cursor, Link, RecvBuf, WireError};
-use crate::codec::{self, Payload};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry::{self, TaskEntry};
 
@@ -68,10 +68,17 @@ fn install_panic_hook() {
     });
 }
 
-/// Runs one call of `entry`, turning a panic or a failure into a [`WireError`].
-fn call(entry: Result<&'static TaskEntry>, name: &str, args: &[u8], fds: Vec<OwnedFd>) -> Result<Payload, WireError> {
+/// Runs one call of `entry`, appending its encoded result to `out`, and turns a
+/// panic or a failure into a [`WireError`] (leaving `out` for the caller to truncate).
+fn call(
+    entry: Result<&'static TaskEntry>,
+    name: &str,
+    args: &[u8],
+    fds: Vec<OwnedFd>,
+    out: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, WireError> {
     let entry = entry.map_err(|e| WireError::Failed { task: name.to_string(), message: e.to_string() })?;
-    match catch_unwind(AssertUnwindSafe(|| entry.invoke(args, fds))) {
+    match catch_unwind(AssertUnwindSafe(|| entry.invoke_into(args, fds, out))) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(WireError::Failed { task: name.to_string(), message: e.to_string() }),
         Err(_) => {
@@ -97,7 +104,7 @@ fn run(link: OwnedFd, config: WorkerConfig) {
     let link = link.as_fd();
     if let Some((name, args)) = &config.initializer {
         let fds = config.init_fds.into_iter().map(|l| l.0).collect();
-        if let Err(w) = call(registry::lookup(name), name, args, fds) {
+        if let Err(w) = call(registry::lookup(name), name, args, fds, &mut Vec::new()) {
             let body = codec::encode(&w, "initializer error").map(|p| p.bytes).unwrap_or_default();
             let _ = send_frame(link, wire::INIT_FAILED, &body);
             return;
@@ -193,8 +200,12 @@ fn run_chunk(
             });
         }
         let item_fds: Vec<OwnedFd> = (0..nfds).filter_map(|_| fds.pop()).collect();
-        let result = match call(entry.as_ref().map(|e| *e).map_err(clone_lookup_error), name, args, item_fds) {
-            Ok(p) if p.fds.len() + fds_in_frame + out_fds.len() > wire::MAX_FDS => Err(WireError::Failed {
+        let entry = entry.as_ref().map(|e| *e).map_err(clone_lookup_error);
+        let item_at = out.len();
+        out.push(0);
+        let at = wire::begin_item(out);
+        let result = match call(entry, name, args, item_fds, out) {
+            Ok(fds) if fds.len() + fds_in_frame + out_fds.len() > wire::MAX_FDS => Err(WireError::Failed {
                 task: name.to_string(),
                 message: format!(
                     "the results of one chunk carry more than {} handles; use a chunk size of 1",
@@ -204,15 +215,14 @@ fn run_chunk(
             other => other,
         };
         match result {
-            Ok(p) => {
-                out.push(0);
-                let at = wire::begin_item(out);
-                out.extend_from_slice(&p.bytes);
-                wire::end_item(out, at, p.fds.len())?;
-                fds_in_frame += p.fds.len();
-                out_fds.extend(p.fds);
+            Ok(fds) => {
+                wire::end_item(out, at, fds.len())?;
+                fds_in_frame += fds.len();
+                out_fds.extend(fds);
             }
             Err(w) => {
+                // Drop whatever the failed call wrote; record the error instead.
+                out.truncate(item_at);
                 out.push(1);
                 let at = wire::begin_item(out);
                 codec::encode_into(&w, out, "task error")?;
