@@ -39,6 +39,7 @@ mod codec;
 pub mod connection;
 mod context;
 mod error;
+pub mod managers;
 mod process;
 mod registry;
 mod role;
@@ -51,6 +52,7 @@ pub use crate::context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use crate::error::{Error, ExitStatus, Result};
+pub use crate::managers::Manager;
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };

@@ -340,21 +340,26 @@ impl Client {
     /// # Errors
     /// As [`connect`](Self::connect).
     pub fn connect_timeout<T>(address: &Address, authkey: Option<&[u8]>, timeout: Duration) -> Result<Connection<T>> {
-        let deadline = Instant::now() + timeout;
-        let fd: OwnedFd = match address {
-            Address::Unix(path) => UnixStream::connect(path).ctx("connect")?.into(),
-            Address::Abstract(name) => {
-                UnixStream::connect_addr(&unix_addr(name).ctx("abstract address")?).ctx("connect")?.into()
-            }
-            Address::Tcp(addr) => {
-                let s = TcpStream::connect_timeout(addr, timeout).ctx("connect")?;
-                let _ = s.set_nodelay(true);
-                s.into()
-            }
-        };
-        if let Some(key) = authkey {
-            auth::client_handshake(fd.as_fd(), key, deadline)?;
-        }
-        Ok(Connection::from_socket(fd))
+        connect_socket(address, authkey, timeout).map(Connection::from_socket)
     }
+}
+
+/// Connects a stream socket to `address` and, with `authkey`, authenticates it.
+pub(crate) fn connect_socket(address: &Address, authkey: Option<&[u8]>, timeout: Duration) -> Result<OwnedFd> {
+    let deadline = Instant::now() + timeout;
+    let fd: OwnedFd = match address {
+        Address::Unix(path) => UnixStream::connect(path).ctx("connect")?.into(),
+        Address::Abstract(name) => {
+            UnixStream::connect_addr(&unix_addr(name).ctx("abstract address")?).ctx("connect")?.into()
+        }
+        Address::Tcp(addr) => {
+            let s = TcpStream::connect_timeout(addr, timeout).ctx("connect")?;
+            let _ = s.set_nodelay(true);
+            s.into()
+        }
+    };
+    if let Some(key) = authkey {
+        auth::client_handshake(fd.as_fd(), key, deadline)?;
+    }
+    Ok(fd)
 }

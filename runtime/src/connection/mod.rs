@@ -17,7 +17,8 @@ use crate::sys;
 mod auth;
 mod listener;
 
-pub(crate) use listener::ListenerCloser;
+pub(crate) use auth::random_bytes;
+pub(crate) use listener::{ListenerCloser, connect_socket};
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 
 /// One end of a pipe: sends and receives values of type `T` (Python's `Connection`).
