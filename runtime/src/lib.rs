@@ -102,6 +102,39 @@ pub use multiproc_macros::test;
 /// namespace, so `task!` would clash with `#[multiproc::task]`.)
 pub use multiproc_macros::lambda;
 
+/// Shares a type through a [`Manager`]: put it on the type's inherent `impl` block.
+///
+/// The impl stays as written. The macro generates `<Type>Proxy` (e.g.
+/// `CounterProxy` for `Counter`), with one method per `&self` / `&mut self`
+/// method, same name and arguments, returning `multiproc::Result<R>` of the
+/// original result `R`; and it implements [`managers::Managed`], so
+/// [`Manager::create`] accepts the type and returns the proxy. Arguments and
+/// results are serde types. Associated functions without `self` (constructors)
+/// are left alone. Generic methods, `self` by value, and reference or `impl
+/// Trait` arguments or results are compile errors that say what to do. A
+/// method that panics fails that call with [`Error::Remote`]; the manager
+/// keeps serving. The proxy is a valid task argument under every start method.
+///
+/// ```no_run
+/// struct Counter { n: u64 }
+///
+/// #[multiproc::managed]
+/// impl Counter {
+///     fn incr(&mut self, by: u64) -> u64 { self.n += by; self.n }
+///     fn get(&self) -> u64 { self.n }
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let c = manager.create(Counter { n: 0 })?; // a CounterProxy
+///     assert_eq!(c.incr(5)?, 5);
+///     assert_eq!(c.get()?, 5);
+///     Ok(())
+/// }
+/// ```
+pub use multiproc_macros::managed;
+
 // Not public API. Used by code the multiproc macros generate; changes in any release.
 #[doc(hidden)]
 pub mod __private {
@@ -111,4 +144,5 @@ pub mod __private {
     pub use crate::role::{main_entry, test_entry};
     pub use crate::task::{Lambda, LambdaWith};
     pub use inventory;
+    pub use serde;
 }
