@@ -73,13 +73,15 @@ impl<'a> Model<'a> {
             Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
                 Some(seg) if seg.arguments.is_empty() => Some(seg.ident.clone()),
                 Some(seg) => {
-                    errors.push(syn::Error::new_spanned(&seg.arguments, "a managed type cannot have generic arguments"));
+                    errors
+                        .push(syn::Error::new_spanned(&seg.arguments, "a managed type cannot have generic arguments"));
                     None
                 }
                 None => None,
             },
             other => {
-                errors.push(syn::Error::new_spanned(other, "#[multiproc::managed] needs a named type (`impl Counter`)"));
+                errors
+                    .push(syn::Error::new_spanned(other, "#[multiproc::managed] needs a named type (`impl Counter`)"));
                 None
             }
         };
@@ -117,14 +119,14 @@ impl<'a> Model<'a> {
             if let Some(v) = &sig.variadic {
                 fault(v, "a managed method cannot be variadic");
             }
-            if let ReturnType::Type(_, ty) = &sig.output {
-                if has_ref(ty) {
-                    fault(
-                        ty,
-                        "a managed method cannot return a reference or `impl Trait`: the result is copied to \
-                         the caller's process; return an owned value (`String`, `Vec<T>`, `T`)",
-                    );
-                }
+            if let ReturnType::Type(_, ty) = &sig.output
+                && has_ref(ty)
+            {
+                fault(
+                    ty,
+                    "a managed method cannot return a reference or `impl Trait`: the result is copied to \
+                     the caller's process; return an owned value (`String`, `Vec<T>`, `T`)",
+                );
             }
             let mut args = Vec::new();
             for (i, input) in sig.inputs.iter().skip(1).enumerate() {
@@ -182,11 +184,7 @@ impl<'a> Model<'a> {
                     #krate::managers::Proxy::token(self).call(#name_str, &(#(#names,)*))
                 }
             });
-            let call = if m.mutable {
-                quote!(self.#name(#(#names),*))
-            } else {
-                quote!((&*self).#name(#(#names),*))
-            };
+            let call = if m.mutable { quote!(self.#name(#(#names),*)) } else { quote!((&*self).#name(#(#names),*)) };
             arms.push(quote! {
                 #name_str => {
                     let (#(#names,)*): (#(#tys,)*) = #krate::managers::__managed::decode_args(args)?;

@@ -170,9 +170,11 @@ fn proxies_fail_cleanly_after_shutdown() {
     manager.shutdown().unwrap();
     assert!(manager.pid().is_none());
     assert!(d.insert(1, 1).is_err());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-        // The pid may be reused by an unrelated process; it is not our child any more.
-        !tests::child_pids().contains(&pid)
-    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            // The pid may be reused by an unrelated process; it is not our child any more.
+            !tests::child_pids().contains(&pid)
+        }
+    );
     let _ = (DEADLINE, Duration::ZERO);
 }

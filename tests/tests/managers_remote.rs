@@ -35,10 +35,8 @@ fn queue_over_the_network_through_a_connected_manager() {
         assert!(matches!(server.address(), Address::Tcp(_)));
         let q = server.queue::<Message>().unwrap();
         server.register("get_queue", &q).unwrap();
-        let mut p = Process::builder(remote_put, (server.address().clone(), KEY.to_vec()))
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p =
+            Process::builder(remote_put, (server.address().clone(), KEY.to_vec())).start_method(m).build().unwrap();
         p.start().unwrap();
         assert_eq!(q.get_timeout(DEADLINE).unwrap(), message(), "{m:?}");
         p.join().unwrap();
@@ -71,7 +69,8 @@ fn restart_at_the_same_address_right_after_shutdown() {
     let first = tcp_manager(StartMethod::Fork);
     let address = first.address().clone();
     first.shutdown().unwrap();
-    let again = Manager::builder().start_method(StartMethod::Fork).address(address.clone()).authkey(KEY).start().unwrap();
+    let again =
+        Manager::builder().start_method(StartMethod::Fork).address(address.clone()).authkey(KEY).start().unwrap();
     assert_eq!(again.address(), &address);
     again.queue::<u8>().unwrap().put(1).unwrap();
     again.shutdown().unwrap();
@@ -101,8 +100,10 @@ fn manager_exits_when_its_owner_is_killed() {
         let (_hold, their_hold) = pipe::<()>().unwrap();
         // The owner is forked (a spawned child cannot start children of its own
         // under spawn/forkserver yet); its manager uses each start method.
-        let mut owner =
-            Process::builder(own_a_manager, (m, their_report, their_hold)).start_method(StartMethod::Fork).build().unwrap();
+        let mut owner = Process::builder(own_a_manager, (m, their_report, their_hold))
+            .start_method(StartMethod::Fork)
+            .build()
+            .unwrap();
         owner.start().unwrap();
         let server = report.recv_timeout(DEADLINE).unwrap();
         assert!(!exited(server), "{m:?}: the manager runs while its owner does");

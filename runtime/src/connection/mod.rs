@@ -18,8 +18,8 @@ mod auth;
 mod listener;
 
 pub(crate) use auth::random_bytes;
-pub(crate) use listener::{ListenerCloser, connect_socket};
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
+pub(crate) use listener::{ListenerCloser, connect_socket};
 
 /// One end of a pipe: sends and receives values of type `T` (Python's `Connection`).
 ///

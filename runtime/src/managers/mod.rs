@@ -319,7 +319,10 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
-    pub fn list_from<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<ListProxy<T>> {
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
         let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
         self.create_builtin(&raw)
     }

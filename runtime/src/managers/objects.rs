@@ -625,4 +625,3 @@ impl<T: super::Managed> Object for Custom<T> {
         lock(&self.0).dispatch(method, args)
     }
 }
-
