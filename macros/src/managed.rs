@@ -65,8 +65,8 @@ impl<'a> Model<'a> {
         if !imp.generics.params.is_empty() {
             errors.push(syn::Error::new_spanned(
                 &imp.generics,
-                "a managed type cannot be generic: the manager serves one concrete type; \
-                 annotate an impl of a concrete type (e.g. a type alias's impl) instead",
+                "a managed impl cannot be generic: the manager serves one concrete type; \
+                 annotate an impl of one instantiation instead (`impl Store<u32> { … }`)",
             ));
         }
         let self_ident = match &*imp.self_ty {
