@@ -71,12 +71,8 @@ impl<'a> Model<'a> {
         }
         let self_ident = match &*imp.self_ty {
             Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
-                Some(seg) if seg.arguments.is_empty() => Some(seg.ident.clone()),
-                Some(seg) => {
-                    errors
-                        .push(syn::Error::new_spanned(&seg.arguments, "a managed type cannot have generic arguments"));
-                    None
-                }
+                // `impl Store<u32>` (one instantiation) is fine; `impl<T> Store<T>` was rejected above.
+                Some(seg) => Some(seg.ident.clone()),
                 None => None,
             },
             other => {
