@@ -7,6 +7,8 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[path = "compare/managers.rs"]
+mod managers;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -17,6 +19,9 @@ fn main() {
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
+    }
+    if wants("managers") {
+        managers::run(&mut t);
     }
     t.print();
 }
