@@ -178,3 +178,29 @@ fn proxies_fail_cleanly_after_shutdown() {
     );
     let _ = (DEADLINE, Duration::ZERO);
 }
+
+struct Maths;
+
+#[multiproc::managed]
+impl Maths {
+    fn div(&self, a: i64, b: i64) -> Result<i64, String> {
+        if b == 0 { Err("division by zero".into()) } else { Ok(a / b) }
+    }
+}
+
+#[multiproc::test]
+fn method_errors_and_unknown_methods_reach_the_caller() {
+    use multiproc::managers::Proxy;
+    let _g = leak_guard();
+    let manager = Manager::start().unwrap();
+    let m = manager.create(Maths).unwrap();
+    assert_eq!(m.div(7, 2).unwrap(), Ok(3));
+    assert_eq!(m.div(1, 0).unwrap(), Err("division by zero".to_string()), "the method's own error type comes back");
+    match m.token().call::<_, i64>("not_exposed", &()) {
+        Err(Error::Remote(msg)) => assert!(msg.contains("not_exposed"), "{msg}"),
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    let d = manager.dict::<u8, u8>().unwrap();
+    assert!(matches!(d.token().call::<_, u8>("no_such_method", &()), Err(Error::Remote(_))));
+    manager.shutdown().unwrap();
+}
