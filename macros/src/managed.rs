@@ -70,11 +70,8 @@ impl<'a> Model<'a> {
             ));
         }
         let self_ident = match &*imp.self_ty {
-            Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
-                // `impl Store<u32>` (one instantiation) is fine; `impl<T> Store<T>` was rejected above.
-                Some(seg) => Some(seg.ident.clone()),
-                None => None,
-            },
+            // `impl Store<u32>` (one instantiation) is fine; `impl<T> Store<T>` was rejected above.
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|seg| seg.ident.clone()),
             other => {
                 errors
                     .push(syn::Error::new_spanned(other, "#[multiproc::managed] needs a named type (`impl Counter`)"));
