@@ -139,8 +139,8 @@ impl Token {
     /// Calls `method(args)` and decodes its result.
     ///
     /// # Errors
-    /// [`Error::Remote`] for a failure in the server (a panic, a missing object);
-    /// [`Error::Io`]/[`Error::Closed`] if the manager cannot be reached.
+    /// [`Error::Remote`](crate::Error::Remote) for a failure in the server (a panic, a missing object);
+    /// [`Error::Io`](crate::Error::Io) / [`Error::Closed`](crate::Error::Closed) if the manager cannot be reached.
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         let args = server::en(args)?;
         let bytes = self.call_raw(method, &args)?;
