@@ -52,9 +52,9 @@ fn dict_pairs() -> Figure {
         d.insert(i, i).expect("insert");
         d.get(&i).expect("get");
     }
-    let n = 50_000u64;
+    let n = 10_000u64;
     let mut best = 0f64;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
         for i in 0..n {
             d.insert(i, i).expect("insert");

@@ -32,7 +32,7 @@ def dict_pairs(n=10000):
         d[i] = i
         d[i]
     best = 0.0
-    for _ in range(3):
+    for _ in range(5):
         t = time.perf_counter()
         for i in range(n):
             d[i] = i

@@ -168,7 +168,7 @@ pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str,
         }
         Err(e) => return Err(e),
     };
-    let (reply, _fds) = codec::read_frame(fd.as_fd(), MAX_REQUEST, None)?;
+    let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
     with_pool(|idle| idle.entry(address.clone()).or_default().push(fd));
     server::parse_reply(reply)
 }

@@ -27,6 +27,7 @@ mod client;
 mod objects;
 mod proxies;
 mod server;
+mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

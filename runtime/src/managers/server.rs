@@ -215,11 +215,9 @@ impl Table {
 /// Serves one authenticated connection until the peer hangs up or sends garbage framing.
 fn serve_connection(fd: &OwnedFd, table: &Table) {
     let caller = Caller { fd: fd.as_fd() };
+    let mut reader = super::wire::Reader::default();
     loop {
-        let request = match codec::read_frame(fd.as_fd(), MAX_REQUEST, None) {
-            Ok((bytes, _stray_fds)) => bytes,
-            Err(_) => return,
-        };
+        let Ok(request) = reader.read(fd.as_fd(), MAX_REQUEST) else { return };
         let answer = reply(table.dispatch(&caller, &request));
         if codec::write_frame(fd.as_fd(), &answer, &[]).is_err() {
             return;
