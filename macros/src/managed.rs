@@ -227,8 +227,26 @@ impl<'a> Model<'a> {
                     }
                 }
 
+                #krate::__private::inventory::submit! {
+                    #krate::managers::__managed::ManagedEntry {
+                        name: <#self_ty as #krate::managers::Managed>::TYPE_NAME,
+                        builder: || {
+                            #[allow(unused_imports)]
+                            use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
+                            (&&#krate::managers::__managed::Probe::<#self_ty>(::core::marker::PhantomData)).mp_builder()
+                        },
+                    }
+                }
+
                 impl #krate::managers::Managed for #self_ty {
                     type Proxy = #proxy;
+                    fn encode_for_server(
+                        &self,
+                    ) -> ::core::option::Option<#krate::Result<::std::vec::Vec<u8>>> {
+                        #[allow(unused_imports)]
+                        use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
+                        (&&#krate::managers::__managed::Probe::<Self>(::core::marker::PhantomData)).mp_encode(self)
+                    }
                     const TYPE_NAME: &'static str = <#proxy as #krate::managers::Proxy>::KIND;
                     fn dispatch(&mut self, method: &str, args: &[u8]) -> #krate::Result<::std::vec::Vec<u8>> {
                         match method {

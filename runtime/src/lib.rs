@@ -114,6 +114,11 @@ pub use multiproc_macros::lambda;
 /// Trait` arguments or results are compile errors that say what to do. A
 /// method that panics fails that call with [`Error::Remote`]; the manager
 /// keeps serving. The proxy is a valid task argument under every start method.
+/// A type has at most one `#[multiproc::managed]` impl block.
+///
+/// If the type is also `Serialize + Deserialize`, `create` moves the value to
+/// the manager's server process (found there by type name); otherwise the
+/// value is served by a thread of the creating process.
 ///
 /// ```no_run
 /// struct Counter { n: u64 }

@@ -27,6 +27,10 @@ impl Counter {
         self.n
     }
 
+    fn host_pid(&self) -> u32 {
+        std::process::id()
+    }
+
     fn explode(&self, why: String) -> u64 {
         panic!("asked to explode: {why}")
     }
@@ -203,4 +207,45 @@ fn method_errors_and_unknown_methods_reach_the_caller() {
     let d = manager.dict::<u8, u8>().unwrap();
     assert!(matches!(d.token().call::<_, u8>("no_such_method", &()), Err(Error::Remote(_))));
     manager.shutdown().unwrap();
+}
+
+/// A serde type: `create` sends it to the server process, as Python does.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tally {
+    seen: Vec<String>,
+}
+
+#[multiproc::managed]
+impl Tally {
+    fn see(&mut self, what: String) -> usize {
+        self.seen.push(what);
+        self.seen.len()
+    }
+
+    fn host_pid(&self) -> u32 {
+        std::process::id()
+    }
+}
+
+#[multiproc::task]
+fn see_twice(t: TallyProxy) {
+    t.see("child".into()).unwrap();
+    t.see("child".into()).unwrap();
+}
+
+#[multiproc::test]
+fn serde_managed_values_live_in_the_server_and_others_in_their_creator() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let manager = manager(m);
+        let t = manager.create(Tally { seen: vec!["parent".into()] }).unwrap();
+        assert_eq!(t.host_pid().unwrap(), manager.pid().unwrap(), "{m:?}: a serde value moves to the server");
+        let mut p = multiproc::get_context(m).process(see_twice, (t.clone(),)).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(t.see("parent".into()).unwrap(), 4, "{m:?}");
+        let c = manager.create(Counter { n: 0 }).unwrap();
+        assert_eq!(c.host_pid().unwrap(), std::process::id(), "a non-serde value is served by its creator");
+        manager.shutdown().unwrap();
+    }
 }

@@ -18,9 +18,10 @@
 //! - values are copies (as in Python): `d.get(&k)?` returns a value, and
 //!   mutating it does not change the manager; store a proxy as the value to
 //!   share a nested container (see the book's "Managers" chapter);
-//! - objects made by [`Manager::create`] (your `#[multiproc::managed]` types)
-//!   are served by a thread of the process that created them, so the value
-//!   needs no serde implementation; built-in objects live in the server process;
+//! - [`Manager::create`] takes a value of your `#[multiproc::managed]` type:
+//!   a serde type moves to the server process (as in Python); any other type
+//!   is served by a thread of the process that created it, so it needs no
+//!   serde implementation at all;
 //! - shared objects live until the manager shuts down (no per-proxy reference counting).
 
 mod client;
@@ -58,16 +59,98 @@ pub trait Managed: Send + 'static {
     /// # Errors
     /// [`Error::Remote`] for an unknown method; [`Error::Decode`] for bad arguments.
     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+    /// The value encoded for the server process, if the type is also
+    /// `Serialize + Deserialize` (`None`: it is served by the creating process).
+    #[doc(hidden)]
+    fn encode_for_server(&self) -> Option<Result<Vec<u8>>>;
 }
 
 /// Not public API: helpers for code `#[multiproc::managed]` generates.
 #[doc(hidden)]
 pub mod __managed {
+    use std::marker::PhantomData;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
     pub use super::server::{de as decode_args, en as encode_result};
+    use super::{Managed, server};
+    use crate::error::Result;
 
     /// The error for a method name the type does not have.
     pub fn unknown_method(type_name: &str, method: &str) -> crate::Error {
         crate::Error::Remote(format!("`{type_name}` has no managed method `{method}`"))
+    }
+
+    /// A managed value behind a type-erased box, as the server holds it.
+    pub trait Erased: Send {
+        /// As [`Managed::dispatch`].
+        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+    }
+
+    impl<T: Managed> Erased for T {
+        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+            Managed::dispatch(self, method, args)
+        }
+    }
+
+    /// Decodes a value sent by [`Manager::create`](super::Manager::create).
+    pub type Builder = fn(&[u8]) -> Result<Box<dyn Erased>>;
+
+    /// A managed type the server process can build from bytes, by name.
+    pub struct ManagedEntry {
+        /// [`Managed::TYPE_NAME`].
+        pub name: &'static str,
+        /// `Some` if the type is `Serialize + Deserialize`.
+        pub builder: fn() -> Option<Builder>,
+    }
+
+    inventory::collect!(ManagedEntry);
+
+    pub(crate) fn builder(name: &str) -> Option<Builder> {
+        inventory::iter::<ManagedEntry>.into_iter().find(|e| e.name == name).and_then(|e| (e.builder)())
+    }
+
+    fn build<T: Managed + DeserializeOwned>(bytes: &[u8]) -> Result<Box<dyn Erased>> {
+        Ok(Box::new(server::de::<T>(bytes)?))
+    }
+
+    /// Autoref specialisation: [`ViaSerde`] applies when `T` is a serde type,
+    /// [`ViaLocal`] otherwise (`(&&Probe::<T>(PhantomData)).mp_builder()`).
+    pub struct Probe<T>(pub PhantomData<T>);
+
+    /// The serde case: the value can travel to the server process.
+    pub trait ViaSerde<T> {
+        /// The server-side decoder.
+        fn mp_builder(&self) -> Option<Builder>;
+        /// The value's bytes.
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>>;
+    }
+
+    impl<T: Managed + Serialize + DeserializeOwned> ViaSerde<T> for &Probe<T> {
+        fn mp_builder(&self) -> Option<Builder> {
+            Some(build::<T>)
+        }
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>> {
+            Some(server::en(value))
+        }
+    }
+
+    /// The other case: the value stays in the creating process.
+    pub trait ViaLocal<T> {
+        /// `None`.
+        fn mp_builder(&self) -> Option<Builder>;
+        /// `None`.
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>>;
+    }
+
+    impl<T> ViaLocal<T> for Probe<T> {
+        fn mp_builder(&self) -> Option<Builder> {
+            None
+        }
+        fn mp_encode(&self, _: &T) -> Option<Result<Vec<u8>>> {
+            None
+        }
     }
 }
 
@@ -411,14 +494,24 @@ impl Manager {
     /// Shares `value`, a type with a `#[multiproc::managed]` impl block, and
     /// returns its generated proxy (Python's `manager.Maths()` after `register`).
     ///
-    /// The value is served by a thread of this process (started on first use,
-    /// on a private address with the manager's authkey), so it needs no serde
-    /// implementation; its proxy works from any process, under every start
-    /// method, while this manager is running.
+    /// If `T` is also `Serialize + Deserialize`, the value is sent to the
+    /// server process and lives there, as in Python (the server finds the type
+    /// by name in this binary's registry). Otherwise it is served by a thread
+    /// of this process (started on first use, on a private address with the
+    /// manager's authkey), so it needs no serde implementation. Either way its
+    /// proxy works from any process, under every start method, while this
+    /// manager is running.
     ///
     /// # Errors
-    /// [`Error::Io`] if the serving socket cannot be created.
+    /// [`Error::Remote`] if the server's program does not know the type (a
+    /// remote manager started by another program); [`Error::Io`] if the
+    /// serving socket cannot be created.
     pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
+        if let Some(bytes) = value.encode_for_server() {
+            let id: u64 = self.call_manager("create_managed", &(T::TYPE_NAME, bytes?))?;
+            let token = Token::new(self.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into());
+            return Ok(T::Proxy::from_token(token));
+        }
         let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
         if host.is_none() {
             let listener = Listener::bind(Address::unique_abstract()?, Some(&self.authkey))?;

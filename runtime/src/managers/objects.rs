@@ -376,7 +376,9 @@ impl Object for Semaphore {
             }
             "release" => {
                 let n: u64 = de(args)?;
-                *lock(&self.value) += n;
+                let mut v = lock(&self.value);
+                *v = v.saturating_add(n);
+                drop(v);
                 self.cv.notify_all();
                 en(&())
             }
@@ -623,5 +625,21 @@ impl<T: super::Managed> Object for Custom<T> {
 
     fn call(&self, _: &Caller<'_>, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         lock(&self.0).dispatch(method, args)
+    }
+}
+
+/// A serde `#[multiproc::managed]` value sent to the server by name.
+pub(crate) struct Erased {
+    pub(crate) name: String,
+    pub(crate) value: Mutex<Box<dyn super::__managed::Erased>>,
+}
+
+impl Object for Erased {
+    fn kind(&self) -> &str {
+        &self.name
+    }
+
+    fn call(&self, _: &Caller<'_>, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        lock(&self.value).dispatch(method, args)
     }
 }

@@ -173,6 +173,16 @@ impl Table {
                 let object = super::objects::create(&kind, &init)?;
                 en(&self.insert(object))
             }
+            "create_managed" => {
+                let (name, init): (String, Vec<u8>) = de(args)?;
+                let build = super::__managed::builder(&name).ok_or_else(|| {
+                    Error::Remote(format!(
+                        "`{name}` is not a serde #[multiproc::managed] type of the manager's program"
+                    ))
+                })?;
+                let value = build(&init)?;
+                en(&self.insert(Arc::new(super::objects::Erased { name, value: Mutex::new(value) })))
+            }
             "register" => {
                 let (name, id): (String, u64) = de(args)?;
                 self.get(id)?;
