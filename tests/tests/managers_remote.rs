@@ -217,3 +217,26 @@ fn hostile_bytes_never_crash_a_live_manager() {
     assert_eq!(d.get(&"still".into()).unwrap(), Some(1));
     manager.shutdown().unwrap();
 }
+
+#[multiproc::test]
+fn a_second_manager_on_a_taken_address_fails_cleanly() {
+    let _g = leak_guard();
+    let first = tcp_manager(StartMethod::Fork);
+    let second =
+        Manager::builder().start_method(StartMethod::Fork).address(first.address().clone()).authkey(KEY).start();
+    assert!(matches!(second, Err(Error::InvalidState(_))), "{second:?}");
+    assert!(first.dict::<u8, u8>().is_ok(), "the first manager is undisturbed");
+    first.shutdown().unwrap();
+}
+
+#[multiproc::test]
+fn a_value_holding_a_file_descriptor_cannot_be_stored() {
+    let _g = leak_guard();
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u8, Connection<u8>>().unwrap();
+    let (a, b) = pipe::<u8>().unwrap();
+    assert!(matches!(d.insert(1, a), Err(Error::Encode { .. })));
+    drop(b);
+    assert_eq!(d.len().unwrap(), 0);
+    manager.shutdown().unwrap();
+}

@@ -10,6 +10,9 @@ use crate::table::{Figure, Table, python, time_per_op};
 
 const KEY: &[u8] = b"benchmark key";
 
+/// A serde type, so `create` moves it into the server process, as CPython's
+/// registered class lives in its manager process.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Counter {
     n: u64,
 }
@@ -110,7 +113,7 @@ pub(crate) fn run(t: &mut Table) {
     t.row("dict proxy insert+get pairs, one client", ours, py, None);
     let ours = managed_call();
     let py = python("managers.py", &["custom"]).map(|s| ours.like(s));
-    t.row("managed object method call", ours, py, None);
+    t.row("managed object method call (object in the server)", ours, py, None);
     let ours = listener_connect();
     let py = python("managers.py", &["connect"]).map(|s| ours.like(s));
     t.row("Listener/Client auth connect + 1 message (TCP)", ours, py, None);

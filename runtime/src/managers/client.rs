@@ -28,9 +28,10 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-fn with_pool<R>(f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) -> R) -> R {
+/// Runs `f` on this process's pool; `pid` is `std::process::id()`, passed in so
+/// a call asks the kernel once, not at take and again at put.
+fn with_pool<R>(pid: u32, f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) -> R) -> R {
     let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
     if guard.as_ref().is_none_or(|p| p.pid != pid) {
         // A forked child: the parent's sockets are not ours (the runtime has
         // closed them, and their numbers may be reused); forget, never close.
@@ -47,7 +48,7 @@ fn with_pool<R>(f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) -> R) -> R {
 
 /// Closes this process's idle connections to `address` (after a shutdown).
 pub(crate) fn forget(address: &Address) {
-    let dropped = with_pool(|idle| idle.remove(address));
+    let dropped = with_pool(std::process::id(), |idle| idle.remove(address));
     drop(dropped);
 }
 
@@ -151,7 +152,8 @@ impl Token {
 /// One request/reply on a pooled connection.
 pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str, args: &[u8]) -> Result<Vec<u8>> {
     let request = server::request(id, method, args)?;
-    let pooled = with_pool(|idle| idle.get_mut(address).and_then(Vec::pop));
+    let pid = std::process::id();
+    let pooled = with_pool(pid, |idle| idle.get_mut(address).and_then(Vec::pop));
     let (fd, fresh) = match pooled {
         Some(fd) => (fd, false),
         None => (connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?, true),
@@ -169,6 +171,6 @@ pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str,
         Err(e) => return Err(e),
     };
     let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
-    with_pool(|idle| idle.entry(address.clone()).or_default().push(fd));
+    with_pool(pid, |idle| idle.entry(address.clone()).or_default().push(fd));
     server::parse_reply(reply)
 }
