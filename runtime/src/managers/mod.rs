@@ -30,6 +30,9 @@ mod proxies;
 mod server;
 mod wire;
 
+#[cfg(test)]
+mod test;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
