@@ -233,3 +233,26 @@ fn random_frames_after_authentication_are_errors_not_panics() {
     assert!(outcomes >= 1);
     t.join().unwrap();
 }
+
+#[multiproc::test]
+fn a_flood_of_silent_peers_delays_a_good_client_by_at_most_one_timeout() {
+    let _g = leak_guard();
+    let mut listener = Listener::bind(Address::unique_abstract().unwrap(), Some(KEY)).unwrap();
+    let timeout = Duration::from_millis(300);
+    listener.set_handshake_timeout(timeout);
+    // More silent peers than the listener runs handshakes for at once.
+    let silent: Vec<Raw> = (0..80).map(|_| Raw::connect(listener.address())).collect();
+    let a = listener.address().clone();
+    let good = std::thread::spawn(move || Client::connect::<u32>(&a, Some(KEY)).and_then(|c| c.recv()));
+    let start = Instant::now();
+    let conn = loop {
+        match listener.accept::<u32>() {
+            Ok(c) => break c,
+            Err(Error::Authentication(_)) => assert!(start.elapsed() < DEADLINE, "the good client never got through"),
+            Err(e) => panic!("accept failed: {e}"),
+        }
+    };
+    conn.send(&3).unwrap();
+    assert_eq!(good.join().unwrap().unwrap(), 3);
+    drop(silent);
+}

@@ -10,7 +10,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{self as unix, UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,9 @@ use crate::sys;
 
 /// How long a peer has to complete the authentication handshake, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most handshakes a listener runs at once; further peers wait in the kernel's backlog.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// Where a [`Listener`] listens and a [`Client`] connects (Python's `address` and `family`).
 ///
@@ -124,7 +127,7 @@ impl Socket {
     }
 }
 
-type Handshaken = Result<OwnedFd>;
+type Handshaken = Result<(OwnedFd, Option<String>)>;
 
 /// Accepts connections on an [`Address`] (Python's `multiprocessing.connection.Listener`).
 ///
@@ -160,6 +163,7 @@ pub struct Listener {
     wake_rx: UnixStream,
     wake_tx: Arc<UnixStream>,
     closed: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
     last_accepted: Mutex<Option<String>>,
 }
 
@@ -210,6 +214,7 @@ impl Listener {
             wake_rx,
             wake_tx: Arc::new(wake_tx),
             closed: Arc::new(AtomicBool::new(false)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             last_accepted: Mutex::new(None),
         })
     }
@@ -252,14 +257,19 @@ impl Listener {
                 return Err(Error::Closed("the listener"));
             }
             if let Ok(done) = self.done_rx.try_recv() {
-                return done;
+                let (fd, peer) = done?;
+                *self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()) = peer;
+                return Ok(fd);
             }
-            let ready = sys::fd::poll_readable(&[self.socket.as_fd(), self.wake_rx.as_fd()], None).ctx("poll")?;
-            if ready[1] {
+            // At the cap, wait for a handshake to finish before accepting more.
+            let full = self.in_flight.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES;
+            let fds = [self.wake_rx.as_fd(), self.socket.as_fd()];
+            let ready = sys::fd::poll_readable(if full { &fds[..1] } else { &fds }, None).ctx("poll")?;
+            if ready[0] {
                 let mut sink = [0u8; 64];
                 while matches!((&self.wake_rx).read(&mut sink), Ok(n) if n > 0) {}
             }
-            if !ready[0] {
+            if full || !ready[1] {
                 continue;
             }
             let fd = match self.socket.accept() {
@@ -269,20 +279,26 @@ impl Listener {
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => return Err(Error::Io { op: "accept", source: e }),
             };
-            *self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()) = peer_name(&self.socket, &fd);
+            let peer = peer_name(&self.socket, &fd);
             let Some(key) = self.authkey.clone() else {
+                *self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()) = peer;
                 return Ok(fd);
             };
             let tx = self.done_tx.clone();
             let wake = self.wake_tx.clone();
+            let in_flight = self.in_flight.clone();
             let deadline = Instant::now() + self.handshake_timeout;
+            in_flight.fetch_add(1, Ordering::AcqRel);
             let spawned = std::thread::Builder::new().name("multiproc-handshake".into()).spawn(move || {
-                let done = auth::server_handshake(fd.as_fd(), &key, deadline).map(|()| fd);
-                if tx.send(done).is_ok() {
-                    let _ = (&*wake).write(&[1]);
-                }
+                let done = auth::server_handshake(fd.as_fd(), &key, deadline).map(|()| (fd, peer));
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+                let _ = tx.send(done);
+                let _ = (&*wake).write(&[1]);
             });
-            spawned.ctx("spawn handshake thread")?;
+            if let Err(e) = spawned {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err(Error::Io { op: "spawn handshake thread", source: e });
+            }
         }
     }
 }
