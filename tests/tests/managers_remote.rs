@@ -240,3 +240,30 @@ fn a_value_holding_a_file_descriptor_cannot_be_stored() {
     assert_eq!(d.len().unwrap(), 0);
     manager.shutdown().unwrap();
 }
+
+#[multiproc::task]
+fn leave_a_manager_behind(m: StartMethod, report: Connection<u32>) {
+    let manager = Manager::builder().start_method(m).start().unwrap();
+    report.send(&manager.pid().unwrap()).unwrap();
+    // Exit without shutdown() and without running the manager's destructor.
+    std::mem::forget(manager);
+}
+
+#[multiproc::test]
+fn manager_exits_when_its_owner_exits_without_shutdown() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (report, theirs) = pipe::<u32>().unwrap();
+        let mut owner =
+            Process::builder(leave_a_manager_behind, (m, theirs)).start_method(StartMethod::Fork).build().unwrap();
+        owner.start().unwrap();
+        let server = report.recv_timeout(DEADLINE).unwrap();
+        owner.join().unwrap();
+        assert_eq!(owner.exitcode(), Some(ExitStatus::Code(0)));
+        let until = Instant::now() + DEADLINE;
+        while !exited(server) {
+            assert!(Instant::now() < until, "{m:?}: manager {server} outlived its owner");
+            std::thread::yield_now();
+        }
+    }
+}
