@@ -142,10 +142,11 @@ pub(crate) fn refuse_stray_child() {
 /// Not public API: the body of `#[multiproc::main]`.
 #[doc(hidden)]
 pub fn main_entry<R>(body: impl FnOnce() -> R) -> R {
+    // Set before taking a role, so a spawned child can start children of its own.
+    MAIN_ENTERED.store(true, Ordering::Relaxed);
     if let Some(role) = take_role() {
         run_role(role);
     }
-    MAIN_ENTERED.store(true, Ordering::Relaxed);
     let out = body();
     crate::process::shutdown_children(None);
     out
@@ -158,6 +159,9 @@ pub fn test_entry<R>(path: &'static str, body: impl FnOnce() -> R) -> R {
     let name = path.split_once("::").map_or(path, |(_, rest)| rest);
     if let Some(role) = take_role() {
         if role.test == name {
+            // A spawned child can start children of its own (they re-run this test).
+            let _ = ANY_TEST.set(name);
+            THIS_TEST.with(|t| t.set(Some(name)));
             run_role(role);
         }
         eprintln!("multiproc: child meant for test `{}` ran `{name}`; exiting", role.test);

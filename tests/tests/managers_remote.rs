@@ -254,8 +254,7 @@ fn manager_exits_when_its_owner_exits_without_shutdown() {
     let _g = leak_guard();
     for m in METHODS {
         let (report, theirs) = pipe::<u32>().unwrap();
-        let mut owner =
-            Process::builder(leave_a_manager_behind, (m, theirs)).start_method(StartMethod::Fork).build().unwrap();
+        let mut owner = Process::builder(leave_a_manager_behind, (m, theirs)).start_method(m).build().unwrap();
         owner.start().unwrap();
         let server = report.recv_timeout(DEADLINE).unwrap();
         owner.join().unwrap();
