@@ -68,11 +68,19 @@ fn restart_at_the_same_address_right_after_shutdown() {
     let _g = leak_guard();
     let first = tcp_manager(StartMethod::Fork);
     let address = first.address().clone();
+    let _ = (first.lock().unwrap(), first.lock().unwrap());
+    let stale = first.queue::<u8>().unwrap();
     first.shutdown().unwrap();
     let again =
         Manager::builder().start_method(StartMethod::Fork).address(address.clone()).authkey(KEY).start().unwrap();
     assert_eq!(again.address(), &address);
     again.queue::<u8>().unwrap().put(1).unwrap();
+    // The old proxy reaches the new server, which has no such object: a remote error, and it keeps serving.
+    match stale.put(1) {
+        Err(Error::Remote(msg)) => assert!(msg.contains("no shared object"), "{msg}"),
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    assert!(again.event().is_ok());
     again.shutdown().unwrap();
 }
 
