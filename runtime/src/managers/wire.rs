@@ -4,7 +4,9 @@
 //! (`len: u32 LE`, `nfds: u32 LE`, body) but never carry file descriptors, so
 //! a reader can pull header and body in one `recv`, and spin on the `recv`
 //! itself rather than on `poll` followed by two reads: a prompt reply costs
-//! one system call instead of three. The spin is bounded as in the codec.
+//! one system call instead of three. The spin is bounded as in the codec, and
+//! yields the CPU between attempts, so a peer waiting for the same CPU is not
+//! starved by it.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -63,7 +65,10 @@ impl Reader {
                 None => {
                     let until = *spin_until.get_or_insert_with(|| Instant::now() + SPIN);
                     if Instant::now() < until {
-                        std::hint::spin_loop();
+                        // Yield rather than spin: if the peer shares this CPU (a
+                        // loaded 2-core machine), it runs now instead of after our
+                        // spin; if it does not, the yield returns at once.
+                        std::thread::yield_now();
                     } else {
                         sys::fd::poll_readable(&[fd], None).ctx("poll")?;
                     }
