@@ -16,7 +16,18 @@ pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result
     // SAFETY: the child closes fds with async-signal-safe calls and then runs the task,
     // as Python's fork start method does; the fork hazards of a multi-threaded parent
     // (locks held by other threads) are documented on `StartMethod::Fork`.
-    match unsafe { sys::process::fork() }.ctx("fork")? {
+    //
+    // Hold Rust's stdio locks across the fork (what pthread_atfork's "prepare" does
+    // for C locks): if another thread were printing at that instant (libtest's
+    // main thread reporting results, say), the child would inherit them locked by
+    // a thread it does not have, and its first print or its exit-time flush would
+    // hang for ever. Both sides release them right after the fork.
+    let out = std::io::stdout().lock();
+    let err = std::io::stderr().lock();
+    let forked = unsafe { sys::process::fork() };
+    drop(err);
+    drop(out);
+    match forked.ctx("fork")? {
         None => {
             sys::process::child_prelude(parent, &keep);
             role::after_fork_in_child();
