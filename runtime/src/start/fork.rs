@@ -13,10 +13,6 @@ pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result
     let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     keep.sort_unstable();
     let parent = sys::process::getpid();
-    // SAFETY: the child closes fds with async-signal-safe calls and then runs the task,
-    // as Python's fork start method does; the fork hazards of a multi-threaded parent
-    // (locks held by other threads) are documented on `StartMethod::Fork`.
-    //
     // Hold Rust's stdio locks across the fork (what pthread_atfork's "prepare" does
     // for C locks): if another thread were printing at that instant (libtest's
     // main thread reporting results, say), the child would inherit them locked by
@@ -24,6 +20,9 @@ pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result
     // hang for ever. Both sides release them right after the fork.
     let out = std::io::stdout().lock();
     let err = std::io::stderr().lock();
+    // SAFETY: the child closes fds with async-signal-safe calls and then runs the task,
+    // as Python's fork start method does; the fork hazards of a multi-threaded parent
+    // (locks held by other threads) are documented on `StartMethod::Fork`.
     let forked = unsafe { sys::process::fork() };
     drop(err);
     drop(out);
