@@ -10,6 +10,7 @@ use proc_macro::TokenStream;
 mod args;
 mod entry;
 mod lambda;
+mod managed;
 mod task;
 
 /// Registers a free function as a task that child processes can run by name.
@@ -34,6 +35,14 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     output(entry::expand_test(args.into(), item.clone().into()), item)
+}
+
+/// Shares a type's methods through a manager: generates `<Type>Proxy`.
+///
+/// See `multiproc::managed` for the full documentation.
+#[proc_macro_attribute]
+pub fn managed(args: TokenStream, item: TokenStream) -> TokenStream {
+    output(managed::expand(args.into(), item.clone().into()), item)
 }
 
 /// Lifts an inline closure into a registered task.

@@ -13,6 +13,8 @@ mod core_cases;
 mod mpi_cases;
 #[path = "compare/pool.rs"]
 mod pool_cases;
+#[path = "compare/managers.rs"]
+mod managers;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -30,6 +32,9 @@ fn main() {
     #[cfg(feature = "mpi")]
     if wants("mpi") {
         mpi_cases::run(&mut t);
+    }
+    if wants("managers") {
+        managers::run(&mut t);
     }
     t.print();
 }

@@ -41,6 +41,7 @@ mod context;
 mod error;
 pub mod mpi;
 mod pool;
+pub mod managers;
 mod process;
 mod registry;
 mod role;
@@ -56,6 +57,7 @@ pub use crate::error::{Error, ExitStatus, Result};
 #[cfg(feature = "progress")]
 pub use crate::pool::Progress;
 pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
+pub use crate::managers::Manager;
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
@@ -107,6 +109,44 @@ pub use multiproc_macros::test;
 /// namespace, so `task!` would clash with `#[multiproc::task]`.)
 pub use multiproc_macros::lambda;
 
+/// Shares a type through a [`Manager`]: put it on the type's inherent `impl` block.
+///
+/// The impl stays as written. The macro generates `<Type>Proxy` (e.g.
+/// `CounterProxy` for `Counter`), with one method per `&self` / `&mut self`
+/// method, same name and arguments, returning `multiproc::Result<R>` of the
+/// original result `R`; and it implements [`managers::Managed`], so
+/// [`Manager::create`] accepts the type and returns the proxy. Arguments and
+/// results are serde types. Associated functions without `self` (constructors)
+/// are left alone. Generic methods, `self` by value, and reference or `impl
+/// Trait` arguments or results are compile errors that say what to do. A
+/// method that panics fails that call with [`Error::Remote`]; the manager
+/// keeps serving. The proxy is a valid task argument under every start method.
+/// A type has at most one `#[multiproc::managed]` impl block.
+///
+/// If the type is also `Serialize + Deserialize`, `create` moves the value to
+/// the manager's server process (found there by type name); otherwise the
+/// value is served by a thread of the creating process.
+///
+/// ```no_run
+/// struct Counter { n: u64 }
+///
+/// #[multiproc::managed]
+/// impl Counter {
+///     fn incr(&mut self, by: u64) -> u64 { self.n += by; self.n }
+///     fn get(&self) -> u64 { self.n }
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let c = manager.create(Counter { n: 0 })?; // a CounterProxy
+///     assert_eq!(c.incr(5)?, 5);
+///     assert_eq!(c.get()?, 5);
+///     Ok(())
+/// }
+/// ```
+pub use multiproc_macros::managed;
+
 // Not public API. Used by code the multiproc macros generate; changes in any release.
 #[doc(hidden)]
 pub mod __private {
@@ -116,4 +156,5 @@ pub mod __private {
     pub use crate::role::{main_entry, test_entry};
     pub use crate::task::{Lambda, LambdaWith};
     pub use inventory;
+    pub use serde;
 }

@@ -1,4 +1,5 @@
-//! Pipes and connections: typed, framed messages between processes.
+//! Pipes and connections: typed, framed messages between processes, and
+//! [`Listener`] / [`Client`] for processes that are not parent and child.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -12,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::sys;
+
+mod auth;
+mod listener;
+
+pub(crate) use auth::random_bytes;
+pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
+pub(crate) use listener::{ListenerCloser, connect_socket};
 
 /// Sends and receives `T` (invariant, `Send`) but is not `Sync`: one thread at a time uses an end.
 type Marker<T> = PhantomData<(fn(T) -> T, Cell<()>)>;
@@ -68,6 +76,11 @@ impl<T> Connection<T> {
     pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Self {
         sys::fd::set_socket_buffers(fd.as_fd(), 4 << 20);
         Connection { fd: Some(fd), readable, writable, max_message: codec::DEFAULT_MAX_MESSAGE, _marker: PhantomData }
+    }
+
+    /// A connected stream socket (Unix or TCP) as a duplex connection.
+    pub(crate) fn from_socket(fd: OwnedFd) -> Self {
+        Connection::from_fd(fd, true, true)
     }
 
     /// The same connection viewed with another message type.

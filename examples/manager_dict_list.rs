@@ -1,0 +1,85 @@
+//! Python's "Server process" example: a child fills a shared dict and reverses
+//! a shared list; the parent prints both. Prints (in insertion order, as
+//! CPython 3.7+ does):
+//!
+//! ```text
+//! {1: '1', '2': 2, 0.25: None}
+//! [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+//! {'a', 'b'}
+//! ```
+//!
+//! Run it with `cargo run --example manager_dict_list`.
+
+use std::fmt;
+
+use multiproc::managers::{DictProxy, ListProxy};
+use serde::{Deserialize, Serialize};
+
+// ANCHOR: types
+/// Python dict keys of mixed types, as one Rust enum. The manager compares
+/// keys by their encoded bytes, so even a float key works.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Key {
+    Int(i64),
+    Str(String),
+    Float(f64),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Val {
+    Int(i64),
+    Str(String),
+    None,
+}
+// ANCHOR_END: types
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Str(s) => write!(f, "'{s}'"),
+            Key::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Int(i) => write!(f, "{i}"),
+            Val::Str(s) => write!(f, "'{s}'"),
+            Val::None => write!(f, "None"),
+        }
+    }
+}
+
+// ANCHOR: main
+#[multiproc::task]
+fn f(d: DictProxy<Key, Val>, l: ListProxy<i32>, s: DictProxy<String, ()>) {
+    d.insert(Key::Int(1), Val::Str("1".into())).unwrap();
+    d.insert(Key::Str("2".into()), Val::Int(2)).unwrap();
+    d.insert(Key::Float(0.25), Val::None).unwrap();
+    l.reverse().unwrap();
+    s.insert("a".into(), ()).unwrap(); // a set: a dict with `()` values
+    s.insert("b".into(), ()).unwrap();
+}
+
+#[multiproc::main]
+fn main() -> multiproc::Result<()> {
+    let manager = multiproc::Manager::start()?;
+    let d = manager.dict::<Key, Val>()?;
+    let l = manager.list_from(0..10)?;
+    let s = manager.dict::<String, ()>()?;
+
+    let mut p = multiproc::Process::new(f, (d.clone(), l.clone(), s.clone()))?;
+    p.start()?;
+    p.join()?;
+
+    let items: Vec<String> = d.items()?.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    println!("{{{}}}", items.join(", "));
+    println!("{:?}", l.snapshot()?);
+    let members: Vec<String> = s.keys()?.iter().map(|k| format!("'{k}'")).collect();
+    println!("{{{}}}", members.join(", "));
+    manager.shutdown()
+}
+// ANCHOR_END: main

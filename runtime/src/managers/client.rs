@@ -1,0 +1,176 @@
+//! The client side: [`Token`]s naming shared objects, and a per-process pool
+//! of authenticated connections to each manager.
+//!
+//! A call takes an idle connection for the manager's address (or connects and
+//! authenticates a new one), sends the request, reads the reply, and puts the
+//! connection back. Calls from several threads use several connections, so a
+//! blocking call (`queue.get()`) never holds up another thread. A forked child
+//! starts with an empty pool: it must not share its parent's sockets.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::server::{self, MAX_REQUEST};
+use crate::codec;
+use crate::connection::{Address, DEFAULT_HANDSHAKE_TIMEOUT, connect_socket};
+use crate::error::Result;
+
+struct Pool {
+    pid: u32,
+    idle: HashMap<Address, Vec<OwnedFd>>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Runs `f` on this process's pool; `pid` is `std::process::id()`, passed in so
+/// a call asks the kernel once, not at take and again at put.
+fn with_pool<R>(pid: u32, f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) -> R) -> R {
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.as_ref().is_none_or(|p| p.pid != pid) {
+        // A forked child: the parent's sockets are not ours (the runtime has
+        // closed them, and their numbers may be reused); forget, never close.
+        if let Some(old) = guard.take() {
+            std::mem::forget(old);
+        }
+        *guard = Some(Pool { pid, idle: HashMap::new() });
+    }
+    match guard.as_mut() {
+        Some(p) => f(&mut p.idle),
+        None => f(&mut HashMap::new()),
+    }
+}
+
+/// Closes this process's idle connections to `address` (after a shutdown).
+pub(crate) fn forget(address: &Address) {
+    let dropped = with_pool(std::process::id(), |idle| idle.remove(address));
+    drop(dropped);
+}
+
+/// A (process, thread) token, the owner of manager locks.
+pub(crate) fn owner_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ME: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    (u64::from(std::process::id()) << 32) | ME.with(|t| *t & 0xffff_ffff)
+}
+
+struct Inner {
+    address: Address,
+    authkey: Vec<u8>,
+    id: u64,
+    kind: String,
+}
+
+/// Names one shared object: its manager's address and authkey, and the
+/// object's id there (Python's `Token`). Every proxy holds one; a proxy sent to
+/// another process carries its token, and the receiver connects to the
+/// manager itself on first use.
+#[derive(Clone)]
+pub struct Token(Arc<Inner>);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("kind", &self.0.kind)
+            .field("id", &self.0.id)
+            .field("address", &self.0.address)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireToken {
+    address: Address,
+    authkey: Vec<u8>,
+    id: u64,
+    kind: String,
+}
+
+impl Serialize for Token {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        WireToken {
+            address: self.0.address.clone(),
+            authkey: self.0.authkey.clone(),
+            id: self.0.id,
+            kind: self.0.kind.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Token {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let w = WireToken::deserialize(d)?;
+        Ok(Token(Arc::new(Inner { address: w.address, authkey: w.authkey, id: w.id, kind: w.kind })))
+    }
+}
+
+impl Token {
+    pub(crate) fn new(address: Address, authkey: Vec<u8>, id: u64, kind: String) -> Token {
+        Token(Arc::new(Inner { address, authkey, id, kind }))
+    }
+
+    /// The object's kind: `dict`, `queue`, … or a managed type's path.
+    pub fn kind(&self) -> &str {
+        &self.0.kind
+    }
+
+    /// The object's id in its manager.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The manager's address.
+    pub fn address(&self) -> &Address {
+        &self.0.address
+    }
+
+    /// Calls `method` on the object with encoded `args`; returns the encoded result.
+    pub(crate) fn call_raw(&self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        call_raw(&self.0.address, &self.0.authkey, self.0.id, method, args)
+    }
+
+    /// Calls `method(args)` and decodes its result.
+    ///
+    /// # Errors
+    /// [`Error::Remote`](crate::Error::Remote) for a failure in the server (a panic, a missing object);
+    /// [`Error::Io`](crate::Error::Io) / [`Error::Closed`](crate::Error::Closed) if the manager cannot be reached.
+    pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
+        let args = server::en(args)?;
+        let bytes = self.call_raw(method, &args)?;
+        server::de(&bytes)
+    }
+}
+
+/// One request/reply on a pooled connection.
+pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+    let request = server::request(id, method, args)?;
+    let pid = std::process::id();
+    let pooled = with_pool(pid, |idle| idle.get_mut(address).and_then(Vec::pop));
+    let (fd, fresh) = match pooled {
+        Some(fd) => (fd, false),
+        None => (connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?, true),
+    };
+    let fd = match codec::write_frame(fd.as_fd(), &request, &[]) {
+        Ok(()) => fd,
+        // A pooled connection the server closed (it restarted): the request was
+        // not delivered, so one retry on a fresh connection is safe.
+        Err(_) if !fresh => {
+            drop(fd);
+            let fd = connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?;
+            codec::write_frame(fd.as_fd(), &request, &[])?;
+            fd
+        }
+        Err(e) => return Err(e),
+    };
+    let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
+    with_pool(pid, |idle| idle.entry(address.clone()).or_default().push(fd));
+    server::parse_reply(reply)
+}

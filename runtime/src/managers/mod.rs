@@ -1,0 +1,592 @@
+//! Managers: shared objects that live in a server process and are used
+//! through proxies (Python's `multiprocessing.managers`).
+//!
+//! [`Manager::start`] starts a server process (with the default or a chosen
+//! start method) listening on a private abstract Unix socket, or on a TCP
+//! address for remote use. Proxies ([`DictProxy`], [`QueueProxy`], …) send each
+//! method call over an HMAC-authenticated connection and return
+//! `multiproc::Result`. A proxy is a valid task argument: a child reconnects
+//! to the manager with the address and authkey the proxy carries.
+//!
+//! The server exits when [`Manager::shutdown`] is called, when the `Manager`
+//! is dropped, or when its owner process dies (even by `SIGKILL`: the server
+//! watches a control connection that the kernel closes with the owner).
+//!
+//! How this differs from Python:
+//! - proxies are typed (`DictProxy<String, u64>`), so a wrong value type is a
+//!   compile error, not a runtime pickling error;
+//! - values are copies (as in Python): `d.get(&k)?` returns a value, and
+//!   mutating it does not change the manager; store a proxy as the value to
+//!   share a nested container (see the book's "Managers" chapter);
+//! - [`Manager::create`] takes a value of your `#[multiproc::managed]` type:
+//!   a serde type moves to the server process (as in Python); any other type
+//!   is served by a thread of the process that created it, so it needs no
+//!   serde implementation at all;
+//! - shared objects live until the manager shuts down (no per-proxy reference counting).
+
+mod client;
+mod objects;
+mod proxies;
+mod server;
+mod wire;
+
+#[cfg(test)]
+mod test;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::{Address, Connection, Listener, pipe, random_bytes};
+use crate::context::StartMethod;
+use crate::error::{Error, Result};
+use crate::process::Process;
+
+pub use client::Token;
+pub use proxies::{
+    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, Proxy, QueueProxy,
+    RLockProxy, SemaphoreProxy, ValueProxy,
+};
+
+/// A type whose methods a manager can serve: implemented by `#[multiproc::managed]`
+/// on the type's `impl` block, which also generates its proxy. Do not implement it by hand.
+pub trait Managed: Send + 'static {
+    /// The generated proxy type (`CounterProxy` for `Counter`).
+    type Proxy: Proxy;
+    /// The type's path, used as its kind.
+    const TYPE_NAME: &'static str;
+    /// Runs the method called `method` on encoded `args`; returns its encoded result.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] for an unknown method; [`Error::Decode`] for bad arguments.
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+    /// The value encoded for the server process, if the type is also
+    /// `Serialize + Deserialize` (`None`: it is served by the creating process).
+    #[doc(hidden)]
+    fn encode_for_server(&self) -> Option<Result<Vec<u8>>>;
+}
+
+/// Not public API: helpers for code `#[multiproc::managed]` generates.
+#[doc(hidden)]
+pub mod __managed {
+    use std::marker::PhantomData;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    pub use super::server::{de as decode_args, en as encode_result};
+    use super::{Managed, server};
+    use crate::error::Result;
+
+    /// The error for a method name the type does not have.
+    pub fn unknown_method(type_name: &str, method: &str) -> crate::Error {
+        crate::Error::Remote(format!("`{type_name}` has no managed method `{method}`"))
+    }
+
+    /// A managed value behind a type-erased box, as the server holds it.
+    pub trait Erased: Send {
+        /// As [`Managed::dispatch`].
+        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+    }
+
+    impl<T: Managed> Erased for T {
+        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+            Managed::dispatch(self, method, args)
+        }
+    }
+
+    /// Decodes a value sent by [`Manager::create`](super::Manager::create).
+    pub type Builder = fn(&[u8]) -> Result<Box<dyn Erased>>;
+
+    /// A managed type the server process can build from bytes, by name.
+    pub struct ManagedEntry {
+        /// [`Managed::TYPE_NAME`].
+        pub name: &'static str,
+        /// `Some` if the type is `Serialize + Deserialize`.
+        pub builder: fn() -> Option<Builder>,
+    }
+
+    inventory::collect!(ManagedEntry);
+
+    pub(crate) fn builder(name: &str) -> Option<Builder> {
+        inventory::iter::<ManagedEntry>.into_iter().find(|e| e.name == name).and_then(|e| (e.builder)())
+    }
+
+    fn build<T: Managed + DeserializeOwned>(bytes: &[u8]) -> Result<Box<dyn Erased>> {
+        Ok(Box::new(server::de::<T>(bytes)?))
+    }
+
+    /// Autoref specialisation: [`ViaSerde`] applies when `T` is a serde type,
+    /// [`ViaLocal`] otherwise (`(&&Probe::<T>(PhantomData)).mp_builder()`).
+    pub struct Probe<T>(pub PhantomData<T>);
+
+    /// The serde case: the value can travel to the server process.
+    pub trait ViaSerde<T> {
+        /// The server-side decoder.
+        fn mp_builder(&self) -> Option<Builder>;
+        /// The value's bytes.
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>>;
+    }
+
+    impl<T: Managed + Serialize + DeserializeOwned> ViaSerde<T> for &Probe<T> {
+        fn mp_builder(&self) -> Option<Builder> {
+            Some(build::<T>)
+        }
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>> {
+            Some(server::en(value))
+        }
+    }
+
+    /// The other case: the value stays in the creating process.
+    pub trait ViaLocal<T> {
+        /// `None`.
+        fn mp_builder(&self) -> Option<Builder>;
+        /// `None`.
+        fn mp_encode(&self, value: &T) -> Option<Result<Vec<u8>>>;
+    }
+
+    impl<T> ViaLocal<T> for Probe<T> {
+        fn mp_builder(&self) -> Option<Builder> {
+            None
+        }
+        fn mp_encode(&self, _: &T) -> Option<Result<Vec<u8>>> {
+            None
+        }
+    }
+}
+
+/// How long [`Manager::start`] waits for the server process to be ready.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Manager::shutdown`] waits for the server to exit before killing it.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Control {
+    Ready(Address),
+    Failed(String),
+    Shutdown,
+}
+
+/// The manager server process: serve until told to stop or the owner is gone.
+#[multiproc::task]
+fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8>) {
+    let listener = match Listener::bind(address, Some(&authkey)) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = control.send(&Control::Failed(e.to_string()));
+            return;
+        }
+    };
+    let bound = listener.address().clone();
+    let server = match server::Server::start(listener, Arc::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = control.send(&Control::Failed(e.to_string()));
+            return;
+        }
+    };
+    if control.send(&Control::Ready(bound)).is_ok() {
+        // Returns on Shutdown, and on end of stream when the owner exits or is killed.
+        while let Ok(msg) = control.recv() {
+            if matches!(msg, Control::Shutdown) {
+                break;
+            }
+        }
+    }
+    // Exit now: the process's end takes every connection thread with it, even
+    // one stuck in a user method.
+    std::mem::forget(server);
+}
+
+struct Owned {
+    process: Process,
+    control: Connection<Control>,
+}
+
+struct Host {
+    address: Address,
+    table: Arc<server::Table>,
+    _server: server::Server,
+}
+
+/// A manager: a server process holding shared objects, and the way to create
+/// them (Python's `multiprocessing.Manager()` / `SyncManager`).
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn record(d: multiproc::managers::DictProxy<String, u64>, key: String, v: u64) {
+///     d.insert(key, v).unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let d = manager.dict::<String, u64>()?;
+///     let mut p = multiproc::Process::new(record, (d.clone(), "a".to_string(), 1))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(d.get(&"a".to_string())?, Some(1));
+///     Ok(())
+/// }
+/// ```
+pub struct Manager {
+    address: Address,
+    authkey: Vec<u8>,
+    owned: Mutex<Option<Owned>>,
+    host: Mutex<Option<Host>>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").field("address", &self.address).field("pid", &self.pid()).finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Manager`] before it starts ([`Manager::builder`]).
+#[derive(Debug, Default, Clone)]
+pub struct ManagerBuilder {
+    method: Option<StartMethod>,
+    address: Option<Address>,
+    authkey: Option<Vec<u8>>,
+}
+
+impl ManagerBuilder {
+    /// The start method of the server process (default: the process-wide default).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Where the server listens (default: a fresh abstract Unix address). Give a
+    /// TCP address to let other programs [`connect`](Manager::connect).
+    pub fn address(mut self, address: Address) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    /// The authkey clients must prove they hold (default: 32 random bytes).
+    pub fn authkey(mut self, authkey: impl Into<Vec<u8>>) -> Self {
+        self.authkey = Some(authkey.into());
+        self
+    }
+
+    /// Starts the server process and waits until it listens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the server could not bind its address; the
+    /// errors of [`Process::start`]; [`Error::Timeout`] if the server did not
+    /// report in time.
+    pub fn start(self) -> Result<Manager> {
+        let authkey = match self.authkey {
+            Some(k) => k,
+            None => random_bytes(32)?,
+        };
+        let address = match self.address {
+            Some(a) => a,
+            None => Address::unique_abstract()?,
+        };
+        let (control, theirs) = pipe::<Control>()?;
+        let mut builder =
+            Process::builder(serve_manager, (theirs, address, authkey.clone())).daemon(true).name("SyncManager");
+        if let Some(m) = self.method {
+            builder = builder.start_method(m);
+        }
+        let mut process = builder.build()?;
+        process.start()?;
+        let failed = |mut process: Process, e: Error| {
+            let _ = process.kill();
+            let _ = process.join();
+            Err(e)
+        };
+        match control.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Control::Ready(address)) => Ok(Manager {
+                address,
+                authkey,
+                owned: Mutex::new(Some(Owned { process, control })),
+                host: Mutex::new(None),
+            }),
+            Ok(Control::Failed(reason)) => {
+                failed(process, Error::InvalidState(format!("the manager server could not start: {reason}")))
+            }
+            Ok(Control::Shutdown) => failed(process, Error::InvalidState("unexpected message from the server".into())),
+            Err(e) => failed(process, e),
+        }
+    }
+}
+
+impl Manager {
+    /// Starts a manager server process with the default start method, on a
+    /// private address with a random authkey (Python's `Manager()`).
+    ///
+    /// # Errors
+    /// As [`ManagerBuilder::start`].
+    pub fn start() -> Result<Manager> {
+        ManagerBuilder::default().start()
+    }
+
+    /// A builder to choose the start method, the address and the authkey.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connects to a manager another process started (Python's
+    /// `BaseManager(address, authkey).connect()`); use [`lookup`](Self::lookup)
+    /// for the objects it registered. Dropping the result leaves the server running.
+    ///
+    /// # Errors
+    /// [`Error::Authentication`] with the wrong key; [`Error::Io`] if nothing listens there.
+    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Manager> {
+        let m = Manager {
+            address: address.clone(),
+            authkey: authkey.to_vec(),
+            owned: Mutex::new(None),
+            host: Mutex::new(None),
+        };
+        m.call_manager::<_, ()>("ping", &())?;
+        Ok(m)
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The authkey clients must hold.
+    pub fn authkey(&self) -> &[u8] {
+        &self.authkey
+    }
+
+    /// The server's pid, for a manager this process started and has not shut down.
+    pub fn pid(&self) -> Option<u32> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.process.pid())
+    }
+
+    fn call_manager<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
+        let bytes = client::call_raw(&self.address, &self.authkey, 0, method, &server::en(args)?)?;
+        server::de(&bytes)
+    }
+
+    fn create_builtin<P: Proxy, I: Serialize + ?Sized>(&self, init: &I) -> Result<P> {
+        let id: u64 = self.call_manager("create", &(P::KIND, server::en(init)?))?;
+        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, P::KIND.into())))
+    }
+
+    /// A new, empty shared dictionary (Python's `manager.dict()`).
+    ///
+    /// # Errors
+    /// A connection error if the server is gone.
+    pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&self) -> Result<DictProxy<K, V>> {
+        self.create_builtin(&Vec::<(Vec<u8>, Vec<u8>)>::new())
+    }
+
+    /// A new shared dictionary holding `items`.
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict); [`Error::Encode`] for a value that cannot be encoded.
+    pub fn dict_from<K, V>(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        let raw = items.into_iter().map(|(k, v)| Ok((server::en(&k)?, server::en(&v)?))).collect::<Result<Vec<_>>>()?;
+        self.create_builtin(&raw)
+    }
+
+    /// A new, empty shared list (Python's `manager.list()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
+        self.create_builtin(&Vec::<Vec<u8>>::new())
+    }
+
+    /// A new shared list holding `items` (Python's `manager.list(range(10))`).
+    ///
+    /// # Errors
+    /// As [`dict_from`](Self::dict_from).
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
+        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        self.create_builtin(&raw)
+    }
+
+    /// A new shared value (Python's `manager.Value(typecode, value)`).
+    ///
+    /// # Errors
+    /// As [`dict_from`](Self::dict_from).
+    pub fn value<T: Serialize + DeserializeOwned>(&self, initial: T) -> Result<ValueProxy<T>> {
+        self.create_builtin(&server::en(&initial)?)
+    }
+
+    /// A new, empty namespace (Python's `manager.Namespace()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn namespace(&self) -> Result<NamespaceProxy> {
+        self.create_builtin(&())
+    }
+
+    /// A new unbounded queue (Python's `manager.Queue()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
+        self.create_builtin(&0u64)
+    }
+
+    /// A new queue holding at most `maxsize` items (Python's `manager.Queue(maxsize)`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn queue_bounded<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
+        self.create_builtin(&(maxsize as u64))
+    }
+
+    /// A new lock (Python's `manager.Lock()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn lock(&self) -> Result<LockProxy> {
+        self.create_builtin(&())
+    }
+
+    /// A new re-entrant lock (Python's `manager.RLock()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        self.create_builtin(&())
+    }
+
+    /// A new semaphore with `value` free units (Python's `manager.Semaphore(value)`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.create_builtin(&value)
+    }
+
+    /// A new condition variable with its own re-entrant lock (Python's `manager.Condition()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        self.create_builtin(&())
+    }
+
+    /// A new event, initially clear (Python's `manager.Event()`).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn event(&self) -> Result<EventProxy> {
+        self.create_builtin(&())
+    }
+
+    /// A new barrier for `parties` parties (Python's `manager.Barrier(parties)`).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if `parties` is 0; as [`dict`](Self::dict).
+    pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
+        self.create_builtin(&(parties as u64))
+    }
+
+    /// Shares `value`, a type with a `#[multiproc::managed]` impl block, and
+    /// returns its generated proxy (Python's `manager.Maths()` after `register`).
+    ///
+    /// If `T` is also `Serialize + Deserialize`, the value is sent to the
+    /// server process and lives there, as in Python (the server finds the type
+    /// by name in this binary's registry). Otherwise it is served by a thread
+    /// of this process (started on first use, on a private address with the
+    /// manager's authkey), so it needs no serde implementation. Either way its
+    /// proxy works from any process, under every start method, while this
+    /// manager is running.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if the server's program does not know the type (a
+    /// remote manager started by another program); [`Error::Io`] if the
+    /// serving socket cannot be created.
+    pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
+        if let Some(bytes) = value.encode_for_server() {
+            let id: u64 = self.call_manager("create_managed", &(T::TYPE_NAME, bytes?))?;
+            let token = Token::new(self.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into());
+            return Ok(T::Proxy::from_token(token));
+        }
+        let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
+        if host.is_none() {
+            let listener = Listener::bind(Address::unique_abstract()?, Some(&self.authkey))?;
+            let address = listener.address().clone();
+            let table: Arc<server::Table> = Arc::default();
+            let server = server::Server::start(listener, table.clone())?;
+            *host = Some(Host { address, table, _server: server });
+        }
+        let h = host.as_ref().ok_or(Error::Closed("the manager"))?;
+        let id = h.table.insert(Arc::new(objects::Custom(Mutex::new(value))));
+        Ok(T::Proxy::from_token(Token::new(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
+    }
+
+    /// Registers `proxy`'s object under `name`, so other processes that
+    /// [`connect`](Self::connect) can [`lookup`](Self::lookup) it (Python's
+    /// `register('get_queue', callable=lambda: queue)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the object does not live in this manager's server.
+    pub fn register<P: Proxy>(&self, name: &str, proxy: &P) -> Result<()> {
+        let token = proxy.token();
+        if token.address() != &self.address {
+            return Err(Error::InvalidArgument(format!(
+                "`{name}` lives at {}, not in this manager's server ({}); only built-in objects can be registered",
+                token.address(),
+                self.address
+            )));
+        }
+        self.call_manager("register", &(name, token.id()))
+    }
+
+    /// The object registered as `name`, through a proxy of type `P`.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if no object has that name; [`Error::InvalidArgument`]
+    /// if it is not of `P`'s kind.
+    pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
+        let (id, kind): (u64, String) = self.call_manager("lookup", name)?;
+        if kind != P::KIND {
+            return Err(Error::InvalidArgument(format!("`{name}` is a {kind}, not a {}", P::KIND)));
+        }
+        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, kind)))
+    }
+
+    /// Stops the server process (and the thread serving [`create`](Self::create)d
+    /// objects) and waits for it; later proxy calls fail. Idempotent. A
+    /// [`connect`](Self::connect)ed manager only closes its connections.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the server process cannot be waited for.
+    pub fn shutdown(&self) -> Result<()> {
+        client::forget(&self.address);
+        let host = self.host.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = host {
+            client::forget(&h.address);
+            drop(h);
+        }
+        let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Owned { mut process, control }) = owned {
+            let _ = control.send(&Control::Shutdown);
+            drop(control);
+            if process.join_timeout(SHUTDOWN_TIMEOUT)?.is_none() {
+                process.kill()?;
+                process.join()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
