@@ -40,10 +40,12 @@ pub mod connection;
 mod context;
 mod error;
 mod process;
+mod region;
 mod registry;
 mod role;
 mod start;
 mod sys;
+mod sync;
 mod task;
 
 pub use crate::connection::{Connection, pipe, pipe_oneway};
@@ -53,6 +55,10 @@ pub use crate::context::{
 pub use crate::error::{Error, ExitStatus, Result};
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+};
+pub use crate::sync::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    SemaphoreGuard,
 };
 pub use crate::task::Task;
 
