@@ -40,9 +40,11 @@ pub mod connection;
 mod context;
 mod error;
 mod process;
+mod queues;
 mod region;
 mod registry;
 mod role;
+mod shared;
 mod start;
 mod sys;
 mod sync;
@@ -56,6 +58,8 @@ pub use crate::error::{Error, ExitStatus, Result};
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
+pub use crate::queues::{DEFAULT_RING_BYTES, JoinableQueue, Queue, SimpleQueue};
+pub use crate::shared::{Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, Value, ValueGuard};
 pub use crate::sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

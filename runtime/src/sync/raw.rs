@@ -71,7 +71,8 @@ fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acq
         }
         i = i.wrapping_add(1);
         if i % 64 == 0 {
-            if Instant::now() >= spin_until {
+            let now = Instant::now();
+            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             std::thread::yield_now();

@@ -33,11 +33,6 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     r.max(0) as usize
 }
 
-/// Wakes every process sleeping on `word`.
-pub(crate) fn wake_all(word: &AtomicU32) -> usize {
-    wake(word, i32::MAX as u32)
-}
-
 // ------------------------------------------------------------------ identity
 
 /// Bumped in every child right after `fork`, so cached ids are refreshed.

@@ -158,3 +158,96 @@ impl Drop for Mapping {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
+
+// ------------------------------------------------------------------ tracker process
+
+/// Size of one tracker record: an op byte and a NUL-terminated name.
+pub(crate) const TRACK_RECORD: usize = 256;
+/// How many names one tracker holds at a time.
+pub(crate) const TRACK_SLOTS: usize = 1024;
+
+/// Starts the resource-tracker process: it reads `R<name>` / `U<name>`
+/// records from a pipe and, when the pipe reaches end-of-file (every process
+/// holding the write end has exited or been killed), unlinks the names still
+/// registered and exits. Returns its pid and the pipe's write end (`CLOEXEC`).
+///
+/// The tracker is forked, not executed, and may be forked from a
+/// multi-threaded process: it only touches memory allocated before the fork
+/// and makes async-signal-safe calls (read, shm_unlink, sigaction, close, _exit).
+pub(crate) fn spawn_tracker() -> io::Result<(i32, OwnedFd)> {
+    let mut table = vec![[0u8; TRACK_RECORD]; TRACK_SLOTS];
+    let (r, w) = pipe_cloexec()?;
+    // SAFETY: the child runs `tracker_main` only, which makes async-signal-safe
+    // calls and uses memory allocated before the fork (see above).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => tracker_main(r.as_raw_fd(), &mut table),
+        pid => Ok((pid, w)),
+    }
+}
+
+fn tracker_main(fd: i32, table: &mut [[u8; TRACK_RECORD]]) -> ! {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: setting a signal's disposition to SIG_IGN is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    super::fd::close_all_except(&[fd]);
+    let mut rec = [0u8; TRACK_RECORD];
+    'records: loop {
+        let mut got = 0;
+        while got < TRACK_RECORD {
+            // SAFETY: reads into the unfilled part of `rec`, which is in bounds.
+            let n = unsafe { libc::read(fd, rec.as_mut_ptr().add(got).cast(), TRACK_RECORD - got) };
+            if n == 0 {
+                break 'records;
+            }
+            if n < 0 {
+                // SAFETY: __errno_location returns this thread's errno slot.
+                if unsafe { *libc::__errno_location() } == libc::EINTR {
+                    continue;
+                }
+                break 'records;
+            }
+            got += n as usize;
+        }
+        let name = &rec[1..];
+        let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len() - 1);
+        let same = |slot: &[u8; TRACK_RECORD]| slot[..name_len] == name[..name_len] && slot[name_len] == 0;
+        match rec[0] {
+            b'R' => {
+                if let Some(slot) = table.iter_mut().find(|s| s[0] == 0) {
+                    slot[..name_len].copy_from_slice(&name[..name_len]);
+                    slot[name_len] = 0;
+                }
+            }
+            b'U' => {
+                if let Some(slot) = table.iter_mut().find(|s| s[0] != 0 && same(s)) {
+                    slot[0] = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+    for slot in table.iter() {
+        if slot[0] != 0 {
+            // SAFETY: every used slot holds a NUL-terminated name (written above).
+            unsafe { libc::shm_unlink(slot.as_ptr().cast()) };
+        }
+    }
+    super::process::exit_now(0)
+}
+
+/// Writes one whole record (≤ PIPE_BUF bytes, so it is atomic).
+pub(crate) fn write_record(fd: BorrowedFd<'_>, rec: &[u8; TRACK_RECORD]) -> io::Result<()> {
+    // SAFETY: `rec` is a valid buffer of TRACK_RECORD bytes.
+    let n = super::cvt_retry(|| unsafe { libc::write(fd.as_raw_fd(), rec.as_ptr().cast(), TRACK_RECORD) })?;
+    if n as usize == TRACK_RECORD { Ok(()) } else { Err(io::Error::from(io::ErrorKind::WriteZero)) }
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a writable array of two c_int, as pipe2(2) requires.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
