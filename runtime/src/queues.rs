@@ -348,7 +348,12 @@ impl RingQueue {
 
     fn empty(&self) -> Result<bool> {
         self.check_open()?;
-        Ok(self.u64(TAIL).load(Ordering::Acquire) == self.u64(HEAD).load(Ordering::Acquire) || self.qsize() == 0)
+        Ok(self.qsize() == 0)
+    }
+
+    fn pending_bytes(&self) -> usize {
+        let tail = self.u64(TAIL).load(Ordering::Acquire);
+        tail.saturating_sub(self.u64(HEAD).load(Ordering::Acquire)) as usize
     }
 
     fn put<T: Serialize>(&self, item: &T, block: bool, timeout: Option<Duration>) -> Result<()> {
@@ -476,6 +481,12 @@ macro_rules! common_methods {
         /// Closing twice is fine.
         pub fn close(&self) {
             self.inner.closed.store(true, Ordering::Relaxed);
+        }
+
+        /// Bytes of the ring in use right now, including parts of a large
+        /// message still being streamed (a diagnostic: `qsize` counts whole items).
+        pub fn pending_bytes(&self) -> usize {
+            self.inner.pending_bytes()
         }
 
         /// Puts raw bytes as one message, with no encoding (the counterpart of
