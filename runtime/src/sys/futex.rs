@@ -94,8 +94,50 @@ pub(crate) fn alive(id: u32) -> bool {
         return false;
     }
     // A killed child stays a zombie until reaped: it holds nothing any more.
-    match std::fs::read_to_string(format!("/proc/{id}/stat")) {
-        Ok(s) => !matches!(s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()), Some('Z' | 'X')),
-        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    // Read /proc/<id>/stat without allocating: this may run in a child forked
+    // from a multi-threaded parent, where malloc's lock may be held forever.
+    let mut path = [0u8; 32];
+    let mut n = 0;
+    for &b in b"/proc/" {
+        path[n] = b;
+        n += 1;
+    }
+    let mut digits = [0u8; 10];
+    let (mut d, mut v) = (0, id);
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        path[n] = digits[d];
+        n += 1;
+    }
+    for &b in b"/stat\0" {
+        path[n] = b;
+        n += 1;
+    }
+    // SAFETY: `path` is NUL-terminated (written above); open returns a new fd or -1.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT);
+    }
+    let mut buf = [0u8; 512];
+    // SAFETY: reads at most buf.len() bytes into `buf`; `fd` is the fd opened above.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closes the fd opened above, which nothing else uses.
+    unsafe { libc::close(fd) };
+    if r <= 0 {
+        return true;
+    }
+    let stat = &buf[..r as usize];
+    // The state is the first field after the command name's closing parenthesis.
+    match stat.iter().rposition(|&b| b == b')') {
+        Some(p) => !matches!(stat.get(p + 2), Some(b'Z' | b'X')),
+        None => true,
     }
 }
