@@ -103,7 +103,7 @@ impl<'de, T: Pod> serde::Deserialize<'de> for Cells<T> {
 /// Reads and writes from several processes are not synchronised: use
 /// [`Value`] (or your own [`Lock`]) when more than one process writes.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound(deserialize = "T: Pod"))]
+#[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct RawValue<T> {
     cells: Cells<T>,
 }
@@ -151,7 +151,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RawValue<T> {
 /// are views of the shared memory itself (no copy). Accesses from several
 /// processes are not synchronised: use [`Array`] when more than one writes.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound(deserialize = "T: Pod"))]
+#[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct RawArray<T> {
     cells: Cells<T>,
 }
@@ -249,7 +249,7 @@ fn index_error(i: usize, len: usize) -> Error {
 /// }
 /// ```
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound(deserialize = "T: Pod"))]
+#[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct Value<T> {
     lock: Lock,
     cells: Cells<T>,
@@ -346,7 +346,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 ///
 /// [`lock`](Array::lock) gives a guard that derefs to `&mut [T]` (zero-copy).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound(deserialize = "T: Pod"))]
+#[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct Array<T> {
     lock: Lock,
     cells: Cells<T>,
