@@ -7,6 +7,8 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[path = "compare/queues.rs"]
+mod queues;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -17,6 +19,9 @@ fn main() {
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
+    }
+    if wants("queues") {
+        queues::run(&mut t);
     }
     t.print();
 }

@@ -79,6 +79,30 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A message's bytes as `get_raw` hands them over.
+enum Body<'a> {
+    /// In the ring (valid until the consumer advances).
+    Ring(&'a [u8]),
+    /// Assembled from chunks.
+    Owned(Vec<u8>),
+}
+
+impl Body<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Body::Ring(b) => b,
+            Body::Owned(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Body::Ring(b) => b.to_vec(),
+            Body::Owned(v) => v,
+        }
+    }
+}
+
 /// The untyped queue all three flavours share.
 #[derive(Clone)]
 struct RingQueue {
@@ -174,7 +198,7 @@ impl RingQueue {
             }
             // Fill the ring's end and publish it, then wrap.
             if contig >= REC {
-                self.write_header(off, (contig - REC) as u32, PAD);
+                self.write_header(off, (contig - REC) as u32, PAD, 0);
             }
             pos += contig as u64;
             self.u64(TAIL).store(pos, Ordering::SeqCst);
@@ -182,12 +206,12 @@ impl RingQueue {
         }
     }
 
-    fn write_header(&self, off: usize, len: u32, flags: u32) {
+    fn write_header(&self, off: usize, len: u32, flags: u32, total: usize) {
         let h = self.region.bytes_mut(RING + off, REC);
         h[0..4].copy_from_slice(&len.to_le_bytes());
         h[4..8].copy_from_slice(&flags.to_le_bytes());
         h[8..12].copy_from_slice(&futex::current_pid().to_le_bytes());
-        h[12..16].copy_from_slice(&0u32.to_le_bytes());
+        h[12..16].copy_from_slice(&(total.min(u32::MAX as usize) as u32).to_le_bytes());
     }
 
     /// Puts one message of raw bytes.
@@ -215,7 +239,7 @@ impl RingQueue {
             let need = REC + align8(data.len());
             pos = self.reserve(pos, need, deadline).ok_or(Error::Full)?;
             let off = (pos % cap as u64) as usize;
-            self.write_header(off, data.len() as u32, FIRST | LAST);
+            self.write_header(off, data.len() as u32, FIRST | LAST, data.len());
             self.region.bytes_mut(RING + off + REC, data.len()).copy_from_slice(data);
             joinable.fetch_add(1, Ordering::SeqCst);
             self.u64(TAIL).store(pos + need as u64, Ordering::SeqCst);
@@ -238,7 +262,7 @@ impl RingQueue {
                 if n == rest.len() {
                     flags |= LAST;
                 }
-                self.write_header(off, n as u32, flags);
+                self.write_header(off, n as u32, flags, data.len());
                 self.region.bytes_mut(RING + off + REC, n).copy_from_slice(&rest[..n]);
                 rest = &rest[n..];
                 if flags & LAST != 0 {
@@ -259,9 +283,15 @@ impl RingQueue {
         Ok(())
     }
 
-    /// Gets one message and hands its bytes to `f` (straight from the ring for
-    /// a one-record message).
-    fn get_raw<R>(&self, block: bool, timeout: Option<Duration>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    /// Gets one message and hands its bytes to `f`: straight from the ring for
+    /// a one-record message, or as the `Vec` a streamed one was assembled in.
+    fn get_raw<R>(
+        &self,
+        block: bool,
+        timeout: Option<Duration>,
+        into: Option<&mut Vec<u8>>,
+        f: impl FnOnce(Body<'_>) -> R,
+    ) -> Result<R> {
         self.check_open()?;
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         let lock = self.u32(CONS_LOCK);
@@ -272,11 +302,16 @@ impl RingQueue {
         let cap = self.cap() as u64;
         let head_w = self.u64(HEAD);
         let tail_w = self.u64(TAIL);
-        // A message being assembled from chunks: (producer pid, bytes so far).
-        let mut partial: Option<(u32, Vec<u8>)> = None;
+        // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
+        let mut partial: Option<u32> = None;
+        let mut local = Vec::new();
+        let (buf, external) = match into {
+            Some(b) => (b, true),
+            None => (&mut local, false),
+        };
         loop {
             let mut head = head_w.load(Ordering::Relaxed);
-            let producer = partial.as_ref().map(|p| p.0);
+            let producer = partial;
             let ready = || tail_w.load(Ordering::Acquire) != head;
             // Mid-message, wait without a deadline but give up on a dead producer.
             let dl = if partial.is_some() { None } else { deadline };
@@ -302,7 +337,7 @@ impl RingQueue {
             }
             let h = self.region.bytes(RING + off, REC);
             let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-            let (len, flags, pid) = (word(0) as usize, word(4), word(8));
+            let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
             let size = (REC + align8(len)) as u64;
             if len > cap as usize - off - REC || head + size > tail {
                 // Only a corrupted ring (not a crash) can get here: drop its contents.
@@ -315,7 +350,13 @@ impl RingQueue {
             }
             let body = self.region.bytes(RING + off + REC, len);
             if flags & FIRST != 0 && flags & LAST != 0 {
-                let r = f(body);
+                let r = if external {
+                    buf.clear();
+                    buf.extend_from_slice(body);
+                    f(Body::Ring(buf))
+                } else {
+                    f(Body::Ring(body))
+                };
                 self.advance(head + size);
                 self.u64(GETS).fetch_add(1, Ordering::SeqCst);
                 return Ok(r);
@@ -324,18 +365,19 @@ impl RingQueue {
                 if partial.is_some() {
                     log::warn!("queue: a partial message from a dead producer was dropped");
                 }
-                let mut v = Vec::with_capacity(len * 4);
-                v.extend_from_slice(body);
-                partial = Some((pid, v));
-            } else if let Some((_, v)) = partial.as_mut() {
-                v.extend_from_slice(body);
+                buf.clear();
+                buf.reserve(total.max(len));
+                buf.extend_from_slice(body);
+                partial = Some(pid);
+            } else if partial.is_some() {
+                buf.extend_from_slice(body);
             }
             // (A continuation without a start belongs to a message whose consumer died: skipped.)
             self.advance(head + size);
             if flags & LAST != 0 {
-                if let Some((_, v)) = partial.take() {
+                if partial.take().is_some() {
                     self.u64(GETS).fetch_add(1, Ordering::SeqCst);
-                    return Ok(f(&v));
+                    return Ok(if external { f(Body::Ring(buf)) } else { f(Body::Owned(std::mem::take(buf))) });
                 }
             }
         }
@@ -382,7 +424,7 @@ impl RingQueue {
     }
 
     fn get<T: DeserializeOwned>(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-        self.get_raw(block, timeout, |bytes| codec::decode(bytes, Vec::new(), "queue item"))?
+        self.get_raw(block, timeout, None, |body| codec::decode(body.as_slice(), Vec::new(), "queue item"))?
     }
 }
 
@@ -504,7 +546,17 @@ macro_rules! common_methods {
         /// # Errors
         /// [`Error::Closed`] after `close`.
         pub fn get_bytes(&self) -> Result<Vec<u8>> {
-            self.inner.get_raw(true, None, <[u8]>::to_vec)
+            self.inner.get_raw(true, None, None, |b| b.into_vec())
+        }
+
+        /// Gets one raw-bytes message into `buf` (replacing its contents),
+        /// reusing its allocation when the message fits in half the ring;
+        /// returns the length. Blocks until a message arrives.
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after `close`.
+        pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
+            self.inner.get_raw(true, None, Some(buf), |b| b.as_slice().len())
         }
     };
 }

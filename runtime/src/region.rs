@@ -82,22 +82,26 @@ impl Region {
     }
 
     /// The mapping; offsets given to the helpers below are relative to the end of the header.
+    #[inline]
     pub(crate) fn u32(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
         self.map.atomic_u32(HEADER + off)
     }
 
     /// The `u64` at `off` after the header.
+    #[inline]
     pub(crate) fn u64(&self, off: usize) -> &std::sync::atomic::AtomicU64 {
         self.map.atomic_u64(HEADER + off)
     }
 
     /// Bytes at `off` after the header.
+    #[inline]
     pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
         self.map.bytes(HEADER + off, len)
     }
 
     /// Writable bytes at `off` after the header (the caller holds what guards them).
     #[allow(clippy::mut_from_ref)]
+    #[inline]
     pub(crate) fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
         self.map.bytes_mut(HEADER + off, len)
     }

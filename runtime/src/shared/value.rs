@@ -73,11 +73,13 @@ impl<T: Pod> Cells<T> {
         Ok(Cells { region, len, _marker: PhantomData })
     }
 
+    #[inline]
     fn slice(&self) -> &[T] {
         bytemuck::cast_slice(self.region.bytes(DATA, self.len * size_of::<T>()))
     }
 
     #[allow(clippy::mut_from_ref)]
+    #[inline]
     fn slice_mut(&self) -> &mut [T] {
         bytemuck::cast_slice_mut(self.region.bytes_mut(DATA, self.len * size_of::<T>()))
     }
@@ -310,6 +312,7 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// None today (see [`Lock::lock`]); a dead previous holder is reported on the guard.
+    #[inline]
     pub fn lock(&self) -> Result<ValueGuard<'_, T>> {
         let guard = self.lock.lock()?;
         Ok(ValueGuard { guard, value: &mut self.cells.slice_mut()[0] })

@@ -60,6 +60,7 @@ impl LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         raw::unlock(self.lock.word());
     }
@@ -71,6 +72,7 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
+#[inline]
 fn died(a: Acquired) -> Option<u32> {
     match a {
         Acquired::Clean => None,
@@ -87,6 +89,7 @@ impl Lock {
         Ok(Lock { region: Region::create(Kind::Lock, 64, 0)? })
     }
 
+    #[inline]
     pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU32 {
         self.region.u32(0)
     }
@@ -96,12 +99,14 @@ impl Lock {
     /// # Errors
     /// None today (the `Result` leaves room for platforms where waiting can fail).
     /// A dead previous owner is reported on the guard, not as an error.
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         let a = raw::lock(self.word(), futex::current_pid(), None).unwrap_or(Acquired::Clean);
         Ok(LockGuard { lock: self, owner_died: died(a) })
     }
 
     /// Acquires the lock if it is free right now.
+    #[inline]
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
         raw::try_lock(self.word(), futex::current_pid()).then_some(LockGuard { lock: self, owner_died: None })
     }

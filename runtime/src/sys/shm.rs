@@ -94,6 +94,7 @@ impl Mapping {
         self.len
     }
 
+    #[inline]
     fn check(&self, off: usize, len: usize, align: usize) {
         assert!(
             off.checked_add(len).is_some_and(|end| end <= self.len) && off % align == 0,
@@ -107,6 +108,7 @@ impl Mapping {
     /// # Panics
     /// If `off` is out of range or misaligned (a bug in multiproc, not bad input:
     /// offsets are constants and sizes are checked when a mapping is attached).
+    #[inline]
     pub(crate) fn atomic_u32(&self, off: usize) -> &AtomicU32 {
         self.check(off, 4, 4);
         // SAFETY: in bounds and aligned (checked); the page is mapped for the
@@ -119,6 +121,7 @@ impl Mapping {
     ///
     /// # Panics
     /// As [`Mapping::atomic_u32`].
+    #[inline]
     pub(crate) fn atomic_u64(&self, off: usize) -> &AtomicU64 {
         self.check(off, 8, 8);
         // SAFETY: as in `atomic_u32`, for 8 bytes.
@@ -129,6 +132,7 @@ impl Mapping {
     ///
     /// # Panics
     /// As [`Mapping::atomic_u32`].
+    #[inline]
     pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
         self.check(off, len, 1);
         // SAFETY: in bounds (checked) and mapped while `&self` lives. Another
@@ -143,6 +147,7 @@ impl Mapping {
     /// # Panics
     /// As [`Mapping::atomic_u32`].
     #[allow(clippy::mut_from_ref)] // shared memory: exclusivity comes from the caller's lock or ring protocol
+    #[inline]
     pub(crate) fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
         self.check(off, len, 1);
         // SAFETY: in bounds (checked) and mapped while `&self` lives. The caller
