@@ -46,8 +46,8 @@ mod registry;
 mod role;
 mod shared;
 mod start;
-mod sys;
 mod sync;
+mod sys;
 mod task;
 
 pub use crate::connection::{Connection, pipe, pipe_oneway};

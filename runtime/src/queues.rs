@@ -66,6 +66,11 @@ const RING: usize = 4096 - crate::region::HEADER;
 pub const DEFAULT_RING_BYTES: usize = 1 << 20;
 const MIN_RING_BYTES: usize = 4096;
 
+/// Largest chunk of a streamed message. Small chunks keep producer and
+/// consumer working on cache-resident data side by side: measured 16-17 GB/s
+/// for 1 MiB messages with 64 KiB chunks vs ~9.5 GB/s with ring-sized ones.
+const MAX_CHUNK: usize = 64 << 10;
+
 const REC: usize = 16;
 const FIRST: u32 = 1;
 const LAST: u32 = 2;
@@ -257,7 +262,7 @@ impl RingQueue {
                 let off = (pos % cap as u64) as usize;
                 let head = self.u64(HEAD).load(Ordering::Acquire);
                 let free = cap - (pos - head) as usize;
-                let room = (cap - off).min(free).min(u32::MAX as usize & !7) - REC;
+                let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
                 let n = rest.len().min(room);
                 if n == rest.len() {
                     flags |= LAST;
@@ -323,7 +328,10 @@ impl RingQueue {
                 Ok(true) => {}
                 Ok(false) => return Err(Error::Empty),
                 Err(()) => {
-                    log::warn!("queue producer {} died mid-message; its partial message is dropped", producer.unwrap_or(0));
+                    log::warn!(
+                        "queue producer {} died mid-message; its partial message is dropped",
+                        producer.unwrap_or(0)
+                    );
                     partial = None;
                     continue;
                 }

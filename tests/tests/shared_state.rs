@@ -104,7 +104,9 @@ fn shared_memory_is_shared_by_name_and_as_an_argument() {
         assert_eq!(again.size(), shm.size());
         shm.unlink().unwrap();
         assert!(matches!(shm.unlink(), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound));
-        assert!(matches!(SharedMemory::attach(shm.name()), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound));
+        assert!(
+            matches!(SharedMemory::attach(shm.name()), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound)
+        );
     }
 }
 

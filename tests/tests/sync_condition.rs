@@ -44,7 +44,10 @@ fn notify_wakes_exactly_n_and_notify_all_the_rest() {
         }
         woken.get_timeout(DEADLINE).unwrap();
         woken.get_timeout(DEADLINE).unwrap();
-        assert!(matches!(woken.get_timeout(Duration::from_millis(200)), Err(Error::Empty)), "{m:?}: notify(2) woke more");
+        assert!(
+            matches!(woken.get_timeout(Duration::from_millis(200)), Err(Error::Empty)),
+            "{m:?}: notify(2) woke more"
+        );
         {
             let _l = c.lock().unwrap();
             c.notify_all();

@@ -51,7 +51,8 @@ fn lock_state_is_visible_across_processes_and_any_process_may_release() {
     for m in METHODS {
         let (l, r) = (Lock::new().unwrap(), RLock::new().unwrap());
         let (taken, done) = (Event::new().unwrap(), Event::new().unwrap());
-        let mut p = get_context(m).process(take_and_signal, (l.clone(), r.clone(), taken.clone(), done.clone())).unwrap();
+        let mut p =
+            get_context(m).process(take_and_signal, (l.clone(), r.clone(), taken.clone(), done.clone())).unwrap();
         p.start().unwrap();
         assert!(taken.wait(Some(DEADLINE)));
         assert!(l.locked() && r.locked(), "{m:?}");
@@ -155,7 +156,8 @@ fn contract_four_processes_increment_under_the_lock() {
     for m in METHODS {
         let counter = Value::new(0u64).unwrap();
         let ctx = get_context(m);
-        let mut ps: Vec<_> = (0..4).map(|_| ctx.process(add, (counter.clone(), 10_000))).collect::<Result<_, _>>().unwrap();
+        let mut ps: Vec<_> =
+            (0..4).map(|_| ctx.process(add, (counter.clone(), 10_000))).collect::<Result<_, _>>().unwrap();
         for p in &mut ps {
             p.start().unwrap();
         }

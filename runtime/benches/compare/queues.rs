@@ -129,7 +129,12 @@ pub(crate) fn run(t: &mut Table) {
 
     let ours = Figure::Bytes(big(300));
     let py = python("queues.py", &["big"]).map(|s| ours.like(s));
-    t.row("queue 1 MiB messages, producer -> parent (get_bytes_into)", ours, py, Some(("memcpy 1 MiB", Figure::Bytes(memcpy_rate()))));
+    t.row(
+        "queue 1 MiB messages, producer -> parent (get_bytes_into)",
+        ours,
+        py,
+        Some(("memcpy 1 MiB", Figure::Bytes(memcpy_rate()))),
+    );
 
     let (lock, cas) = (lock_pair(), raw_cas_pair());
     println!("  (Lock pair {:.2} ns, raw CAS pair {:.2} ns)", lock.as_secs_f64() * 1e9, cas.as_secs_f64() * 1e9);

@@ -233,8 +233,7 @@ impl<T: Pod> ShareableList<T> {
             return Err(bad("the segment does not hold a list of this type"));
         }
         let len = usize::try_from(word(8)).map_err(|_| bad("bad length"))?;
-        if len.checked_mul(size_of::<T>()).and_then(|b| b.checked_add(LIST_DATA)).is_none_or(|need| need > shm.size())
-        {
+        if len.checked_mul(size_of::<T>()).and_then(|b| b.checked_add(LIST_DATA)).is_none_or(|need| need > shm.size()) {
             return Err(bad("length exceeds the segment"));
         }
         Ok(ShareableList { shm, len, _marker: std::marker::PhantomData })

@@ -260,8 +260,7 @@ impl RLock {
 
     /// Acquires the lock, waiting at most `timeout`; `None` if another thread kept it.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        self.acquire_inner(Some(raw::deadline(Some(timeout))))
-            .map(|a| RLockGuard { lock: self, owner_died: died(a) })
+        self.acquire_inner(Some(raw::deadline(Some(timeout)))).map(|a| RLockGuard { lock: self, owner_died: died(a) })
     }
 
     /// Python's `acquire(block, timeout)`. Release with [`RLock::release`].
@@ -329,7 +328,9 @@ impl fmt::Debug for RLock {
         let owner = self.word().load(Ordering::Relaxed) & raw::OWNER;
         match owner {
             0 => write!(f, "<RLock(None, 0)>"),
-            o if o == futex::current_tid() => write!(f, "<RLock(this thread {o}, {})>", self.count().load(Ordering::Relaxed)),
+            o if o == futex::current_tid() => {
+                write!(f, "<RLock(this thread {o}, {})>", self.count().load(Ordering::Relaxed))
+            }
             o => write!(f, "<RLock(thread {o}, nonzero)>"),
         }
     }
