@@ -21,6 +21,7 @@ use multiproc::{Array, Lock, Process, ShareableList, SharedMemory, Value};
 // ANCHOR: value_array
 #[multiproc::task]
 fn f(n: Value<f64>, a: Array<i32>) {
+    #[allow(clippy::approx_constant)] // the value Python's example stores
     n.set(3.1415927);
     for x in a.lock().unwrap().iter_mut() {
         *x = -*x;

@@ -150,7 +150,7 @@ impl RingQueue {
 
     fn from_region(region: Arc<Region>) -> Result<RingQueue> {
         let cap = region.param();
-        if cap < MIN_RING_BYTES as u64 || cap % 8 != 0 || region.len() as u64 != RING as u64 + cap {
+        if cap < MIN_RING_BYTES as u64 || cap & 7 != 0 || region.len() as u64 != RING as u64 + cap {
             return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
         }
         Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })

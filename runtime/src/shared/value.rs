@@ -131,12 +131,12 @@ impl<T: Pod> RawValue<T> {
     }
 
     /// The value in place, for reading (zero-copy; another process may write it meanwhile).
-    pub fn as_ref(&self) -> &T {
+    pub fn get_ref(&self) -> &T {
         &self.cells.slice()[0]
     }
 
     /// The value in place, for writing (zero-copy; not synchronised with other processes).
-    pub fn as_mut(&mut self) -> &mut T {
+    pub fn get_mut(&mut self) -> &mut T {
         &mut self.cells.slice_mut()[0]
     }
 }

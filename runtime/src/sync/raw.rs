@@ -70,7 +70,7 @@ fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acq
             return Some(Acquired::Clean);
         }
         i = i.wrapping_add(1);
-        if i % 64 == 0 {
+        if i & 63 == 0 {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
@@ -148,7 +148,7 @@ pub(crate) fn wait_until<E>(
             return Ok(true);
         }
         i = i.wrapping_add(1);
-        if i % 64 == 0 {
+        if i & 63 == 0 {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;

@@ -97,7 +97,7 @@ fn acquire(r: &Region, block: bool, timeout: Option<Duration>) -> bool {
             return true;
         }
         i = i.wrapping_add(1);
-        if i % 64 == 0 {
+        if i & 63 == 0 {
             if std::time::Instant::now() >= spin_until {
                 break;
             }

@@ -104,7 +104,7 @@ impl Mapping {
     #[inline]
     fn check(&self, off: usize, len: usize, align: usize) {
         assert!(
-            off.checked_add(len).is_some_and(|end| end <= self.len) && off % align == 0,
+            off.checked_add(len).is_some_and(|end| end <= self.len) && off & (align - 1) == 0,
             "shared-memory view {off}+{len} out of a {}-byte mapping",
             self.len
         );
