@@ -134,10 +134,7 @@ impl Drop for Unlock<'_> {
 
 /// Wakes the sleepers of `seq` if any (the state change before it is SeqCst).
 fn poke(seq: &AtomicU32, sleepers: &AtomicU32) {
-    if sleepers.load(Ordering::SeqCst) != 0 {
-        seq.fetch_add(1, Ordering::SeqCst);
-        futex::wake(seq, u32::MAX);
-    }
+    raw::notify_flag(seq, sleepers);
 }
 
 impl RingQueue {
@@ -193,8 +190,14 @@ impl RingQueue {
             let wanted = if contig < need { contig } else { need };
             let head = &self.u64(HEAD);
             let ready = || (cap as u64 - (pos - head.load(Ordering::Acquire))) as usize >= wanted;
-            let ok: std::result::Result<bool, ()> =
-                raw::wait_until(self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS), deadline, ready, || Ok(()));
+            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
+                raw::Park::Flag,
+                self.u32(SPACE_SEQ),
+                self.u32(SPACE_SLEEPERS),
+                deadline,
+                ready,
+                || Ok(()),
+            );
             if !ok.unwrap_or(false) {
                 return None;
             }
@@ -231,8 +234,14 @@ impl RingQueue {
         let maxsize = self.maxsize();
         if maxsize > 0 {
             let ready = || self.qsize() < maxsize;
-            let ok: std::result::Result<bool, ()> =
-                raw::wait_until(self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS), deadline, ready, || Ok(()));
+            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
+                raw::Park::Flag,
+                self.u32(SPACE_SEQ),
+                self.u32(SPACE_SLEEPERS),
+                deadline,
+                ready,
+                || Ok(()),
+            );
             if !ok.unwrap_or(false) {
                 return Err(Error::Full);
             }
@@ -324,7 +333,7 @@ impl RingQueue {
                 Some(pid) if !futex::alive(pid) => Err(()),
                 _ => Ok(()),
             };
-            match raw::wait_until(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check) {
+            match raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check) {
                 Ok(true) => {}
                 Ok(false) => return Err(Error::Empty),
                 Err(()) => {

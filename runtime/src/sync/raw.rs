@@ -135,6 +135,29 @@ pub(crate) fn wait_until<E>(
     seq: &AtomicU32,
     sleepers: &AtomicU32,
     deadline: Option<Instant>,
+    ready: impl FnMut() -> bool,
+    check: impl FnMut() -> Result<(), E>,
+) -> Result<bool, E> {
+    wait_until_as(Park::Count, seq, sleepers, deadline, ready, check)
+}
+
+/// How sleepers announce themselves on their `sleepers` word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Park {
+    /// A count of sleepers (woken with [`notify`]).
+    Count,
+    /// A flag any sleeper sets; the waker clears it and wakes everyone
+    /// ([`notify_flag`]), so a stream of state changes costs one wake-up per
+    /// sleep, not one per change (queues).
+    Flag,
+}
+
+/// [`wait_until`] with a choice of [`Park`] protocol.
+pub(crate) fn wait_until_as<E>(
+    park: Park,
+    seq: &AtomicU32,
+    sleepers: &AtomicU32,
+    deadline: Option<Instant>,
     mut ready: impl FnMut() -> bool,
     mut check: impl FnMut() -> Result<(), E>,
 ) -> Result<bool, E> {
@@ -158,24 +181,32 @@ pub(crate) fn wait_until<E>(
             std::hint::spin_loop();
         }
     }
+    let leave = || {
+        if park == Park::Count {
+            sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
     loop {
         let s = seq.load(Ordering::SeqCst);
-        sleepers.fetch_add(1, Ordering::SeqCst);
+        match park {
+            Park::Count => sleepers.fetch_add(1, Ordering::SeqCst),
+            Park::Flag => sleepers.swap(1, Ordering::SeqCst),
+        };
         if ready() {
-            sleepers.fetch_sub(1, Ordering::SeqCst);
+            leave();
             return Ok(true);
         }
         let now = Instant::now();
         let mut nap = LIVENESS_EVERY;
         if let Some(d) = deadline {
             if now >= d {
-                sleepers.fetch_sub(1, Ordering::SeqCst);
+                leave();
                 return Ok(false);
             }
             nap = nap.min(d - now);
         }
         futex::wait(seq, s, Some(nap));
-        sleepers.fetch_sub(1, Ordering::SeqCst);
+        leave();
         if ready() {
             return Ok(true);
         }
@@ -189,6 +220,16 @@ pub(crate) fn notify(seq: &AtomicU32, sleepers: &AtomicU32, n: u32) {
     seq.fetch_add(1, Ordering::SeqCst);
     if sleepers.load(Ordering::SeqCst) != 0 {
         futex::wake(seq, n);
+    }
+}
+
+/// Wakes every sleeper of a [`Park::Flag`] wait if one announced itself (the
+/// state change before it must be SeqCst).
+#[inline]
+pub(crate) fn notify_flag(seq: &AtomicU32, sleepers: &AtomicU32) {
+    if sleepers.load(Ordering::SeqCst) != 0 && sleepers.swap(0, Ordering::SeqCst) != 0 {
+        seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake(seq, u32::MAX);
     }
 }
 
