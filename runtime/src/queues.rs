@@ -49,8 +49,12 @@ const PROD_LOCK: usize = 0;
 const CONS_LOCK: usize = 64;
 const TAIL: usize = 128;
 const PUTS: usize = 136;
+/// The producer's last view of `HEAD` (read and written under the producer lock only).
+const HEAD_SEEN: usize = 144;
 const HEAD: usize = 192;
 const GETS: usize = 200;
+/// The consumer's last view of `TAIL` (under the consumer lock only).
+const TAIL_SEEN: usize = 208;
 const DATA_SEQ: usize = 256;
 const DATA_SLEEPERS: usize = 260;
 const SPACE_SEQ: usize = 320;
@@ -188,8 +192,16 @@ impl RingQueue {
             let off = (pos % cap as u64) as usize;
             let contig = cap - off;
             let wanted = if contig < need { contig } else { need };
-            let head = &self.u64(HEAD);
-            let ready = || (cap as u64 - (pos - head.load(Ordering::Acquire))) as usize >= wanted;
+            // Re-read the consumer's cache line only when the cached head says "full".
+            let (head, seen) = (self.u64(HEAD), self.u64(HEAD_SEEN));
+            let ready = || {
+                let room = |h: u64| (cap as u64).saturating_sub(pos.saturating_sub(h)) as usize >= wanted;
+                room(seen.load(Ordering::Relaxed)) || {
+                    let h = head.load(Ordering::Acquire);
+                    seen.store(h, Ordering::Relaxed);
+                    room(h)
+                }
+            };
             let ok: std::result::Result<bool, ()> = raw::wait_until_as(
                 raw::Park::Flag,
                 self.u32(SPACE_SEQ),
@@ -270,6 +282,7 @@ impl RingQueue {
                 };
                 let off = (pos % cap as u64) as usize;
                 let head = self.u64(HEAD).load(Ordering::Acquire);
+                self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);
                 let free = cap - (pos - head) as usize;
                 let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
                 let n = rest.len().min(room);
@@ -326,7 +339,15 @@ impl RingQueue {
         loop {
             let mut head = head_w.load(Ordering::Relaxed);
             let producer = partial;
-            let ready = || tail_w.load(Ordering::Acquire) != head;
+            let seen = self.u64(TAIL_SEEN);
+            // Re-read the producer's cache line only when the cached tail says "empty".
+            let ready = || {
+                seen.load(Ordering::Relaxed) > head || {
+                    let t = tail_w.load(Ordering::Acquire);
+                    seen.store(t, Ordering::Relaxed);
+                    t != head
+                }
+            };
             // Mid-message, wait without a deadline but give up on a dead producer.
             let dl = if partial.is_some() { None } else { deadline };
             let check = || match producer {
@@ -345,7 +366,7 @@ impl RingQueue {
                     continue;
                 }
             }
-            let tail = tail_w.load(Ordering::Acquire);
+            let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed);
             let off = (head % cap) as usize;
             if (cap as usize) - off < REC {
                 head += cap - off as u64;
