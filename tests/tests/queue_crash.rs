@@ -156,3 +156,44 @@ fn consumer_killed_while_waiting_does_not_block_others() {
         assert_eq!(q.get_timeout(DEADLINE).unwrap(), 42, "{m:?}");
     }
 }
+
+#[multiproc::task]
+fn big_then_after(q: Queue<Vec<u8>>) {
+    q.put_bytes(&vec![1u8; 1 << 20]).unwrap();
+    q.put_bytes(b"after").unwrap();
+}
+
+#[multiproc::task]
+fn get_one(q: Queue<Vec<u8>>) {
+    let _ = q.get_bytes();
+}
+
+#[multiproc::test]
+fn consumer_killed_mid_message_leaves_the_queue_usable() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = get_context(m);
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let mut producer = ctx.process(big_then_after, (q.clone(),)).unwrap();
+        producer.start().unwrap();
+        wait_for(|| q.pending_bytes() > 0, "the first chunk");
+        let ppid = producer.pid().unwrap();
+        // Freeze the producer mid-message, so the consumer stops mid-message too.
+        assert!(send_signal(ppid, "STOP"));
+        let mut consumer = ctx.process(get_one, (q.clone(),)).unwrap();
+        consumer.start().unwrap();
+        wait_for(|| q.pending_bytes() == 0, "the consumer to take the first chunks");
+        consumer.kill().unwrap();
+        consumer.join().unwrap();
+        assert!(send_signal(ppid, "CONT"));
+        // The rest of the big message is skipped; the next message arrives whole.
+        assert_eq!(q.get_bytes().unwrap(), b"after", "{m:?}");
+        producer.join().unwrap();
+        assert_eq!(producer.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    }
+}
+
+/// Sends SIGSTOP/SIGCONT with kill(1) (the tests use no unsafe code).
+fn send_signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().is_ok_and(|s| s.success())
+}
