@@ -111,13 +111,14 @@ fn acquire(r: &Region, block: bool, timeout: Option<Duration>) -> bool {
             return true;
         }
         let now = std::time::Instant::now();
+        // Naps are bounded (belt and braces: a wake-up cannot be lost, see `release`).
         let nap = match deadline {
             Some(d) if now >= d => return false,
-            Some(d) => Some(d - now),
-            None => None,
+            Some(d) => (d - now).min(raw::LIVENESS_EVERY),
+            None => raw::LIVENESS_EVERY,
         };
         sleepers.fetch_add(1, Ordering::SeqCst);
-        futex::wait(value(r), 0, nap);
+        futex::wait(value(r), 0, Some(nap));
         sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -131,7 +132,7 @@ fn release(r: &Region, n: u32) -> Result<()> {
         if bound != UNBOUNDED && u64::from(next) > bound {
             return Err(Error::InvalidState("semaphore or lock released too many times".into()));
         }
-        match v.compare_exchange_weak(cur, next, Ordering::Release, Ordering::Relaxed) {
+        match v.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::Relaxed) {
             Ok(_) => break,
             Err(c) => cur = c,
         }
