@@ -221,3 +221,36 @@ fn barrier_timeout_abort_and_reset_break_every_waiter() {
         assert_eq!(one.wait().unwrap(), 0);
     }
 }
+
+#[multiproc::task]
+fn timed_waiter(c: Condition, out: Queue<bool>) {
+    c.acquire(true, None).unwrap();
+    let woken = c.wait_timeout(Duration::from_millis(100)).unwrap();
+    c.release().unwrap();
+    out.put(woken).unwrap();
+}
+
+#[multiproc::test]
+fn timed_out_waiters_leave_no_registration_behind() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let c = Condition::new().unwrap();
+        let out = Queue::new().unwrap();
+        let mut ps: Vec<_> =
+            (0..3).map(|_| get_context(m).process(timed_waiter, (c.clone(), out.clone())).unwrap()).collect();
+        for p in &mut ps {
+            p.start().unwrap();
+        }
+        for _ in 0..3 {
+            assert!(!out.get_timeout(DEADLINE).unwrap(), "{m:?}: nobody notified, yet a waiter was woken");
+        }
+        for p in &mut ps {
+            p.join().unwrap();
+        }
+        assert!(format!("{c:?}").ends_with(", 0)>"), "{m:?}: stale registrations: {c:?}");
+        // A notify now wakes nobody and leaves nothing for a later waiter.
+        let _l = c.lock().unwrap();
+        c.notify(3);
+        assert!(!c.wait_timeout(Duration::from_millis(10)).unwrap());
+    }
+}
