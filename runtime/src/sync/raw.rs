@@ -31,6 +31,9 @@ pub(crate) const OWNER: u32 = !WAITERS;
 /// release without starving a 2-core machine (the spin yields the CPU often).
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
+/// Most `spin_loop` hints between two looks at a contended lock word.
+const MAX_BACKOFF: u32 = 256;
+
 /// How often a sleeping waiter checks that the lock's owner is alive.
 pub(crate) const LIVENESS_EVERY: Duration = Duration::from_millis(20);
 
@@ -61,23 +64,28 @@ pub(crate) fn lock(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Opti
 
 #[cold]
 fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
-    // Phase 1: spin on the word (test, then test-and-set).
+    // Phase 1: spin on the word (test, then test-and-set) with exponential
+    // backoff between looks: every look pulls the cache line away from the
+    // holder, so looking less often lets a busy holder run at full speed.
     let spin_until = Instant::now() + SPIN;
+    let mut backoff = 4u32;
     let mut i = 0u32;
     loop {
         let v = word.load(Ordering::Relaxed);
         if v == 0 && try_lock(word, me) {
             return Some(Acquired::Clean);
         }
+        for _ in 0..backoff {
+            std::hint::spin_loop();
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
         i = i.wrapping_add(1);
-        if i & 63 == 0 {
+        if i & 15 == 0 {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
         }
     }
     // Phase 2: sleep on the futex, checking the owner's liveness now and then.
