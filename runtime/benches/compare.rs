@@ -15,6 +15,8 @@ mod mpi_cases;
 mod pool_cases;
 #[path = "compare/managers.rs"]
 mod managers;
+#[path = "compare/queues.rs"]
+mod queues;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -35,6 +37,9 @@ fn main() {
     }
     if wants("managers") {
         managers::run(&mut t);
+    }
+    if wants("queues") {
+        queues::run(&mut t);
     }
     t.print();
 }

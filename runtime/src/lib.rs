@@ -43,9 +43,13 @@ pub mod mpi;
 mod pool;
 pub mod managers;
 mod process;
+mod queues;
+mod region;
 mod registry;
 mod role;
+mod shared;
 mod start;
+mod sync;
 mod sys;
 mod task;
 
@@ -60,6 +64,12 @@ pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, P
 pub use crate::managers::Manager;
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+};
+pub use crate::queues::{DEFAULT_RING_BYTES, JoinableQueue, Queue, SimpleQueue};
+pub use crate::shared::{Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, Value, ValueGuard};
+pub use crate::sync::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    SemaphoreGuard,
 };
 pub use crate::task::Task;
 

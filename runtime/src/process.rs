@@ -457,13 +457,15 @@ pub fn cpu_count() -> usize {
 /// Not public API: child processes the runtime keeps for its own use (tests' leak checks).
 #[doc(hidden)]
 pub fn runtime_pids() -> Vec<u32> {
-    forkserver::server_pid().into_iter().collect()
+    forkserver::server_pid().into_iter().chain(crate::shared::tracker::pid()).collect()
 }
 
 /// Not public API: fds the runtime keeps open for its own use (tests' leak checks).
 #[doc(hidden)]
 pub fn runtime_fds() -> Vec<i32> {
-    forkserver::server_fds()
+    let mut fds = forkserver::server_fds();
+    fds.extend(crate::shared::tracker::fd());
+    fds
 }
 
 impl Drop for Process {

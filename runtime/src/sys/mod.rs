@@ -8,7 +8,9 @@
 pub(crate) mod fd;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
+pub(crate) mod futex;
 pub(crate) mod process;
+pub(crate) mod shm;
 pub(crate) mod socket;
 
 use std::io;

@@ -1,0 +1,865 @@
+//! `Queue`, `SimpleQueue` and `JoinableQueue`: a ring buffer in shared memory.
+//!
+//! # Algorithm
+//!
+//! One `memfd` holds a header and a byte ring. Producers serialise among
+//! themselves with a robust producer lock, consumers with a robust consumer
+//! lock; between the two lock holders the ring is single-producer
+//! single-consumer: the producer owns `[tail, head + capacity)`, the consumer
+//! `[head, tail)`. Positions grow forever (`u64`) and index the ring modulo its
+//! capacity.
+//!
+//! A message is one or more *records* `[len u32, flags u32, pid u32, 0 u32]`
+//! followed by `len` bytes, 8-aligned, never wrapping (a `PAD` record or, for
+//! tails shorter than a header, an implicit skip fills the end of the ring).
+//! A message that fits half the ring is one `FIRST|LAST` record; a larger one
+//! is streamed in chunks while the consumer drains them, so it is copied once
+//! into the ring and once out, whatever its size.
+//!
+//! # Crash safety
+//!
+//! Nothing is visible until the producer publishes `tail` (one atomic store)
+//! after writing a record; the consumer frees a record by publishing `head`
+//! after reading it. A process killed mid-`put` therefore leaves at most an
+//! unpublished record (invisible) or the first chunks of a large message: the
+//! consumer drops those when the next message starts or when it sees that the
+//! producer's pid is gone. A process killed mid-`get` leaves the message in
+//! the ring for the next consumer (or, mid-stream, the rest of it, which is
+//! skipped). Either lock is taken over from a dead holder (see `sync::raw`),
+//! so nobody blocks forever.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::region::{Kind, Region};
+use crate::sync::raw;
+use crate::sys::futex;
+
+// Header offsets (after the region header), one cache line per writer.
+const PROD_LOCK: usize = 0;
+const CONS_LOCK: usize = 64;
+const TAIL: usize = 128;
+const PUTS: usize = 136;
+/// The producer's last view of `HEAD` (read and written under the producer lock only).
+const HEAD_SEEN: usize = 144;
+const HEAD: usize = 192;
+const GETS: usize = 200;
+/// The consumer's last view of `TAIL` (under the consumer lock only).
+const TAIL_SEEN: usize = 208;
+const DATA_SEQ: usize = 256;
+const DATA_SLEEPERS: usize = 260;
+const SPACE_SEQ: usize = 320;
+const SPACE_SLEEPERS: usize = 324;
+const UNFINISHED: usize = 384;
+const DONE_SEQ: usize = 388;
+const DONE_SLEEPERS: usize = 392;
+const MAXSIZE: usize = 448;
+/// Where the ring starts (page-aligned in the file: the region header is 64 bytes).
+const RING: usize = 4096 - crate::region::HEADER;
+
+/// Default ring size: 1 MiB of shared memory, touched only as it is used.
+pub const DEFAULT_RING_BYTES: usize = 1 << 20;
+const MIN_RING_BYTES: usize = 4096;
+
+/// Largest chunk of a streamed message. Small chunks keep producer and
+/// consumer working on cache-resident data side by side: measured 16-17 GB/s
+/// for 1 MiB messages with 64 KiB chunks vs ~9.5 GB/s with ring-sized ones.
+const MAX_CHUNK: usize = 64 << 10;
+
+const REC: usize = 16;
+const FIRST: u32 = 1;
+const LAST: u32 = 2;
+const PAD: u32 = 4;
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A message's bytes as `get_raw` hands them over.
+enum Body<'a> {
+    /// In the ring (valid until the consumer advances).
+    Ring(&'a [u8]),
+    /// Assembled from chunks.
+    Owned(Vec<u8>),
+}
+
+impl Body<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Body::Ring(b) => b,
+            Body::Owned(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Body::Ring(b) => b.to_vec(),
+            Body::Owned(v) => v,
+        }
+    }
+}
+
+/// The untyped queue all three flavours share.
+#[derive(Clone)]
+struct RingQueue {
+    region: Arc<Region>,
+    closed: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for RingQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.qsize())
+            .field("maxsize", &self.maxsize())
+            .field("ring_bytes", &self.cap())
+            .finish()
+    }
+}
+
+struct Unlock<'a>(&'a AtomicU32);
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        raw::unlock(self.0);
+    }
+}
+
+/// Wakes the sleepers of `seq` if any (the state change before it is SeqCst).
+fn poke(seq: &AtomicU32, sleepers: &AtomicU32) {
+    raw::notify_flag(seq, sleepers);
+}
+
+impl RingQueue {
+    fn new(maxsize: usize, ring_bytes: usize) -> Result<RingQueue> {
+        let cap = align8(ring_bytes.max(MIN_RING_BYTES));
+        let region = Region::create(Kind::Queue, RING + cap, cap as u64)?;
+        region.u64(MAXSIZE).store(maxsize as u64, Ordering::Release);
+        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    fn from_region(region: Arc<Region>) -> Result<RingQueue> {
+        let cap = region.param();
+        if cap < MIN_RING_BYTES as u64 || cap & 7 != 0 || region.len() as u64 != RING as u64 + cap {
+            return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
+        }
+        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    fn cap(&self) -> usize {
+        self.region.param() as usize
+    }
+
+    fn u64(&self, off: usize) -> &AtomicU64 {
+        self.region.u64(off)
+    }
+
+    fn u32(&self, off: usize) -> &AtomicU32 {
+        self.region.u32(off)
+    }
+
+    fn maxsize(&self) -> usize {
+        self.u64(MAXSIZE).load(Ordering::Relaxed) as usize
+    }
+
+    fn qsize(&self) -> usize {
+        let puts = self.u64(PUTS).load(Ordering::Acquire);
+        let gets = self.u64(GETS).load(Ordering::Acquire);
+        puts.saturating_sub(gets) as usize
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) { Err(Error::Closed("the queue")) } else { Ok(()) }
+    }
+
+    /// Waits until the producer can write `need` bytes at `pos` (contiguously),
+    /// writing a pad first if the ring's end is too short. Returns the position
+    /// to write at. `None` on timeout.
+    fn reserve(&self, mut pos: u64, need: usize, deadline: Option<Instant>) -> Option<u64> {
+        let cap = self.cap();
+        loop {
+            let off = (pos % cap as u64) as usize;
+            let contig = cap - off;
+            let wanted = if contig < need { contig } else { need };
+            // Re-read the consumer's cache line only when the cached head says "full".
+            let (head, seen) = (self.u64(HEAD), self.u64(HEAD_SEEN));
+            let ready = || {
+                let room = |h: u64| (cap as u64).saturating_sub(pos.saturating_sub(h)) as usize >= wanted;
+                room(seen.load(Ordering::Relaxed)) || {
+                    let h = head.load(Ordering::Acquire);
+                    seen.store(h, Ordering::Relaxed);
+                    room(h)
+                }
+            };
+            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
+                raw::Park::Flag,
+                self.u32(SPACE_SEQ),
+                self.u32(SPACE_SLEEPERS),
+                deadline,
+                ready,
+                || Ok(()),
+            );
+            if !ok.unwrap_or(false) {
+                return None;
+            }
+            if contig >= need {
+                return Some(pos);
+            }
+            // Fill the ring's end and publish it, then wrap.
+            if contig >= REC {
+                self.write_header(off, (contig - REC) as u32, PAD, 0);
+            }
+            pos += contig as u64;
+            self.u64(TAIL).store(pos, Ordering::SeqCst);
+            poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+        }
+    }
+
+    fn write_header(&self, off: usize, len: u32, flags: u32, total: usize) {
+        let h = self.region.bytes_mut(RING + off, REC);
+        h[0..4].copy_from_slice(&len.to_le_bytes());
+        h[4..8].copy_from_slice(&flags.to_le_bytes());
+        h[8..12].copy_from_slice(&futex::current_pid().to_le_bytes());
+        h[12..16].copy_from_slice(&(total.min(u32::MAX as usize) as u32).to_le_bytes());
+    }
+
+    /// Puts one message of raw bytes.
+    fn put_raw(&self, data: &[u8], block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.check_open()?;
+        let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
+        let lock = self.u32(PROD_LOCK);
+        if raw::lock(lock, futex::current_pid(), deadline).is_none() {
+            return Err(Error::Full);
+        }
+        let _unlock = Unlock(lock);
+        let maxsize = self.maxsize();
+        if maxsize > 0 {
+            let ready = || self.qsize() < maxsize;
+            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
+                raw::Park::Flag,
+                self.u32(SPACE_SEQ),
+                self.u32(SPACE_SLEEPERS),
+                deadline,
+                ready,
+                || Ok(()),
+            );
+            if !ok.unwrap_or(false) {
+                return Err(Error::Full);
+            }
+        }
+        let cap = self.cap();
+        let joinable = self.u32(UNFINISHED);
+        let mut pos = self.u64(TAIL).load(Ordering::Relaxed);
+        if REC + data.len() <= cap / 2 {
+            let need = REC + align8(data.len());
+            pos = self.reserve(pos, need, deadline).ok_or(Error::Full)?;
+            let off = (pos % cap as u64) as usize;
+            self.write_header(off, data.len() as u32, FIRST | LAST, data.len());
+            self.region.bytes_mut(RING + off + REC, data.len()).copy_from_slice(data);
+            joinable.fetch_add(1, Ordering::SeqCst);
+            self.u64(TAIL).store(pos + need as u64, Ordering::SeqCst);
+        } else {
+            // Streamed in chunks; the deadline covers the first chunk only.
+            let mut rest = data;
+            let mut flags = FIRST;
+            let mut first = true;
+            while first || !rest.is_empty() {
+                let min = REC + 8;
+                pos = match self.reserve(pos, min, if first { deadline } else { None }) {
+                    Some(p) => p,
+                    None => return Err(Error::Full),
+                };
+                let off = (pos % cap as u64) as usize;
+                let head = self.u64(HEAD).load(Ordering::Acquire);
+                self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);
+                let free = cap - (pos - head) as usize;
+                let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
+                let n = rest.len().min(room);
+                if n == rest.len() {
+                    flags |= LAST;
+                }
+                self.write_header(off, n as u32, flags, data.len());
+                self.region.bytes_mut(RING + off + REC, n).copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                if flags & LAST != 0 {
+                    joinable.fetch_add(1, Ordering::SeqCst);
+                }
+                pos += (REC + align8(n)) as u64;
+                self.u64(TAIL).store(pos, Ordering::SeqCst);
+                if flags & LAST != 0 {
+                    break;
+                }
+                poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+                flags = 0;
+                first = false;
+            }
+        }
+        self.u64(PUTS).fetch_add(1, Ordering::SeqCst);
+        poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+        Ok(())
+    }
+
+    /// Gets one message and hands its bytes to `f`: straight from the ring for
+    /// a one-record message, or as the `Vec` a streamed one was assembled in.
+    fn get_raw<R>(
+        &self,
+        block: bool,
+        timeout: Option<Duration>,
+        into: Option<&mut Vec<u8>>,
+        f: impl FnOnce(Body<'_>) -> R,
+    ) -> Result<R> {
+        self.check_open()?;
+        let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
+        let lock = self.u32(CONS_LOCK);
+        if raw::lock(lock, futex::current_pid(), deadline).is_none() {
+            return Err(Error::Empty);
+        }
+        let _unlock = Unlock(lock);
+        let cap = self.cap() as u64;
+        let head_w = self.u64(HEAD);
+        let tail_w = self.u64(TAIL);
+        // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
+        let mut partial: Option<u32> = None;
+        let mut local = Vec::new();
+        let (buf, external) = match into {
+            Some(b) => (b, true),
+            None => (&mut local, false),
+        };
+        loop {
+            let mut head = head_w.load(Ordering::Relaxed);
+            let producer = partial;
+            let seen = self.u64(TAIL_SEEN);
+            // Re-read the producer's cache line only when the cached tail says "empty".
+            let ready = || {
+                seen.load(Ordering::Relaxed) > head || {
+                    let t = tail_w.load(Ordering::Acquire);
+                    seen.store(t, Ordering::Relaxed);
+                    t != head
+                }
+            };
+            // Mid-message, wait without a deadline but give up on a dead producer.
+            let dl = if partial.is_some() { None } else { deadline };
+            let check = || match producer {
+                Some(pid) if !futex::alive(pid) => Err(()),
+                _ => Ok(()),
+            };
+            match raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check) {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::Empty),
+                Err(()) => {
+                    log::warn!(
+                        "queue producer {} died mid-message; its partial message is dropped",
+                        producer.unwrap_or(0)
+                    );
+                    partial = None;
+                    continue;
+                }
+            }
+            let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed);
+            let off = (head % cap) as usize;
+            if (cap as usize) - off < REC {
+                head += cap - off as u64;
+                self.advance(head);
+                continue;
+            }
+            let h = self.region.bytes(RING + off, REC);
+            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
+            let size = (REC + align8(len)) as u64;
+            if len > cap as usize - off - REC || head + size > tail {
+                // Only a corrupted ring (not a crash) can get here: drop its contents.
+                self.advance(tail);
+                return Err(Error::Decode { what: "queue record", reason: format!("bad record length {len}") });
+            }
+            if flags & PAD != 0 {
+                self.advance(head + size);
+                continue;
+            }
+            let body = self.region.bytes(RING + off + REC, len);
+            if flags & FIRST != 0 && flags & LAST != 0 {
+                let r = if external {
+                    buf.clear();
+                    buf.extend_from_slice(body);
+                    f(Body::Ring(buf))
+                } else {
+                    f(Body::Ring(body))
+                };
+                self.advance(head + size);
+                self.u64(GETS).fetch_add(1, Ordering::SeqCst);
+                return Ok(r);
+            }
+            if flags & FIRST != 0 {
+                if partial.is_some() {
+                    log::warn!("queue: a partial message from a dead producer was dropped");
+                }
+                buf.clear();
+                buf.reserve(total.max(len));
+                buf.extend_from_slice(body);
+                partial = Some(pid);
+            } else if partial.is_some() {
+                buf.extend_from_slice(body);
+            }
+            // (A continuation without a start belongs to a message whose consumer died: skipped.)
+            self.advance(head + size);
+            if flags & LAST != 0 && partial.take().is_some() {
+                self.u64(GETS).fetch_add(1, Ordering::SeqCst);
+                return Ok(if external { f(Body::Ring(buf)) } else { f(Body::Owned(std::mem::take(buf))) });
+            }
+        }
+    }
+
+    fn advance(&self, head: u64) {
+        self.u64(HEAD).store(head, Ordering::SeqCst);
+        poke(self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS));
+    }
+
+    fn empty(&self) -> Result<bool> {
+        self.check_open()?;
+        Ok(self.qsize() == 0)
+    }
+
+    fn pending_bytes(&self) -> usize {
+        let tail = self.u64(TAIL).load(Ordering::Acquire);
+        tail.saturating_sub(self.u64(HEAD).load(Ordering::Acquire)) as usize
+    }
+
+    fn put<T: Serialize>(&self, item: &T, block: bool, timeout: Option<Duration>) -> Result<()> {
+        SCRATCH.with(|s| {
+            let mut buf = s.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+            buf.clear();
+            let res = codec::encode_into(item, &mut buf, "queue item").and_then(|fds| {
+                if fds.is_empty() {
+                    self.put_raw(&buf, block, timeout)
+                } else {
+                    Err(Error::Encode {
+                        what: "queue item",
+                        reason: "a Queue carries plain data; send handles (Connection, Lock, …) as task \
+                                 arguments or through a Connection"
+                            .into(),
+                    })
+                }
+            });
+            if buf.capacity() <= 1 << 20
+                && let Ok(mut b) = s.try_borrow_mut()
+            {
+                *b = buf;
+            }
+            res
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
+        self.get_raw(block, timeout, None, |body| codec::decode(body.as_slice(), Vec::new(), "queue item"))?
+    }
+}
+
+macro_rules! queue_serde {
+    ($ty:ident) => {
+        impl<T> serde::Serialize for $ty<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                crate::region::serialize(&self.inner.region, Kind::Queue, s)
+            }
+        }
+        impl<'de, T> serde::Deserialize<'de> for $ty<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let region = crate::region::deserialize(d, Kind::Queue)?;
+                let inner = RingQueue::from_region(region).map_err(serde::de::Error::custom)?;
+                Ok($ty { inner, _marker: PhantomData })
+            }
+        }
+        impl<T> Clone for $ty<T> {
+            fn clone(&self) -> Self {
+                $ty { inner: self.inner.clone(), _marker: PhantomData }
+            }
+        }
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.inner.fmt(f)
+            }
+        }
+    };
+}
+
+/// A multi-producer, multi-consumer FIFO queue between processes (Python's
+/// `multiprocessing.Queue`), typed: it carries values of `T`.
+///
+/// Items are encoded with the crate's codec into a ring buffer in shared
+/// memory; a waiting consumer spins briefly, then sleeps on a futex, so a
+/// busy queue moves millions of small items per second. Items from one
+/// producer arrive in order; nothing is lost or duplicated, and a process
+/// killed in the middle of a `put` or `get` neither corrupts the queue nor
+/// blocks the others (a message is delivered whole or not at all).
+///
+/// **Differences from Python.** There is no feeder thread: `put` writes into
+/// the shared ring itself, so when it returns the item is in the queue, and a
+/// process never hangs at exit flushing a buffer (`join_thread` and
+/// `cancel_join_thread` are therefore no-ops). The ring is bounded (1 MiB by
+/// default, [`Queue::with_ring_size`]): an unbounded queue's `put` waits for
+/// room when a slow consumer has let a full ring's worth of data pile up.
+/// Items larger than half the ring stream through it in chunks. `qsize` works
+/// on every OS. Items may not contain fd-holding handles (`Connection`,
+/// `Lock`, …): pass those as task arguments.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn producer(q: multiproc::Queue<Option<u64>>, n: u64) {
+///     for i in 0..n { q.put(Some(i)).unwrap(); }
+///     q.put(None).unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let q = multiproc::Queue::new()?;
+///     let mut p = multiproc::Process::new(producer, (q.clone(), 1000))?;
+///     p.start()?;
+///     let mut sum = 0;
+///     while let Some(i) = q.get()? { sum += i; }
+///     p.join()?;
+///     assert_eq!(sum, 499_500);
+///     Ok(())
+/// }
+/// ```
+pub struct Queue<T> {
+    inner: RingQueue,
+    _marker: PhantomData<fn(T) -> T>,
+}
+
+queue_serde!(Queue);
+
+macro_rules! common_methods {
+    () => {
+        /// Approximate number of items in the queue (exact when nobody is
+        /// putting or getting). Works on every OS, unlike CPython's on macOS.
+        pub fn qsize(&self) -> usize {
+            self.inner.qsize()
+        }
+
+        /// Whether the queue is empty (approximate, as in Python).
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after [`close`](Self::close).
+        pub fn empty(&self) -> Result<bool> {
+            self.inner.empty()
+        }
+
+        /// Closes this handle (and its clones in this process): later `put`,
+        /// `get` and `empty` calls on it fail with [`Error::Closed`]. Other
+        /// processes' handles are unaffected; items already put stay in the queue.
+        /// Closing twice is fine.
+        pub fn close(&self) {
+            self.inner.closed.store(true, Ordering::Relaxed);
+        }
+
+        /// Bytes of the ring in use right now, including parts of a large
+        /// message still being streamed (a diagnostic: `qsize` counts whole items).
+        pub fn pending_bytes(&self) -> usize {
+            self.inner.pending_bytes()
+        }
+
+        /// Puts raw bytes as one message, with no encoding (the counterpart of
+        /// `Connection::send_bytes`); read it with `get_bytes`. Blocks while the
+        /// queue is full.
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after `close`.
+        pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
+            self.inner.put_raw(bytes, true, None)
+        }
+
+        /// Gets one message as raw bytes, blocking until one arrives.
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after `close`.
+        pub fn get_bytes(&self) -> Result<Vec<u8>> {
+            self.inner.get_raw(true, None, None, |b| b.into_vec())
+        }
+
+        /// Gets one raw-bytes message into `buf` (replacing its contents),
+        /// reusing its allocation when the message fits in half the ring;
+        /// returns the length. Blocks until a message arrives.
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after `close`.
+        pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
+            self.inner.get_raw(true, None, Some(buf), |b| b.as_slice().len())
+        }
+    };
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// A new, unbounded queue.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn new() -> Result<Queue<T>> {
+        Queue::with_maxsize(0)
+    }
+
+    /// A queue holding at most `maxsize` items (`0`: unbounded).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        Queue::with_ring_size(maxsize, DEFAULT_RING_BYTES)
+    }
+
+    /// A queue with `maxsize` (`0`: unbounded) and a ring of `ring_bytes` of
+    /// shared memory (at least 4 KiB).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> Result<Queue<T>> {
+        Ok(Queue { inner: RingQueue::new(maxsize, ring_bytes)?, _marker: PhantomData })
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Encode`] if the item
+    /// cannot be encoded (the queue is unaffected).
+    pub fn put(&self, item: T) -> Result<()> {
+        self.inner.put(&item, true, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`Error::Full`] if there was no room in time; otherwise as [`put`](Self::put).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.inner.put(&item, true, Some(timeout))
+    }
+
+    /// Puts `item` only if there is room now (Python's `put_nowait`).
+    ///
+    /// # Errors
+    /// [`Error::Full`] if the queue is full; otherwise as [`put`](Self::put).
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.inner.put(&item, false, None)
+    }
+
+    /// Python's `put(item, block, timeout)`; the timeout is ignored when `block` is false.
+    ///
+    /// # Errors
+    /// As [`put_timeout`](Self::put_timeout).
+    pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.inner.put(&item, block, timeout)
+    }
+
+    /// Removes and returns the next item, waiting until there is one.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Decode`] if the
+    /// bytes are not a `T` (the item is consumed).
+    pub fn get(&self) -> Result<T> {
+        self.inner.get(true, None)
+    }
+
+    /// Removes and returns the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if nothing arrived in time; otherwise as [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.inner.get(true, Some(timeout))
+    }
+
+    /// Removes and returns the next item if there is one now (Python's `get_nowait`).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if the queue is empty; otherwise as [`get`](Self::get).
+    pub fn get_nowait(&self) -> Result<T> {
+        self.inner.get(false, None)
+    }
+
+    /// Python's `get(block, timeout)`; the timeout is ignored when `block` is false.
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Self::get_timeout).
+    pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
+        self.inner.get(block, timeout)
+    }
+
+    /// Whether the queue holds `maxsize` items (never, if unbounded).
+    pub fn full(&self) -> bool {
+        let m = self.inner.maxsize();
+        m > 0 && self.inner.qsize() >= m
+    }
+
+    /// The bound given at creation (`0`: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.inner.maxsize()
+    }
+
+    common_methods!();
+
+    /// A no-op: there is no feeder thread to wait for (see the type's docs).
+    pub fn join_thread(&self) {}
+
+    /// A no-op: there is no feeder thread (see the type's docs).
+    pub fn cancel_join_thread(&self) {}
+}
+
+/// A simpler, unbounded queue (Python's `multiprocessing.SimpleQueue`): `put`,
+/// `get`, `empty`, `close`. Same ring as [`Queue`].
+pub struct SimpleQueue<T> {
+    inner: RingQueue,
+    _marker: PhantomData<fn(T) -> T>,
+}
+
+queue_serde!(SimpleQueue);
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// A new queue.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn new() -> Result<SimpleQueue<T>> {
+        Ok(SimpleQueue { inner: RingQueue::new(0, DEFAULT_RING_BYTES)?, _marker: PhantomData })
+    }
+
+    /// Puts `item`.
+    ///
+    /// # Errors
+    /// As [`Queue::put`].
+    pub fn put(&self, item: T) -> Result<()> {
+        self.inner.put(&item, true, None)
+    }
+
+    /// Removes and returns the next item, waiting until there is one.
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T> {
+        self.inner.get(true, None)
+    }
+
+    common_methods!();
+}
+
+/// A [`Queue`] that also counts unfinished items (Python's `JoinableQueue`):
+/// each `put` adds one, each [`task_done`](JoinableQueue::task_done) removes
+/// one, and [`join`](JoinableQueue::join) waits until none is left.
+pub struct JoinableQueue<T> {
+    inner: RingQueue,
+    _marker: PhantomData<fn(T) -> T>,
+}
+
+queue_serde!(JoinableQueue);
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// A new, unbounded joinable queue.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn new() -> Result<JoinableQueue<T>> {
+        JoinableQueue::with_maxsize(0)
+    }
+
+    /// A joinable queue holding at most `maxsize` items (`0`: unbounded).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue { inner: RingQueue::new(maxsize, DEFAULT_RING_BYTES)?, _marker: PhantomData })
+    }
+
+    /// Puts `item` (waiting while full) and counts it as unfinished.
+    ///
+    /// # Errors
+    /// As [`Queue::put`].
+    pub fn put(&self, item: T) -> Result<()> {
+        self.inner.put(&item, true, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`Queue::put_timeout`].
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.inner.put(&item, true, Some(timeout))
+    }
+
+    /// Puts `item` only if there is room now.
+    ///
+    /// # Errors
+    /// As [`Queue::put_nowait`].
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.inner.put(&item, false, None)
+    }
+
+    /// Removes and returns the next item, waiting until there is one.
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T> {
+        self.inner.get(true, None)
+    }
+
+    /// Removes and returns the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.inner.get(true, Some(timeout))
+    }
+
+    /// Removes and returns the next item if there is one now.
+    ///
+    /// # Errors
+    /// As [`Queue::get_nowait`].
+    pub fn get_nowait(&self) -> Result<T> {
+        self.inner.get(false, None)
+    }
+
+    common_methods!();
+
+    /// Marks one item as processed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if called more times than items were put
+    /// (Python's `ValueError`).
+    pub fn task_done(&self) -> Result<()> {
+        let r = &self.inner;
+        let w = r.u32(UNFINISHED);
+        let prev = w
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+            .map_err(|_| Error::InvalidState("task_done() called too many times".into()))?;
+        if prev == 1 {
+            raw::notify(r.u32(DONE_SEQ), r.u32(DONE_SLEEPERS), u32::MAX);
+        }
+        Ok(())
+    }
+
+    /// The number of items put and not yet marked done.
+    pub fn unfinished(&self) -> u32 {
+        self.inner.u32(UNFINISHED).load(Ordering::SeqCst)
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) {
+        self.join_inner(None);
+    }
+
+    /// As [`join`](Self::join), for at most `timeout`; `false` if items were still unfinished.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_inner(Some(timeout))
+    }
+
+    fn join_inner(&self, timeout: Option<Duration>) -> bool {
+        let r = &self.inner;
+        let ready = || r.u32(UNFINISHED).load(Ordering::SeqCst) == 0;
+        let res: std::result::Result<bool, ()> =
+            raw::wait_until(r.u32(DONE_SEQ), r.u32(DONE_SLEEPERS), raw::deadline(timeout), ready, || Ok(()));
+        res.unwrap_or(false)
+    }
+}

@@ -1,0 +1,333 @@
+//! `SharedMemory` (named POSIX segments) and `ShareableList`.
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytemuck::Pod;
+
+use super::tracker;
+use crate::error::{Error, IoContext, Result};
+use crate::sys;
+use crate::sys::shm::Mapping;
+
+/// Prefix of generated names (the test suite's leak check looks for it in `/dev/shm`).
+const PREFIX: &str = "multiproc";
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A named block of shared memory (Python's `multiprocessing.shared_memory.SharedMemory`).
+///
+/// [`create`](SharedMemory::create) makes a new segment (`/dev/shm/<name>` on
+/// Linux) and [`attach`](SharedMemory::attach) maps an existing one by name,
+/// from any process. The memory stays until [`unlink`](SharedMemory::unlink)
+/// — or, **beyond Python**, until the creating process ends: a tracker unlinks
+/// the segments a process created and did not unlink, even after SIGKILL,
+/// without Python's spurious "leaked" warnings, and never a segment the
+/// process merely attached to.
+///
+/// A `SharedMemory` serializes as its name: a task argument attaches in the child.
+pub struct SharedMemory {
+    name: String,
+    map: Arc<Mapping>,
+    size: usize,
+    creator: bool,
+}
+
+fn c_name(name: &str) -> Result<CString> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() || bare.contains('/') || bare.len() > 250 {
+        return Err(Error::InvalidArgument(format!("invalid shared-memory name {name:?}")));
+    }
+    CString::new(format!("/{bare}")).map_err(|_| Error::InvalidArgument("name contains a NUL byte".into()))
+}
+
+impl SharedMemory {
+    /// Creates a segment of `size` bytes (zeroed) under a fresh name starting with `multiproc`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `size` is 0; [`Error::Io`] from `shm_open`/`mmap`.
+    pub fn create(size: usize) -> Result<SharedMemory> {
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let name = format!("{PREFIX}-{}-{n}-{:x}", sys::futex::current_pid(), nanos.subsec_nanos());
+            match SharedMemory::create_named(&name, size) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates a segment of `size` bytes under `name` (Python's
+    /// `SharedMemory(name, create=True, size=…)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for size 0 or a bad name (empty, with `/` or NUL);
+    /// [`Error::Io`] with kind `AlreadyExists` if the name is taken (Python's `FileExistsError`).
+    pub fn create_named(name: &str, size: usize) -> Result<SharedMemory> {
+        if size == 0 {
+            return Err(Error::InvalidArgument("size must be a positive number".into()));
+        }
+        let c = c_name(name)?;
+        let fd = sys::shm::shm_open(&c, true).ctx("shm_open")?;
+        let built = sys::shm::truncate(fd.as_fd(), size)
+            .ctx("ftruncate")
+            .and_then(|()| Mapping::new(fd.as_fd(), size).ctx("mmap"));
+        let map = match built {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = sys::shm::shm_unlink(&c);
+                return Err(e);
+            }
+        };
+        let name = c.to_string_lossy()[1..].to_string();
+        if let Err(e) = tracker::register(&name) {
+            let _ = sys::shm::shm_unlink(&c);
+            return Err(e);
+        }
+        Ok(SharedMemory { name, map: Arc::new(map), size, creator: true })
+    }
+
+    /// Maps the existing segment `name`; its size is the segment's.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with kind `NotFound` if there is no such segment (Python's
+    /// `FileNotFoundError`); [`Error::InvalidArgument`] for a bad name.
+    pub fn attach(name: &str) -> Result<SharedMemory> {
+        let c = c_name(name)?;
+        let fd = sys::shm::shm_open(&c, false).ctx("shm_open")?;
+        let size = sys::shm::size(fd.as_fd()).ctx("fstat")?;
+        let map = Mapping::new(fd.as_fd(), size).ctx("mmap")?;
+        Ok(SharedMemory { name: c.to_string_lossy()[1..].to_string(), map: Arc::new(map), size, creator: false })
+    }
+
+    /// The segment's name (without the leading `/`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The memory, read-only (Python's `buf`). Other processes may write it meanwhile.
+    pub fn as_slice(&self) -> &[u8] {
+        self.map.bytes(0, self.size)
+    }
+
+    /// The memory, writable. Writes are visible to every process that maps
+    /// the segment; coordinate them (e.g. with a [`Lock`](crate::Lock)).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.map.bytes_mut(0, self.size)
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn bytes_mut_shared(&self, off: usize, len: usize) -> &mut [u8] {
+        self.map.bytes_mut(off, len)
+    }
+
+    /// Unmaps this handle (Python's `close`); the segment itself stays.
+    pub fn close(self) {}
+
+    /// Removes the segment's name; mappings stay valid until closed. Call it
+    /// once, from one process (usually the creator).
+    ///
+    /// # Errors
+    /// [`Error::Io`] with kind `NotFound` if it was already unlinked.
+    pub fn unlink(&self) -> Result<()> {
+        let c = c_name(&self.name)?;
+        let res = sys::shm::shm_unlink(&c).ctx("shm_unlink");
+        if self.creator || res.is_ok() {
+            tracker::unregister(&self.name);
+        }
+        res
+    }
+}
+
+impl Clone for SharedMemory {
+    fn clone(&self) -> Self {
+        SharedMemory { name: self.name.clone(), map: self.map.clone(), size: self.size, creator: self.creator }
+    }
+}
+
+impl fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SharedMemory({:?}, size={})", self.name, self.size)
+    }
+}
+
+impl serde::Serialize for SharedMemory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.name.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedMemory {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        SharedMemory::attach(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+// ------------------------------------------------------------------ ShareableList
+
+const LIST_MAGIC: u64 = 0x7473_696c_736d_706d; // "mpmslist"
+const LIST_DATA: usize = 64;
+
+fn list_tag<T>() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::any::type_name::<T>().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ size_of::<T>() as u64
+}
+
+/// A fixed-length list of `T` in a named segment (Python's `ShareableList`,
+/// typed: every slot holds a `T`, so no slot can overflow its storage).
+///
+/// Reads and writes are not synchronised between processes (as in Python).
+pub struct ShareableList<T> {
+    shm: SharedMemory,
+    len: usize,
+    _marker: std::marker::PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> ShareableList<T> {
+    /// A new list holding a copy of `items`, in a new segment.
+    ///
+    /// # Errors
+    /// As [`SharedMemory::create`]; [`Error::InvalidArgument`] if `T` is aligned to more than 64.
+    pub fn new(items: &[T]) -> Result<ShareableList<T>> {
+        if align_of::<T>() > LIST_DATA {
+            return Err(Error::InvalidArgument("element alignment exceeds 64".into()));
+        }
+        let bytes = std::mem::size_of_val(items);
+        let shm = SharedMemory::create(LIST_DATA + bytes)?;
+        let head = shm.bytes_mut_shared(0, 24);
+        head[0..8].copy_from_slice(&LIST_MAGIC.to_le_bytes());
+        head[8..16].copy_from_slice(&(items.len() as u64).to_le_bytes());
+        head[16..24].copy_from_slice(&list_tag::<T>().to_le_bytes());
+        shm.bytes_mut_shared(LIST_DATA, bytes).copy_from_slice(bytemuck::cast_slice(items));
+        Ok(ShareableList { shm, len: items.len(), _marker: std::marker::PhantomData })
+    }
+
+    /// Attaches to the list in segment `name`.
+    ///
+    /// # Errors
+    /// As [`SharedMemory::attach`]; [`Error::Decode`] if the segment does not hold a list of `T`.
+    pub fn attach(name: &str) -> Result<ShareableList<T>> {
+        ShareableList::from_shm(SharedMemory::attach(name)?)
+    }
+
+    fn from_shm(shm: SharedMemory) -> Result<ShareableList<T>> {
+        let bad = |reason: &str| Error::Decode { what: "ShareableList", reason: reason.into() };
+        if shm.size() < LIST_DATA || align_of::<T>() > LIST_DATA {
+            return Err(bad("segment too small"));
+        }
+        let h = shm.as_slice();
+        let word = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
+        if word(0) != LIST_MAGIC || word(16) != list_tag::<T>() {
+            return Err(bad("the segment does not hold a list of this type"));
+        }
+        let len = usize::try_from(word(8)).map_err(|_| bad("bad length"))?;
+        if len.checked_mul(size_of::<T>()).and_then(|b| b.checked_add(LIST_DATA)).is_none_or(|need| need > shm.size()) {
+            return Err(bad("length exceeds the segment"));
+        }
+        Ok(ShareableList { shm, len, _marker: std::marker::PhantomData })
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The elements in place (zero-copy).
+    pub fn as_slice(&self) -> &[T] {
+        bytemuck::cast_slice(self.shm.map.bytes(LIST_DATA, self.len * size_of::<T>()))
+    }
+
+    /// The elements in place, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        bytemuck::cast_slice_mut(self.shm.map.bytes_mut(LIST_DATA, self.len * size_of::<T>()))
+    }
+
+    /// Element `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<T> {
+        self.as_slice().get(i).copied()
+    }
+
+    /// Sets element `i`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
+    pub fn set(&self, i: usize, value: T) -> Result<()> {
+        if i >= self.len {
+            return Err(Error::InvalidArgument(format!("index {i} out of range for length {}", self.len)));
+        }
+        let s = size_of::<T>();
+        self.shm.bytes_mut_shared(LIST_DATA + i * s, s).copy_from_slice(bytemuck::bytes_of(&value));
+        Ok(())
+    }
+
+    /// The first index holding `value` (Python's `index`), or `None`.
+    pub fn index(&self, value: &T) -> Option<usize>
+    where
+        T: PartialEq,
+    {
+        self.as_slice().iter().position(|x| x == value)
+    }
+
+    /// How many elements equal `value`.
+    pub fn count(&self, value: &T) -> usize
+    where
+        T: PartialEq,
+    {
+        self.as_slice().iter().filter(|x| *x == value).count()
+    }
+
+    /// The segment holding the list.
+    pub fn shm(&self) -> &SharedMemory {
+        &self.shm
+    }
+
+    /// Removes the segment's name (see [`SharedMemory::unlink`]).
+    ///
+    /// # Errors
+    /// As [`SharedMemory::unlink`].
+    pub fn unlink(&self) -> Result<()> {
+        self.shm.unlink()
+    }
+}
+
+impl<T> Clone for ShareableList<T> {
+    fn clone(&self) -> Self {
+        ShareableList { shm: self.shm.clone(), len: self.len, _marker: std::marker::PhantomData }
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for ShareableList<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ShareableList({:?}, name={:?})", self.as_slice(), self.shm.name())
+    }
+}
+
+impl<T> serde::Serialize for ShareableList<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.shm.serialize(s)
+    }
+}
+
+impl<'de, T: Pod> serde::Deserialize<'de> for ShareableList<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let shm = SharedMemory::deserialize(d)?;
+        ShareableList::from_shm(shm).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,337 @@
+//! `Lock` and `RLock`: robust futex locks in shared memory.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::raw::{self, Acquired};
+use crate::error::{Error, Result};
+use crate::region::{Kind, Region, region_serde};
+use crate::sys::futex;
+
+/// A lock shared between processes (Python's `multiprocessing.Lock`).
+///
+/// The lock word lives in shared memory; acquiring it uncontended is one
+/// atomic compare-and-swap, and a waiter spins briefly before sleeping on a
+/// futex. As in Python, any process (or thread) may release it, not only
+/// the one that acquired it.
+///
+/// **Beyond Python:** if the process holding the lock dies (even by SIGKILL),
+/// the next process to acquire it gets it (within ~20 ms) and is told: the
+/// guard's [`LockGuard::owner_died`] returns the dead pid, and
+/// [`Lock::acquire`] returns [`Error::OwnerDied`] *with the lock held*, as a
+/// robust mutex reports `EOWNERDEAD`. CPython leaves such a lock held forever.
+///
+/// A `Lock` is a valid task argument under every start method; clones share the lock.
+///
+/// ```no_run
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let lock = multiproc::Lock::new()?;
+///     {
+///         let _g = lock.lock()?;
+///         assert!(lock.locked());
+///     }
+///     assert!(!lock.locked());
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    region: Arc<Region>,
+}
+
+region_serde!(Lock, Kind::Lock, |region| Ok::<_, Error>(Lock { region }));
+
+/// Holds a [`Lock`] until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+    owner_died: Option<u32>,
+}
+
+impl LockGuard<'_> {
+    /// The pid of a previous owner that died holding the lock, if this
+    /// acquisition took it over (like `std::sync::Mutex` poisoning).
+    pub fn owner_died(&self) -> Option<u32> {
+        self.owner_died
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        raw::unlock(self.lock.word());
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").field("owner_died", &self.owner_died).finish()
+    }
+}
+
+#[inline]
+fn died(a: Acquired) -> Option<u32> {
+    match a {
+        Acquired::Clean => None,
+        Acquired::OwnerDied(pid) => Some(pid),
+    }
+}
+
+impl Lock {
+    /// A new, unlocked lock.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn new() -> Result<Lock> {
+        Ok(Lock { region: Region::create(Kind::Lock, 64, 0)? })
+    }
+
+    #[inline]
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.region.u32(0)
+    }
+
+    /// Acquires the lock, blocking until it is free; released when the guard drops.
+    ///
+    /// # Errors
+    /// None today (the `Result` leaves room for platforms where waiting can fail).
+    /// A dead previous owner is reported on the guard, not as an error.
+    #[inline]
+    pub fn lock(&self) -> Result<LockGuard<'_>> {
+        let a = raw::lock(self.word(), futex::current_pid(), None).unwrap_or(Acquired::Clean);
+        Ok(LockGuard { lock: self, owner_died: died(a) })
+    }
+
+    /// Acquires the lock if it is free right now.
+    #[inline]
+    pub fn try_lock(&self) -> Option<LockGuard<'_>> {
+        raw::try_lock(self.word(), futex::current_pid()).then_some(LockGuard { lock: self, owner_died: None })
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; `None` if it stayed held.
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
+        raw::lock(self.word(), futex::current_pid(), raw::deadline(Some(timeout)))
+            .map(|a| LockGuard { lock: self, owner_died: died(a) })
+    }
+
+    /// Python's `acquire(block, timeout)`: returns whether the lock was taken.
+    /// With `block == false` the timeout is ignored (as in Python); a negative
+    /// timeout does not exist in Rust, and `Some(Duration::ZERO)` tries once.
+    /// Release it with [`Lock::release`].
+    ///
+    /// # Errors
+    /// [`Error::OwnerDied`] when the lock was taken over from a dead owner: the
+    /// lock **is held** by the caller, who should check the data it guards.
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        let me = futex::current_pid();
+        if !block {
+            return Ok(raw::try_lock(self.word(), me));
+        }
+        match raw::lock(self.word(), me, raw::deadline(timeout)) {
+            None => Ok(false),
+            Some(Acquired::Clean) => Ok(true),
+            Some(Acquired::OwnerDied(pid)) => Err(Error::OwnerDied { pid }),
+        }
+    }
+
+    /// Releases the lock, whoever acquired it (Python semantics).
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the lock is not held (Python's `ValueError`).
+    pub fn release(&self) -> Result<()> {
+        if raw::unlock(self.word()) == 0 {
+            return Err(Error::InvalidState("release of an unlocked lock".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether some process holds the lock.
+    pub fn locked(&self) -> bool {
+        self.word().load(Ordering::Relaxed) != 0
+    }
+
+    /// The pid of the process holding the lock, if any.
+    pub fn owner(&self) -> Option<u32> {
+        Some(self.word().load(Ordering::Relaxed) & raw::OWNER).filter(|&p| p != 0)
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.owner() {
+            None => write!(f, "<Lock(owner=None)>"),
+            Some(p) if p == futex::current_pid() => write!(f, "<Lock(owner=this process {p})>"),
+            Some(p) => write!(f, "<Lock(owner=pid {p})>"),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ RLock
+
+const RL_WORD: usize = 0;
+const RL_COUNT: usize = 4;
+
+/// A re-entrant lock shared between processes (Python's `multiprocessing.RLock`).
+///
+/// The thread that holds it may acquire it again; it is released when every
+/// acquisition has been released. Only the owning thread may release it
+/// ([`Error::InvalidState`] otherwise, Python's `AssertionError`). The owner
+/// is a thread id, unique across processes. A dead owner (its process killed,
+/// or its thread gone) is detected and reported as for [`Lock`].
+#[derive(Clone)]
+pub struct RLock {
+    region: Arc<Region>,
+}
+
+region_serde!(RLock, Kind::RLock, |region| Ok::<_, Error>(RLock { region }));
+
+/// Holds one level of an [`RLock`] until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    owner_died: Option<u32>,
+}
+
+impl RLockGuard<'_> {
+    /// The thread id of a previous owner that died holding the lock, if this
+    /// acquisition took it over.
+    pub fn owner_died(&self) -> Option<u32> {
+        self.owner_died
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // The guard's thread owns the lock, so this cannot fail.
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").field("owner_died", &self.owner_died).finish()
+    }
+}
+
+impl RLock {
+    /// A new, unlocked re-entrant lock.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn new() -> Result<RLock> {
+        Ok(RLock { region: Region::create(Kind::RLock, 64, 0)? })
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.region.u32(RL_WORD)
+    }
+
+    fn count(&self) -> &std::sync::atomic::AtomicU32 {
+        self.region.u32(RL_COUNT)
+    }
+
+    fn acquire_inner(&self, deadline: Option<Option<std::time::Instant>>) -> Option<Acquired> {
+        let me = futex::current_tid();
+        if self.word().load(Ordering::Relaxed) & raw::OWNER == me {
+            self.count().fetch_add(1, Ordering::Relaxed);
+            return Some(Acquired::Clean);
+        }
+        let got = match deadline {
+            None => raw::try_lock(self.word(), me).then_some(Acquired::Clean),
+            Some(d) => raw::lock(self.word(), me, d),
+        };
+        if got.is_some() {
+            self.count().store(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// Acquires the lock (again, if this thread holds it); released when the guard drops.
+    ///
+    /// # Errors
+    /// None today; a dead previous owner is reported on the guard.
+    pub fn lock(&self) -> Result<RLockGuard<'_>> {
+        let a = self.acquire_inner(Some(None)).unwrap_or(Acquired::Clean);
+        Ok(RLockGuard { lock: self, owner_died: died(a) })
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; `None` if another thread kept it.
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
+        self.acquire_inner(Some(raw::deadline(Some(timeout)))).map(|a| RLockGuard { lock: self, owner_died: died(a) })
+    }
+
+    /// Python's `acquire(block, timeout)`. Release with [`RLock::release`].
+    ///
+    /// # Errors
+    /// [`Error::OwnerDied`] when taken over from a dead owner (the lock **is held**).
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        let d = if block { Some(raw::deadline(timeout)) } else { None };
+        match self.acquire_inner(d) {
+            None => Ok(false),
+            Some(Acquired::Clean) => Ok(true),
+            Some(Acquired::OwnerDied(pid)) => Err(Error::OwnerDied { pid }),
+        }
+    }
+
+    /// Releases one level of the lock.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the calling thread does not own the lock.
+    pub fn release(&self) -> Result<()> {
+        let me = futex::current_tid();
+        if self.word().load(Ordering::Relaxed) & raw::OWNER != me {
+            return Err(Error::InvalidState("attempt to release recursive lock not owned by thread".into()));
+        }
+        let c = self.count().load(Ordering::Relaxed);
+        if c > 1 {
+            self.count().store(c - 1, Ordering::Relaxed);
+        } else {
+            self.count().store(0, Ordering::Relaxed);
+            raw::unlock(self.word());
+        }
+        Ok(())
+    }
+
+    /// Whether some thread holds the lock.
+    pub fn locked(&self) -> bool {
+        self.word().load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether the calling thread holds the lock.
+    pub fn is_owned(&self) -> bool {
+        self.word().load(Ordering::Relaxed) & raw::OWNER == futex::current_tid()
+    }
+
+    /// Releases every level held by this thread; returns the count (for `Condition::wait`).
+    pub(crate) fn release_all(&self) -> Result<u32> {
+        if !self.is_owned() {
+            return Err(Error::InvalidState("cannot wait on un-acquired lock".into()));
+        }
+        let c = self.count().swap(0, Ordering::Relaxed);
+        raw::unlock(self.word());
+        Ok(c)
+    }
+
+    /// Re-acquires with the count saved by [`RLock::release_all`].
+    pub(crate) fn reacquire(&self, count: u32) -> Option<u32> {
+        let a = raw::lock(self.word(), futex::current_tid(), None);
+        self.count().store(count.max(1), Ordering::Relaxed);
+        a.and_then(died)
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let owner = self.word().load(Ordering::Relaxed) & raw::OWNER;
+        match owner {
+            0 => write!(f, "<RLock(None, 0)>"),
+            o if o == futex::current_tid() => {
+                write!(f, "<RLock(this thread {o}, {})>", self.count().load(Ordering::Relaxed))
+            }
+            o => write!(f, "<RLock(thread {o}, nonzero)>"),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Shared memory: anonymous `memfd`s, named POSIX segments (`shm_open`), and
+//! `MAP_SHARED` mappings with safe views into them.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use super::cvt;
+
+/// A new anonymous shared-memory file of `len` zeroed bytes (`memfd_create`, `CLOEXEC`).
+/// It vanishes when the last fd and mapping of it are gone, even after SIGKILL.
+pub(crate) fn memfd(name: &CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; memfd_create returns a new fd or -1.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: the fd was just created and is owned by no one else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    truncate(fd.as_fd(), len)?;
+    Ok(fd)
+}
+
+/// Sets the size of a shared-memory file.
+pub(crate) fn truncate(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
+
+/// The size in bytes of the file behind `fd`.
+pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a writable stat buffer; fstat fills it on success.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so `st` is initialised (and it was zeroed anyway).
+    let st = unsafe { st.assume_init() };
+    usize::try_from(st.st_size).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Opens a named POSIX shared-memory segment (`/dev/shm/<name>` on Linux),
+/// creating it exclusively (`create`: fails with `AlreadyExists` if it exists).
+pub(crate) fn shm_open(name: &CStr, create: bool) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_CLOEXEC | if create { libc::O_CREAT | libc::O_EXCL } else { 0 };
+    // SAFETY: `name` is NUL-terminated; shm_open returns a new fd or -1.
+    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), flags, 0o600 as libc::mode_t) })?;
+    // SAFETY: the fd was just opened and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes a named segment's name (mappings stay valid). Async-signal-safe in glibc.
+pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+}
+
+/// A `MAP_SHARED` read-write mapping of a whole shared-memory file.
+///
+/// Other processes map the same pages and may write them at any time: the
+/// views handed out here are for memory whose concurrent use the caller
+/// coordinates (atomics, or bytes guarded by a lock in the same mapping), the
+/// contract of every shared-memory API (Python's `mmap`, `multiprocessing.shared_memory`).
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory with no thread affinity; all access goes
+// through atomics or views whose synchronisation the caller provides.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` (which must be at least that long).
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot map 0 bytes"));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (addr null), of a valid fd;
+        // the result is checked against MAP_FAILED below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn check(&self, off: usize, len: usize, align: usize) {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len) && off & (align - 1) == 0,
+            "shared-memory view {off}+{len} out of a {}-byte mapping",
+            self.len
+        );
+    }
+
+    /// The `u32` at byte `off` (4-aligned), as an atomic.
+    ///
+    /// # Panics
+    /// If `off` is out of range or misaligned (a bug in multiproc, not bad input:
+    /// offsets are constants and sizes are checked when a mapping is attached).
+    #[inline]
+    pub(crate) fn atomic_u32(&self, off: usize) -> &AtomicU32 {
+        self.check(off, 4, 4);
+        // SAFETY: in bounds and aligned (checked); the page is mapped for the
+        // lifetime of `&self`; an AtomicU32 may alias memory written by other
+        // processes, which only ever access it atomically.
+        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
+    }
+
+    /// The `u64` at byte `off` (8-aligned), as an atomic.
+    ///
+    /// # Panics
+    /// As [`Mapping::atomic_u32`].
+    #[inline]
+    pub(crate) fn atomic_u64(&self, off: usize) -> &AtomicU64 {
+        self.check(off, 8, 8);
+        // SAFETY: as in `atomic_u32`, for 8 bytes.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()) }
+    }
+
+    /// `len` bytes at `off`, read-only.
+    ///
+    /// # Panics
+    /// As [`Mapping::atomic_u32`].
+    #[inline]
+    pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
+        self.check(off, len, 1);
+        // SAFETY: in bounds (checked) and mapped while `&self` lives. Another
+        // process may write these bytes; callers read them only while the
+        // protocol (a lock, or a ring position published with Release) says
+        // nobody does.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
+    }
+
+    /// `len` bytes at `off`, writable through a shared handle.
+    ///
+    /// # Panics
+    /// As [`Mapping::atomic_u32`].
+    #[allow(clippy::mut_from_ref)] // shared memory: exclusivity comes from the caller's lock or ring protocol
+    #[inline]
+    pub(crate) fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
+        self.check(off, len, 1);
+        // SAFETY: in bounds (checked) and mapped while `&self` lives. The caller
+        // guarantees no other view of these bytes is used meanwhile (it holds the
+        // lock that guards them, or owns the ring slots by protocol).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range mmap returned; no views outlive `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+// ------------------------------------------------------------------ tracker process
+
+/// Size of one tracker record: an op byte and a NUL-terminated name.
+pub(crate) const TRACK_RECORD: usize = 256;
+/// How many names one tracker holds at a time.
+pub(crate) const TRACK_SLOTS: usize = 1024;
+
+/// Starts the resource-tracker process: it reads `R<name>` / `U<name>`
+/// records from a pipe and, when the pipe reaches end-of-file (every process
+/// holding the write end has exited or been killed), unlinks the names still
+/// registered and exits. Returns its pid and the pipe's write end (`CLOEXEC`).
+///
+/// The tracker is forked, not executed, and may be forked from a
+/// multi-threaded process: it only touches memory allocated before the fork
+/// and makes async-signal-safe calls (read, shm_unlink, sigaction, close, _exit).
+pub(crate) fn spawn_tracker() -> io::Result<(i32, OwnedFd)> {
+    let mut table = vec![[0u8; TRACK_RECORD]; TRACK_SLOTS];
+    let (r, w) = pipe_cloexec()?;
+    // SAFETY: the child runs `tracker_main` only, which makes async-signal-safe
+    // calls and uses memory allocated before the fork (see above).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => tracker_main(r.as_raw_fd(), &mut table),
+        pid => Ok((pid, w)),
+    }
+}
+
+fn tracker_main(fd: i32, table: &mut [[u8; TRACK_RECORD]]) -> ! {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: setting a signal's disposition to SIG_IGN is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    super::fd::close_all_except(&[fd]);
+    let mut rec = [0u8; TRACK_RECORD];
+    'records: loop {
+        let mut got = 0;
+        while got < TRACK_RECORD {
+            // SAFETY: reads into the unfilled part of `rec`, which is in bounds.
+            let n = unsafe { libc::read(fd, rec.as_mut_ptr().add(got).cast(), TRACK_RECORD - got) };
+            if n == 0 {
+                break 'records;
+            }
+            if n < 0 {
+                // SAFETY: __errno_location returns this thread's errno slot.
+                if unsafe { *libc::__errno_location() } == libc::EINTR {
+                    continue;
+                }
+                break 'records;
+            }
+            got += n as usize;
+        }
+        let name = &rec[1..];
+        let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len() - 1);
+        let same = |slot: &[u8; TRACK_RECORD]| slot[..name_len] == name[..name_len] && slot[name_len] == 0;
+        match rec[0] {
+            b'R' => {
+                if let Some(slot) = table.iter_mut().find(|s| s[0] == 0) {
+                    slot[..name_len].copy_from_slice(&name[..name_len]);
+                    slot[name_len] = 0;
+                }
+            }
+            b'U' => {
+                if let Some(slot) = table.iter_mut().find(|s| s[0] != 0 && same(s)) {
+                    slot[0] = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+    for slot in table.iter() {
+        if slot[0] != 0 {
+            // SAFETY: every used slot holds a NUL-terminated name (written above).
+            unsafe { libc::shm_unlink(slot.as_ptr().cast()) };
+        }
+    }
+    super::process::exit_now(0)
+}
+
+/// Writes one whole record (≤ PIPE_BUF bytes, so it is atomic).
+pub(crate) fn write_record(fd: BorrowedFd<'_>, rec: &[u8; TRACK_RECORD]) -> io::Result<()> {
+    // SAFETY: `rec` is a valid buffer of TRACK_RECORD bytes.
+    let n = super::cvt_retry(|| unsafe { libc::write(fd.as_raw_fd(), rec.as_ptr().cast(), TRACK_RECORD) })?;
+    if n as usize == TRACK_RECORD { Ok(()) } else { Err(io::Error::from(io::ErrorKind::WriteZero)) }
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a writable array of two c_int, as pipe2(2) requires.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}

@@ -1,0 +1,196 @@
+//! Queue, SimpleQueue and JoinableQueue across processes (PARITY §4).
+
+use std::time::{Duration, Instant};
+
+use multiproc::{Error, JoinableQueue, Queue, SimpleQueue, get_context};
+use tests::{DEADLINE, METHODS, leak_guard};
+
+#[multiproc::task]
+fn producer(q: Queue<Option<u64>>, n: u64) {
+    for i in 0..n {
+        q.put(Some(i)).unwrap();
+    }
+    q.put(None).unwrap();
+}
+
+#[multiproc::test]
+fn contract_producer_sends_everything_in_order() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q = Queue::new().unwrap();
+        let mut p = get_context(m).process(producer, (q.clone(), 1000)).unwrap();
+        p.start().unwrap();
+        let mut expected = 0;
+        while let Some(i) = q.get_timeout(DEADLINE).unwrap() {
+            assert_eq!(i, expected, "{m:?}: out of order");
+            expected += 1;
+        }
+        assert_eq!(expected, 1000, "{m:?}");
+        p.join().unwrap();
+    }
+}
+
+#[multiproc::test]
+fn put_on_full_queue_fails_at_once_or_after_timeout() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::with_maxsize(6).unwrap();
+    assert!(q.empty().unwrap());
+    assert!(!q.full());
+    q.put(1).unwrap();
+    q.put_with(2, true, None).unwrap();
+    q.put_with(3, false, None).unwrap();
+    q.put_timeout(4, Duration::from_millis(10)).unwrap();
+    q.put_nowait(5).unwrap();
+    q.put(6).unwrap();
+    assert!(q.full());
+    assert_eq!(q.qsize(), 6);
+    let t = Instant::now();
+    assert!(matches!(q.put_nowait(7), Err(Error::Full)));
+    assert!(matches!(q.put_with(7, false, Some(Duration::from_secs(5))), Err(Error::Full)));
+    assert!(t.elapsed() < Duration::from_secs(1), "a non-blocking put must not wait");
+    let t = Instant::now();
+    assert!(matches!(q.put_timeout(7, Duration::from_millis(100)), Err(Error::Full)));
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    for i in 1..=6 {
+        assert_eq!(q.get().unwrap(), i);
+    }
+    assert!(q.empty().unwrap());
+}
+
+#[multiproc::test]
+fn get_on_empty_queue_fails_at_once_or_after_timeout() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::new().unwrap();
+    let t = Instant::now();
+    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    assert!(matches!(q.get_with(false, Some(Duration::from_secs(5))), Err(Error::Empty)));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let t = Instant::now();
+    assert!(matches!(q.get_timeout(Duration::from_millis(100)), Err(Error::Empty)));
+    assert!(t.elapsed() >= Duration::from_millis(100), "get timed out early");
+}
+
+#[multiproc::test]
+fn qsize_follows_puts_and_gets() {
+    let _g = leak_guard();
+    let q: Queue<u8> = Queue::new().unwrap();
+    assert_eq!(q.qsize(), 0);
+    q.put(1).unwrap();
+    assert_eq!(q.qsize(), 1);
+    q.put(2).unwrap();
+    assert_eq!(q.qsize(), 2);
+    q.get().unwrap();
+    assert_eq!(q.qsize(), 1);
+    q.get().unwrap();
+    assert_eq!(q.qsize(), 0);
+}
+
+#[multiproc::task]
+fn put_ten(q: Queue<u32>) {
+    for i in 10..20 {
+        q.put(i).unwrap();
+    }
+}
+
+#[multiproc::test]
+fn items_from_parent_then_child_all_arrive() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<u32> = Queue::new().unwrap();
+        for i in 0..10 {
+            q.put(i).unwrap();
+        }
+        let mut p = get_context(m).process(put_ten, (q.clone(),)).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        let got: Vec<u32> = (0..20).map(|_| q.get_timeout(DEADLINE).unwrap()).collect();
+        assert_eq!(got, (0..20).collect::<Vec<_>>(), "{m:?}");
+        assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    }
+}
+
+#[multiproc::test]
+fn closed_queue_refuses_put_get_and_empty() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.close();
+    q.close();
+    q.join_thread();
+    assert!(matches!(q.put(1), Err(Error::Closed(_))));
+    assert!(matches!(q.get_nowait(), Err(Error::Closed(_))));
+    assert!(matches!(q.empty(), Err(Error::Closed(_))));
+}
+
+#[multiproc::test]
+fn unencodable_item_leaves_the_queue_usable() {
+    let _g = leak_guard();
+    let q: Queue<Result<bool, multiproc::Connection<u8>>> = Queue::with_maxsize(1).unwrap();
+    let (a, _b) = multiproc::pipe::<u8>().unwrap();
+    assert!(matches!(q.put(Err(a)), Err(Error::Encode { .. })));
+    assert_eq!(q.qsize(), 0);
+    q.put(Ok(true)).unwrap();
+    assert!(matches!(q.get().unwrap(), Ok(true)));
+    assert!(q.empty().unwrap());
+}
+
+#[multiproc::task]
+fn simple_child(q: SimpleQueue<String>) {
+    q.put("a".into()).unwrap();
+    q.put("b".into()).unwrap();
+}
+
+#[multiproc::test]
+fn simple_queue_sees_child_puts_in_order() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: SimpleQueue<String> = SimpleQueue::new().unwrap();
+        assert!(q.empty().unwrap());
+        let mut p = get_context(m).process(simple_child, (q.clone(),)).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert!(!q.empty().unwrap());
+        assert_eq!(q.get().unwrap(), "a");
+        assert_eq!(q.get().unwrap(), "b");
+        q.close();
+        q.close();
+        assert!(matches!(q.empty(), Err(Error::Closed(_))));
+    }
+}
+
+#[multiproc::task]
+fn worker(q: JoinableQueue<Option<u32>>, out: Queue<u32>) {
+    while let Some(x) = q.get().unwrap() {
+        out.put(x * 2).unwrap();
+        q.task_done().unwrap();
+    }
+    q.task_done().unwrap();
+}
+
+#[multiproc::test]
+fn joinable_queue_join_waits_for_every_task_done() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: JoinableQueue<Option<u32>> = JoinableQueue::new().unwrap();
+        let out: Queue<u32> = Queue::new().unwrap();
+        let mut ps: Vec<_> =
+            (0..4).map(|_| get_context(m).process(worker, (q.clone(), out.clone())).unwrap()).collect();
+        for p in &mut ps {
+            p.start().unwrap();
+        }
+        for i in 0..10 {
+            q.put(Some(i)).unwrap();
+        }
+        assert!(q.join_timeout(DEADLINE), "{m:?}: join did not return");
+        assert_eq!(q.unfinished(), 0);
+        let mut got: Vec<u32> = (0..10).map(|_| out.get_timeout(DEADLINE).unwrap()).collect();
+        got.sort();
+        assert_eq!(got, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+        for _ in 0..4 {
+            q.put(None).unwrap();
+        }
+        for p in &mut ps {
+            p.join().unwrap();
+        }
+        assert!(matches!(q.task_done(), Err(Error::InvalidState(_))), "task_done beyond puts must fail");
+    }
+}

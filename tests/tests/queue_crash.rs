@@ -1,0 +1,199 @@
+//! Queues under contention and under SIGKILL (PARITY §4, §6 item 91).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use multiproc::{Event, Queue, get_context};
+use tests::{DEADLINE, METHODS, leak_guard};
+
+#[multiproc::task]
+fn produce(q: Queue<Option<(u32, u32)>>, id: u32, n: u32) {
+    for i in 0..n {
+        q.put(Some((id, i))).unwrap();
+    }
+}
+
+/// Forwards items to `out` until a `None`; counts per-producer order violations.
+#[multiproc::task]
+fn consume(q: Queue<Option<(u32, u32)>>, out: Queue<(u32, u32)>, bad: Queue<u32>) {
+    let mut last = std::collections::HashMap::new();
+    let mut violations = 0;
+    while let Some((id, i)) = q.get().unwrap() {
+        if last.insert(id, i).is_some_and(|prev| prev >= i) {
+            violations += 1;
+        }
+        out.put((id, i)).unwrap();
+    }
+    bad.put(violations).unwrap();
+}
+
+#[multiproc::test]
+fn many_producers_and_consumers_lose_and_duplicate_nothing() {
+    let _g = leak_guard();
+    const PRODUCERS: u32 = 4;
+    const CONSUMERS: usize = 3;
+    const N: u32 = 3000;
+    for m in METHODS {
+        let ctx = get_context(m);
+        let q = Queue::new().unwrap();
+        let out = Queue::new().unwrap();
+        let bad = Queue::new().unwrap();
+        let mut cons: Vec<_> =
+            (0..CONSUMERS).map(|_| ctx.process(consume, (q.clone(), out.clone(), bad.clone())).unwrap()).collect();
+        let mut prods: Vec<_> = (0..PRODUCERS).map(|id| ctx.process(produce, (q.clone(), id, N)).unwrap()).collect();
+        for p in cons.iter_mut().chain(prods.iter_mut()) {
+            p.start().unwrap();
+        }
+        let mut seen = BTreeSet::new();
+        for _ in 0..PRODUCERS * N {
+            let item = out.get_timeout(DEADLINE).unwrap();
+            assert!(seen.insert(item), "{m:?}: duplicate {item:?}");
+        }
+        for p in &mut prods {
+            p.join().unwrap();
+        }
+        for _ in 0..CONSUMERS {
+            q.put(None).unwrap();
+        }
+        for _ in 0..CONSUMERS {
+            assert_eq!(bad.get_timeout(DEADLINE).unwrap(), 0, "{m:?}: a producer's items arrived out of order");
+        }
+        for p in &mut cons {
+            p.join().unwrap();
+        }
+        assert_eq!(seen.len() as u32, PRODUCERS * N);
+        assert!(out.empty().unwrap());
+    }
+}
+
+#[multiproc::task]
+fn send_big(q: Queue<Vec<u8>>, sizes: Vec<usize>) {
+    for n in sizes {
+        let v: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        q.put_bytes(&v).unwrap();
+        q.put(v).unwrap();
+    }
+}
+
+#[multiproc::test]
+fn messages_larger_than_the_ring_arrive_whole() {
+    let _g = leak_guard();
+    let sizes = vec![0, 1, 2047, 2048, 4096, 100_000, 1 << 20];
+    for m in METHODS {
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let mut p = get_context(m).process(send_big, (q.clone(), sizes.clone())).unwrap();
+        p.start().unwrap();
+        for &n in &sizes {
+            let expect: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            assert_eq!(q.get_bytes().unwrap(), expect, "{m:?}: raw message of {n} bytes");
+            assert_eq!(q.get_timeout(DEADLINE).unwrap(), expect, "{m:?}: typed message of {n} bytes");
+        }
+        p.join().unwrap();
+    }
+}
+
+#[multiproc::task]
+fn stuck_big_put(q: Queue<Vec<u8>>, started: Event) {
+    started.set();
+    q.put_bytes(&vec![7u8; 1 << 20]).unwrap();
+}
+
+#[multiproc::task]
+fn put_ok(q: Queue<Vec<u8>>) {
+    q.put_bytes(b"ok").unwrap();
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let until = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[multiproc::test]
+fn producer_killed_mid_message_does_not_corrupt_the_queue() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = get_context(m);
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let started = Event::new().unwrap();
+        let mut p = ctx.process(stuck_big_put, (q.clone(), started.clone())).unwrap();
+        p.start().unwrap();
+        assert!(started.wait(Some(DEADLINE)));
+        // The ring (4 KiB) fills with the first chunks of a 1 MiB message, then the put blocks.
+        wait_for(|| q.pending_bytes() > 0, "the first chunk");
+        assert_eq!(q.qsize(), 0, "a partial message is not an item");
+        p.kill().unwrap();
+        p.join().unwrap();
+        let mut p2 = ctx.process(put_ok, (q.clone(),)).unwrap();
+        p2.start().unwrap();
+        assert_eq!(q.get_bytes().unwrap(), b"ok", "{m:?}: the partial message must be dropped");
+        p2.join().unwrap();
+        q.put_bytes(b"after").unwrap();
+        assert_eq!(q.get_bytes().unwrap(), b"after");
+    }
+}
+
+#[multiproc::task]
+fn blocked_consumer(q: Queue<u32>, started: Event) {
+    started.set();
+    let _ = q.get();
+}
+
+#[multiproc::test]
+fn consumer_killed_while_waiting_does_not_block_others() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<u32> = Queue::new().unwrap();
+        let started = Event::new().unwrap();
+        let mut p = get_context(m).process(blocked_consumer, (q.clone(), started.clone())).unwrap();
+        p.start().unwrap();
+        assert!(started.wait(Some(DEADLINE)));
+        p.kill().unwrap();
+        p.join().unwrap();
+        q.put(42).unwrap();
+        assert_eq!(q.get_timeout(DEADLINE).unwrap(), 42, "{m:?}");
+    }
+}
+
+#[multiproc::task]
+fn big_then_after(q: Queue<Vec<u8>>) {
+    q.put_bytes(&vec![1u8; 1 << 20]).unwrap();
+    q.put_bytes(b"after").unwrap();
+}
+
+#[multiproc::task]
+fn get_one(q: Queue<Vec<u8>>) {
+    let _ = q.get_bytes();
+}
+
+#[multiproc::test]
+fn consumer_killed_mid_message_leaves_the_queue_usable() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = get_context(m);
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let mut producer = ctx.process(big_then_after, (q.clone(),)).unwrap();
+        producer.start().unwrap();
+        wait_for(|| q.pending_bytes() > 0, "the first chunk");
+        let ppid = producer.pid().unwrap();
+        // Freeze the producer mid-message, so the consumer stops mid-message too.
+        assert!(send_signal(ppid, "STOP"));
+        let mut consumer = ctx.process(get_one, (q.clone(),)).unwrap();
+        consumer.start().unwrap();
+        wait_for(|| q.pending_bytes() == 0, "the consumer to take the first chunks");
+        consumer.kill().unwrap();
+        consumer.join().unwrap();
+        assert!(send_signal(ppid, "CONT"));
+        // The rest of the big message is skipped; the next message arrives whole.
+        assert_eq!(q.get_bytes().unwrap(), b"after", "{m:?}");
+        producer.join().unwrap();
+        assert_eq!(producer.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    }
+}
+
+/// Sends SIGSTOP/SIGCONT with kill(1) (the tests use no unsafe code).
+fn send_signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().is_ok_and(|s| s.success())
+}

@@ -1,0 +1,170 @@
+//! Value, Array, RawValue, RawArray, SharedMemory, ShareableList and the
+//! resource tracker (PARITY §7, §8).
+
+use std::time::Instant;
+
+use multiproc::{Array, Error, Event, RawArray, RawValue, ShareableList, SharedMemory, Value, get_context};
+use tests::{DEADLINE, METHODS, leak_guard, shm_entries};
+
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point {
+    x: i32,
+    pad: i32,
+    y: f64,
+    z: i64,
+}
+
+#[multiproc::task]
+fn double_all(i: Value<i32>, d: Value<f64>, q: RawValue<i64>, pt: Value<Point>, arr: Array<f64>, raw: RawArray<u8>) {
+    *i.lock().unwrap() *= 2;
+    d.set(d.get() * 2.0);
+    q.set(q.get() * 2);
+    {
+        let mut p = pt.lock().unwrap();
+        p.x *= 2;
+        p.y *= 2.0;
+        p.z *= 2;
+    }
+    for x in arr.lock().unwrap().iter_mut() {
+        *x *= 2.0;
+    }
+    let mut raw = raw;
+    let n = raw.len() / 2;
+    let (a, b) = raw.as_mut_slice().split_at_mut(n);
+    b.copy_from_slice(a);
+}
+
+#[multiproc::test]
+fn values_and_arrays_written_by_a_child_are_seen_by_the_parent() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let i = Value::new(7i32).unwrap();
+        let d = Value::new(1.0f64 / 3.0).unwrap();
+        let q = RawValue::new(1i64 << 33).unwrap();
+        let pt = Value::new(Point { x: 7, pad: 0, y: 1.0 / 3.0, z: 1 << 33 }).unwrap();
+        let arr = Array::from_slice(&[1.0f64, 2.0, 3.0]).unwrap();
+        let mut raw = RawArray::<u8>::zeroed(20).unwrap();
+        raw.as_mut_slice()[..5].copy_from_slice(b"hello");
+        let mut p = get_context(m)
+            .process(double_all, (i.clone(), d.clone(), q.clone(), pt.clone(), arr.clone(), raw.clone()))
+            .unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(i.get(), 14, "{m:?}");
+        assert_eq!(d.get(), 2.0 / 3.0);
+        assert_eq!(q.get(), 1 << 34);
+        assert_eq!(pt.get(), Point { x: 14, pad: 0, y: 2.0 / 3.0, z: 1 << 34 });
+        assert_eq!(arr.to_vec(), vec![2.0, 4.0, 6.0]);
+        assert_eq!(&raw.as_slice()[..15], b"hello\0\0\0\0\0hello");
+    }
+}
+
+#[multiproc::test]
+fn arrays_index_and_are_zeroed() {
+    let _g = leak_guard();
+    for _ in 0..3 {
+        let a = Array::<i32>::zeroed(10).unwrap();
+        assert_eq!(a.to_vec(), vec![0; 10]);
+        a.set(4, 1).unwrap();
+        assert_eq!(a.get(4), Some(1));
+        assert_eq!(a.get(10), None);
+        assert!(matches!(a.set(10, 1), Err(Error::InvalidArgument(_))));
+        a.lock().unwrap()[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(a.len(), 10);
+    }
+    let empty = RawArray::<u64>::from_slice(&[]).unwrap();
+    assert!(empty.is_empty());
+    let lock = multiproc::Lock::new().unwrap();
+    let v = Value::with_lock(5u8, lock.clone()).unwrap();
+    let _held = lock.lock().unwrap();
+    assert!(v.get_lock().locked(), "get_lock returns the lock given");
+}
+
+#[multiproc::task]
+fn shm_child(shm: SharedMemory, by_name: String) {
+    let mut shm = shm;
+    shm.as_mut_slice()[..5].copy_from_slice(b"howdy");
+    let mut other = SharedMemory::attach(&by_name).unwrap();
+    other.as_mut_slice()[5..10].copy_from_slice(b"HELLO");
+}
+
+#[multiproc::test]
+fn shared_memory_is_shared_by_name_and_as_an_argument() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let shm = SharedMemory::create(512).unwrap();
+        assert!(shm.name().starts_with("multiproc"));
+        assert!(shm.size() >= 512 && shm.as_slice().len() >= 512);
+        let mut p = get_context(m).process(shm_child, (shm.clone(), shm.name().to_string())).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(&shm.as_slice()[..10], b"howdyHELLO", "{m:?}");
+        let again = SharedMemory::attach(shm.name()).unwrap();
+        assert_eq!(again.size(), shm.size());
+        shm.unlink().unwrap();
+        assert!(matches!(shm.unlink(), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound));
+        assert!(
+            matches!(SharedMemory::attach(shm.name()), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound)
+        );
+    }
+}
+
+#[multiproc::test]
+fn shared_memory_rejects_bad_arguments() {
+    let _g = leak_guard();
+    assert!(matches!(SharedMemory::create(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(SharedMemory::attach("multiproc-no-such-segment"), Err(Error::Io { .. })));
+    assert!(matches!(SharedMemory::attach("bad\0name"), Err(Error::InvalidArgument(_))));
+    let a = SharedMemory::create_named("multiproc-test-dup", 64).unwrap();
+    assert!(matches!(SharedMemory::create_named("multiproc-test-dup", 64),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists));
+    a.unlink().unwrap();
+}
+
+#[multiproc::test]
+fn shareable_list_reads_writes_and_attaches() {
+    let _g = leak_guard();
+    let l = ShareableList::new(&[5i64, -273, 100, 42, 42]).unwrap();
+    assert_eq!(l.len(), 5);
+    assert_eq!(l.get(5), None);
+    assert!(matches!(l.set(5, 1), Err(Error::InvalidArgument(_))));
+    assert_eq!(l.index(&100), Some(2));
+    assert_eq!(l.count(&42), 2);
+    let other = ShareableList::<i64>::attach(l.shm().name()).unwrap();
+    other.set(0, 7).unwrap();
+    assert_eq!(l.get(0), Some(7));
+    assert!(matches!(ShareableList::<u8>::attach(l.shm().name()), Err(Error::Decode { .. })));
+    l.unlink().unwrap();
+    let empty = ShareableList::<u32>::new(&[]).unwrap();
+    assert_eq!(empty.len(), 0);
+    assert_eq!(empty.index(&1), None);
+    empty.unlink().unwrap();
+}
+
+#[multiproc::task]
+fn create_and_die(name_out: multiproc::Queue<String>, done: Event) {
+    let shm = SharedMemory::create(4096).unwrap();
+    name_out.put(shm.name().to_string()).unwrap();
+    done.wait(None);
+}
+
+#[multiproc::test]
+fn segments_of_a_killed_creator_are_unlinked() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let names = multiproc::Queue::new().unwrap();
+        let done = Event::new().unwrap();
+        let mut p = get_context(m).process(create_and_die, (names.clone(), done.clone())).unwrap();
+        p.start().unwrap();
+        let name = names.get_timeout(DEADLINE).unwrap();
+        assert!(shm_entries().contains(&name), "{m:?}: the segment should exist while its creator runs");
+        p.kill().unwrap();
+        p.join().unwrap();
+        let until = Instant::now() + DEADLINE;
+        while shm_entries().contains(&name) {
+            assert!(Instant::now() < until, "{m:?}: {name} was not unlinked after its creator died");
+            std::thread::yield_now();
+        }
+    }
+}
