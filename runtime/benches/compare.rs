@@ -8,13 +8,13 @@
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[path = "compare/managers.rs"]
+mod managers;
 #[cfg(feature = "mpi")]
 #[path = "compare/mpi.rs"]
 mod mpi_cases;
 #[path = "compare/pool.rs"]
 mod pool_cases;
-#[path = "compare/managers.rs"]
-mod managers;
 #[path = "compare/queues.rs"]
 mod queues;
 #[path = "compare/table.rs"]

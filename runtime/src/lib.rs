@@ -39,9 +39,9 @@ mod codec;
 pub mod connection;
 mod context;
 mod error;
+pub mod managers;
 pub mod mpi;
 mod pool;
-pub mod managers;
 mod process;
 mod queues;
 mod region;
@@ -58,10 +58,10 @@ pub use crate::context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use crate::error::{Error, ExitStatus, Result};
+pub use crate::managers::Manager;
 #[cfg(feature = "progress")]
 pub use crate::pool::Progress;
 pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
-pub use crate::managers::Manager;
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };

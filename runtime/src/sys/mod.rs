@@ -6,9 +6,9 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod fd;
+pub(crate) mod futex;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
-pub(crate) mod futex;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod socket;
