@@ -9,7 +9,7 @@
 //! `mpirun` stops every rank with a clear error instead of running N copies of
 //! the program.
 //!
-//! With the feature, [`MpiPool`] offers the pool's methods over the worker ranks.
+//! With the feature, `MpiPool` offers the pool's methods over the worker ranks.
 
 #[cfg(feature = "mpi")]
 mod pool;

@@ -317,10 +317,10 @@ impl Pool {
 
     /// The pool that suits how the program was started: built with the `mpi`
     /// feature and launched under `mpirun`/`srun`, a pool over the other MPI ranks
-    /// ([`Pool::mpi`]); otherwise a local pool of [`cpu_count`](crate::cpu_count) workers.
+    /// (`Pool::mpi`); otherwise a local pool of [`cpu_count`](crate::cpu_count) workers.
     ///
     /// # Errors
-    /// As [`PoolBuilder::build`] or [`Pool::mpi`].
+    /// As [`PoolBuilder::build`] or `Pool::mpi`.
     pub fn auto() -> Result<Pool> {
         #[cfg(feature = "mpi")]
         if crate::mpi::is_mpi_launch() {
