@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: the list of start methods every
-//! process test runs under, and a guard that checks nothing leaked.
+//! process test runs under, a guard that checks nothing leaked, and small
+//! routines several test files need (bounded waits, running helper binaries,
+//! a deterministic random generator).
 
 use std::collections::BTreeSet;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -95,4 +98,24 @@ impl Drop for LeakGuard {
             self.check();
         }
     }
+}
+
+/// Runs `cmd` with stdout and stderr captured, bounded by [`DEADLINE`]: a
+/// command still running then is SIGKILLed and the test panics. Returns
+/// (status, stdout, stderr), the output decoded lossily.
+pub fn run_bounded(cmd: &mut Command) -> (ExitStatus, String, String) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    let _ = waiter.join();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
 }

@@ -1,10 +1,10 @@
 //! Start methods and contexts (PARITY.md section 2).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, leak_guard, run_bounded};
 
 #[multiproc::task]
 fn add_one(x: u32, conn: Connection<u32>) {
@@ -139,30 +139,14 @@ fn killed_fork_server_is_restarted() {
     }
 }
 
-/// Runs `unannotated` with `arg` (and `env`), bounded by [`DEADLINE`].
+/// Runs `unannotated` with `arg` (and `env`), bounded by [`DEADLINE`] (a hang
+/// or a fork bomb fails the test); returns (exit code, stdout, stderr, time taken).
 fn run_unannotated(arg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String, Duration) {
     let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_unannotated"))
-        .arg(arg)
-        .env_remove("MULTIPROC_START_METHOD")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let out = match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("unannotated {arg} did not finish within {DEADLINE:?}: a hang or a fork bomb");
-        }
-    };
-    let _ = waiter.join();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr), t.elapsed())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unannotated"));
+    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").envs(env.iter().copied());
+    let (status, stdout, stderr) = run_bounded(&mut cmd);
+    (status.code(), stdout, stderr, t.elapsed())
 }
 
 #[multiproc::test]
