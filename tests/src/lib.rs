@@ -4,6 +4,7 @@
 //! a deterministic random generator).
 
 use std::collections::BTreeSet;
+use std::fmt::Display;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -97,6 +98,24 @@ impl Drop for LeakGuard {
         if !std::thread::panicking() {
             self.check();
         }
+    }
+}
+
+/// Polls `cond` until it holds, yielding between polls; panics with "timed out
+/// waiting for `what`" if it does not hold within [`DEADLINE`].
+pub fn wait_until(mut cond: impl FnMut() -> bool, what: impl Display) {
+    let until = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
 }
 

@@ -1,12 +1,10 @@
 //! Remote managers over TCP, authentication, and the server's robustness:
 //! hostile bytes, a client killed mid-call, and an owner killed by SIGKILL.
 
-use std::time::Instant;
-
 use multiproc::connection::{Address, Client};
 use multiproc::managers::{DictProxy, EventProxy, QueueProxy};
 use multiproc::{Connection, Error, ExitStatus, Manager, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, exited, leak_guard, wait_until};
 
 const KEY: &[u8] = b"abracadabra";
 
@@ -92,14 +90,6 @@ fn own_a_manager(m: StartMethod, report: Connection<u32>, hold: Connection<()>) 
     let _ = hold.recv();
 }
 
-/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
-
 #[multiproc::test]
 fn manager_exits_when_its_owner_is_killed() {
     let _g = leak_guard();
@@ -118,11 +108,7 @@ fn manager_exits_when_its_owner_is_killed() {
         owner.kill().unwrap();
         owner.join().unwrap();
         assert_eq!(owner.exitcode(), Some(ExitStatus::Signal(libc::SIGKILL)));
-        let until = Instant::now() + DEADLINE;
-        while !exited(server) {
-            assert!(Instant::now() < until, "{m:?}: manager {server} outlived its SIGKILLed owner");
-            std::thread::yield_now();
-        }
+        wait_until(|| exited(server), format_args!("{m:?}: manager {server} to exit after its owner was SIGKILLed"));
     }
 }
 
@@ -267,10 +253,6 @@ fn manager_exits_when_its_owner_exits_without_shutdown() {
         let server = report.recv_timeout(DEADLINE).unwrap();
         owner.join().unwrap();
         assert_eq!(owner.exitcode(), Some(ExitStatus::Code(0)));
-        let until = Instant::now() + DEADLINE;
-        while !exited(server) {
-            assert!(Instant::now() < until, "{m:?}: manager {server} outlived its owner");
-            std::thread::yield_now();
-        }
+        wait_until(|| exited(server), format_args!("{m:?}: manager {server} to exit after its owner"));
     }
 }

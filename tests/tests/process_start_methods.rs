@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, leak_guard, run_bounded};
+use tests::{DEADLINE, METHODS, exited, leak_guard, run_bounded, wait_until};
 
 #[multiproc::task]
 fn add_one(x: u32, conn: Connection<u32>) {
@@ -89,25 +89,6 @@ fn server_pid() -> u32 {
     pids[0]
 }
 
-/// Whether `pid` has exited (gone, or a zombie).
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
-
-fn wait_dead(pid: u32, within: Duration) -> bool {
-    let until = Instant::now() + within;
-    while !dead(pid) {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-    true
-}
-
 #[multiproc::test]
 fn killed_fork_server_is_restarted() {
     let _g = leak_guard();
@@ -120,7 +101,7 @@ fn killed_fork_server_is_restarted() {
         assert_eq!(a.recv().unwrap(), 0);
 
         assert!(Command::new("kill").args([signal, &old.to_string()]).status().unwrap().success());
-        assert!(wait_dead(old, DEADLINE), "fork server {old} survived kill {signal}");
+        wait_until(|| exited(old), format_args!("fork server {old} to exit after kill {signal}"));
 
         // The running child ends (it dies with its server) and its join does not hang.
         let status = running.join_timeout(DEADLINE).unwrap();
