@@ -4,7 +4,7 @@
 use multiproc::connection::{Address, Client};
 use multiproc::managers::{DictProxy, EventProxy, QueueProxy};
 use multiproc::{Connection, Error, ExitStatus, Manager, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, exited, leak_guard, wait_until};
+use tests::{DEADLINE, METHODS, Rng, exited, leak_guard, wait_until};
 
 const KEY: &[u8] = b"abracadabra";
 
@@ -142,21 +142,6 @@ fn client_killed_mid_call_does_not_disturb_others() {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 #[multiproc::test]
 fn hostile_bytes_never_crash_a_live_manager() {
     use std::io::Write;
@@ -190,13 +175,13 @@ fn hostile_bytes_never_crash_a_live_manager() {
             let mut f = id.to_le_bytes().to_vec();
             f.push(method.len() as u8);
             f.extend(method.as_bytes());
-            let n = (rng.next() % 40) as usize;
+            let n = (rng.next_u64() % 40) as usize;
             f.extend(rng.bytes(n));
             frames.push(f);
         }
     }
     for _ in 0..50 {
-        let n = (rng.next() % 64) as usize;
+        let n = (rng.next_u64() % 64) as usize;
         frames.push(rng.bytes(n));
     }
     for f in &frames {
