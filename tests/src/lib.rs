@@ -1,7 +1,11 @@
 //! Shared helpers for the integration tests: the list of start methods every
-//! process test runs under, and a guard that checks nothing leaked.
+//! process test runs under, a guard that checks nothing leaked, and small
+//! routines several test files need (bounded waits, running helper binaries,
+//! a deterministic random generator).
 
 use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -94,5 +98,61 @@ impl Drop for LeakGuard {
         if !std::thread::panicking() {
             self.check();
         }
+    }
+}
+
+/// Polls `cond` until it holds, yielding between polls; panics with "timed out
+/// waiting for `what`" if it does not hold within [`DEADLINE`].
+pub fn wait_until(mut cond: impl FnMut() -> bool, what: impl Display) {
+    let until = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// Runs `cmd` with stdout and stderr captured, bounded by [`DEADLINE`]: a
+/// command still running then is SIGKILLed and the test panics. Returns
+/// (status, stdout, stderr), the output decoded lossily.
+pub fn run_bounded(cmd: &mut Command) -> (ExitStatus, String, String) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    let _ = waiter.join();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
+}
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }

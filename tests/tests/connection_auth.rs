@@ -9,25 +9,9 @@ use std::time::{Duration, Instant};
 
 use multiproc::connection::{Address, Client, Listener};
 use multiproc::{Connection, Error};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, Rng, leak_guard};
 
 const KEY: &[u8] = b"secret password";
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn addresses() -> Vec<Address> {
     let path = std::env::temp_dir().join(format!("multiproc-test-{}.sock", std::process::id()));

@@ -1,12 +1,10 @@
 //! Remote managers over TCP, authentication, and the server's robustness:
 //! hostile bytes, a client killed mid-call, and an owner killed by SIGKILL.
 
-use std::time::Instant;
-
 use multiproc::connection::{Address, Client};
 use multiproc::managers::{DictProxy, EventProxy, QueueProxy};
 use multiproc::{Connection, Error, ExitStatus, Manager, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, Rng, exited, leak_guard, wait_until};
 
 const KEY: &[u8] = b"abracadabra";
 
@@ -92,14 +90,6 @@ fn own_a_manager(m: StartMethod, report: Connection<u32>, hold: Connection<()>) 
     let _ = hold.recv();
 }
 
-/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
-
 #[multiproc::test]
 fn manager_exits_when_its_owner_is_killed() {
     let _g = leak_guard();
@@ -118,11 +108,7 @@ fn manager_exits_when_its_owner_is_killed() {
         owner.kill().unwrap();
         owner.join().unwrap();
         assert_eq!(owner.exitcode(), Some(ExitStatus::Signal(libc::SIGKILL)));
-        let until = Instant::now() + DEADLINE;
-        while !exited(server) {
-            assert!(Instant::now() < until, "{m:?}: manager {server} outlived its SIGKILLed owner");
-            std::thread::yield_now();
-        }
+        wait_until(|| exited(server), format_args!("{m:?}: manager {server} to exit after its owner was SIGKILLed"));
     }
 }
 
@@ -153,21 +139,6 @@ fn client_killed_mid_call_does_not_disturb_others() {
         assert_eq!(q.get_timeout(DEADLINE).unwrap(), 5, "{m:?}: the killed client's call took the item");
         assert_eq!(d.len().unwrap(), 200);
         manager.shutdown().unwrap();
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
     }
 }
 
@@ -204,13 +175,13 @@ fn hostile_bytes_never_crash_a_live_manager() {
             let mut f = id.to_le_bytes().to_vec();
             f.push(method.len() as u8);
             f.extend(method.as_bytes());
-            let n = (rng.next() % 40) as usize;
+            let n = (rng.next_u64() % 40) as usize;
             f.extend(rng.bytes(n));
             frames.push(f);
         }
     }
     for _ in 0..50 {
-        let n = (rng.next() % 64) as usize;
+        let n = (rng.next_u64() % 64) as usize;
         frames.push(rng.bytes(n));
     }
     for f in &frames {
@@ -267,10 +238,6 @@ fn manager_exits_when_its_owner_exits_without_shutdown() {
         let server = report.recv_timeout(DEADLINE).unwrap();
         owner.join().unwrap();
         assert_eq!(owner.exitcode(), Some(ExitStatus::Code(0)));
-        let until = Instant::now() + DEADLINE;
-        while !exited(server) {
-            assert!(Instant::now() < until, "{m:?}: manager {server} outlived its owner");
-            std::thread::yield_now();
-        }
+        wait_until(|| exited(server), format_args!("{m:?}: manager {server} to exit after its owner"));
     }
 }

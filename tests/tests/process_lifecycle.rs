@@ -1,12 +1,12 @@
 //! `Process` from start to close, under every start method (PARITY.md section 1).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiproc::connection::wait;
 use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
 use serde::{Deserialize, Serialize};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, leak_guard, run_bounded};
 
 /// What a child says about itself and the arguments it received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,25 +199,7 @@ fn run_helper(pre: &[&str], args: &[&str]) -> (std::process::ExitStatus, String,
         }
         None => Command::new(exe),
     };
-    cmd.args(args);
-    run(cmd)
-}
-
-/// Runs `cmd` bounded by [`DEADLINE`]; returns (status, stdout, stderr).
-fn run(mut cmd: Command) -> (std::process::ExitStatus, String, String) {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let out = match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{cmd:?} did not finish within {DEADLINE:?}");
-        }
-    };
-    let _ = waiter.join();
-    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    run_bounded(cmd.args(args))
 }
 
 #[multiproc::test]
@@ -252,7 +234,7 @@ fn closed_stdio_still_gives_exit_code_0() {
         let script = format!("exec '{exe}' quiet {} >&- 2>&-", m.name());
         let mut cmd = Command::new("sh");
         cmd.args(["-c", &script]);
-        let (status, stdout, stderr) = run(cmd);
+        let (status, stdout, stderr) = run_bounded(&mut cmd);
         assert_eq!(status.code(), Some(0), "{m}: {stdout} {stderr}");
     }
 }

@@ -4,15 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{DEADLINE, METHODS, leak_guard};
-
-/// Whether `pid` has exited (gone, or a zombie waiting for its new parent).
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
+use tests::{DEADLINE, METHODS, exited, leak_guard};
 
 #[multiproc::test]
 fn children_exit_within_a_second_of_a_sigkilled_parent() {
@@ -64,16 +56,16 @@ fn kill_maker_and_watch(m: tests::StartMethod, nested: bool) {
     let _ = reader.join();
     let want = if nested { 6 } else { 3 } + usize::from(m == tests::StartMethod::ForkServer);
     assert_eq!(pids.len(), want, "{m}: expected 3 children (grandchildren, a fork server): {pids:?}");
-    assert!(pids.iter().all(|p| !dead(*p)), "{m}: a child died early: {pids:?}");
+    assert!(pids.iter().all(|p| !exited(*p)), "{m}: a child died early: {pids:?}");
 
     maker.kill().unwrap(); // SIGKILL
     let killed = Instant::now();
     maker.wait().unwrap();
     let mut alive = pids.clone();
     while !alive.is_empty() && killed.elapsed() < Duration::from_secs(1) {
-        alive.retain(|p| !dead(*p));
+        alive.retain(|p| !exited(*p));
         std::thread::yield_now();
     }
-    alive.retain(|p| !dead(*p));
+    alive.retain(|p| !exited(*p));
     assert!(alive.is_empty(), "{m}: still alive 1 s after their parent was killed: {alive:?}");
 }

@@ -1,10 +1,10 @@
 //! Start methods and contexts (PARITY.md section 2).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiproc::{Connection, Error, ExitStatus, Process, StartMethod, pipe};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, exited, leak_guard, run_bounded, wait_until};
 
 #[multiproc::task]
 fn add_one(x: u32, conn: Connection<u32>) {
@@ -89,25 +89,6 @@ fn server_pid() -> u32 {
     pids[0]
 }
 
-/// Whether `pid` has exited (gone, or a zombie).
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
-
-fn wait_dead(pid: u32, within: Duration) -> bool {
-    let until = Instant::now() + within;
-    while !dead(pid) {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-    true
-}
-
 #[multiproc::test]
 fn killed_fork_server_is_restarted() {
     let _g = leak_guard();
@@ -120,7 +101,7 @@ fn killed_fork_server_is_restarted() {
         assert_eq!(a.recv().unwrap(), 0);
 
         assert!(Command::new("kill").args([signal, &old.to_string()]).status().unwrap().success());
-        assert!(wait_dead(old, DEADLINE), "fork server {old} survived kill {signal}");
+        wait_until(|| exited(old), format_args!("fork server {old} to exit after kill {signal}"));
 
         // The running child ends (it dies with its server) and its join does not hang.
         let status = running.join_timeout(DEADLINE).unwrap();
@@ -139,30 +120,14 @@ fn killed_fork_server_is_restarted() {
     }
 }
 
-/// Runs `unannotated` with `arg` (and `env`), bounded by [`DEADLINE`].
+/// Runs `unannotated` with `arg` (and `env`), bounded by [`DEADLINE`] (a hang
+/// or a fork bomb fails the test); returns (exit code, stdout, stderr, time taken).
 fn run_unannotated(arg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String, Duration) {
     let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_unannotated"))
-        .arg(arg)
-        .env_remove("MULTIPROC_START_METHOD")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let out = match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("unannotated {arg} did not finish within {DEADLINE:?}: a hang or a fork bomb");
-        }
-    };
-    let _ = waiter.join();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr), t.elapsed())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unannotated"));
+    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").envs(env.iter().copied());
+    let (status, stdout, stderr) = run_bounded(&mut cmd);
+    (status.code(), stdout, stderr, t.elapsed())
 }
 
 #[multiproc::test]

@@ -1,10 +1,9 @@
 //! Queues under contention and under SIGKILL (PARITY §4, §6 item 91).
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use multiproc::{Event, Queue, get_context};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, leak_guard, wait_until};
 
 #[multiproc::task]
 fn produce(q: Queue<Option<(u32, u32)>>, id: u32, n: u32) {
@@ -103,14 +102,6 @@ fn put_ok(q: Queue<Vec<u8>>) {
     q.put_bytes(b"ok").unwrap();
 }
 
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let until = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
-
 #[multiproc::test]
 fn producer_killed_mid_message_does_not_corrupt_the_queue() {
     let _g = leak_guard();
@@ -122,7 +113,7 @@ fn producer_killed_mid_message_does_not_corrupt_the_queue() {
         p.start().unwrap();
         assert!(started.wait(Some(DEADLINE)));
         // The ring (4 KiB) fills with the first chunks of a 1 MiB message, then the put blocks.
-        wait_for(|| q.pending_bytes() > 0, "the first chunk");
+        wait_until(|| q.pending_bytes() > 0, "the first chunk");
         assert_eq!(q.qsize(), 0, "a partial message is not an item");
         p.kill().unwrap();
         p.join().unwrap();
@@ -176,13 +167,13 @@ fn consumer_killed_mid_message_leaves_the_queue_usable() {
         let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
         let mut producer = ctx.process(big_then_after, (q.clone(),)).unwrap();
         producer.start().unwrap();
-        wait_for(|| q.pending_bytes() > 0, "the first chunk");
+        wait_until(|| q.pending_bytes() > 0, "the first chunk");
         let ppid = producer.pid().unwrap();
         // Freeze the producer mid-message, so the consumer stops mid-message too.
         assert!(send_signal(ppid, "STOP"));
         let mut consumer = ctx.process(get_one, (q.clone(),)).unwrap();
         consumer.start().unwrap();
-        wait_for(|| q.pending_bytes() == 0, "the consumer to take the first chunks");
+        wait_until(|| q.pending_bytes() == 0, "the consumer to take the first chunks");
         consumer.kill().unwrap();
         consumer.join().unwrap();
         assert!(send_signal(ppid, "CONT"));

@@ -1,10 +1,8 @@
 //! Value, Array, RawValue, RawArray, SharedMemory, ShareableList and the
 //! resource tracker (PARITY §7, §8).
 
-use std::time::Instant;
-
 use multiproc::{Array, Error, Event, RawArray, RawValue, ShareableList, SharedMemory, Value, get_context};
-use tests::{DEADLINE, METHODS, leak_guard, shm_entries};
+use tests::{DEADLINE, METHODS, leak_guard, shm_entries, wait_until};
 
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -161,10 +159,9 @@ fn segments_of_a_killed_creator_are_unlinked() {
         assert!(shm_entries().contains(&name), "{m:?}: the segment should exist while its creator runs");
         p.kill().unwrap();
         p.join().unwrap();
-        let until = Instant::now() + DEADLINE;
-        while shm_entries().contains(&name) {
-            assert!(Instant::now() < until, "{m:?}: {name} was not unlinked after its creator died");
-            std::thread::yield_now();
-        }
+        wait_until(
+            || !shm_entries().contains(&name),
+            format_args!("{m:?}: {name} to be unlinked after its creator died"),
+        );
     }
 }

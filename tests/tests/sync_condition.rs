@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use multiproc::{Barrier, Condition, Error, Event, Lock, Queue, Value, get_context};
-use tests::{DEADLINE, METHODS, leak_guard};
+use tests::{DEADLINE, METHODS, leak_guard, wait_until};
 
 #[multiproc::task]
 fn cond_waiter(c: Condition, woken: Queue<u32>, id: u32, ready: Value<u32>) {
@@ -12,14 +12,6 @@ fn cond_waiter(c: Condition, woken: Queue<u32>, id: u32, ready: Value<u32>) {
     c.wait().unwrap();
     c.release().unwrap();
     woken.put(id).unwrap();
-}
-
-fn wait_ready(ready: &Value<u32>, n: u32) {
-    let until = Instant::now() + DEADLINE;
-    while ready.get() < n {
-        assert!(Instant::now() < until, "waiters never got ready");
-        std::thread::yield_now();
-    }
 }
 
 #[multiproc::test]
@@ -35,7 +27,7 @@ fn notify_wakes_exactly_n_and_notify_all_the_rest() {
         for p in &mut ps {
             p.start().unwrap();
         }
-        wait_ready(&ready, 6);
+        wait_until(|| ready.get() >= 6, "the waiters to get ready");
         // Every waiter registered under the lock before bumping `ready`; taking the
         // lock here means each has released it inside wait().
         {
@@ -197,11 +189,7 @@ fn barrier_timeout_abort_and_reset_break_every_waiter() {
         // Abort wakes a waiter with BrokenBarrier.
         let mut p = get_context(m).process(barrier_wait_result, (b.clone(), out.clone())).unwrap();
         p.start().unwrap();
-        let until = Instant::now() + DEADLINE;
-        while b.n_waiting() == 0 {
-            assert!(Instant::now() < until);
-            std::thread::yield_now();
-        }
+        wait_until(|| b.n_waiting() > 0, format_args!("{m:?}: a party to wait"));
         b.abort();
         assert!(out.get_timeout(DEADLINE).unwrap(), "{m:?}: abort did not break the waiter");
         p.join().unwrap();
@@ -209,10 +197,7 @@ fn barrier_timeout_abort_and_reset_break_every_waiter() {
         // Reset while a party waits breaks that party, and the barrier works after.
         let mut p = get_context(m).process(barrier_wait_result, (b.clone(), out.clone())).unwrap();
         p.start().unwrap();
-        while b.n_waiting() == 0 {
-            assert!(Instant::now() < until);
-            std::thread::yield_now();
-        }
+        wait_until(|| b.n_waiting() > 0, format_args!("{m:?}: a party to wait"));
         b.reset();
         assert!(out.get_timeout(DEADLINE).unwrap(), "{m:?}: reset did not break the waiter");
         p.join().unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use multiproc::{BoundedSemaphore, Error, Event, Lock, RLock, Semaphore, Value, get_context};
+use multiproc::{BoundedSemaphore, Error, Event, Lock, Process, RLock, Semaphore, StartMethod, Value, get_context};
 use tests::{DEADLINE, METHODS, leak_guard};
 
 #[multiproc::test]
@@ -98,15 +98,22 @@ fn die_holding(l: Lock, r: RLock, taken: Event) {
     }
 }
 
+/// Starts a `die_holding` child under `m` and waits until it holds both locks;
+/// returns the locks and the child (still running, for the caller to kill).
+fn start_dead_holder(m: StartMethod) -> (Lock, RLock, Process) {
+    let (l, r) = (Lock::new().unwrap(), RLock::new().unwrap());
+    let taken = Event::new().unwrap();
+    let mut p = get_context(m).process(die_holding, (l.clone(), r.clone(), taken.clone())).unwrap();
+    p.start().unwrap();
+    assert!(taken.wait(Some(DEADLINE)), "{m:?}: the child never took the locks");
+    (l, r, p)
+}
+
 #[multiproc::test]
 fn lock_of_dead_holder_is_recovered() {
     let _g = leak_guard();
     for m in METHODS {
-        let (l, r) = (Lock::new().unwrap(), RLock::new().unwrap());
-        let taken = Event::new().unwrap();
-        let mut p = get_context(m).process(die_holding, (l.clone(), r.clone(), taken.clone())).unwrap();
-        p.start().unwrap();
-        assert!(taken.wait(Some(DEADLINE)));
+        let (l, r, mut p) = start_dead_holder(m);
         let pid = p.pid().unwrap();
         p.kill().unwrap();
         p.join().unwrap();
@@ -127,11 +134,7 @@ fn lock_of_dead_holder_is_recovered() {
 fn lock_holder_killed_while_others_wait_unblocks_them() {
     let _g = leak_guard();
     for m in METHODS {
-        let (l, r) = (Lock::new().unwrap(), RLock::new().unwrap());
-        let taken = Event::new().unwrap();
-        let mut p = get_context(m).process(die_holding, (l.clone(), r.clone(), taken.clone())).unwrap();
-        p.start().unwrap();
-        assert!(taken.wait(Some(DEADLINE)));
+        let (l, _r, mut p) = start_dead_holder(m);
         let pid = p.pid();
         let waiter = std::thread::spawn({
             let l = l.clone();

@@ -20,11 +20,11 @@ def produce_big(q, n):
         q.put(msg)
 
 
-def small(n=100_000):
-    """Queue, n small ints, one producer -> parent: msgs/s from the first get."""
+def _drain_rate(target, n):
+    """Runs target(q, n) in a forked child and gets its n messages: gets/s from the first get."""
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=produce, args=(q, n))
+    p = ctx.Process(target=target, args=(q, n))
     p.start()
     q.get()
     t = time.perf_counter()
@@ -35,19 +35,14 @@ def small(n=100_000):
     return rate
 
 
+def small(n=100_000):
+    """Queue, n small ints, one producer -> parent: msgs/s from the first get."""
+    return _drain_rate(produce, n)
+
+
 def big(n=200):
     """Queue, 1 MiB bytes messages, one producer -> parent: bytes/s from the first get."""
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=produce_big, args=(q, n))
-    p.start()
-    q.get()
-    t = time.perf_counter()
-    for _ in range(n - 1):
-        q.get()
-    rate = (n - 1) * (1 << 20) / (time.perf_counter() - t)
-    p.join()
-    return rate
+    return _drain_rate(produce_big, n) * (1 << 20)
 
 
 def lock(n=1_000_000):
