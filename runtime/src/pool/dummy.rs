@@ -82,7 +82,7 @@ fn install_hook() {
             if !IN_POOL.with(Cell::get) {
                 return previous(info);
             }
-            LAST_PANIC.with(|c| *c.borrow_mut() = Some(super::worker::describe_panic(info)));
+            LAST_PANIC.with(|c| *c.borrow_mut() = Some(crate::task::describe_panic(info)));
         }));
     });
 }
