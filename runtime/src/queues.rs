@@ -597,6 +597,43 @@ macro_rules! common_methods {
     };
 }
 
+/// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`].
+macro_rules! timed_methods {
+    () => {
+        /// Puts `item`, waiting at most `timeout` for room.
+        ///
+        /// # Errors
+        /// [`Error::Full`] if there was no room in time; otherwise as [`put`](Self::put).
+        pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+            self.inner.put(&item, true, Some(timeout))
+        }
+
+        /// Puts `item` only if there is room now (Python's `put_nowait`).
+        ///
+        /// # Errors
+        /// [`Error::Full`] if the queue is full; otherwise as [`put`](Self::put).
+        pub fn put_nowait(&self, item: T) -> Result<()> {
+            self.inner.put(&item, false, None)
+        }
+
+        /// Removes and returns the next item, waiting at most `timeout`.
+        ///
+        /// # Errors
+        /// [`Error::Empty`] if nothing arrived in time; otherwise as [`get`](Self::get).
+        pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+            self.inner.get(true, Some(timeout))
+        }
+
+        /// Removes and returns the next item if there is one now (Python's `get_nowait`).
+        ///
+        /// # Errors
+        /// [`Error::Empty`] if the queue is empty; otherwise as [`get`](Self::get).
+        pub fn get_nowait(&self) -> Result<T> {
+            self.inner.get(false, None)
+        }
+    };
+}
+
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// A new, unbounded queue.
     ///
@@ -632,22 +669,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.put(&item, true, None)
     }
 
-    /// Puts `item`, waiting at most `timeout` for room.
-    ///
-    /// # Errors
-    /// [`Error::Full`] if there was no room in time; otherwise as [`put`](Self::put).
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.inner.put(&item, true, Some(timeout))
-    }
-
-    /// Puts `item` only if there is room now (Python's `put_nowait`).
-    ///
-    /// # Errors
-    /// [`Error::Full`] if the queue is full; otherwise as [`put`](Self::put).
-    pub fn put_nowait(&self, item: T) -> Result<()> {
-        self.inner.put(&item, false, None)
-    }
-
     /// Python's `put(item, block, timeout)`; the timeout is ignored when `block` is false.
     ///
     /// # Errors
@@ -663,22 +684,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// bytes are not a `T` (the item is consumed).
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
-    }
-
-    /// Removes and returns the next item, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`Error::Empty`] if nothing arrived in time; otherwise as [`get`](Self::get).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.inner.get(true, Some(timeout))
-    }
-
-    /// Removes and returns the next item if there is one now (Python's `get_nowait`).
-    ///
-    /// # Errors
-    /// [`Error::Empty`] if the queue is empty; otherwise as [`get`](Self::get).
-    pub fn get_nowait(&self) -> Result<T> {
-        self.inner.get(false, None)
     }
 
     /// Python's `get(block, timeout)`; the timeout is ignored when `block` is false.
@@ -701,6 +706,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     common_methods!();
+    timed_methods!();
 
     /// A no-op: there is no feeder thread to wait for (see the type's docs).
     pub fn join_thread(&self) {}
@@ -781,22 +787,6 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.inner.put(&item, true, None)
     }
 
-    /// Puts `item`, waiting at most `timeout` for room.
-    ///
-    /// # Errors
-    /// As [`Queue::put_timeout`].
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.inner.put(&item, true, Some(timeout))
-    }
-
-    /// Puts `item` only if there is room now.
-    ///
-    /// # Errors
-    /// As [`Queue::put_nowait`].
-    pub fn put_nowait(&self, item: T) -> Result<()> {
-        self.inner.put(&item, false, None)
-    }
-
     /// Removes and returns the next item, waiting until there is one.
     ///
     /// # Errors
@@ -805,23 +795,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.inner.get(true, None)
     }
 
-    /// Removes and returns the next item, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// As [`Queue::get_timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.inner.get(true, Some(timeout))
-    }
-
-    /// Removes and returns the next item if there is one now.
-    ///
-    /// # Errors
-    /// As [`Queue::get_nowait`].
-    pub fn get_nowait(&self) -> Result<T> {
-        self.inner.get(false, None)
-    }
-
     common_methods!();
+    timed_methods!();
 
     /// Marks one item as processed.
     ///

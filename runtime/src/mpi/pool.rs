@@ -223,6 +223,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Finishes `chunk` of `job`, queues it and pumps.
+    fn submit_and_pump(&self, job: u64, chunk: ChunkBuilder) -> Result<()> {
+        let chunk = chunk.finish()?;
+        let mut st = self.state();
+        self.submit(&mut st, job, chunk)?;
+        self.pump(&mut st)?;
+        Ok(())
+    }
+
     /// Sends queued chunks to workers with room, completes sends, receives every
     /// result that has arrived. Returns whether anything arrived.
     fn pump(&self, st: &mut State) -> Result<bool> {
@@ -480,6 +489,22 @@ impl MpiPool {
         Args: Serialize,
         F::Output: DeserializeOwned,
     {
+        let (job, name, total) = self.queue_all(task, items, chunksize)?;
+        Ok(MpiAsyncResult { job, finish: Box::new(move |arrived| collect_in_order(arrived, name, total)) })
+    }
+
+    /// Cuts `items` into chunks and queues them all; returns the job, the task's
+    /// name and the number of items.
+    fn queue_all<F, Args>(
+        &self,
+        task: &F,
+        items: impl Iterator<Item = Args>,
+        chunksize: usize,
+    ) -> Result<(JobGuard, &'static str, u64)>
+    where
+        F: Task<Args>,
+        Args: Serialize,
+    {
         self.check_open()?;
         let name = task.task_name()?;
         let job = JobGuard::new(&self.inner);
@@ -493,22 +518,16 @@ impl MpiPool {
             };
             c.push(&bytes)?;
             total += 1;
-            if c.count >= chunksize || c.w.buf.len() >= CHUNK_BYTES {
-                let full = chunk.take().map(ChunkBuilder::finish).transpose()?;
-                let mut st = self.inner.state();
-                if let Some(full) = full {
-                    self.inner.submit(&mut st, job.id, full)?;
-                }
-                self.inner.pump(&mut st)?;
+            if (c.count >= chunksize || c.w.buf.len() >= CHUNK_BYTES)
+                && let Some(full) = chunk.take()
+            {
+                self.inner.submit_and_pump(job.id, full)?;
             }
         }
         if let Some(c) = chunk.take() {
-            let full = c.finish()?;
-            let mut st = self.inner.state();
-            self.inner.submit(&mut st, job.id, full)?;
-            self.inner.pump(&mut st)?;
+            self.inner.submit_and_pump(job.id, c)?;
         }
-        Ok(MpiAsyncResult { job, finish: Box::new(move |arrived| collect_in_order(arrived, name, total)) })
+        Ok((job, name, total))
     }
 
     /// A lazy iterator over `task` applied to each input, in input order (Python's `Pool.imap`).
@@ -592,20 +611,9 @@ impl MpiPool {
         Args: Serialize,
         F::Output: DeserializeOwned,
     {
-        self.check_open()?;
-        let name = task.task_name()?;
-        let bytes = no_fds(task.encode_args(&args)?)?;
-        let job = JobGuard::new(&self.inner);
-        let mut c = ChunkBuilder::new(job.id, 0, name)?;
-        c.push(&bytes)?;
-        let chunk = c.finish()?;
-        {
-            let mut st = self.inner.state();
-            self.inner.submit(&mut st, job.id, chunk)?;
-            self.inner.pump(&mut st)?;
-        }
+        let (job, name, total) = self.queue_all(&task, std::iter::once(args), 1)?;
         let finish: Finish<F::Output> = Box::new(move |arrived| {
-            let mut one: Vec<F::Output> = collect_in_order(arrived, name, 1)?;
+            let mut one: Vec<F::Output> = collect_in_order(arrived, name, total)?;
             one.pop().ok_or_else(|| Error::Decode { what: "task results", reason: "no result".into() })
         });
         Ok(MpiAsyncResult { job, finish })

@@ -23,14 +23,7 @@ thread_local! {
 
 fn record_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "Box<dyn Any>".to_string());
-        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location)));
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(crate::task::describe_panic(info)));
     }));
 }
 

@@ -82,7 +82,7 @@ fn install_hook() {
             if !IN_POOL.with(Cell::get) {
                 return previous(info);
             }
-            LAST_PANIC.with(|c| *c.borrow_mut() = Some(super::worker::describe_panic(info)));
+            LAST_PANIC.with(|c| *c.borrow_mut() = Some(crate::task::describe_panic(info)));
         }));
     });
 }
@@ -333,6 +333,13 @@ impl<R> std::fmt::Debug for IMapIter<'_, R> {
     }
 }
 
+impl<R> IMapIter<'_, R> {
+    /// How many inputs have been handed to the threads so far.
+    fn submitted(&self) -> usize {
+        *self.submitted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl<R> Iterator for IMapIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
@@ -346,7 +353,7 @@ impl<R> Iterator for IMapIter<'_, R> {
                 self.next += 1;
                 return self.pending.remove(&k);
             }
-            let submitted = *self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            let submitted = self.submitted();
             if let Some(submit) = &mut self.submit {
                 let outstanding = submitted - self.next;
                 if outstanding < self.window {
@@ -361,7 +368,7 @@ impl<R> Iterator for IMapIter<'_, R> {
                     continue;
                 }
             }
-            let submitted = *self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            let submitted = self.submitted();
             if self.submit.is_none() && self.received == submitted {
                 return None;
             }

@@ -46,24 +46,12 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
-/// A panic's message and `file:line:column`.
-pub(crate) fn describe_panic(info: &std::panic::PanicHookInfo<'_>) -> (String, String) {
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-    let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
-    (message, location)
-}
-
 /// Records each panic's message and location for its thread instead of printing it.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            LAST_PANIC.with(|p| *p.borrow_mut() = Some(describe_panic(info)));
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(crate::task::describe_panic(info)));
         }));
     });
 }
