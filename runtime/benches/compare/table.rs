@@ -21,7 +21,13 @@ impl Figure {
         match self {
             Figure::Time(d) => {
                 let s = d.as_secs_f64();
-                if s >= 1e-3 { format!("{:.2} ms", s * 1e3) } else { format!("{:.2} µs", s * 1e6) }
+                if s >= 1e-3 {
+                    format!("{:.2} ms", s * 1e3)
+                } else if s >= 1e-6 {
+                    format!("{:.2} µs", s * 1e6)
+                } else {
+                    format!("{:.1} ns", s * 1e9)
+                }
             }
             Figure::Rate(r) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
             Figure::Rate(r) => format!("{:.1} k/s", r / 1e3),
