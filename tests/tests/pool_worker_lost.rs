@@ -197,3 +197,25 @@ fn random_sigkills_never_hang_the_pool() {
         }
     }
 }
+
+#[multiproc::task]
+fn exit_at_start() {
+    std::process::exit(3);
+}
+
+#[multiproc::test]
+fn workers_that_die_before_they_start_break_the_pool_instead_of_respawning_forever() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let started = Instant::now();
+        let r = Pool::builder().processes(2).start_method(m).initializer(exit_at_start, ()).build();
+        match r {
+            Err(Error::Handshake { reason, .. }) => {
+                assert!(reason.contains("keep dying before they start"), "{m}: {reason}");
+                assert!(reason.contains("exit code 3"), "{m}: {reason}");
+            }
+            other => panic!("{m}: expected a start-up failure, got {other:?}"),
+        }
+        assert!(started.elapsed() < DEADLINE, "{m}: took {:?}", started.elapsed());
+    }
+}

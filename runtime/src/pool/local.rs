@@ -186,6 +186,8 @@ struct Core {
     broken: Option<String>,
     /// The first start-up error, for the constructor.
     start_error: Option<Error>,
+    /// Workers in a row that died before they reported ready.
+    early_deaths: usize,
     /// Exponential average of a chunk's service time, in ns.
     chunk_ns: f64,
     send_buf: Vec<u8>,
@@ -224,6 +226,7 @@ impl LocalPool {
                 spawning: 0,
                 broken: None,
                 start_error: None,
+                early_deaths: 0,
                 chunk_ns: 0.0,
                 send_buf: Vec::new(),
                 next_id: 1,
@@ -742,6 +745,25 @@ fn background(sh: Arc<Shared>) {
             let mut deferred = Vec::new();
             {
                 let mut c = sh.lock();
+                // A worker that keeps dying before it is ready (a broken binary, a
+                // crash in start-up code) would otherwise be replaced for ever.
+                if w.ready {
+                    c.early_deaths = 0;
+                } else {
+                    c.early_deaths += 1;
+                    if c.early_deaths >= 3 * sh.cfg.processes.max(1) && c.broken.is_none() {
+                        let msg = format!(
+                            "pool workers keep dying before they start ({} in a row; the last: {status})",
+                            c.early_deaths
+                        );
+                        if c.start_error.is_none() {
+                            c.start_error = Some(Error::Handshake { pid: w.pid, reason: msg.clone() });
+                        }
+                        sh.fail_queue(&mut c, &mut deferred, &msg);
+                        c.broken = Some(msg);
+                        sh.core_cv.notify_all();
+                    }
+                }
                 // Without retries, every call the worker held fails (at most once).
                 // With retries, calls that were in flight together are run again,
                 // each alone, so that only the one that kills a worker by itself is
