@@ -202,15 +202,7 @@ impl RingQueue {
                     room(h)
                 }
             };
-            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
-                raw::Park::Flag,
-                self.u32(SPACE_SEQ),
-                self.u32(SPACE_SLEEPERS),
-                deadline,
-                ready,
-                || Ok(()),
-            );
-            if !ok.unwrap_or(false) {
+            if !self.wait_for_space(deadline, ready) {
                 return None;
             }
             if contig >= need {
@@ -224,6 +216,16 @@ impl RingQueue {
             self.u64(TAIL).store(pos, Ordering::SeqCst);
             poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
         }
+    }
+
+    /// Waits (spin, then park on the space futex) until `ready()` or `deadline`;
+    /// whether it became ready.
+    fn wait_for_space(&self, deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
+        let ok: std::result::Result<bool, ()> =
+            raw::wait_until_as(raw::Park::Flag, self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS), deadline, ready, || {
+                Ok(())
+            });
+        ok.unwrap_or(false)
     }
 
     fn write_header(&self, off: usize, len: u32, flags: u32, total: usize) {
@@ -246,15 +248,7 @@ impl RingQueue {
         let maxsize = self.maxsize();
         if maxsize > 0 {
             let ready = || self.qsize() < maxsize;
-            let ok: std::result::Result<bool, ()> = raw::wait_until_as(
-                raw::Park::Flag,
-                self.u32(SPACE_SEQ),
-                self.u32(SPACE_SLEEPERS),
-                deadline,
-                ready,
-                || Ok(()),
-            );
-            if !ok.unwrap_or(false) {
+            if !self.wait_for_space(deadline, ready) {
                 return Err(Error::Full);
             }
         }
