@@ -160,6 +160,9 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                     #name,
                     |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, input, fds, out),
                 )
+                .with_seq(|input, count, out, describe| {
+                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#f, input, count, out, describe)
+                })
             }
             #krate::__private::Lambda::new(#name, #f)
         }});
@@ -183,6 +186,9 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 #name,
                 |input, fds, out| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, fds, out),
             )
+            .with_seq(|input, count, out, describe| {
+                #krate::__private::invoke_seq::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, count, out, describe)
+            })
         }
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)
     }})

@@ -113,6 +113,9 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
                     || #krate::__private::type_id_of_val(&#ident),
                     |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, input, fds, out),
                 )
+                .with_seq(|input, count, out, describe| {
+                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#ident, input, count, out, describe)
+                })
             }
         };
     }

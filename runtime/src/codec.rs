@@ -78,6 +78,43 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>, what:
     res
 }
 
+/// Decodes one `T` from the front of `bytes` (values laid end to end, as
+/// [`EndToEnd`] writes them); returns it and the bytes it used. No fds.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<(T, usize)> {
+    decode_bounded::<T>(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })
+}
+
+/// As [`decode_prefix`], for values whose handles index the shared list `fds`
+/// (one list for all the values laid end to end): each handle takes a copy.
+pub(crate) fn decode_prefix_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    fds: &mut Vec<OwnedFd>,
+    what: &'static str,
+) -> Result<(T, usize)> {
+    if fds.is_empty() {
+        return decode_prefix(bytes, what);
+    }
+    let outer = FDS_IN.with(|f| f.borrow_mut().replace(std::mem::take(fds)));
+    let res = decode_prefix(bytes, what);
+    *fds = FDS_IN.with(|f| std::mem::replace(&mut *f.borrow_mut(), outer)).unwrap_or_default();
+    res
+}
+
+/// Serializes a slice as its values laid end to end, with no length in front
+/// (a tuple, in serde's terms): the layout a batch of calls travels in.
+pub(crate) struct EndToEnd<'a, T>(pub(crate) &'a [T]);
+
+impl<T: Serialize> Serialize for EndToEnd<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for v in self.0 {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
 fn decode_plain<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     match decode_bounded::<T>(bytes) {
         Ok((v, n)) if n == bytes.len() => Ok(v),

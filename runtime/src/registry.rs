@@ -23,23 +23,48 @@ use crate::task::Task;
 #[doc(hidden)]
 pub type Invoker = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>) -> Result<Vec<OwnedFd>>;
 
+/// Runs a whole chunk of calls (a pool's batch path): decodes `count` argument
+/// tuples laid end to end in the input, runs each, catching panics (described
+/// by the given function), and appends all outcomes end to end to the buffer.
+#[doc(hidden)]
+pub type SeqInvoker = fn(&[u8], usize, &mut Vec<u8>, fn() -> (String, String)) -> Result<Vec<OwnedFd>>;
+
 /// One registered task. Not public API: built by the macros.
 #[doc(hidden)]
 pub struct TaskEntry {
     name: &'static str,
     type_id: Option<fn() -> TypeId>,
     invoke: Invoker,
+    seq: Option<SeqInvoker>,
 }
 
 impl TaskEntry {
     /// An entry for a `#[task]` function (found by its fn item's type).
     pub const fn new(name: &'static str, type_id: fn() -> TypeId, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: Some(type_id), invoke }
+        TaskEntry { name, type_id: Some(type_id), invoke, seq: None }
     }
 
     /// An entry for a `lambda!` closure (found by the name its value carries).
     pub const fn lambda(name: &'static str, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: None, invoke }
+        TaskEntry { name, type_id: None, invoke, seq: None }
+    }
+
+    /// The same entry with a batch invoker for whole chunks.
+    pub const fn with_seq(mut self, seq: SeqInvoker) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// Runs a chunk of calls whose arguments are laid end to end in `args`
+    /// (see [`SeqInvoker`]); `None` if this entry has no batch invoker.
+    pub(crate) fn invoke_seq(
+        &self,
+        args: &[u8],
+        count: usize,
+        out: &mut Vec<u8>,
+        describe_panic: fn() -> (String, String),
+    ) -> Option<Result<Vec<OwnedFd>>> {
+        self.seq.map(|seq| seq(args, count, out, describe_panic))
     }
 
     /// Runs the task on encoded arguments.
@@ -119,6 +144,39 @@ where
     let args: A = codec::decode(input, fds, "task arguments")?;
     let result = f.call(args);
     codec::encode_into(&result, out, "task result")
+}
+
+/// The outcome of one call in a chunk run by [`invoke_seq`]: the result, or
+/// the panic's message and location.
+pub(crate) type SeqOutcome<R> = std::result::Result<R, (String, String)>;
+
+/// Not public API: the body of every generated batch invoker ([`SeqInvoker`]).
+#[doc(hidden)]
+pub fn invoke_seq<F, A>(
+    f: F,
+    input: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+    describe_panic: fn() -> (String, String),
+) -> Result<Vec<OwnedFd>>
+where
+    F: Task<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    let mut outcomes: Vec<SeqOutcome<F::Output>> = Vec::with_capacity(count.min(1 << 16));
+    let mut pos = 0;
+    for _ in 0..count {
+        let (args, used): (A, usize) = codec::decode_prefix(&input[pos..], "task arguments")?;
+        pos += used;
+        outcomes.push(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic()),
+        );
+    }
+    if pos != input.len() {
+        return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - pos) });
+    }
+    codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")
 }
 
 /// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).

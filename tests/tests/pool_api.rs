@@ -525,3 +525,50 @@ fn a_panicking_callback_does_not_break_the_pool() {
     assert_eq!(r.get().unwrap(), 3);
     assert_eq!(pool.apply(|x: u64| x + 1, (3,)).unwrap(), 4);
 }
+
+#[multiproc::task]
+fn maybe_echo(conn: Option<Connection<u64>>, x: u64) -> u64 {
+    match conn {
+        Some(c) => {
+            c.send(&x).unwrap();
+            x + 1000
+        }
+        None => x,
+    }
+}
+
+#[multiproc::task]
+fn open_pipe(x: u64) -> (Connection<u64>, u64) {
+    let (a, b) = multiproc::pipe::<u64>().unwrap();
+    b.send(&x).unwrap();
+    (a, x)
+}
+
+/// Calls travel in batches until one carries a handle; a chunk that mixes
+/// both still runs every call once, in order.
+#[multiproc::test]
+fn a_chunk_mixing_plain_calls_and_handles_runs_each_call_once() {
+    let _g = leak_guard();
+    for (m, pool) in pools() {
+        let (rx, tx) = multiproc::pipe::<u64>().unwrap();
+        let mut tx = Some(tx);
+        let items: Vec<(Option<Connection<u64>>, u64)> =
+            (0..8).map(|i| (if i == 5 { tx.take() } else { None }, i)).collect();
+        let out = pool.with_chunksize(8).starmap(maybe_echo, items).unwrap();
+        assert_eq!(out, vec![0, 1, 2, 3, 4, 1005, 6, 7], "{m}");
+        assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), 5, "{m}");
+    }
+}
+
+/// Results that carry handles come back through a batch too.
+#[multiproc::test]
+fn results_carrying_handles_arrive_in_a_batch() {
+    let _g = leak_guard();
+    for (m, pool) in pools() {
+        let out = pool.with_chunksize(4).map(open_pipe, 0..4).unwrap();
+        for (i, (conn, x)) in out.into_iter().enumerate() {
+            assert_eq!(x, i as u64, "{m}");
+            assert_eq!(conn.recv_timeout(DEADLINE).unwrap(), i as u64, "{m}");
+        }
+    }
+}

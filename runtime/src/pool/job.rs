@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::wire::{Cursor, WireError};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::registry::SeqOutcome;
 
 /// The outcome of one call, still encoded.
 #[derive(Debug)]
@@ -24,6 +25,20 @@ pub(crate) enum Outcome {
     Err(Box<Error>),
 }
 
+/// A `DONE_SEQ` reply: outcomes laid end to end, decoded one by one.
+#[derive(Debug)]
+struct Seq {
+    /// Where the next outcome starts in the body.
+    pos: usize,
+    /// Outcomes not decoded yet.
+    left: usize,
+    task: String,
+    /// The handles of all the outcomes (they index this one list).
+    fds: Vec<OwnedFd>,
+    /// Set once an outcome failed to decode: the rest cannot be found.
+    broken: Option<String>,
+}
+
 /// The results of one chunk of calls (consecutive items of a job).
 #[derive(Debug)]
 pub(crate) struct ChunkResult {
@@ -32,6 +47,7 @@ pub(crate) struct ChunkResult {
     body: Vec<u8>,
     items: VecDeque<Outcome>,
     fds: VecDeque<OwnedFd>,
+    seq: Option<Seq>,
 }
 
 impl ChunkResult {
@@ -42,6 +58,7 @@ impl ChunkResult {
             body: Vec::new(),
             items: (0..count).map(|_| Outcome::Err(Box::new(err()))).collect(),
             fds: VecDeque::new(),
+            seq: None,
         }
     }
 
@@ -52,11 +69,28 @@ impl ChunkResult {
             body: Vec::new(),
             items: VecDeque::from([Outcome::Err(Box::new(err))]),
             fds: VecDeque::new(),
+            seq: None,
         }
     }
 
-    /// Parses a worker's `DONE` frame (kind byte already checked by the caller).
+    /// Parses a worker's `DONE` or `DONE_SEQ` frame (kind byte already checked by the caller).
     pub(crate) fn parse(first: usize, expected: usize, body: Vec<u8>, fds: Vec<OwnedFd>) -> Result<Self> {
+        if body.first() == Some(&super::wire::DONE_SEQ) {
+            let mut c = Cursor::new(&body);
+            c.u8()?;
+            let count = c.u32()? as usize;
+            if count != expected {
+                return Err(Error::Decode {
+                    what: "pool frame",
+                    reason: format!("a reply has {count} results for a chunk of {expected} calls"),
+                });
+            }
+            let name_len = c.u16()? as usize;
+            let task = String::from_utf8_lossy(c.bytes(name_len)?).into_owned();
+            let pos = c.pos;
+            let seq = Seq { pos, left: count, task, fds, broken: None };
+            return Ok(ChunkResult { first, body, items: VecDeque::new(), fds: VecDeque::new(), seq: Some(seq) });
+        }
         let mut items = VecDeque::with_capacity(expected);
         {
             let mut c = Cursor::new(&body);
@@ -90,16 +124,43 @@ impl ChunkResult {
                 return Err(Error::Decode { what: "pool frame", reason: "handle count mismatch in a reply".into() });
             }
         }
-        Ok(ChunkResult { first, body, items, fds: fds.into() })
+        Ok(ChunkResult { first, body, items, fds: fds.into(), seq: None })
     }
 
     /// How many items are left in this chunk.
     pub(crate) fn len(&self) -> usize {
-        self.items.len()
+        match &self.seq {
+            Some(seq) => seq.left,
+            None => self.items.len(),
+        }
     }
 
     /// Decodes the next item.
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
+        if let Some(seq) = &mut self.seq {
+            if seq.left == 0 {
+                return None;
+            }
+            seq.left -= 1;
+            if let Some(reason) = &seq.broken {
+                return Some(Err(Error::Decode { what: "task result", reason: reason.clone() }));
+            }
+            let bytes = self.body.get(seq.pos..).unwrap_or_default();
+            return Some(match codec::decode_prefix_with::<SeqOutcome<T>>(bytes, &mut seq.fds, "task result") {
+                Ok((outcome, used)) => {
+                    seq.pos += used;
+                    outcome.map_err(|(message, location)| Error::TaskPanicked {
+                        task: seq.task.clone(),
+                        message,
+                        location,
+                    })
+                }
+                Err(e) => {
+                    seq.broken = Some(e.to_string());
+                    Err(e)
+                }
+            });
+        }
         let outcome = self.items.pop_front()?;
         Some(match outcome {
             Outcome::Err(e) => Err(*e),

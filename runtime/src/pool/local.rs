@@ -89,6 +89,10 @@ pub(crate) struct ChunkBuilder {
     count_at: usize,
     frame_at: usize,
     first: usize,
+    /// Where the kind byte is (`RUN_SEQ` until an item carries handles, then `RUN`).
+    kind_at: usize,
+    /// While `RUN_SEQ`: where each item's bytes start in `frame`.
+    starts: Option<Vec<usize>>,
 }
 
 impl ChunkBuilder {
@@ -97,12 +101,22 @@ impl ChunkBuilder {
             u16::try_from(name.len()).map_err(|_| Error::InvalidArgument(format!("task name `{name}` is too long")))?;
         let mut frame = Vec::with_capacity(64);
         let frame_at = wire::begin_frame(&mut frame);
-        frame.push(wire::RUN);
+        let kind_at = frame.len();
+        frame.push(wire::RUN_SEQ);
         wire::put_u16(&mut frame, name_len);
         frame.extend_from_slice(name.as_bytes());
         let count_at = frame.len();
         wire::put_u32(&mut frame, 0);
-        Ok(ChunkBuilder { frame, fds: Vec::new(), count: 0, count_at, frame_at, first })
+        Ok(ChunkBuilder {
+            frame,
+            fds: Vec::new(),
+            count: 0,
+            count_at,
+            frame_at,
+            first,
+            kind_at,
+            starts: Some(Vec::new()),
+        })
     }
 
     /// Items in the chunk so far.
@@ -122,7 +136,31 @@ impl ChunkBuilder {
 
     /// Appends one call, encoded by `encode` (which appends to the buffer and
     /// returns the handles it found). On error the chunk is left unchanged.
+    ///
+    /// Calls travel end to end (`RUN_SEQ`, one batch pass in the worker) until
+    /// one carries handles; then the chunk switches to one header per call (`RUN`).
     pub(crate) fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Result<Vec<OwnedFd>>) -> Result<()> {
+        if self.starts.is_some() {
+            let at = self.frame.len();
+            return match encode(&mut self.frame) {
+                Ok(fds) if fds.is_empty() => {
+                    if let Some(starts) = &mut self.starts {
+                        starts.push(at);
+                    }
+                    self.count += 1;
+                    Ok(())
+                }
+                Ok(fds) => {
+                    let item = self.frame.split_off(at);
+                    self.switch_to_items()?;
+                    self.push_item(&item, fds)
+                }
+                Err(e) => {
+                    self.frame.truncate(at);
+                    Err(e)
+                }
+            };
+        }
         let at = wire::begin_item(&mut self.frame);
         match encode(&mut self.frame).and_then(|fds| {
             wire::end_item(&mut self.frame, at, fds.len())?;
@@ -138,6 +176,32 @@ impl ChunkBuilder {
                 Err(e)
             }
         }
+    }
+
+    /// Appends one already encoded call with a header (`RUN` layout).
+    fn push_item(&mut self, item: &[u8], fds: Vec<OwnedFd>) -> Result<()> {
+        let at = wire::begin_item(&mut self.frame);
+        self.frame.extend_from_slice(item);
+        wire::end_item(&mut self.frame, at, fds.len())?;
+        self.fds.extend(fds);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Rewrites the calls so far from the `RUN_SEQ` layout to `RUN`'s.
+    fn switch_to_items(&mut self) -> Result<()> {
+        let Some(starts) = self.starts.take() else { return Ok(()) };
+        let body = self.count_at + 4;
+        let blob = self.frame.split_off(body);
+        let count = self.count;
+        self.count = 0;
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(blob.len(), |&next| next - body);
+            self.push_item(&blob[start - body..end], Vec::new())?;
+        }
+        debug_assert_eq!(self.count, count);
+        self.frame[self.kind_at] = wire::RUN;
+        Ok(())
     }
 
     /// Finishes the chunk for `job`.
@@ -475,7 +539,7 @@ impl Shared {
                 self.fail_queue(c, deferred, &msg);
                 self.core_cv.notify_all();
             }
-            Some(wire::DONE) => {
+            Some(wire::DONE) | Some(wire::DONE_SEQ) => {
                 let w = &mut c.workers[i];
                 let Some(chunk) = w.inflight.pop_front() else {
                     w.lost = true;

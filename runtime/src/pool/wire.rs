@@ -26,6 +26,13 @@ pub(crate) const RUN: u8 = 1;
 pub(crate) const READY: u8 = 2;
 pub(crate) const INIT_FAILED: u8 = 3;
 pub(crate) const DONE: u8 = 4;
+/// A chunk of calls without handles: `name_len: u16`, name, `count: u32`, then
+/// the encoded argument tuples laid end to end (no per-item headers), run by
+/// the task's batch invoker in one pass.
+pub(crate) const RUN_SEQ: u8 = 5;
+/// The reply to `RUN_SEQ`: `count: u32`, `name_len: u16`, name, then `count`
+/// encoded `Result<R, (message, location)>` laid end to end.
+pub(crate) const DONE_SEQ: u8 = 6;
 
 /// Frame header: body length and fd count.
 pub(crate) const HEAD: usize = 6;
@@ -81,6 +88,13 @@ impl<'a> Cursor<'a> {
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
+    }
+
+    /// Everything not read yet.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let r = &self.buf[self.pos.min(self.buf.len())..];
+        self.pos = self.buf.len();
+        r
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {

@@ -149,7 +149,28 @@ fn flush(link: BorrowedFd<'_>, out: &mut Vec<u8>, fds: &mut Vec<OwnedFd>, oldest
     Ok(())
 }
 
-/// Runs every call of one `RUN` frame and appends its `DONE` frame to `out`.
+/// The message and location of this thread's last panic (recorded by the hook).
+fn take_panic() -> (String, String) {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| ("unknown panic".to_string(), String::new()))
+}
+
+/// Appends a `DONE` frame in which every one of `count` calls failed with `message`.
+fn failed_done(out: &mut Vec<u8>, count: usize, name: &str, message: &str) -> Result<()> {
+    let frame_at = wire::begin_frame(out);
+    out.push(wire::DONE);
+    wire::put_u32(out, count as u32);
+    for _ in 0..count {
+        out.push(1);
+        let at = wire::begin_item(out);
+        let w = WireError::Failed { task: name.to_string(), message: message.to_string() };
+        codec::encode_into(&w, out, "task error")?;
+        wire::end_item(out, at, 0)?;
+    }
+    wire::end_frame(out, frame_at, 0)
+}
+
+/// Runs every call of one `RUN` or `RUN_SEQ` frame and appends its `DONE` or
+/// `DONE_SEQ` frame to `out`.
 fn run_chunk(
     body: &[u8],
     mut fds: Vec<OwnedFd>,
@@ -158,7 +179,8 @@ fn run_chunk(
     out_fds: &mut Vec<OwnedFd>,
 ) -> Result<()> {
     let mut c = Cursor::new(body);
-    if c.u8()? != wire::RUN {
+    let kind = c.u8()?;
+    if kind != wire::RUN && kind != wire::RUN_SEQ {
         return Err(Error::Decode { what: "pool frame", reason: "expected a chunk of calls".into() });
     }
     let name_len = c.u16()? as usize;
@@ -172,6 +194,42 @@ fn run_chunk(
         _ => registry::lookup(name),
     };
     let count = c.u32()? as usize;
+    if kind == wire::RUN_SEQ {
+        if !fds.is_empty() {
+            return Err(Error::Decode { what: "pool frame", reason: "a batch of calls carries handles".into() });
+        }
+        let args = c.rest();
+        let frame_at = wire::begin_frame(out);
+        out.push(wire::DONE_SEQ);
+        wire::put_u32(out, count as u32);
+        wire::put_u16(out, name_len as u16);
+        out.extend_from_slice(name.as_bytes());
+        let res = match entry {
+            Ok(e) => e.invoke_seq(args, count, out, take_panic).unwrap_or_else(|| {
+                Err(Error::TaskFailed { task: name.to_string(), message: "the task has no batch invoker".into() })
+            }),
+            Err(e) => Err(e),
+        };
+        return match res {
+            Ok(rfds) if rfds.len() + out_fds.len() <= wire::MAX_FDS => {
+                wire::end_frame(out, frame_at, rfds.len())?;
+                out_fds.extend(rfds);
+                Ok(())
+            }
+            Ok(_) => {
+                out.truncate(frame_at);
+                let msg = format!(
+                    "the results of one chunk carry more than {} handles; use a chunk size of 1",
+                    wire::MAX_FDS
+                );
+                failed_done(out, count, name, &msg)
+            }
+            Err(e) => {
+                out.truncate(frame_at);
+                failed_done(out, count, name, &e.to_string())
+            }
+        };
+    }
     let frame_at = wire::begin_frame(out);
     out.push(wire::DONE);
     wire::put_u32(out, count as u32);
