@@ -61,6 +61,17 @@ pub trait Task<Args>: Send + Sync + 'static {
         codec::encode_into(args, buf, "task arguments")
     }
 
+    /// Appends the encoded arguments of several calls laid end to end (each as
+    /// [`Task::encode_args_into`] writes it) in one encoder pass; returns the
+    /// handles found inside them (indices shared across the calls).
+    #[doc(hidden)]
+    fn encode_args_batch(&self, args: &[Args], buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
+    where
+        Args: Serialize,
+    {
+        codec::encode_into(&codec::EndToEnd(args), buf, "task arguments")
+    }
+
     /// Decodes arguments encoded by [`Task::encode_args`] and calls the function.
     #[doc(hidden)]
     fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Self::Output>
@@ -109,6 +120,13 @@ macro_rules! impl_task {
                 ($($A,)*): Serialize,
             {
                 codec::encode_into(&(&self.captures, args), buf, "task arguments")
+            }
+            fn encode_args_batch(&self, args: &[($($A,)*)], buf: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
+            where
+                ($($A,)*): Serialize,
+            {
+                let calls: Vec<(&Caps, &($($A,)*))> = args.iter().map(|a| (&self.captures, a)).collect();
+                codec::encode_into(&codec::EndToEnd(&calls), buf, "task arguments")
             }
             #[allow(unused_variables)]
             fn call_encoded(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Ret>

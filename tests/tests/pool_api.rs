@@ -426,6 +426,9 @@ fn lambdas_run_in_the_pool() {
         let k = 100u64;
         let got = pool.map(multiproc::lambda!(move [k: u64] |x: u64| x + k), 0..3).unwrap();
         assert_eq!(got, vec![100, 101, 102], "{m}");
+        // Many calls per chunk: the captures travel with every call of a batch.
+        let got = pool.with_chunksize(64).map(multiproc::lambda!(move [k: u64] |x: u64| x * k), 0..1000).unwrap();
+        assert_eq!(got, (0..1000).map(|x| x * k).collect::<Vec<u64>>(), "{m}");
     }
 }
 

@@ -119,6 +119,27 @@ impl ChunkBuilder {
         })
     }
 
+    /// A whole chunk of `count` calls encoded in one pass by `encode` (calls laid
+    /// end to end). `None` if the calls carry handles: the caller then pushes them
+    /// one by one.
+    pub(crate) fn batch(
+        name: &str,
+        first: usize,
+        count: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<Vec<OwnedFd>>,
+    ) -> Result<Option<Self>> {
+        let mut b = ChunkBuilder::new(name, first)?;
+        match encode(&mut b.frame) {
+            Ok(fds) if fds.is_empty() => {
+                b.count = count;
+                // Finished as it is: never rewritten to per-call frames.
+                b.starts = Some(Vec::new());
+                Ok(Some(b))
+            }
+            Ok(_) | Err(_) => Ok(None),
+        }
+    }
+
     /// Items in the chunk so far.
     pub(crate) fn len(&self) -> usize {
         self.count

@@ -264,33 +264,60 @@ where
         if done >= limit {
             break false;
         }
-        let Some(args) = items.next() else { break true };
-        let index = *next_index;
-        *next_index += 1;
-        done += 1;
-        uncounted += 1;
-        let b = match &mut builder {
-            Some(b) => b,
-            None => builder.insert(ChunkBuilder::new(name, index)?),
-        };
-        if let Err(e) = b.push(|buf| task.encode_args_into(&args, buf)) {
-            // This call fails on its own; the chunk so far goes as it is.
-            if let Some(b) = builder.take().filter(|b| b.len() > 0) {
-                pending.push(b.finish(job)?);
-            }
-            flush(&mut pending, &mut uncounted, &mut continuing)?;
-            job.deliver(ChunkResult::one_error(index, e), &mut deferred);
-            continue;
+        // Take one chunk's worth of calls and try to encode them in one pass.
+        let want = chunksize.min(limit - done);
+        let batch: Vec<A> = (&mut *items).take(want).collect();
+        if batch.is_empty() {
+            break true;
         }
-        if b.len() >= chunksize || b.nfds() >= CHUNK_FDS {
+        let ran_out = batch.len() < want;
+        let first = *next_index;
+        *next_index += batch.len();
+        done += batch.len();
+        uncounted += batch.len();
+        if batch.len() > 1
+            && let Some(b) = ChunkBuilder::batch(name, first, batch.len(), |buf| task.encode_args_batch(&batch, buf))?
+        {
             pending_bytes += b.bytes();
-            if let Some(b) = builder.take() {
-                pending.push(b.finish(job)?);
-            }
+            pending.push(b.finish(job)?);
             if pending.len() >= SUBMIT_BATCH || pending_bytes >= SUBMIT_BYTES {
                 pending_bytes = 0;
                 flush(&mut pending, &mut uncounted, &mut continuing)?;
             }
+            if ran_out {
+                break true;
+            }
+            continue;
+        }
+        // Calls with handles (or one that cannot be encoded): one by one.
+        for (k, args) in batch.into_iter().enumerate() {
+            let index = first + k;
+            let b = match &mut builder {
+                Some(b) => b,
+                None => builder.insert(ChunkBuilder::new(name, index)?),
+            };
+            if let Err(e) = b.push(|buf| task.encode_args_into(&args, buf)) {
+                // This call fails on its own; the chunk so far goes as it is.
+                if let Some(b) = builder.take().filter(|b| b.len() > 0) {
+                    pending.push(b.finish(job)?);
+                }
+                flush(&mut pending, &mut uncounted, &mut continuing)?;
+                job.deliver(ChunkResult::one_error(index, e), &mut deferred);
+                continue;
+            }
+            if b.len() >= chunksize || b.nfds() >= CHUNK_FDS {
+                pending_bytes += b.bytes();
+                if let Some(b) = builder.take() {
+                    pending.push(b.finish(job)?);
+                }
+                if pending.len() >= SUBMIT_BATCH || pending_bytes >= SUBMIT_BYTES {
+                    pending_bytes = 0;
+                    flush(&mut pending, &mut uncounted, &mut continuing)?;
+                }
+            }
+        }
+        if ran_out {
+            break true;
         }
     };
     if let Some(b) = builder.take().filter(|b| b.len() > 0) {
