@@ -100,6 +100,44 @@ pub(crate) fn decode_prefix_with<T: DeserializeOwned>(
     res
 }
 
+/// Decodes `count` values laid end to end (as [`EndToEnd`] writes them) in one
+/// decoder pass, without fds. Returns them and the bytes used.
+pub(crate) fn decode_end_to_end<T: DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+    what: &'static str,
+) -> Result<(Vec<T>, usize)> {
+    struct Seed<T>(usize, std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned> serde::de::DeserializeSeed<'de> for Seed<T> {
+        type Value = Vec<T>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Vec<T>, D::Error> {
+            struct V<T>(usize, std::marker::PhantomData<T>);
+            impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for V<T> {
+                type Value = Vec<T>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    write!(f, "{} values laid end to end", self.0)
+                }
+                fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> std::result::Result<Vec<T>, S::Error> {
+                    let mut out = Vec::with_capacity(self.0.min(1 << 16));
+                    for i in 0..self.0 {
+                        out.push(seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?);
+                    }
+                    Ok(out)
+                }
+            }
+            d.deserialize_tuple(self.0, V(self.0, std::marker::PhantomData))
+        }
+    }
+    // A limit is checked before bincode allocates what a garbage length claims
+    // (see `decode_bounded`); the bytes come from this program's own pool.
+    bincode::serde::seed_decode_from_slice(
+        Seed(count, std::marker::PhantomData),
+        bytes,
+        config().with_limit::<{ 1 << 30 }>(),
+    )
+    .map_err(|e| Error::Decode { what, reason: e.to_string() })
+}
+
 /// Serializes a slice as its values laid end to end, with no length in front
 /// (a tuple, in serde's terms): the layout a batch of calls travels in.
 pub(crate) struct EndToEnd<'a, T>(pub(crate) &'a [T]);

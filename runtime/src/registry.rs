@@ -164,18 +164,16 @@ where
     A: DeserializeOwned,
     F::Output: Serialize,
 {
-    let mut outcomes: Vec<SeqOutcome<F::Output>> = Vec::with_capacity(count.min(1 << 16));
-    let mut pos = 0;
-    for _ in 0..count {
-        let (args, used): (A, usize) = codec::decode_prefix(&input[pos..], "task arguments")?;
-        pos += used;
-        outcomes.push(
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic()),
-        );
+    let (calls, used): (Vec<A>, usize) = codec::decode_end_to_end(input, count, "task arguments")?;
+    if used != input.len() {
+        return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - used) });
     }
-    if pos != input.len() {
-        return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - pos) });
-    }
+    let outcomes: Vec<SeqOutcome<F::Output>> = calls
+        .into_iter()
+        .map(|args| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
+        })
+        .collect();
     codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")
 }
 

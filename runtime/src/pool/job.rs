@@ -135,6 +135,35 @@ impl ChunkResult {
         }
     }
 
+    /// Decodes every item left onto `out` (a batch reply without handles in one
+    /// decoder pass); stops at the first failed item and returns its error.
+    pub(crate) fn take_all<T: DeserializeOwned>(&mut self, out: &mut Vec<T>) -> Result<()> {
+        if let Some(seq) = &mut self.seq
+            && seq.broken.is_none()
+            && seq.fds.is_empty()
+            && seq.left > 0
+        {
+            let bytes = self.body.get(seq.pos..).unwrap_or_default();
+            let (outcomes, used) = codec::decode_end_to_end::<SeqOutcome<T>>(bytes, seq.left, "task result")?;
+            seq.pos += used;
+            seq.left = 0;
+            out.reserve(outcomes.len());
+            for o in outcomes {
+                let task = &seq.task;
+                out.push(o.map_err(|(message, location)| Error::TaskPanicked {
+                    task: task.clone(),
+                    message,
+                    location,
+                })?);
+            }
+            return Ok(());
+        }
+        while let Some(v) = self.next() {
+            out.push(v?);
+        }
+        Ok(())
+    }
+
     /// Decodes the next item.
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
         if let Some(seq) = &mut self.seq {

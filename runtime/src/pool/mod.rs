@@ -625,9 +625,7 @@ impl Chunked<'_> {
         loop {
             let next = job.lock().take_chunk();
             if let Some(mut chunk) = next {
-                while let Some(v) = chunk.next() {
-                    out.push(v?);
-                }
+                chunk.take_all(&mut out)?;
                 continue;
             }
             {
