@@ -119,6 +119,14 @@ impl ChunkBuilder {
         })
     }
 
+    /// A chunk in the per-call layout (`RUN`) from the start: for single calls.
+    pub(crate) fn new_per_call(name: &str, first: usize) -> Result<Self> {
+        let mut b = ChunkBuilder::new(name, first)?;
+        b.frame[b.kind_at] = wire::RUN;
+        b.starts = None;
+        Ok(b)
+    }
+
     /// A whole chunk of `count` calls encoded in one pass by `encode` (calls laid
     /// end to end). `None` if the calls carry handles: the caller then pushes them
     /// one by one.
@@ -227,6 +235,10 @@ impl ChunkBuilder {
 
     /// Finishes the chunk for `job`.
     pub(crate) fn finish(mut self, job: &Arc<JobShared>) -> Result<Chunk> {
+        if self.count == 1 {
+            // A lone call is cheaper in the per-call layout (no batch vectors).
+            self.switch_to_items()?;
+        }
         let count = self.count as u32;
         self.frame[self.count_at..self.count_at + 4].copy_from_slice(&count.to_le_bytes());
         wire::end_frame(&mut self.frame, self.frame_at, self.fds.len())?;

@@ -294,6 +294,7 @@ where
             let index = first + k;
             let b = match &mut builder {
                 Some(b) => b,
+                None if chunksize == 1 => builder.insert(ChunkBuilder::new_per_call(name, index)?),
                 None => builder.insert(ChunkBuilder::new(name, index)?),
             };
             if let Err(e) = b.push(|buf| task.encode_args_into(&args, buf)) {
@@ -531,7 +532,7 @@ impl Pool {
         let sh = self.shared()?;
         let name = task.task_name()?;
         let job = Arc::new(JobShared::new(true));
-        let mut b = ChunkBuilder::new(name, 0)?;
+        let mut b = ChunkBuilder::new_per_call(name, 0)?;
         b.push(|buf| task.encode_args_into(&args, buf))?;
         job.add_submitted(1);
         sh.submit(vec![b.finish(&job)?], false)?;
