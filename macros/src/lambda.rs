@@ -158,10 +158,10 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             #krate::__private::inventory::submit! {
                 #krate::__private::TaskEntry::lambda(
                     #name,
-                    |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, input, fds, out),
+                    |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, __mp_input, __mp_fds, __mp_out),
                 )
-                .with_seq(|input, count, out, describe| {
-                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#f, input, count, out, describe)
+                .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
+                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#f, __mp_input, __mp_count, __mp_out, __mp_describe)
                 })
             }
             #krate::__private::Lambda::new(#name, #f)
@@ -184,10 +184,10 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         #krate::__private::inventory::submit! {
             #krate::__private::TaskEntry::lambda(
                 #name,
-                |input, fds, out| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, fds, out),
+                |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, __mp_input, __mp_fds, __mp_out),
             )
-            .with_seq(|input, count, out, describe| {
-                #krate::__private::invoke_seq::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, input, count, out, describe)
+            .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
+                #krate::__private::invoke_seq::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, __mp_input, __mp_count, __mp_out, __mp_describe)
             })
         }
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)

@@ -111,10 +111,10 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
                 #krate::__private::TaskEntry::new(
                     ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     || #krate::__private::type_id_of_val(&#ident),
-                    |input, fds, out| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, input, fds, out),
+                    |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, __mp_input, __mp_fds, __mp_out),
                 )
-                .with_seq(|input, count, out, describe| {
-                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#ident, input, count, out, describe)
+                .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
+                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#ident, __mp_input, __mp_count, __mp_out, __mp_describe)
                 })
             }
         };
