@@ -25,6 +25,26 @@ pub(crate) enum Outcome {
     Err(Box<Error>),
 }
 
+impl Seq {
+    /// One call's outcome as the pool reports it: its value, or the panic as an error.
+    fn result<T>(&self, outcome: SeqOutcome<T>) -> Result<T> {
+        outcome.map_err(|(message, location)| Error::TaskPanicked { task: self.task.clone(), message, location })
+    }
+}
+
+/// Skips a reply's kind byte and reads its result count, which must be `expected`.
+fn reply_count(c: &mut Cursor<'_>, expected: usize) -> Result<usize> {
+    c.u8()?;
+    let count = c.u32()? as usize;
+    if count != expected {
+        return Err(Error::Decode {
+            what: "pool frame",
+            reason: format!("a reply has {count} results for a chunk of {expected} calls"),
+        });
+    }
+    Ok(count)
+}
+
 /// A `DONE_SEQ` reply: outcomes laid end to end, decoded one by one.
 #[derive(Debug)]
 struct Seq {
@@ -77,14 +97,7 @@ impl ChunkResult {
     pub(crate) fn parse(first: usize, expected: usize, body: Vec<u8>, fds: Vec<OwnedFd>) -> Result<Self> {
         if body.first() == Some(&super::wire::DONE_SEQ) {
             let mut c = Cursor::new(&body);
-            c.u8()?;
-            let count = c.u32()? as usize;
-            if count != expected {
-                return Err(Error::Decode {
-                    what: "pool frame",
-                    reason: format!("a reply has {count} results for a chunk of {expected} calls"),
-                });
-            }
+            let count = reply_count(&mut c, expected)?;
             let name_len = c.u16()? as usize;
             let task = String::from_utf8_lossy(c.bytes(name_len)?).into_owned();
             let pos = c.pos;
@@ -94,14 +107,7 @@ impl ChunkResult {
         let mut items = VecDeque::with_capacity(expected);
         {
             let mut c = Cursor::new(&body);
-            c.u8()?;
-            let count = c.u32()? as usize;
-            if count != expected {
-                return Err(Error::Decode {
-                    what: "pool frame",
-                    reason: format!("a reply has {count} results for a chunk of {expected} calls"),
-                });
-            }
+            let count = reply_count(&mut c, expected)?;
             let mut total_fds = 0;
             for _ in 0..count {
                 let status = c.u8()?;
@@ -149,12 +155,7 @@ impl ChunkResult {
             seq.left = 0;
             out.reserve(outcomes.len());
             for o in outcomes {
-                let task = &seq.task;
-                out.push(o.map_err(|(message, location)| Error::TaskPanicked {
-                    task: task.clone(),
-                    message,
-                    location,
-                })?);
+                out.push(seq.result(o)?);
             }
             return Ok(());
         }
@@ -178,11 +179,7 @@ impl ChunkResult {
             return Some(match codec::decode_prefix_with::<SeqOutcome<T>>(bytes, &mut seq.fds, "task result") {
                 Ok((outcome, used)) => {
                     seq.pos += used;
-                    outcome.map_err(|(message, location)| Error::TaskPanicked {
-                        task: seq.task.clone(),
-                        message,
-                        location,
-                    })
+                    seq.result(outcome)
                 }
                 Err(e) => {
                     seq.broken = Some(e.to_string());
