@@ -35,13 +35,19 @@ pub fn leak_guard() -> LeakGuard {
 }
 
 /// The fds open in this process, minus those the runtime keeps for itself.
+///
+/// Listing `/proc/self/fd` opens a directory fd that shows up in the listing;
+/// which number it gets depends on what else is open, so it is dropped by
+/// checking, after the listing is closed, that each fd is still open.
 pub fn open_fds() -> BTreeSet<i32> {
     let runtime: BTreeSet<i32> = multiproc::__private::runtime_fds().into_iter().collect();
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| !runtime.contains(fd)).collect()
-        })
-        .unwrap_or_default()
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    listed
+        .into_iter()
+        .filter(|fd| !runtime.contains(fd) && std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok())
+        .collect()
 }
 
 /// Our children (running or zombie), minus the runtime's own (the fork server).
