@@ -15,6 +15,8 @@ use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::{ExprClosure, Ident, Pat, Token, Type, bracketed};
 
+use crate::task::submit_entry;
+
 /// A captured variable, optionally typed: `k` or `k: u64`.
 struct Capture {
     ident: Ident,
@@ -154,16 +156,9 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     };
     if captures.is_empty() {
         let f = quote!(|#(#params: #tys),*| #ret #body);
+        let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!((#(#tys,)*)));
         return Ok(quote! {{
-            #krate::__private::inventory::submit! {
-                #krate::__private::TaskEntry::lambda(
-                    #name,
-                    |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, (#(#tys,)*)>(#f, __mp_input, __mp_fds, __mp_out),
-                )
-                .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
-                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#f, __mp_input, __mp_count, __mp_out, __mp_describe)
-                })
-            }
+            #submit
             #krate::__private::Lambda::new(#name, #f)
         }});
     }
@@ -180,16 +175,9 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         let (#(#cap_idents,)*) = #caps;
         #body
     });
+    let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!(((#(#cap_tys,)*), #(#tys,)*)));
     Ok(quote! {{
-        #krate::__private::inventory::submit! {
-            #krate::__private::TaskEntry::lambda(
-                #name,
-                |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, __mp_input, __mp_fds, __mp_out),
-            )
-            .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
-                #krate::__private::invoke_seq::<_, ((#(#cap_tys,)*), #(#tys,)*)>(#f, __mp_input, __mp_count, __mp_out, __mp_describe)
-            })
-        }
+        #submit
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)
     }})
 }

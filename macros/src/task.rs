@@ -101,22 +101,53 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
+    let submit = submit_entry(
+        &quote!(#krate),
+        "new",
+        quote! {
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+            || #krate::__private::type_id_of_val(&#ident),
+        },
+        &quote!(#ident),
+        &quote!((#(#tys,)*)),
+    );
     quote! {
         #func
 
         #[doc(hidden)]
         #[allow(non_upper_case_globals, clippy::all)]
         const _: () = {
-            #krate::__private::inventory::submit! {
-                #krate::__private::TaskEntry::new(
-                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                    || #krate::__private::type_id_of_val(&#ident),
-                    |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, (#(#tys,)*)>(#ident, __mp_input, __mp_fds, __mp_out),
-                )
-                .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
-                    #krate::__private::invoke_seq::<_, (#(#tys,)*)>(#ident, __mp_input, __mp_count, __mp_out, __mp_describe)
-                })
-            }
+            #submit
         };
+    }
+}
+
+/// The `inventory` submission of one task entry: `TaskEntry::#ctor(#head
+/// invoker)` with its batch invoker and its process-target runner, all calling
+/// `f` on argument tuple type `args`.
+pub(crate) fn submit_entry(
+    krate: &TokenStream,
+    ctor: &str,
+    head: TokenStream,
+    f: &TokenStream,
+    args: &TokenStream,
+) -> TokenStream {
+    let ctor = quote::format_ident!("{ctor}");
+    quote! {
+        #krate::__private::inventory::submit! {
+            #krate::__private::TaskEntry::#ctor(
+                #head
+                |__mp_input, __mp_fds, __mp_out| #krate::__private::invoke::<_, #args>(#f, __mp_input, __mp_fds, __mp_out),
+            )
+            .with_seq(|__mp_input, __mp_count, __mp_out, __mp_describe| {
+                #krate::__private::invoke_seq::<_, #args>(#f, __mp_input, __mp_count, __mp_out, __mp_describe)
+            })
+            .with_target(|__mp_input, __mp_fds| {
+                #[allow(unused_imports)]
+                use #krate::__private::{ReturnedErr as _, ReturnedValue as _};
+                let __mp_returned = #krate::__private::call::<_, #args>(#f, __mp_input, __mp_fds)?;
+                ::core::result::Result::Ok((&#krate::__private::Returned(&__mp_returned)).failure())
+            })
+        }
     }
 }

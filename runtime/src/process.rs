@@ -351,6 +351,10 @@ impl Process {
     }
 
     /// How the child ended; `None` while running or before start.
+    ///
+    /// `Code(0)` after a normal return; `Code(1)` after a panic, or when a
+    /// registered task (or `lambda!`) returns `Err(e)` with `e: Debug` (as
+    /// Python's target raising); `Signal(n)` when killed by a signal.
     pub fn exitcode(&self) -> Option<ExitStatus> {
         match &self.state {
             State::Started(c) => c.poll(),
@@ -367,7 +371,8 @@ impl Process {
     }
 
     /// Sends `SIGINT` (Python 3.14's `interrupt`). A Rust child keeps the default
-    /// action, so it ends with `ExitStatus::Signal(SIGINT)`.
+    /// action, so it ends with `ExitStatus::Signal(SIGINT)`, unless it inherited
+    /// an ignored SIGINT (a parent started as a shell's background job), as in Python.
     ///
     /// # Errors
     /// As [`Process::terminate`].

@@ -29,6 +29,12 @@ pub type Invoker = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>) -> Result<Vec<OwnedFd>>
 #[doc(hidden)]
 pub type SeqInvoker = fn(&[u8], usize, &mut Vec<u8>, fn() -> (String, String)) -> Result<Vec<OwnedFd>>;
 
+/// Runs the task as a process's target: decodes the arguments and calls the
+/// function. `Ok(Some(error))` if it returned `Err(error)` (shown with `Debug`),
+/// so the process can exit with code 1 as Python's does when its target raises.
+#[doc(hidden)]
+pub type TargetRunner = fn(&[u8], Vec<OwnedFd>) -> Result<Option<String>>;
+
 /// One registered task. Not public API: built by the macros.
 #[doc(hidden)]
 pub struct TaskEntry {
@@ -36,23 +42,40 @@ pub struct TaskEntry {
     type_id: Option<fn() -> TypeId>,
     invoke: Invoker,
     seq: Option<SeqInvoker>,
+    target: Option<TargetRunner>,
 }
 
 impl TaskEntry {
     /// An entry for a `#[task]` function (found by its fn item's type).
     pub const fn new(name: &'static str, type_id: fn() -> TypeId, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: Some(type_id), invoke, seq: None }
+        TaskEntry { name, type_id: Some(type_id), invoke, seq: None, target: None }
     }
 
     /// An entry for a `lambda!` closure (found by the name its value carries).
     pub const fn lambda(name: &'static str, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: None, invoke, seq: None }
+        TaskEntry { name, type_id: None, invoke, seq: None, target: None }
     }
 
     /// The same entry with a batch invoker for whole chunks.
     pub const fn with_seq(mut self, seq: SeqInvoker) -> Self {
         self.seq = Some(seq);
         self
+    }
+
+    /// The same entry with a runner for process targets (see [`TargetRunner`]).
+    pub const fn with_target(mut self, target: TargetRunner) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Runs the task as a process's target (see [`TargetRunner`]); an entry
+    /// built without a target runner runs through its invoker and never fails
+    /// by its return value.
+    pub(crate) fn run_target(&self, args: &[u8], fds: Vec<OwnedFd>) -> Result<Option<String>> {
+        match self.target {
+            Some(target) => target(args, fds),
+            None => self.invoke(args, fds).map(|_| None),
+        }
     }
 
     /// Runs a chunk of calls whose arguments are laid end to end in `args`
@@ -145,6 +168,48 @@ where
     let result = f.call(args);
     codec::encode_into(&result, out, "task result")
 }
+
+/// Not public API: decodes a call's arguments and runs the function (the body
+/// of every generated [`TargetRunner`], which then inspects the result).
+#[doc(hidden)]
+pub fn call<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>) -> Result<F::Output>
+where
+    F: Task<A>,
+    A: DeserializeOwned,
+{
+    f.call_encoded(input, fds)
+}
+
+/// Not public API: what a generated [`TargetRunner`] inspects, by autoref
+/// dispatch on the concrete return type: `(&Returned(&out)).failure()` picks
+/// [`ReturnedErr`] for a `Result` whose error is `Debug`, and [`ReturnedValue`]
+/// (never a failure) for everything else.
+#[doc(hidden)]
+pub struct Returned<'a, T>(pub &'a T);
+
+/// Not public API: see [`Returned`].
+#[doc(hidden)]
+pub trait ReturnedErr {
+    /// The error, if the task returned one.
+    fn failure(&self) -> Option<String>;
+}
+
+impl<T, E: std::fmt::Debug> ReturnedErr for Returned<'_, std::result::Result<T, E>> {
+    fn failure(&self) -> Option<String> {
+        self.0.as_ref().err().map(|e| format!("{e:?}"))
+    }
+}
+
+/// Not public API: see [`Returned`].
+#[doc(hidden)]
+pub trait ReturnedValue {
+    /// Never a failure: the task returned a plain value.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T> ReturnedValue for &Returned<'_, T> {}
 
 /// The outcome of one call in a chunk run by [`invoke_seq`]: the result, or
 /// the panic's message and location.

@@ -245,21 +245,30 @@ pub(crate) fn set_me(me: Me) {
     *me_cell().lock().unwrap_or_else(|p| p.into_inner()) = Some(me);
 }
 
-/// Runs the task a child was started for, then exits: code 0, or 1 if the
-/// task panicked (the panic hook has printed message and location) or failed.
+/// Runs the task a child was started for (the fork start method's typed path,
+/// for closures and unregistered functions).
 pub(crate) type ForkRunner = Box<dyn FnOnce(&[u8], Vec<OwnedFd>) -> Result<()> + Send>;
 
-/// Runs a child's task (by name, or the fork-only typed runner) and exits.
+/// Runs a child's task (by name, or the fork-only typed runner), then exits:
+/// code 0, or 1 if the task panicked (the panic hook has printed message and
+/// location), returned `Err`, or could not run.
 pub(crate) fn run_child(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner>) -> ! {
     CHILD_COUNTER.store(0, Ordering::Relaxed);
     let task = boot.task.clone();
     set_me(boot.me);
-    let result = catch_unwind(AssertUnwindSafe(|| match runner {
-        Some(run) => run(&boot.args, fds),
-        None => registry::lookup(&task).and_then(|e| e.invoke(&boot.args, fds)).map(drop),
+    // A registered task runs through its entry, which can tell an `Err` return
+    // value; the fork-only typed runner serves closures and unregistered fns.
+    let result = catch_unwind(AssertUnwindSafe(|| match (registry::lookup(&task), runner) {
+        (Ok(entry), _) => entry.run_target(&boot.args, fds),
+        (Err(_), Some(run)) => run(&boot.args, fds).map(|()| None),
+        (Err(e), None) => Err(e),
     }));
     let code = match result {
-        Ok(Ok(())) => 0,
+        Ok(Ok(None)) => 0,
+        Ok(Ok(Some(returned))) => {
+            eprintln!("multiproc: task `{task}` returned an error: {returned}");
+            1
+        }
         Ok(Err(e)) => {
             eprintln!("multiproc: task `{task}` failed: {e}");
             1

@@ -51,6 +51,20 @@ fn panics() {
     panic!("deliberate panic in a task");
 }
 
+#[multiproc::task]
+fn fails_if(fail: bool) -> Result<u32, String> {
+    if fail { Err("deliberate error from a task".into()) } else { Ok(7) }
+}
+
+/// An error type without `Debug`: nothing to show, so it counts as a value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Opaque;
+
+#[multiproc::task]
+fn returns_opaque_err() -> Result<(), Opaque> {
+    Err(Opaque)
+}
+
 fn started(method: StartMethod) -> (Process, Connection<u32>) {
     let (parent, child) = pipe::<u32>().unwrap();
     let mut p = multiproc::get_context(method).process(block, (child,)).unwrap();
@@ -144,6 +158,13 @@ fn join_timeout_on_live_child_returns_at_once() {
     }
 }
 
+/// Whether this process ignores SIGINT (a non-interactive shell's `cmd &`).
+fn sigint_ignored() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap().trim();
+    u64::from_str_radix(mask, 16).unwrap() & (1 << (libc::SIGINT - 1)) != 0
+}
+
 #[multiproc::test]
 fn terminate_kill_and_interrupt_give_their_signal() {
     let _g = leak_guard();
@@ -156,6 +177,14 @@ fn terminate_kill_and_interrupt_give_their_signal() {
                 _ => p.interrupt(),
             }
             .unwrap();
+            if signal == libc::SIGINT && sigint_ignored() {
+                // Started from a shell's background job: the child inherits the
+                // ignored SIGINT (as in Python) and keeps running until killed.
+                assert_eq!(p.join_timeout(Duration::from_millis(50)).unwrap(), None, "{m} {how} while ignored");
+                p.kill().unwrap();
+                assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Signal(libc::SIGKILL)), "{m} {how}");
+                continue;
+            }
             assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Signal(signal)), "{m} {how}");
             assert_eq!(p.exitcode().map(ExitStatus::code), Some(-signal), "{m} {how}");
             // Signalling a child that has ended is not an error.
@@ -185,6 +214,46 @@ fn panicking_task_exits_with_code_1() {
         p.start().unwrap();
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(ExitStatus::Code(1)), "{m}");
+    }
+}
+
+#[multiproc::test]
+fn task_returning_err_exits_with_code_1_like_a_raising_target() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let ctx = multiproc::get_context(m);
+        for (fail, code) in [(true, 1), (false, 0)] {
+            let mut p = ctx.process(fails_if, (fail,)).unwrap();
+            p.start().unwrap();
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(code)), "{m}: fail = {fail}");
+        }
+        let lambda =
+            multiproc::lambda!(|n: u32| -> Result<u32, String> { if n > 1 { Err(format!("{n} > 1")) } else { Ok(n) } });
+        for (n, code) in [(2, 1), (1, 0)] {
+            let mut p = ctx.process(lambda, (n,)).unwrap();
+            p.start().unwrap();
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(ExitStatus::Code(code)), "{m}: lambda({n})");
+        }
+        let mut p = ctx.process(returns_opaque_err, ()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}: an error without Debug is a plain value");
+    }
+}
+
+#[multiproc::test]
+fn returned_error_reaches_stderr() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (status, stdout, stderr) = run_helper(&[], &["error", m.name()]);
+        assert!(status.success(), "{m}: helper failed: {stdout}\n{stderr}");
+        assert_eq!(stdout.trim(), "exitcode Some(Code(1))", "{m}");
+        assert!(
+            stderr.contains("returned an error: \"deliberate error from a helper task\""),
+            "{m}: stderr was {stderr:?}"
+        );
     }
 }
 
