@@ -25,9 +25,19 @@ pub type Invoker = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>) -> Result<Vec<OwnedFd>>
 
 /// Runs a whole chunk of calls (a pool's batch path): decodes `count` argument
 /// tuples laid end to end in the input, runs each, catching panics (described
-/// by the given function), and appends all outcomes end to end to the buffer.
+/// by the given function), and appends the results end to end to the buffer:
+/// the plain values when every call returned, else every call's outcome.
 #[doc(hidden)]
-pub type SeqInvoker = fn(&[u8], usize, &mut Vec<u8>, fn() -> (String, String)) -> Result<Vec<OwnedFd>>;
+pub type SeqInvoker = fn(&[u8], usize, &mut Vec<u8>, fn() -> (String, String)) -> Result<SeqReply>;
+
+/// What a [`SeqInvoker`] appended. Not public API.
+#[doc(hidden)]
+pub struct SeqReply {
+    /// The handles found inside the results.
+    pub(crate) fds: Vec<OwnedFd>,
+    /// Every call returned: the buffer holds plain values, not [`SeqOutcome`]s.
+    pub(crate) all_returned: bool,
+}
 
 /// Runs the task as a process's target: decodes the arguments and calls the
 /// function. `Ok(Some(error))` if it returned `Err(error)` (shown with `Debug`),
@@ -86,7 +96,7 @@ impl TaskEntry {
         count: usize,
         out: &mut Vec<u8>,
         describe_panic: fn() -> (String, String),
-    ) -> Option<Result<Vec<OwnedFd>>> {
+    ) -> Option<Result<SeqReply>> {
         self.seq.map(|seq| seq(args, count, out, describe_panic))
     }
 
@@ -223,23 +233,36 @@ pub fn invoke_seq<F, A>(
     count: usize,
     out: &mut Vec<u8>,
     describe_panic: fn() -> (String, String),
-) -> Result<Vec<OwnedFd>>
+) -> Result<SeqReply>
 where
     F: Task<A>,
     A: DeserializeOwned,
     F::Output: Serialize,
 {
-    let (calls, used): (Vec<A>, usize) = codec::decode_end_to_end(input, count, "task arguments")?;
+    let mut calls: Vec<A> = Vec::new();
+    let used = codec::decode_end_to_end_into(input, count, &mut calls, "task arguments")?;
     if used != input.len() {
         return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - used) });
     }
-    let outcomes: Vec<SeqOutcome<F::Output>> = calls
-        .into_iter()
-        .map(|args| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
-        })
-        .collect();
-    codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")
+    let run = |args: A| -> SeqOutcome<F::Output> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
+    };
+    let mut values = Vec::with_capacity(calls.len());
+    let mut calls = calls.into_iter();
+    while let Some(args) = calls.next() {
+        match run(args) {
+            Ok(v) => values.push(v),
+            Err(panic) => {
+                // A call panicked: from here on every outcome travels as a `Result`.
+                let outcomes: Vec<SeqOutcome<F::Output>> =
+                    values.into_iter().map(Ok).chain(std::iter::once(Err(panic))).chain(calls.map(run)).collect();
+                let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
+                return Ok(SeqReply { fds, all_returned: false });
+            }
+        }
+    }
+    let fds = codec::encode_into(&codec::EndToEnd(&values), out, "task results")?;
+    Ok(SeqReply { fds, all_returned: true })
 }
 
 /// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).

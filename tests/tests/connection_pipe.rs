@@ -376,22 +376,28 @@ fn garbage_bytes_give_decode_errors() {
             r => panic!("{what}: {raw:?} gave {r:?}"),
         }
     }
-    decode_err::<String>(&[3, 0xff, 0xfe, 0xfd], "invalid UTF-8");
-    decode_err::<String>(&[250, 0, 0, 0], "string longer than the message");
-    decode_err::<Vec<u64>>(&[253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f], "a length of 2^60 elements");
-    decode_err::<String>(&[253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f], "a string of 2^60 bytes");
-    decode_err::<Vec<String>>(&[252, 0xff, 0xff, 0xff, 0xff, 1, b'a'], "a length of 4G strings");
+    // The wire format is bincode with fixed-width integers: lengths are u64,
+    // enum tags u32, both little-endian.
+    let len = |n: u64, rest: &[u8]| [&n.to_le_bytes()[..], rest].concat();
+    decode_err::<String>(&len(3, &[0xff, 0xfe, 0xfd]), "invalid UTF-8");
+    decode_err::<String>(&len(250, &[0, 0, 0]), "string longer than the message");
+    decode_err::<Vec<u64>>(&len(1 << 60, &[]), "a length of 2^60 elements");
+    decode_err::<String>(&len(1 << 60, &[]), "a string of 2^60 bytes");
+    decode_err::<Vec<String>>(&len(u32::MAX as u64, &len(1, b"a")), "a length of 4G strings");
     decode_err::<Shape>(&[9, 0, 0, 0], "an unknown enum variant");
     decode_err::<Option<u8>>(&[7, 1], "a bad Option tag");
     decode_err::<bool>(&[2], "a bad bool");
     decode_err::<u64>(&[], "an empty message");
-    decode_err::<(u32, u32)>(&[1], "a truncated tuple");
+    decode_err::<(u32, u32)>(&[1, 0, 0, 0], "a truncated tuple");
     decode_err::<u8>(&[1, 2, 3], "trailing bytes");
     decode_err::<char>(&[0xff, 0xff, 0xff, 0xff], "an invalid char");
-    decode_err::<Connection<u32>>(&[0, 1, 1, 0], "a connection whose fd was never attached");
-    decode_err::<Connection<u32>>(&[200, 1, 1, 0], "a connection with a wild fd index");
+    decode_err::<Connection<u32>>(
+        &[0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+        "a connection whose fd was never attached",
+    );
+    decode_err::<Connection<u32>>(&[200, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], "a connection with a wild fd index");
     // Well-formed bytes of another type still decode (no type tags on the wire).
-    assert_eq!(garbage_as::<Shape>(&[1, 5]).unwrap(), Shape::Square { side: 5 });
+    assert_eq!(garbage_as::<Shape>(&[1, 0, 0, 0, 5, 0, 0, 0]).unwrap(), Shape::Square { side: 5 });
     // Every byte string of a few lengths decodes to something or fails cleanly; none panics.
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for len in 0..256 {

@@ -213,6 +213,28 @@ fn callbacks_fire_once_and_only_the_right_one() {
 }
 
 #[multiproc::test]
+fn a_panic_inside_a_chunk_fails_only_its_item() {
+    let _g = leak_guard();
+    let bad = [0usize, 5, 6, 11];
+    let inputs: Vec<String> = (0..12).map(|i| if bad.contains(&i) { "x".to_string() } else { i.to_string() }).collect();
+    for (m, pool) in pools() {
+        // Chunks of 4: a panic first, in the middle, and last in its chunk; one chunk clean.
+        let got: Vec<_> = pool.with_chunksize(4).imap(parse, inputs.clone()).unwrap().collect();
+        assert_eq!(got.len(), inputs.len(), "{m}");
+        for (i, r) in got.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v, i as u64, "{m}: item {i}"),
+                Err(e) => assert!(bad.contains(&i) && matches!(e, Error::TaskPanicked { .. }), "{m}: item {i}: {e}"),
+            }
+        }
+        assert_eq!(got.iter().filter(|r| r.is_err()).count(), bad.len(), "{m}");
+        let clean: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(pool.with_chunksize(4).map(parse, clean).unwrap(), (0..12).collect::<Vec<u64>>(), "{m}");
+        assert!(matches!(pool.with_chunksize(4).map(parse, inputs.clone()), Err(Error::TaskPanicked { .. })), "{m}");
+    }
+}
+
+#[multiproc::test]
 fn a_panic_carries_message_location_and_task() {
     let _g = leak_guard();
     for (m, pool) in pools() {

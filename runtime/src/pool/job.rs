@@ -57,6 +57,8 @@ struct Seq {
     fds: Vec<OwnedFd>,
     /// Set once an outcome failed to decode: the rest cannot be found.
     broken: Option<String>,
+    /// `DONE_VALUES`: plain values, no `Result` around each.
+    values: bool,
 }
 
 /// The results of one chunk of calls (consecutive items of a job).
@@ -95,13 +97,15 @@ impl ChunkResult {
 
     /// Parses a worker's `DONE` or `DONE_SEQ` frame (kind byte already checked by the caller).
     pub(crate) fn parse(first: usize, expected: usize, body: Vec<u8>, fds: Vec<OwnedFd>) -> Result<Self> {
-        if body.first() == Some(&super::wire::DONE_SEQ) {
+        let kind = body.first().copied();
+        if kind == Some(super::wire::DONE_SEQ) || kind == Some(super::wire::DONE_VALUES) {
             let mut c = Cursor::new(&body);
             let count = reply_count(&mut c, expected)?;
             let name_len = c.u16()? as usize;
             let task = String::from_utf8_lossy(c.bytes(name_len)?).into_owned();
             let pos = c.pos;
-            let seq = Seq { pos, left: count, task, fds, broken: None };
+            let values = kind == Some(super::wire::DONE_VALUES);
+            let seq = Seq { pos, left: count, task, fds, broken: None, values };
             return Ok(ChunkResult { first, body, items: VecDeque::new(), fds: VecDeque::new(), seq: Some(seq) });
         }
         let mut items = VecDeque::with_capacity(expected);
@@ -150,9 +154,13 @@ impl ChunkResult {
             && seq.left > 0
         {
             let bytes = self.body.get(seq.pos..).unwrap_or_default();
-            let (outcomes, used) = codec::decode_end_to_end::<SeqOutcome<T>>(bytes, seq.left, "task result")?;
-            seq.pos += used;
-            seq.left = 0;
+            let count = std::mem::take(&mut seq.left);
+            if seq.values {
+                seq.pos += codec::decode_end_to_end_into(bytes, count, out, "task result")?;
+                return Ok(());
+            }
+            let mut outcomes: Vec<SeqOutcome<T>> = Vec::new();
+            seq.pos += codec::decode_end_to_end_into(bytes, count, &mut outcomes, "task result")?;
             out.reserve(outcomes.len());
             for o in outcomes {
                 out.push(seq.result(o)?);
@@ -176,7 +184,12 @@ impl ChunkResult {
                 return Some(Err(Error::Decode { what: "task result", reason: reason.clone() }));
             }
             let bytes = self.body.get(seq.pos..).unwrap_or_default();
-            return Some(match codec::decode_prefix_with::<SeqOutcome<T>>(bytes, &mut seq.fds, "task result") {
+            let decoded = if seq.values {
+                codec::decode_prefix_with::<T>(bytes, &mut seq.fds, "task result").map(|(v, used)| (Ok(v), used))
+            } else {
+                codec::decode_prefix_with::<SeqOutcome<T>>(bytes, &mut seq.fds, "task result")
+            };
+            return Some(match decoded {
                 Ok((outcome, used)) => {
                     seq.pos += used;
                     seq.result(outcome)

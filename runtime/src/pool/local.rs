@@ -572,7 +572,7 @@ impl Shared {
                 self.fail_queue(c, deferred, &msg);
                 self.core_cv.notify_all();
             }
-            Some(wire::DONE) | Some(wire::DONE_SEQ) => {
+            Some(wire::DONE | wire::DONE_SEQ | wire::DONE_VALUES) => {
                 let w = &mut c.workers[i];
                 let Some(chunk) = w.inflight.pop_front() else {
                     w.lost = true;

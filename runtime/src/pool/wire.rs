@@ -33,6 +33,10 @@ pub(crate) const RUN_SEQ: u8 = 5;
 /// The reply to `RUN_SEQ`: `count: u32`, `name_len: u16`, name, then `count`
 /// encoded `Result<R, (message, location)>` laid end to end.
 pub(crate) const DONE_SEQ: u8 = 6;
+/// `DONE_SEQ` when every call returned: the same header, then `count` encoded
+/// `R` laid end to end (no `Result` around each: the common case decodes
+/// straight into the caller's vector).
+pub(crate) const DONE_VALUES: u8 = 7;
 
 /// Frame header: body length and fd count.
 pub(crate) const HEAD: usize = 6;

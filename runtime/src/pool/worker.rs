@@ -200,6 +200,7 @@ fn run_chunk(
         }
         let args = c.rest();
         let frame_at = wire::begin_frame(out);
+        let kind_at = out.len();
         out.push(wire::DONE_SEQ);
         wire::put_u32(out, count as u32);
         wire::put_u16(out, name_len as u16);
@@ -211,9 +212,12 @@ fn run_chunk(
             Err(e) => Err(e),
         };
         return match res {
-            Ok(rfds) if rfds.len() + out_fds.len() <= wire::MAX_FDS => {
-                wire::end_frame(out, frame_at, rfds.len())?;
-                out_fds.extend(rfds);
+            Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
+                if reply.all_returned {
+                    out[kind_at] = wire::DONE_VALUES;
+                }
+                wire::end_frame(out, frame_at, reply.fds.len())?;
+                out_fds.extend(reply.fds);
                 Ok(())
             }
             Ok(_) => {

@@ -121,6 +121,10 @@ struct Child {
 #[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
 pub(crate) fn serve(ctl: OwnedFd) -> ! {
     let me = sys::process::getpid();
+    // As Python's, the server ignores SIGINT: Ctrl-C reaches the whole
+    // foreground process group, and a parent that handles it keeps its server.
+    // Children get back what the server inherited.
+    let sigint_was_ignored = sys::process::ignore_sigint();
     let mut children: Vec<Child> = Vec::new();
     loop {
         let mut watch: Vec<BorrowedFd<'_>> = vec![ctl.as_fd()];
@@ -158,6 +162,9 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
                 match unsafe { sys::process::fork() } {
                     Ok(None) => {
                         sys::process::child_prelude(me, &keep);
+                        if !sigint_was_ignored {
+                            sys::process::default_sigint();
+                        }
                         role::after_fork_in_child();
                         drop(status);
                         role::run_child(boot, fds, None)

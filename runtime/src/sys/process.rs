@@ -55,6 +55,20 @@ pub(crate) fn c_array(strings: &[CString]) -> Vec<*const libc::c_char> {
 }
 
 /// Leaves the process at once with `code`, running no destructors or atexit handlers.
+/// Ignores SIGINT; returns whether it was ignored already (inherited), so a
+/// child can be given back what the process started with.
+pub(crate) fn ignore_sigint() -> bool {
+    // SAFETY: signal(2) with SIG_IGN installs no handler code.
+    let old = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    old == libc::SIG_IGN
+}
+
+/// Gives SIGINT its default action back. Async-signal-safe.
+pub(crate) fn default_sigint() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler code.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
