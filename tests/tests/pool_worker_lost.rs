@@ -28,6 +28,16 @@ fn die_at_3(arg: (u64, String)) -> u64 {
     x * x
 }
 
+/// SIGKILLs its own worker when `x == at`.
+#[multiproc::task]
+fn die_at(arg: (u64, u64)) -> u64 {
+    let (x, at) = arg;
+    if x == at {
+        kill(std::process::id());
+    }
+    x + 1
+}
+
 /// Kills itself the first time it runs (marked by a file), returns 7 after that.
 #[multiproc::task]
 fn die_once(marker: String) -> u64 {
@@ -105,6 +115,31 @@ fn a_dying_worker_fails_only_its_calls() {
             assert!(lost.to_string().contains("was lost"), "{m} {how}: the error names the lost worker: {lost}");
             pool.close();
             pool.join().unwrap();
+        }
+    }
+}
+
+/// Once a pool has measured its calls, consecutive lone calls (`chunksize=1`)
+/// travel several to a frame; a worker lost with such a frame in flight still
+/// charges only the call that killed it.
+#[multiproc::test]
+fn retries_single_out_the_culprit_among_merged_calls() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let pool = Pool::builder().processes(2).start_method(m).retries(1).build().unwrap();
+        // Warm up: the pool learns that a call takes microseconds.
+        let warm: Vec<(u64, u64)> = (0..2000).map(|x| (x, u64::MAX)).collect();
+        assert_eq!(pool.with_chunksize(1).map(die_at, warm).unwrap().len(), 2000, "{m}");
+        let n = 3000u64;
+        let calls: Vec<(u64, u64)> = (0..n).map(|x| (x, 1500)).collect();
+        let results: Vec<_> = pool.with_chunksize(1).imap(die_at, calls).unwrap().collect();
+        assert_eq!(results.len(), n as usize, "{m}");
+        for (x, r) in results.into_iter().enumerate() {
+            match (x, r) {
+                (1500, Err(Error::WorkerLost { .. })) => {}
+                (1500, other) => panic!("{m}: the culprit gave {other:?}"),
+                (x, r) => assert_eq!(r.unwrap(), x as u64 + 1, "{m}: item {x}"),
+            }
         }
     }
 }

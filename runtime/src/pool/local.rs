@@ -43,6 +43,12 @@ const INITIAL_DEPTH: usize = 4;
 const MAX_DEPTH: usize = 256;
 /// How much work (ns) to keep queued in each worker: covers a dispatch round trip.
 const LOOKAHEAD_NS: f64 = 500_000.0;
+/// How much work (ns) consecutive lone calls of one job sent to one worker may
+/// share a frame for: small enough that holding them together costs no balance
+/// or latency worth measuring, large enough to amortise a frame per call.
+const MERGE_NS: f64 = 50_000.0;
+/// Most lone calls merged into one frame.
+const MAX_MERGE: usize = 256;
 /// How long a waiter spins (pumping) after the last progress before it parks.
 const SPIN: Duration = Duration::from_micros(100);
 /// Bound on each park, so a lost wake-up only costs time.
@@ -79,6 +85,89 @@ pub(crate) struct Chunk {
     /// so that if it is the cause, it is known.
     suspect: bool,
     sent: Option<Instant>,
+    /// Lone calls merged into this one `RUN_SEQ` frame (see [`Chunk::absorb`]):
+    /// where each call's arguments start in `frame`. Empty otherwise.
+    parts: Vec<u32>,
+}
+
+impl Chunk {
+    /// The task name and argument bytes of a lone call without handles (a
+    /// per-call frame of one call, as `chunksize=1` makes); `None` otherwise.
+    fn lone_call(&self) -> Option<(&[u8], &[u8])> {
+        if self.count != 1 || !self.fds.is_empty() || self.suspect || !self.parts.is_empty() {
+            return None;
+        }
+        let mut c = wire::Cursor::new(self.frame.get(wire::HEAD..)?);
+        if c.u8().ok()? != wire::RUN {
+            return None;
+        }
+        let name_len = c.u16().ok()? as usize;
+        let name = c.bytes(name_len).ok()?;
+        let _count = c.u32().ok()?;
+        let _item_header = c.bytes(wire::HEAD).ok()?;
+        Some((name, c.rest()))
+    }
+
+    /// Appends `next` to this chunk's frame when both are lone calls of the same
+    /// job (this one possibly merged already), `next` comes right after it, and
+    /// the frame holds fewer than `cap` calls. The worker then runs them in one
+    /// batch pass and answers once; `chunksize=1` keeps its meaning (calls are
+    /// given to workers one by one, as they have room), without a frame per call.
+    fn absorb(&mut self, next: &Chunk, cap: usize) -> bool {
+        if self.count >= cap || next.first != self.first + self.count || !Arc::ptr_eq(&self.job, &next.job) {
+            return false;
+        }
+        let Some((_, args)) = next.lone_call() else { return false };
+        if self.frame.len() + 2 * args.len() + 64 > u32::MAX as usize {
+            return false;
+        }
+        if self.parts.is_empty() {
+            let Some((name, own)) = self.lone_call() else { return false };
+            let mut frame = Vec::with_capacity(64 + 2 * (own.len() + args.len()));
+            let at = wire::begin_frame(&mut frame);
+            frame.push(wire::RUN_SEQ);
+            wire::put_u16(&mut frame, name.len() as u16);
+            frame.extend_from_slice(name);
+            wire::put_u32(&mut frame, 1);
+            let start = frame.len() as u32;
+            frame.extend_from_slice(own);
+            debug_assert_eq!(at, 0);
+            self.frame = frame;
+            self.parts = vec![start];
+        }
+        // Checked above: every offset and the frame's length fit in a u32.
+        self.parts.push(self.frame.len() as u32);
+        self.frame.extend_from_slice(args);
+        self.count += 1;
+        let count_at = self.parts[0] as usize - 4;
+        self.frame[count_at..count_at + 4].copy_from_slice(&(self.count as u32).to_le_bytes());
+        wire::end_frame(&mut self.frame, 0, 0).is_ok()
+    }
+
+    /// Undoes [`Chunk::absorb`]: the lone calls again, each in its own frame.
+    fn split(self) -> Result<Vec<Chunk>> {
+        if self.parts.is_empty() {
+            return Ok(vec![self]);
+        }
+        let name_len = u16::from_le_bytes([self.frame[wire::HEAD + 1], self.frame[wire::HEAD + 2]]) as usize;
+        let name = std::str::from_utf8(&self.frame[wire::HEAD + 3..wire::HEAD + 3 + name_len])
+            .map_err(|_| Error::Decode { what: "pool frame", reason: "task name is not UTF-8".into() })?;
+        let mut out = Vec::with_capacity(self.parts.len());
+        for (k, &start) in self.parts.iter().enumerate() {
+            let end = self.parts.get(k + 1).map_or(self.frame.len(), |&e| e as usize);
+            let args = &self.frame[start as usize..end];
+            let mut b = ChunkBuilder::new_per_call(name, self.first + k)?;
+            b.push(|buf| {
+                buf.extend_from_slice(args);
+                Ok(Vec::new())
+            })?;
+            let mut c = b.finish(&self.job)?;
+            c.attempts = self.attempts;
+            c.suspect = self.suspect;
+            out.push(c);
+        }
+        Ok(out)
+    }
 }
 
 /// Encodes one chunk: a `RUN` frame naming the task, then each call's arguments.
@@ -251,6 +340,7 @@ impl ChunkBuilder {
             attempts: 0,
             suspect: false,
             sent: None,
+            parts: Vec::new(),
         })
     }
 }
@@ -287,6 +377,8 @@ struct Core {
     early_deaths: usize,
     /// Exponential average of a chunk's service time, in ns.
     chunk_ns: f64,
+    /// Exponential average of one call's service time, in ns.
+    item_ns: f64,
     send_buf: Vec<u8>,
     next_id: usize,
 }
@@ -325,6 +417,7 @@ impl LocalPool {
                 start_error: None,
                 early_deaths: 0,
                 chunk_ns: 0.0,
+                item_ns: 0.0,
                 send_buf: Vec::new(),
                 next_id: 1,
             }),
@@ -444,9 +537,11 @@ impl Shared {
                 && ((w.inflight.is_empty() && n == 0)
                     || w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES)
         };
+        // Lone calls merge into one frame only once their cost is known.
+        let merge_cap = if c.item_ns <= 0.0 { 1 } else { ((MERGE_NS / c.item_ns) as usize).clamp(1, MAX_MERGE) };
         let mut any_lost = false;
         loop {
-            let Core { workers, queue, send_buf, .. } = &mut *c;
+            let Core { workers, queue, send_buf, outstanding, .. } = &mut *c;
             let Some(front) = queue.front() else { break };
             let eligible = workers.iter().filter(|w| fits(w, 0, 0, 0, front)).count();
             if eligible == 0 {
@@ -460,13 +555,28 @@ impl Shared {
             for i in order {
                 let w = &mut workers[i];
                 let mut batch: Vec<Chunk> = Vec::new();
-                let (mut items, mut bytes) = (0, 0);
-                while batch.len() < share {
+                let (mut taken, mut items, mut bytes) = (0, 0, 0);
+                while taken < share {
                     let Some(next) = queue.front() else { break };
+                    if let Some(last) = batch.last_mut()
+                        && max_tasks.is_none_or(|m| w.sent_items + items + 1 < m)
+                        && w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES
+                    {
+                        let before = last.frame.len();
+                        if last.absorb(next, merge_cap) {
+                            bytes = bytes + last.frame.len() - before; // `bytes` counts `before`
+                            queue.pop_front();
+                            *outstanding -= 1;
+                            taken += 1;
+                            items += 1;
+                            continue;
+                        }
+                    }
                     if !fits(w, batch.len(), items, bytes, next) || (!batch.is_empty() && !next.fds.is_empty()) {
                         break;
                     }
                     let Some(chunk) = queue.pop_front() else { break };
+                    taken += 1;
                     items += chunk.count;
                     bytes += chunk.frame.len();
                     let alone = !chunk.fds.is_empty() || chunk.suspect;
@@ -590,7 +700,9 @@ impl Shared {
                     w.lost = true;
                     self.wake();
                 }
+                let per_item = dt.max(1.0) / chunk.count.max(1) as f64;
                 c.chunk_ns = if c.chunk_ns <= 0.0 { dt.max(1.0) } else { 0.8 * c.chunk_ns + 0.2 * dt.max(1.0) };
+                c.item_ns = if c.item_ns <= 0.0 { per_item } else { 0.8 * c.item_ns + 0.2 * per_item };
                 let (first, count) = (chunk.first, chunk.count);
                 match ChunkResult::parse(first, count, frame.body, frame.fds) {
                     Ok(r) => chunk.job.deliver(r, deferred),
@@ -866,9 +978,34 @@ fn background(sh: Arc<Shared>) {
                 // each alone, so that only the one that kills a worker by itself is
                 // charged an attempt.
                 let mut requeue = Vec::new();
-                let held = w.inflight.len();
-                for mut chunk in w.inflight.drain(..) {
-                    let running = c.state != RunState::Terminated && sh.cfg.retries > 0;
+                let running = c.state != RunState::Terminated && sh.cfg.retries > 0;
+                let mut held_chunks: Vec<Chunk> = Vec::new();
+                for chunk in w.inflight.drain(..) {
+                    if !running || chunk.parts.is_empty() {
+                        held_chunks.push(chunk);
+                        continue;
+                    }
+                    // Merged lone calls are retried as the separate calls they are.
+                    let parts = chunk.parts.len();
+                    let job = chunk.job.clone();
+                    let (first, count) = (chunk.first, chunk.count);
+                    match chunk.split() {
+                        Ok(singles) => {
+                            c.outstanding += parts - 1;
+                            held_chunks.extend(singles);
+                        }
+                        Err(e) => {
+                            let msg = e.to_string();
+                            c.outstanding = c.outstanding.saturating_sub(1);
+                            job.deliver(
+                                ChunkResult::failed(first, count, || Error::InvalidState(msg.clone())),
+                                &mut deferred,
+                            );
+                        }
+                    }
+                }
+                let held = held_chunks.len();
+                for mut chunk in held_chunks {
                     if running && held > 1 && !chunk.suspect {
                         chunk.suspect = true;
                         chunk.sent = None;
