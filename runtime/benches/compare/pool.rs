@@ -22,9 +22,14 @@ fn sum_squares(bounds: (u64, u64)) -> u64 {
     s
 }
 
-fn best_rate(n: usize, mut run: impl FnMut()) -> f64 {
+fn best_rate(n: usize, run: impl FnMut()) -> f64 {
+    best_rate_of(3, n, run)
+}
+
+/// The best of `rounds` runs of `run`, in items per second.
+fn best_rate_of(rounds: usize, n: usize, mut run: impl FnMut()) -> f64 {
     let mut best = 0.0f64;
-    for _ in 0..3 {
+    for _ in 0..rounds {
         let t = Instant::now();
         run();
         best = best.max(n as f64 / t.elapsed().as_secs_f64());
@@ -47,33 +52,33 @@ fn apply_rtt(pool: &Pool) -> Duration {
     best
 }
 
-/// Best serial time over best parallel time (`par`) for 8 equal chunks of a sum
-/// of squares up to `n`: noise only ever slows a run down.
-fn speedup(n: u64, mut par: impl FnMut(&[(u64, u64)]) -> Vec<u64>) -> f64 {
-    let bounds: Vec<(u64, u64)> = (0..8).map(|i| (i * n / 8, (i + 1) * n / 8)).collect();
-    let (mut t_serial, mut t_par) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let serial: Vec<u64> = bounds.iter().map(|b| sum_squares(*b)).collect();
-        t_serial = t_serial.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let parallel = par(&bounds);
-        t_par = t_par.min(t.elapsed().as_secs_f64());
-        assert_eq!(serial, parallel);
-    }
-    t_serial / t_par
-}
-
-/// The pool's speed-up over serial on the CPU-bound work.
-fn cpu_speedup(pool: &Pool, n: u64) -> f64 {
-    speedup(n, |b| pool.with_chunksize(1).map(sum_squares, b.to_vec()).expect("map"))
-}
-
-/// The same work on a rayon pool of 2 threads.
-fn rayon_speedup(n: u64) -> f64 {
+/// Speed-ups over serial of the pool and of a 2-thread rayon pool, on 8 equal
+/// chunks of a sum of squares up to `n`. Serial, pool and rayon runs take turns
+/// for 5 rounds and each keeps its best time (noise only ever slows a run
+/// down), so all three share one serial baseline taken in the same conditions.
+fn cpu_speedups(pool: &Pool, n: u64) -> (f64, f64) {
     use rayon::prelude::*;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon");
-    speedup(n, |b| pool.install(|| b.par_iter().with_max_len(1).map(|b| sum_squares(*b)).collect()))
+    let bounds: Vec<(u64, u64)> = (0..8).map(|i| (i * n / 8, (i + 1) * n / 8)).collect();
+    let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon");
+    // Through an opaque fn pointer, so serial and rayon runs execute the same
+    // machine code as the workers do.
+    let f: fn((u64, u64)) -> u64 = std::hint::black_box(sum_squares);
+    let (mut t_serial, mut t_pool, mut t_rayon) = (f64::MAX, f64::MAX, f64::MAX);
+    let timed = |best: &mut f64, run: &mut dyn FnMut() -> Vec<u64>| {
+        let t = Instant::now();
+        let out = run();
+        *best = best.min(t.elapsed().as_secs_f64());
+        out
+    };
+    for _ in 0..5 {
+        let serial = timed(&mut t_serial, &mut || bounds.iter().map(|b| f(*b)).collect());
+        let ours = timed(&mut t_pool, &mut || pool.with_chunksize(1).map(sum_squares, bounds.clone()).expect("map"));
+        let rayon =
+            timed(&mut t_rayon, &mut || threads.install(|| bounds.par_iter().with_max_len(1).map(|b| f(*b)).collect()));
+        assert_eq!(serial, ours);
+        assert_eq!(serial, rayon);
+    }
+    (t_serial / t_pool, t_serial / t_rayon)
 }
 
 fn start_time(method: StartMethod) -> Duration {
@@ -97,8 +102,9 @@ pub(crate) fn run(t: &mut Table) {
     let pool = get_context(StartMethod::Fork).pool(2).expect("pool");
     pool.map(sqr, 0..1000u64).expect("warm-up");
 
+    // A map this size takes ~1-2 ms: best of 20 rounds (as on CPython's side).
     let n = 100_000u64;
-    let ours = Figure::Rate(best_rate(n as usize, || {
+    let ours = Figure::Rate(best_rate_of(20, n as usize, || {
         pool.map(sqr, 0..n).expect("map");
     }));
     let py = python("pool.py", &["map"]).map(|s| ours.like(s));
@@ -123,9 +129,9 @@ pub(crate) fn run(t: &mut Table) {
     t.row("pool apply_async(..).get() round trip", ours, py, None);
 
     // ~0.3 s of serial work in Rust; CPython gets a smaller n (it is ~50x slower per step).
-    let ours = Figure::Factor(cpu_speedup(&pool, 300_000_000));
+    let (ours, rayon) = cpu_speedups(&pool, 300_000_000);
+    let (ours, rayon) = (Figure::Factor(ours), Figure::Factor(rayon));
     let py = python("pool.py", &["cpu", "8000000"]).map(|s| ours.like(s));
-    let rayon = Figure::Factor(rayon_speedup(300_000_000));
     t.row("pool CPU-bound speed-up over serial, 8 chunks, Pool(2)", ours, py, Some(("rayon, 2 threads", rayon)));
     drop(pool);
 
