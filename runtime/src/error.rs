@@ -96,6 +96,10 @@ pub enum Error {
     /// A non-blocking put found no room (Python's `queue.Full`).
     #[error("the queue is full")]
     Full,
+    /// The queue was shut down (Python 3.13's `queue.ShutDown`): no more puts,
+    /// and no more gets once it is empty (at once, after an immediate shutdown).
+    #[error("the queue was shut down")]
+    ShutDown,
     /// A message is larger than the connection accepts.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge {

@@ -63,6 +63,10 @@ const UNFINISHED: usize = 384;
 const DONE_SEQ: usize = 388;
 const DONE_SLEEPERS: usize = 392;
 const MAXSIZE: usize = 448;
+/// 0 while open, [`SHUT`] after `shutdown()`, [`SHUT_NOW`] after `shutdown(immediate)`.
+const SHUTDOWN: usize = 456;
+const SHUT: u32 = 1;
+const SHUT_NOW: u32 = 2;
 /// Where the ring starts (page-aligned in the file: the region header is 64 bytes).
 const RING: usize = 4096 - crate::region::HEADER;
 
@@ -183,6 +187,32 @@ impl RingQueue {
         if self.closed.load(Ordering::Relaxed) { Err(Error::Closed("the queue")) } else { Ok(()) }
     }
 
+    /// 0, [`SHUT`] or [`SHUT_NOW`].
+    fn shut(&self) -> u32 {
+        self.u32(SHUTDOWN).load(Ordering::SeqCst)
+    }
+
+    /// Shuts the queue down for every process (Python 3.13's `Queue.shutdown`):
+    /// puts fail from now on, gets once the queue is empty. `immediate` also
+    /// drops what is queued, so gets fail at once, and releases `join` waiters.
+    /// Everyone waiting wakes up to see it.
+    fn shutdown(&self, immediate: bool) {
+        self.u32(SHUTDOWN).fetch_max(if immediate { SHUT_NOW } else { SHUT }, Ordering::SeqCst);
+        poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+        poke(self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS));
+        if immediate {
+            // Consumers woken above give the lock up at once; a dead holder's is taken over.
+            let lock = self.u32(CONS_LOCK);
+            if raw::lock(lock, futex::current_pid(), None).is_some() {
+                let _unlock = Unlock(lock);
+                self.advance(self.u64(TAIL).load(Ordering::SeqCst));
+                self.u64(GETS).store(self.u64(PUTS).load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+            self.u32(UNFINISHED).store(0, Ordering::SeqCst);
+        }
+        raw::notify(self.u32(DONE_SEQ), self.u32(DONE_SLEEPERS), u32::MAX);
+    }
+
     /// Waits until the producer can write `need` bytes at `pos` (contiguously),
     /// writing a pad first if the ring's end is too short. Returns the position
     /// to write at. `None` on timeout.
@@ -196,13 +226,15 @@ impl RingQueue {
             let (head, seen) = (self.u64(HEAD), self.u64(HEAD_SEEN));
             let ready = || {
                 let room = |h: u64| (cap as u64).saturating_sub(pos.saturating_sub(h)) as usize >= wanted;
-                room(seen.load(Ordering::Relaxed)) || {
-                    let h = head.load(Ordering::Acquire);
-                    seen.store(h, Ordering::Relaxed);
-                    room(h)
-                }
+                room(seen.load(Ordering::Relaxed))
+                    || {
+                        let h = head.load(Ordering::Acquire);
+                        seen.store(h, Ordering::Relaxed);
+                        room(h)
+                    }
+                    || self.shut() == SHUT_NOW
             };
-            if !self.wait_for_space(deadline, ready) {
+            if !self.wait_for_space(deadline, ready) || self.shut() == SHUT_NOW {
                 return None;
             }
             if contig >= need {
@@ -239,16 +271,22 @@ impl RingQueue {
     /// Puts one message of raw bytes.
     fn put_raw(&self, data: &[u8], block: bool, timeout: Option<Duration>) -> Result<()> {
         self.check_open()?;
+        let shut_down = || if self.shut() != 0 { Err(Error::ShutDown) } else { Ok(()) };
+        shut_down()?;
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         let lock = self.u32(PROD_LOCK);
         if raw::lock(lock, futex::current_pid(), deadline).is_none() {
+            shut_down()?;
             return Err(Error::Full);
         }
         let _unlock = Unlock(lock);
+        shut_down()?;
         let maxsize = self.maxsize();
         if maxsize > 0 {
-            let ready = || self.qsize() < maxsize;
-            if !self.wait_for_space(deadline, ready) {
+            let ready = || self.qsize() < maxsize || self.shut() != 0;
+            let room = self.wait_for_space(deadline, ready);
+            shut_down()?;
+            if !room {
                 return Err(Error::Full);
             }
         }
@@ -257,7 +295,7 @@ impl RingQueue {
         let mut pos = self.u64(TAIL).load(Ordering::Relaxed);
         if REC + data.len() <= cap / 2 {
             let need = REC + align8(data.len());
-            pos = self.reserve(pos, need, deadline).ok_or(Error::Full)?;
+            pos = self.reserve(pos, need, deadline).ok_or_else(|| self.full_or_shut())?;
             let off = (pos % cap as u64) as usize;
             self.write_header(off, data.len() as u32, FIRST | LAST, data.len());
             self.region.bytes_mut(RING + off + REC, data.len()).copy_from_slice(data);
@@ -272,7 +310,7 @@ impl RingQueue {
                 let min = REC + 8;
                 pos = match self.reserve(pos, min, if first { deadline } else { None }) {
                     Some(p) => p,
-                    None => return Err(Error::Full),
+                    None => return Err(self.full_or_shut()),
                 };
                 let off = (pos % cap as u64) as usize;
                 let head = self.u64(HEAD).load(Ordering::Acquire);
@@ -304,6 +342,11 @@ impl RingQueue {
         Ok(())
     }
 
+    /// Why a put found no room: the queue is full, or was shut down meanwhile.
+    fn full_or_shut(&self) -> Error {
+        if self.shut() != 0 { Error::ShutDown } else { Error::Full }
+    }
+
     /// Gets one message and hands its bytes to `f`: straight from the ring for
     /// a one-record message, or as the `Vec` a streamed one was assembled in.
     fn get_raw<R>(
@@ -314,10 +357,13 @@ impl RingQueue {
         f: impl FnOnce(Body<'_>) -> R,
     ) -> Result<R> {
         self.check_open()?;
+        if self.shut() == SHUT_NOW {
+            return Err(Error::ShutDown);
+        }
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         let lock = self.u32(CONS_LOCK);
         if raw::lock(lock, futex::current_pid(), deadline).is_none() {
-            return Err(Error::Empty);
+            return Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty });
         }
         let _unlock = Unlock(lock);
         let cap = self.cap() as u64;
@@ -336,11 +382,13 @@ impl RingQueue {
             let seen = self.u64(TAIL_SEEN);
             // Re-read the producer's cache line only when the cached tail says "empty".
             let ready = || {
-                seen.load(Ordering::Relaxed) > head || {
-                    let t = tail_w.load(Ordering::Acquire);
-                    seen.store(t, Ordering::Relaxed);
-                    t != head
-                }
+                seen.load(Ordering::Relaxed) > head
+                    || {
+                        let t = tail_w.load(Ordering::Acquire);
+                        seen.store(t, Ordering::Relaxed);
+                        t != head
+                    }
+                    || (producer.is_none() && self.shut() != 0)
             };
             // Mid-message, wait without a deadline but give up on a dead producer.
             let dl = if partial.is_some() { None } else { deadline };
@@ -348,7 +396,15 @@ impl RingQueue {
                 Some(pid) if !futex::alive(pid) => Err(()),
                 _ => Ok(()),
             };
-            match raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check) {
+            let waited =
+                raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check);
+            // Shut down: gone at once if immediate, else once nothing is left to take.
+            match self.shut() {
+                SHUT_NOW => return Err(Error::ShutDown),
+                SHUT if producer.is_none() && tail_w.load(Ordering::Acquire) == head => return Err(Error::ShutDown),
+                _ => {}
+            }
+            match waited {
                 Ok(true) => {}
                 Ok(false) => return Err(Error::Empty),
                 Err(()) => {
@@ -360,7 +416,8 @@ impl RingQueue {
                     continue;
                 }
             }
-            let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed);
+            // (A wake-up by a shutdown leaves `TAIL_SEEN` stale.)
+            let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed).max(tail_w.load(Ordering::Acquire));
             let off = (head % cap) as usize;
             if (cap as usize) - off < REC {
                 head += cap - off as u64;
@@ -591,9 +648,29 @@ macro_rules! common_methods {
     };
 }
 
-/// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`].
+/// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`], and `shutdown`.
 macro_rules! timed_methods {
     () => {
+        /// Shuts the queue down for every process that uses it (Python 3.13's
+        /// `shutdown(immediate=False)`): from now on `put` fails with
+        /// [`Error::ShutDown`]; items already queued can still be taken, after
+        /// which `get` fails with [`Error::ShutDown`] too. Blocked callers wake up.
+        pub fn shutdown(&self) {
+            self.inner.shutdown(false);
+        }
+
+        /// Python's `shutdown(immediate=True)`: as [`shutdown`](Self::shutdown),
+        /// but the queued items are dropped (`qsize() == 0`), every `get` fails at
+        /// once, and a [`JoinableQueue`]'s `join` waiters are released.
+        pub fn shutdown_immediate(&self) {
+            self.inner.shutdown(true);
+        }
+
+        /// Whether the queue was shut down (by any process).
+        pub fn is_shut_down(&self) -> bool {
+            self.inner.shut() != 0
+        }
+
         /// Puts `item`, waiting at most `timeout` for room.
         ///
         /// # Errors
@@ -657,8 +734,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Puts `item`, waiting while the queue is full.
     ///
     /// # Errors
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Encode`] if the item
-    /// cannot be encoded (the queue is unaffected).
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] after
+    /// [`shutdown`](Self::shutdown); [`Error::Encode`] if the item cannot be
+    /// encoded (the queue is unaffected).
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -674,8 +752,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Removes and returns the next item, waiting until there is one.
     ///
     /// # Errors
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Decode`] if the
-    /// bytes are not a `T` (the item is consumed).
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] once a
+    /// shut-down queue is empty; [`Error::Decode`] if the bytes are not a `T`
+    /// (the item is consumed).
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }

@@ -194,3 +194,91 @@ fn joinable_queue_join_waits_for_every_task_done() {
         assert!(matches!(q.task_done(), Err(Error::InvalidState(_))), "task_done beyond puts must fail");
     }
 }
+
+/// Reports what `get` and `put` give on `q` once `go` is set, after telling the
+/// parent it is about to wait (PARITY 60: "both locally and from a child").
+#[multiproc::task]
+fn get_after_shutdown(q: Queue<u32>, waiting: multiproc::Event, out: multiproc::Connection<String>) {
+    waiting.set();
+    let got = q.get();
+    let put = q.put(1);
+    out.send(&format!("{got:?} {put:?}")).unwrap();
+}
+
+#[multiproc::test]
+fn shutdown_lets_queued_items_drain_then_refuses() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::with_maxsize(3).unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert!(!q.is_shut_down());
+    q.shutdown();
+    assert!(q.is_shut_down());
+    assert!(matches!(q.put(9), Err(Error::ShutDown)));
+    assert!(matches!(q.put_nowait(9), Err(Error::ShutDown)));
+    assert!(matches!(q.put_timeout(9, Duration::from_millis(10)), Err(Error::ShutDown)));
+    assert_eq!(q.qsize(), 3);
+    assert_eq!(q.get().unwrap(), 0);
+    assert_eq!(q.get_nowait().unwrap(), 1);
+    assert_eq!(q.get_timeout(DEADLINE).unwrap(), 2);
+    assert!(matches!(q.get(), Err(Error::ShutDown)));
+    assert!(matches!(q.get_nowait(), Err(Error::ShutDown)));
+    assert!(matches!(q.get_timeout(DEADLINE), Err(Error::ShutDown)));
+    // A shutdown reaches a child blocked in `get` (or about to block: either way it wakes).
+    for m in METHODS {
+        let q: Queue<u32> = Queue::new().unwrap();
+        let waiting = multiproc::Event::new().unwrap();
+        let (rx, tx) = multiproc::pipe::<String>().unwrap();
+        let mut p = get_context(m).process(get_after_shutdown, (q.clone(), waiting.clone(), tx)).unwrap();
+        p.start().unwrap();
+        assert!(waiting.wait(Some(DEADLINE)), "{m:?}");
+        q.shutdown();
+        assert_eq!(rx.recv().unwrap(), "Err(ShutDown) Err(ShutDown)", "{m:?}");
+        p.join().unwrap();
+    }
+}
+
+#[multiproc::test]
+fn shutdown_wakes_a_put_waiting_for_room() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::with_maxsize(1).unwrap();
+    q.put(1).unwrap();
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| q.put(2));
+        // Whether the put is already waiting or not yet, it ends with ShutDown.
+        q.shutdown();
+        assert!(matches!(blocked.join().unwrap(), Err(Error::ShutDown)));
+    });
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(matches!(q.get(), Err(Error::ShutDown)));
+}
+
+#[multiproc::test]
+fn immediate_shutdown_drops_items_and_releases_joiners() {
+    let _g = leak_guard();
+    let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(q.get().unwrap(), 0);
+    std::thread::scope(|s| {
+        let joiner = s.spawn(|| q.join());
+        q.shutdown_immediate();
+        joiner.join().unwrap();
+    });
+    assert_eq!(q.qsize(), 0);
+    assert_eq!(q.unfinished(), 0);
+    assert!(matches!(q.get(), Err(Error::ShutDown)));
+    assert!(matches!(q.get_nowait(), Err(Error::ShutDown)));
+    assert!(matches!(q.put(5), Err(Error::ShutDown)));
+    assert!(matches!(q.task_done(), Err(Error::InvalidState(_))), "an extra task_done is Python's ValueError");
+    // A plain shutdown does not release `join` while items are unfinished.
+    let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    q.put(1).unwrap();
+    q.shutdown();
+    assert!(!q.join_timeout(Duration::from_millis(20)), "join must wait for task_done");
+    assert_eq!(q.get().unwrap(), 1);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(DEADLINE));
+}
