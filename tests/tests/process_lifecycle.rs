@@ -206,40 +206,39 @@ fn exit_code_from_the_task() {
     }
 }
 
+/// Runs `task(args)` to its end under `method` and returns how it exited.
+fn exit_of<A>(method: StartMethod, task: impl multiproc::Task<A>, args: A) -> Option<ExitStatus>
+where
+    A: Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let mut p = multiproc::get_context(method).process(task, args).unwrap();
+    p.start().unwrap();
+    p.join().unwrap();
+    p.exitcode()
+}
+
 #[multiproc::test]
 fn panicking_task_exits_with_code_1() {
     let _g = leak_guard();
     for m in METHODS {
-        let mut p = multiproc::get_context(m).process(panics, ()).unwrap();
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(ExitStatus::Code(1)), "{m}");
+        assert_eq!(exit_of(m, panics, ()), Some(ExitStatus::Code(1)), "{m}");
     }
 }
 
 #[multiproc::test]
 fn task_returning_err_exits_with_code_1_like_a_raising_target() {
     let _g = leak_guard();
+    let lambda =
+        multiproc::lambda!(|n: u32| -> Result<u32, String> { if n > 1 { Err(format!("{n} > 1")) } else { Ok(n) } });
     for m in METHODS {
-        let ctx = multiproc::get_context(m);
         for (fail, code) in [(true, 1), (false, 0)] {
-            let mut p = ctx.process(fails_if, (fail,)).unwrap();
-            p.start().unwrap();
-            p.join().unwrap();
-            assert_eq!(p.exitcode(), Some(ExitStatus::Code(code)), "{m}: fail = {fail}");
+            assert_eq!(exit_of(m, fails_if, (fail,)), Some(ExitStatus::Code(code)), "{m}: fail = {fail}");
         }
-        let lambda =
-            multiproc::lambda!(|n: u32| -> Result<u32, String> { if n > 1 { Err(format!("{n} > 1")) } else { Ok(n) } });
         for (n, code) in [(2, 1), (1, 0)] {
-            let mut p = ctx.process(lambda, (n,)).unwrap();
-            p.start().unwrap();
-            p.join().unwrap();
-            assert_eq!(p.exitcode(), Some(ExitStatus::Code(code)), "{m}: lambda({n})");
+            assert_eq!(exit_of(m, lambda, (n,)), Some(ExitStatus::Code(code)), "{m}: lambda({n})");
         }
-        let mut p = ctx.process(returns_opaque_err, ()).unwrap();
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}: an error without Debug is a plain value");
+        let opaque = exit_of(m, returns_opaque_err, ());
+        assert_eq!(opaque, Some(ExitStatus::Code(0)), "{m}: an error without Debug is a plain value");
     }
 }
 
