@@ -15,7 +15,9 @@ pub enum StartMethod {
     /// `fork()` the calling thread and run the task in the copy. The fastest
     /// start; the child inherits the parent's memory, so closures work too. As in
     /// Python, forking a multi-threaded parent is hazardous: a lock another
-    /// thread held at the fork stays locked in the child. Also, on Linux the
+    /// thread held at the fork stays locked in the child. multiproc guards its
+    /// own locks (and Rust's stdout and stderr) by taking them around the fork;
+    /// your program's locks and those of other libraries are not guarded. Also, on Linux the
     /// child dies if the *thread* that started it exits (`PR_SET_PDEATHSIG`).
     Fork,
     /// Re-execute this binary (`/proc/self/exe`); the child takes its role in
@@ -56,6 +58,11 @@ impl std::fmt::Display for StartMethod {
 }
 
 static DEFAULT: Mutex<Option<StartMethod>> = Mutex::new(None);
+
+/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
+pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
+    crate::start::fork::try_hold(&DEFAULT)
+}
 
 /// The start methods this platform supports, the default first.
 pub fn get_all_start_methods() -> Vec<StartMethod> {

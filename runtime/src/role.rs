@@ -69,6 +69,11 @@ fn me_cell() -> &'static Mutex<Option<Me>> {
     &ME
 }
 
+/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
+pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
+    crate::start::fork::try_hold(me_cell())
+}
+
 /// This process's identity (the main process unless a role set it).
 pub(crate) fn me() -> Me {
     me_cell().lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| Me {

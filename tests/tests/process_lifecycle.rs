@@ -510,6 +510,54 @@ fn fork_while_another_thread_holds_stdout() {
     assert_eq!(status, Some(ExitStatus::Code(0)), "the child hung on an inherited stdio lock");
 }
 
+/// Uses the runtime's process-wide state a forked child needs: its identity,
+/// the default start method and its children's table.
+#[multiproc::task]
+fn use_the_runtime() {
+    let me = multiproc::current_process();
+    assert!(me.name.starts_with("Process-"), "{}", me.name);
+    let _ = multiproc::get_start_method();
+    assert!(multiproc::active_children().is_empty());
+}
+
+#[multiproc::test]
+fn fork_while_other_threads_use_the_runtime() {
+    let _g = leak_guard();
+    // Other threads keep taking the runtime's locks while children are forked:
+    // a child must never inherit one of them locked (it would hang on it).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = multiproc::current_process();
+                    let _ = multiproc::get_start_method();
+                    let _ = multiproc::active_children();
+                }
+            })
+        })
+        .collect();
+    let mut hung = 0;
+    for _ in 0..100 {
+        let mut p = multiproc::get_context(StartMethod::Fork).process(use_the_runtime, ()).unwrap();
+        p.start().unwrap();
+        match p.join_timeout(DEADLINE).unwrap() {
+            Some(status) => assert_eq!(status, ExitStatus::Code(0)),
+            None => {
+                hung += 1;
+                p.kill().unwrap();
+                p.join().unwrap();
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in busy {
+        t.join().unwrap();
+    }
+    assert_eq!(hung, 0, "children hung on a runtime lock inherited from another thread");
+}
+
 /// What each fd of this process refers to (`pipe:[123]`, `socket:[456]`, a path).
 fn fd_targets() -> Vec<String> {
     tests::open_fds()

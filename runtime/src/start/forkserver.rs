@@ -27,6 +27,11 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 type Reply = std::result::Result<i32, String>;
 
+/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
+pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
+    crate::start::fork::try_hold(&SERVER)
+}
+
 /// Forgets the parent's server in a forked child (its fds are already closed there).
 pub(crate) fn forget_after_fork() {
     if let Ok(mut g) = SERVER.try_lock()
