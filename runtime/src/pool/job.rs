@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -292,6 +293,9 @@ impl JobInner {
 pub(crate) struct JobShared {
     inner: Mutex<JobInner>,
     cv: Condvar,
+    /// Exponential average of one call's service time in this job, in ns (`f64`
+    /// bits; 0 until a reply arrived): how many lone calls may share a frame.
+    item_ns: AtomicU64,
 }
 
 impl JobShared {
@@ -310,7 +314,20 @@ impl JobShared {
                 wakers: Vec::new(),
             }),
             cv: Condvar::new(),
+            item_ns: AtomicU64::new(0),
         }
+    }
+
+    /// This job's measured time per call, in ns (0 before any reply).
+    pub(crate) fn item_ns(&self) -> f64 {
+        f64::from_bits(self.item_ns.load(Ordering::Relaxed))
+    }
+
+    /// Folds one reply's time per call into [`JobShared::item_ns`].
+    pub(crate) fn record_item_ns(&self, per_item: f64) {
+        let old = self.item_ns();
+        let new = if old <= 0.0 { per_item } else { 0.8 * old + 0.2 * per_item };
+        self.item_ns.store(new.to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, JobInner> {

@@ -110,11 +110,17 @@ impl Chunk {
 
     /// Appends `next` to this chunk's frame when both are lone calls of the same
     /// job (this one possibly merged already), `next` comes right after it, and
-    /// the frame holds fewer than `cap` calls. The worker then runs them in one
-    /// batch pass and answers once; `chunksize=1` keeps its meaning (calls are
-    /// given to workers one by one, as they have room), without a frame per call.
-    fn absorb(&mut self, next: &Chunk, cap: usize) -> bool {
-        if self.count >= cap || next.first != self.first + self.count || !Arc::ptr_eq(&self.job, &next.job) {
+    /// the frame holds less than [`MERGE_NS`] of work as measured on this job's
+    /// own replies (no merging before the first: another job's calls say
+    /// nothing about these). The worker then runs them in one batch pass and
+    /// answers once; `chunksize=1` keeps its meaning (calls are given to workers
+    /// one by one, as they have room), without a frame per call.
+    fn absorb(&mut self, next: &Chunk) -> bool {
+        if next.first != self.first + self.count || !Arc::ptr_eq(&self.job, &next.job) {
+            return false;
+        }
+        let item_ns = self.job.item_ns();
+        if item_ns <= 0.0 || self.count >= ((MERGE_NS / item_ns) as usize).clamp(1, MAX_MERGE) {
             return false;
         }
         let Some((_, args)) = next.lone_call() else { return false };
@@ -377,8 +383,6 @@ struct Core {
     early_deaths: usize,
     /// Exponential average of a chunk's service time, in ns.
     chunk_ns: f64,
-    /// Exponential average of one call's service time, in ns.
-    item_ns: f64,
     send_buf: Vec<u8>,
     next_id: usize,
 }
@@ -417,7 +421,6 @@ impl LocalPool {
                 start_error: None,
                 early_deaths: 0,
                 chunk_ns: 0.0,
-                item_ns: 0.0,
                 send_buf: Vec::new(),
                 next_id: 1,
             }),
@@ -537,8 +540,6 @@ impl Shared {
                 && ((w.inflight.is_empty() && n == 0)
                     || w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES)
         };
-        // Lone calls merge into one frame only once their cost is known.
-        let merge_cap = if c.item_ns <= 0.0 { 1 } else { ((MERGE_NS / c.item_ns) as usize).clamp(1, MAX_MERGE) };
         let mut any_lost = false;
         loop {
             let Core { workers, queue, send_buf, outstanding, .. } = &mut *c;
@@ -563,7 +564,7 @@ impl Shared {
                         && w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES
                     {
                         let before = last.frame.len();
-                        if last.absorb(next, merge_cap) {
+                        if last.absorb(next) {
                             bytes = bytes + last.frame.len() - before; // `bytes` counts `before`
                             queue.pop_front();
                             *outstanding -= 1;
@@ -702,7 +703,7 @@ impl Shared {
                 }
                 let per_item = dt.max(1.0) / chunk.count.max(1) as f64;
                 c.chunk_ns = if c.chunk_ns <= 0.0 { dt.max(1.0) } else { 0.8 * c.chunk_ns + 0.2 * dt.max(1.0) };
-                c.item_ns = if c.item_ns <= 0.0 { per_item } else { 0.8 * c.item_ns + 0.2 * per_item };
+                chunk.job.record_item_ns(per_item);
                 let (first, count) = (chunk.first, chunk.count);
                 match ChunkResult::parse(first, count, frame.body, frame.fds) {
                     Ok(r) => chunk.job.deliver(r, deferred),
