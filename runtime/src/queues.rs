@@ -388,7 +388,12 @@ impl RingQueue {
                         seen.store(t, Ordering::Relaxed);
                         t != head
                     }
-                    || (producer.is_none() && self.shut() != 0)
+                    || match self.shut() {
+                        0 => false,
+                        // Mid-message, a plain shutdown waits for the rest of it.
+                        SHUT => producer.is_none(),
+                        _ => true,
+                    }
             };
             // Mid-message, wait without a deadline but give up on a dead producer.
             let dl = if partial.is_some() { None } else { deadline };

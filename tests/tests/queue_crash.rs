@@ -188,3 +188,40 @@ fn consumer_killed_mid_message_leaves_the_queue_usable() {
 fn send_signal(pid: u32, name: &str) -> bool {
     std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().is_ok_and(|s| s.success())
 }
+
+#[multiproc::task]
+fn big_put_reports(q: Queue<Vec<u8>>, started: Event, out: multiproc::Connection<String>) {
+    started.set();
+    let r = q.put_bytes(&vec![7u8; 1 << 20]);
+    out.send(&format!("{r:?}")).unwrap();
+}
+
+/// An immediate shutdown while a large message is half streamed: the producer
+/// is stopped mid-message (SIGSTOP) and a consumer waits for the rest. Both
+/// the shutdown and the consumer return, and the producer's put reports
+/// `ShutDown` once it runs again.
+#[multiproc::test]
+fn immediate_shutdown_mid_message_releases_everyone() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let started = Event::new().unwrap();
+        let (rx, tx) = multiproc::pipe::<String>().unwrap();
+        let mut p = get_context(m).process(big_put_reports, (q.clone(), started.clone(), tx)).unwrap();
+        p.start().unwrap();
+        assert!(started.wait(Some(DEADLINE)));
+        wait_until(|| q.pending_bytes() > 0, "the first chunk");
+        let pid = p.pid().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        std::thread::scope(|s| {
+            let consumer = s.spawn(|| q.get_bytes());
+            // The ring drained while the get has not returned: it waits mid-message.
+            wait_until(|| q.pending_bytes() == 0, "the consumer to drain the ring");
+            q.shutdown_immediate();
+            assert!(matches!(consumer.join().unwrap(), Err(multiproc::Error::ShutDown)), "{m:?}");
+        });
+        assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+        assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "Err(ShutDown)", "{m:?}");
+        p.join().unwrap();
+    }
+}

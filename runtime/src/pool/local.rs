@@ -147,7 +147,11 @@ impl Chunk {
         self.count += 1;
         let count_at = self.parts[0] as usize - 4;
         self.frame[count_at..count_at + 4].copy_from_slice(&(self.count as u32).to_le_bytes());
-        wire::end_frame(&mut self.frame, 0, 0).is_ok()
+        // `next` is in the frame now, so the answer is yes whatever this says; it
+        // cannot fail, since the length was checked above and there are no fds.
+        let header = wire::end_frame(&mut self.frame, 0, 0);
+        debug_assert!(header.is_ok(), "merged frame header: {header:?}");
+        true
     }
 
     /// Undoes [`Chunk::absorb`]: the lone calls again, each in its own frame.
