@@ -145,7 +145,7 @@ pub(crate) fn submit_entry(
             .with_target(|__mp_input, __mp_fds| {
                 #[allow(unused_imports)]
                 use #krate::__private::{ReturnedErr as _, ReturnedValue as _};
-                let __mp_returned = #krate::__private::call::<_, #args>(#f, __mp_input, __mp_fds)?;
+                let __mp_returned = <_ as #krate::Task<#args>>::call_encoded(&#f, __mp_input, __mp_fds)?;
                 ::core::result::Result::Ok((&#krate::__private::Returned(&__mp_returned)).failure())
             })
         }

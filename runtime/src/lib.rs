@@ -163,7 +163,7 @@ pub mod __private {
     pub use crate::codec::{Payload, share_fd, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
-        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, call, invoke,
+        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, invoke,
         invoke_seq, type_id_of_val,
     };
     pub use crate::role::{main_entry, test_entry};

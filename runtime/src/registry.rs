@@ -179,17 +179,6 @@ where
     codec::encode_into(&result, out, "task result")
 }
 
-/// Not public API: decodes a call's arguments and runs the function (the body
-/// of every generated [`TargetRunner`], which then inspects the result).
-#[doc(hidden)]
-pub fn call<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>) -> Result<F::Output>
-where
-    F: Task<A>,
-    A: DeserializeOwned,
-{
-    f.call_encoded(input, fds)
-}
-
 /// Not public API: what a generated [`TargetRunner`] inspects, by autoref
 /// dispatch on the concrete return type: `(&Returned(&out)).failure()` picks
 /// [`ReturnedErr`] for a `Result` whose error is `Debug`, and [`ReturnedValue`]

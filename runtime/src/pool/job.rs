@@ -216,6 +216,12 @@ impl ChunkResult {
     }
 }
 
+/// An exponential moving average of service times: `sample` alone when
+/// nothing was measured yet (`old <= 0`).
+pub(crate) fn ewma(old: f64, sample: f64) -> f64 {
+    if old <= 0.0 { sample } else { 0.8 * old + 0.2 * sample }
+}
+
 /// Work to run once no lock is held: callbacks and wakers of finished jobs.
 pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 
@@ -325,9 +331,7 @@ impl JobShared {
 
     /// Folds one reply's time per call into [`JobShared::item_ns`].
     pub(crate) fn record_item_ns(&self, per_item: f64) {
-        let old = self.item_ns();
-        let new = if old <= 0.0 { per_item } else { 0.8 * old + 0.2 * per_item };
-        self.item_ns.store(new.to_bits(), Ordering::Relaxed);
+        self.item_ns.store(ewma(self.item_ns(), per_item).to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, JobInner> {

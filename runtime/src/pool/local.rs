@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::job::{ChunkResult, Deferred, JobInner, JobShared, run_deferred};
+use super::job::{ChunkResult, Deferred, JobInner, JobShared, ewma, run_deferred};
 use super::wire::{self, Link, RecvBuf, WireError};
 use super::worker::{WorkerConfig, pool_worker};
 use crate::codec;
@@ -91,18 +91,25 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
+    /// The frame's kind byte and task name, and a cursor just past the name.
+    fn header(&self) -> Option<(u8, &[u8], wire::Cursor<'_>)> {
+        let mut c = wire::Cursor::new(self.frame.get(wire::HEAD..)?);
+        let kind = c.u8().ok()?;
+        let name_len = c.u16().ok()? as usize;
+        let name = c.bytes(name_len).ok()?;
+        Some((kind, name, c))
+    }
+
     /// The task name and argument bytes of a lone call without handles (a
     /// per-call frame of one call, as `chunksize=1` makes); `None` otherwise.
     fn lone_call(&self) -> Option<(&[u8], &[u8])> {
         if self.count != 1 || !self.fds.is_empty() || self.suspect || !self.parts.is_empty() {
             return None;
         }
-        let mut c = wire::Cursor::new(self.frame.get(wire::HEAD..)?);
-        if c.u8().ok()? != wire::RUN {
+        let (kind, name, mut c) = self.header()?;
+        if kind != wire::RUN {
             return None;
         }
-        let name_len = c.u16().ok()? as usize;
-        let name = c.bytes(name_len).ok()?;
         let _count = c.u32().ok()?;
         let _item_header = c.bytes(wire::HEAD).ok()?;
         Some((name, c.rest()))
@@ -159,9 +166,10 @@ impl Chunk {
         if self.parts.is_empty() {
             return Ok(vec![self]);
         }
-        let name_len = u16::from_le_bytes([self.frame[wire::HEAD + 1], self.frame[wire::HEAD + 2]]) as usize;
-        let name = std::str::from_utf8(&self.frame[wire::HEAD + 3..wire::HEAD + 3 + name_len])
-            .map_err(|_| Error::Decode { what: "pool frame", reason: "task name is not UTF-8".into() })?;
+        let name = self
+            .header()
+            .and_then(|(_, name, _)| std::str::from_utf8(name).ok())
+            .ok_or_else(|| Error::Decode { what: "pool frame", reason: "a merged frame without a task name".into() })?;
         let mut out = Vec::with_capacity(self.parts.len());
         for (k, &start) in self.parts.iter().enumerate() {
             let end = self.parts.get(k + 1).map_or(self.frame.len(), |&e| e as usize);
@@ -706,7 +714,7 @@ impl Shared {
                     self.wake();
                 }
                 let per_item = dt.max(1.0) / chunk.count.max(1) as f64;
-                c.chunk_ns = if c.chunk_ns <= 0.0 { dt.max(1.0) } else { 0.8 * c.chunk_ns + 0.2 * dt.max(1.0) };
+                c.chunk_ns = ewma(c.chunk_ns, dt.max(1.0));
                 chunk.job.record_item_ns(per_item);
                 let (first, count) = (chunk.first, chunk.count);
                 match ChunkResult::parse(first, count, frame.body, frame.fds) {
