@@ -35,6 +35,7 @@
 #[allow(unused_extern_crates)] // lets `::multiproc::` paths from our own macros resolve in this crate
 extern crate self as multiproc;
 
+mod backoff;
 mod codec;
 pub mod connection;
 mod context;

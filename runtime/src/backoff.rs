@@ -1,0 +1,134 @@
+//! The one wait policy: how long a blocked thread spins, when it yields, and
+//! when it parks (DESIGN.md, "Latency").
+//!
+//! Every blocking path of the runtime (a socket read, a futex lock, a pool
+//! waiter) looks at its condition, and on a miss asks a [`Backoff`] what to do
+//! next. The policy lives here alone, so it can be tuned in one place:
+//!
+//! 1. **Spin** — only while another CPU can be running the peer (this thread
+//!    may run on more than one CPU): a few exponentially growing bursts of
+//!    `spin_loop` hints, as crossbeam's `Backoff` does. A wake-up across CPUs
+//!    costs ~35-40 µs here, so a reply that comes within a few µs is caught
+//!    without a system call.
+//! 2. **Yield** — `sched_yield` between looks. If the peer shares this CPU
+//!    (pinned, or on a busy machine) the yield lets it run and answer, where a
+//!    spin would burn the time slice it needs; if it does not, the yield
+//!    returns at once.
+//! 3. **Park** — once the budget ([`SPIN_BUDGET`]) is spent, the caller sleeps
+//!    in the kernel (poll, futex) until the writer wakes it.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The longest a waiter spins and yields before it parks. About one cross-CPU
+/// wake-up (BASELINES.md): waiting longer than a wake-up costs saves nothing.
+pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+/// Spin bursts double up to `2^SPIN_STEPS` hints; later looks yield.
+const SPIN_STEPS: u32 = 6;
+
+/// Whether this thread may run on more than one CPU (so a spinning waiter
+/// does not keep its peer from running). Read once: `taskset` and cgroups
+/// fix it at start.
+fn spinning_pays() -> bool {
+    static MANY: OnceLock<bool> = OnceLock::new();
+    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// The state of one wait: call [`snooze`](Backoff::snooze) after each look
+/// that found nothing; when it returns `false`, park (poll, futex wait) and
+/// [`reset`](Backoff::reset) after waking.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    step: u32,
+    started: Option<Instant>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    /// A wait that has not looked yet.
+    pub(crate) const fn new() -> Self {
+        Backoff { step: 0, started: None }
+    }
+
+    /// Starts the budget afresh (after progress, or after a park).
+    pub(crate) fn reset(&mut self) {
+        self.step = 0;
+        self.started = None;
+    }
+
+    /// Waits a little before the next look: spins while that pays, yields
+    /// otherwise. Returns `false` once the budget is spent: park instead.
+    pub(crate) fn snooze(&mut self) -> bool {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= SPIN_BUDGET {
+            return false;
+        }
+        if self.step < SPIN_STEPS && spinning_pays() {
+            for _ in 0..1u32 << self.step {
+                std::hint::spin_loop();
+            }
+            self.step += 1;
+        } else {
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    /// Like [`snooze`](Self::snooze), but also `false` once `deadline` has passed.
+    pub(crate) fn snooze_until(&mut self, deadline: Option<Instant>) -> bool {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        self.snooze()
+    }
+}
+
+/// Looks at `ready` until it gives a value, following the policy; `None` when
+/// the budget is spent (or `deadline` passed) and the caller should park.
+pub(crate) fn spin_until<T>(deadline: Option<Instant>, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let mut backoff = Backoff::new();
+    loop {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        if !backoff.snooze_until(deadline) {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_ends_a_wait_that_finds_nothing() {
+        let t = Instant::now();
+        assert_eq!(spin_until::<()>(None, || None), None);
+        assert!(t.elapsed() >= SPIN_BUDGET);
+    }
+
+    #[test]
+    fn a_ready_condition_returns_at_once() {
+        let mut looks = 0;
+        let got = spin_until(None, || {
+            looks += 1;
+            (looks == 3).then_some(looks)
+        });
+        assert_eq!(got, Some(3));
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_spin() {
+        let mut b = Backoff::new();
+        assert!(!b.snooze_until(Some(Instant::now())));
+        b.reset();
+        assert!(b.snooze());
+    }
+}
