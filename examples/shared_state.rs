@@ -48,8 +48,8 @@ fn add(counter: Value<u64>, times: u64) {
 
 // ANCHOR: shm
 #[multiproc::task]
-fn write_howdy(mut shm: SharedMemory) {
-    shm.as_mut_slice()[..5].copy_from_slice(b"howdy");
+fn write_howdy(shm: SharedMemory) {
+    shm.write_at(0, b"howdy").unwrap();
 }
 
 #[multiproc::task]
@@ -101,14 +101,16 @@ fn main() -> multiproc::Result<()> {
     let mut p = Process::new(write_howdy, (shm.clone(),))?;
     p.start()?;
     p.join()?;
-    println!("{}", String::from_utf8_lossy(&shm.as_slice()[..5]));
+    let mut howdy = [0u8; 5];
+    shm.read_at(0, &mut howdy)?;
+    println!("{}", String::from_utf8_lossy(&howdy));
     shm.unlink()?; // or let the tracker unlink it when this process ends
 
     let list = ShareableList::new(&[1i64, 2, 3])?;
     let mut p = Process::new(double, (list.clone(),))?;
     p.start()?;
     p.join()?;
-    println!("{:?}", list.as_slice());
+    println!("{:?}", list.to_vec());
     list.unlink()?;
     // ANCHOR_END: shm_main
     Ok(())

@@ -261,11 +261,22 @@ impl RingQueue {
     }
 
     fn write_header(&self, off: usize, len: u32, flags: u32, total: usize) {
-        let h = self.region.bytes_mut(RING + off, REC);
+        let mut h = [0u8; REC];
         h[0..4].copy_from_slice(&len.to_le_bytes());
         h[4..8].copy_from_slice(&flags.to_le_bytes());
         h[8..12].copy_from_slice(&futex::current_pid().to_le_bytes());
         h[12..16].copy_from_slice(&(total.min(u32::MAX as usize) as u32).to_le_bytes());
+        self.region.write(RING + off, &h);
+    }
+
+    /// Copies a record's body into the ring slots at `off` that this producer reserved.
+    #[allow(unsafe_code)] // a memcpy into ring slots this producer owns: see SAFETY
+    fn write_body(&self, off: usize, data: &[u8]) {
+        // SAFETY: the caller holds the producers' lock and reserved these slots
+        // (between TAIL and HEAD + cap): no consumer reads them before TAIL is
+        // published past them (Release, after this copy), and no other producer
+        // writes while the lock is held, so this is the only view of these bytes.
+        unsafe { self.region.bytes_mut(RING + off + REC, data.len()) }.copy_from_slice(data);
     }
 
     /// Puts one message of raw bytes.
@@ -298,7 +309,7 @@ impl RingQueue {
             pos = self.reserve(pos, need, deadline).ok_or_else(|| self.full_or_shut())?;
             let off = (pos % cap as u64) as usize;
             self.write_header(off, data.len() as u32, FIRST | LAST, data.len());
-            self.region.bytes_mut(RING + off + REC, data.len()).copy_from_slice(data);
+            self.write_body(off, data);
             joinable.fetch_add(1, Ordering::SeqCst);
             self.u64(TAIL).store(pos + need as u64, Ordering::SeqCst);
         } else {
@@ -322,7 +333,7 @@ impl RingQueue {
                     flags |= LAST;
                 }
                 self.write_header(off, n as u32, flags, data.len());
-                self.region.bytes_mut(RING + off + REC, n).copy_from_slice(&rest[..n]);
+                self.write_body(off, &rest[..n]);
                 rest = &rest[n..];
                 if flags & LAST != 0 {
                     joinable.fetch_add(1, Ordering::SeqCst);
@@ -429,7 +440,8 @@ impl RingQueue {
                 self.advance(head);
                 continue;
             }
-            let h = self.region.bytes(RING + off, REC);
+            let mut h = [0u8; REC];
+            self.region.read(RING + off, &mut h);
             let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
             let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
             let size = (REC + align8(len)) as u64;
@@ -442,7 +454,12 @@ impl RingQueue {
                 self.advance(head + size);
                 continue;
             }
-            let body = self.region.bytes(RING + off + REC, len);
+            // SAFETY: the consumers' lock is held and these bytes lie before TAIL
+            // (loaded with Acquire above, checked against `tail`): their producer
+            // published them and no producer writes them again until HEAD moves
+            // past them, which only this consumer does, after its last use of `body`.
+            #[allow(unsafe_code)]
+            let body = unsafe { self.region.bytes(RING + off + REC, len) };
             if flags & FIRST != 0 && flags & LAST != 0 {
                 let r = if external {
                     buf.clear();

@@ -93,17 +93,39 @@ impl Region {
         self.map.atomic_u64(HEADER + off)
     }
 
-    /// Bytes at `off` after the header.
+    /// Copies the bytes at `off` after the header into `dst` (safe against
+    /// concurrent writers: see [`Mapping::read`]).
     #[inline]
-    pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
-        self.map.bytes(HEADER + off, len)
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        self.map.read(HEADER + off, dst)
     }
 
-    /// Writable bytes at `off` after the header (the caller holds what guards them).
-    #[allow(clippy::mut_from_ref)]
+    /// Copies `src` to the bytes at `off` after the header (see [`Mapping::write`]).
     #[inline]
-    pub(crate) fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
-        self.map.bytes_mut(HEADER + off, len)
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        self.map.write(HEADER + off, src)
+    }
+
+    /// Bytes at `off` after the header, in place.
+    ///
+    /// # Safety
+    /// As [`Mapping::bytes`]: nobody writes them while the slice lives.
+    #[allow(unsafe_code)] // an in-place view: its contract is the caller's (see Safety)
+    #[inline]
+    pub(crate) unsafe fn bytes(&self, off: usize, len: usize) -> &[u8] {
+        // SAFETY: the caller upholds `Mapping::bytes`'s contract (this function's own).
+        unsafe { self.map.bytes(HEADER + off, len) }
+    }
+
+    /// Writable bytes at `off` after the header, in place.
+    ///
+    /// # Safety
+    /// As [`Mapping::bytes_mut`]: the caller holds the only right to them.
+    #[allow(clippy::mut_from_ref, unsafe_code)] // an in-place view: its contract is the caller's
+    #[inline]
+    pub(crate) unsafe fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
+        // SAFETY: the caller upholds `Mapping::bytes_mut`'s contract (this function's own).
+        unsafe { self.map.bytes_mut(HEADER + off, len) }
     }
 }
 

@@ -27,10 +27,11 @@ fn double_all(i: Value<i32>, d: Value<f64>, q: RawValue<i64>, pt: Value<Point>, 
     for x in arr.lock().unwrap().iter_mut() {
         *x *= 2.0;
     }
-    let mut raw = raw;
     let n = raw.len() / 2;
-    let (a, b) = raw.as_mut_slice().split_at_mut(n);
+    let mut all = raw.to_vec();
+    let (a, b) = all.split_at_mut(n);
     b.copy_from_slice(a);
+    raw.copy_from_slice(&all).unwrap();
 }
 
 #[multiproc::test]
@@ -43,7 +44,8 @@ fn values_and_arrays_written_by_a_child_are_seen_by_the_parent() {
         let pt = Value::new(Point { x: 7, pad: 0, y: 1.0 / 3.0, z: 1 << 33 }).unwrap();
         let arr = Array::from_slice(&[1.0f64, 2.0, 3.0]).unwrap();
         let mut raw = RawArray::<u8>::zeroed(20).unwrap();
-        raw.as_mut_slice()[..5].copy_from_slice(b"hello");
+        // SAFETY: no other handle of this new array exists yet.
+        unsafe { raw.as_mut_slice()[..5].copy_from_slice(b"hello") };
         let mut p = get_context(m)
             .process(double_all, (i.clone(), d.clone(), q.clone(), pt.clone(), arr.clone(), raw.clone()))
             .unwrap();
@@ -54,7 +56,7 @@ fn values_and_arrays_written_by_a_child_are_seen_by_the_parent() {
         assert_eq!(q.get(), 1 << 34);
         assert_eq!(pt.get(), Point { x: 14, pad: 0, y: 2.0 / 3.0, z: 1 << 34 });
         assert_eq!(arr.to_vec(), vec![2.0, 4.0, 6.0]);
-        assert_eq!(&raw.as_slice()[..15], b"hello\0\0\0\0\0hello");
+        assert_eq!(&raw.to_vec()[..15], b"hello\0\0\0\0\0hello");
     }
 }
 
@@ -81,10 +83,10 @@ fn arrays_index_and_are_zeroed() {
 
 #[multiproc::task]
 fn shm_child(shm: SharedMemory, by_name: String) {
-    let mut shm = shm;
-    shm.as_mut_slice()[..5].copy_from_slice(b"howdy");
-    let mut other = SharedMemory::attach(&by_name).unwrap();
-    other.as_mut_slice()[5..10].copy_from_slice(b"HELLO");
+    shm.write_at(0, b"howdy").unwrap();
+    let other = SharedMemory::attach(&by_name).unwrap();
+    other.write_at(5, b"HELLO").unwrap();
+    assert!(matches!(other.write_at(other.size() - 2, b"abc"), Err(Error::InvalidArgument(_))));
 }
 
 #[multiproc::test]
@@ -93,11 +95,11 @@ fn shared_memory_is_shared_by_name_and_as_an_argument() {
     for m in METHODS {
         let shm = SharedMemory::create(512).unwrap();
         assert!(shm.name().starts_with("multiproc"));
-        assert!(shm.size() >= 512 && shm.as_slice().len() >= 512);
+        assert!(shm.size() >= 512 && shm.to_vec().len() >= 512);
         let mut p = get_context(m).process(shm_child, (shm.clone(), shm.name().to_string())).unwrap();
         p.start().unwrap();
         p.join().unwrap();
-        assert_eq!(&shm.as_slice()[..10], b"howdyHELLO", "{m:?}");
+        assert_eq!(&shm.to_vec()[..10], b"howdyHELLO", "{m:?}");
         let again = SharedMemory::attach(shm.name()).unwrap();
         assert_eq!(again.size(), shm.size());
         shm.unlink().unwrap();
@@ -164,4 +166,83 @@ fn segments_of_a_killed_creator_are_unlinked() {
             format_args!("{m:?}: {name} to be unlinked after its creator died"),
         );
     }
+}
+
+#[multiproc::task]
+fn increment_under_get_lock(counter: Value<u64>, times: u64, by_guard: bool) {
+    for _ in 0..times {
+        if by_guard {
+            let _g = counter.get_lock().lock().unwrap();
+            counter.set(counter.get() + 1);
+        } else {
+            assert!(counter.get_lock().acquire(true, None).unwrap());
+            counter.set(counter.get() + 1);
+            counter.get_lock().release().unwrap();
+        }
+    }
+}
+
+/// Python's `with counter.get_lock(): counter.value += 1` from four processes:
+/// `get`/`set` under this thread's own hold do not wait for themselves, and
+/// the hold still excludes the other processes.
+#[multiproc::test]
+fn the_get_lock_idiom_counts_every_increment() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for by_guard in [false, true] {
+            let counter = Value::new(0u64).unwrap();
+            let mut ps: Vec<_> = (0..4)
+                .map(|_| get_context(m).process(increment_under_get_lock, (counter.clone(), 1000, by_guard)).unwrap())
+                .collect();
+            for p in &mut ps {
+                p.start().unwrap();
+            }
+            for p in &mut ps {
+                p.join().unwrap();
+                assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}");
+            }
+            assert_eq!(counter.get(), 4000, "{m:?}, by guard: {by_guard}");
+        }
+    }
+}
+
+/// The program that used to hold two live `&mut` to one cell: a clone's
+/// `release` under a live guard is refused, so a second guard cannot start
+/// until the first drops.
+#[multiproc::test]
+fn a_release_cannot_free_the_lock_under_a_value_guard() {
+    let _g = leak_guard();
+    let v = Value::new(1u64).unwrap();
+    let other = v.clone();
+    let mut guard = v.lock().unwrap();
+    assert!(matches!(other.get_lock().release(), Err(Error::InvalidState(_))));
+    assert!(other.get_lock().locked());
+    assert!(other.get_lock().try_lock().is_none(), "the guard still holds the lock");
+    *guard += 1;
+    drop(guard);
+    assert_eq!(other.get(), 2);
+    let a = Array::from_slice(&[1u32, 2]).unwrap();
+    let g = a.lock().unwrap();
+    assert!(matches!(a.clone().get_lock().release(), Err(Error::InvalidState(_))));
+    drop(g);
+    assert!(matches!(a.get_lock().release(), Err(Error::InvalidState(_))), "unlocked now");
+    // A plain acquire may still be released by anyone (Python semantics).
+    assert!(a.get_lock().acquire(true, None).unwrap());
+    a.clone().get_lock().release().unwrap();
+}
+
+/// The copying accessors of the unlocked types stay correct under a racing writer.
+#[multiproc::test]
+fn raw_copies_are_whole_values_when_nothing_races() {
+    let _g = leak_guard();
+    let raw = RawArray::<u64>::from_slice(&[1, 2, 3, 4, 5]).unwrap();
+    let clone = raw.clone();
+    clone.copy_from_slice(&[10, 20, 30, 40, 50]).unwrap();
+    assert_eq!(raw.to_vec(), vec![10, 20, 30, 40, 50]);
+    assert!(matches!(raw.copy_from_slice(&[1]), Err(Error::InvalidArgument(_))));
+    let list = ShareableList::new(&[1u16, 2, 3]).unwrap();
+    list.clone().set(1, 7).unwrap();
+    assert_eq!(list.to_vec(), vec![1, 7, 3]);
+    assert_eq!(list.index(&7), Some(1));
+    list.unlink().unwrap();
 }

@@ -113,20 +113,79 @@ impl SharedMemory {
         self.size
     }
 
-    /// The memory, read-only (Python's `buf`). Other processes may write it meanwhile.
-    pub fn as_slice(&self) -> &[u8] {
-        self.map.bytes(0, self.size)
+    /// Copies `dst.len()` bytes starting at `offset` out of the segment
+    /// (Python's `bytes(shm.buf[offset:offset+n])`). Safe against concurrent
+    /// writers in any process: a racing write can tear the copy, never worse.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the range passes the end of the segment.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
+        self.check_range(offset, dst.len())?;
+        self.map.read(offset, dst);
+        Ok(())
     }
 
-    /// The memory, writable. Writes are visible to every process that maps
-    /// the segment; coordinate them (e.g. with a [`Lock`](crate::Lock)).
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        self.map.bytes_mut(0, self.size)
+    /// Copies `src` into the segment at `offset` (Python's `shm.buf[offset:offset+n] = src`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the range passes the end of the segment.
+    pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<()> {
+        self.check_range(offset, src.len())?;
+        self.map.write(offset, src);
+        Ok(())
     }
 
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) fn bytes_mut_shared(&self, off: usize, len: usize) -> &mut [u8] {
-        self.map.bytes_mut(off, len)
+    /// A copy of the whole segment.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.size];
+        self.map.read(0, &mut v);
+        v
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(Error::InvalidArgument(format!(
+                "range {offset}..{offset}+{len} passes the end of the {}-byte segment {:?}",
+                self.size, self.name
+            ))),
+        }
+    }
+
+    /// The memory in place, read-only (Python's `buf`, zero-copy).
+    ///
+    /// # Safety
+    /// While the slice lives, nothing may write the segment: no `as_mut_slice`
+    /// or `write_at` through any handle of it (clones and attachments alike), in
+    /// this process or another. Coordinate with a [`Lock`](crate::Lock), or use
+    /// [`read_at`](SharedMemory::read_at) / [`to_vec`](SharedMemory::to_vec), which copy.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: no writer while the slice lives is this function's contract.
+        unsafe { self.map.bytes(0, self.size) }
+    }
+
+    /// The memory in place, writable (zero-copy).
+    ///
+    /// # Safety
+    /// While the slice lives, nothing else may read or write the segment,
+    /// through any handle of it, in this process or another. Use
+    /// [`write_at`](SharedMemory::write_at) when that cannot be promised.
+    ///
+    /// ```
+    /// let mut shm = multiproc::SharedMemory::create(16)?;
+    /// // SAFETY: no other handle of this new segment exists.
+    /// unsafe { shm.as_mut_slice()[..5].copy_from_slice(b"howdy") };
+    /// let mut five = [0u8; 5];
+    /// shm.read_at(0, &mut five)?;
+    /// assert_eq!(&five, b"howdy");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: exclusive use while the slice lives is this function's contract.
+        unsafe { self.map.bytes_mut(0, self.size) }
     }
 
     /// Unmaps this handle (Python's `close`); the segment itself stays.
@@ -205,12 +264,15 @@ impl<T: Pod> ShareableList<T> {
             return Err(Error::InvalidArgument("element alignment exceeds 64".into()));
         }
         let bytes = std::mem::size_of_val(items);
-        let shm = SharedMemory::create(LIST_DATA + bytes)?;
-        let head = shm.bytes_mut_shared(0, 24);
+        let shm = SharedMemory::create(
+            LIST_DATA.checked_add(bytes).ok_or_else(|| Error::InvalidArgument("list too large".into()))?,
+        )?;
+        let mut head = [0u8; 24];
         head[0..8].copy_from_slice(&LIST_MAGIC.to_le_bytes());
         head[8..16].copy_from_slice(&(items.len() as u64).to_le_bytes());
         head[16..24].copy_from_slice(&list_tag::<T>().to_le_bytes());
-        shm.bytes_mut_shared(LIST_DATA, bytes).copy_from_slice(bytemuck::cast_slice(items));
+        shm.map.write(0, &head);
+        shm.map.write(LIST_DATA, bytemuck::cast_slice(items));
         Ok(ShareableList { shm, len: items.len(), _marker: std::marker::PhantomData })
     }
 
@@ -227,7 +289,8 @@ impl<T: Pod> ShareableList<T> {
         if shm.size() < LIST_DATA || align_of::<T>() > LIST_DATA {
             return Err(bad("segment too small"));
         }
-        let h = shm.as_slice();
+        let mut h = [0u8; 24];
+        shm.map.read(0, &mut h);
         let word = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
         if word(0) != LIST_MAGIC || word(16) != list_tag::<T>() {
             return Err(bad("the segment does not hold a list of this type"));
@@ -250,18 +313,40 @@ impl<T: Pod> ShareableList<T> {
     }
 
     /// The elements in place (zero-copy).
-    pub fn as_slice(&self) -> &[T] {
-        bytemuck::cast_slice(self.shm.map.bytes(LIST_DATA, self.len * size_of::<T>()))
+    ///
+    /// # Safety
+    /// As [`SharedMemory::as_slice`]: nothing writes the list while the slice lives.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_slice(&self) -> &[T] {
+        // SAFETY: the segment holds `len` elements of `T` at LIST_DATA (64-aligned,
+        // checked against the type tag); no writer meanwhile is this function's contract.
+        bytemuck::cast_slice(unsafe { self.shm.map.bytes(LIST_DATA, self.len * size_of::<T>()) })
     }
 
     /// The elements in place, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        bytemuck::cast_slice_mut(self.shm.map.bytes_mut(LIST_DATA, self.len * size_of::<T>()))
+    ///
+    /// # Safety
+    /// As [`SharedMemory::as_mut_slice`]: nothing else uses the list while the slice lives.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as in `as_slice`; exclusive use meanwhile is this function's contract.
+        bytemuck::cast_slice_mut(unsafe { self.shm.map.bytes_mut(LIST_DATA, self.len * size_of::<T>()) })
     }
 
-    /// Element `i`, or `None` past the end.
+    /// A copy of the elements.
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut v = vec![T::zeroed(); self.len];
+        self.shm.map.read(LIST_DATA, bytemuck::cast_slice_mut(&mut v));
+        v
+    }
+
+    /// A copy of element `i`, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<T> {
-        self.as_slice().get(i).copied()
+        (i < self.len).then(|| {
+            let mut v = T::zeroed();
+            self.shm.map.read(LIST_DATA + i * size_of::<T>(), bytemuck::bytes_of_mut(&mut v));
+            v
+        })
     }
 
     /// Sets element `i`.
@@ -272,8 +357,7 @@ impl<T: Pod> ShareableList<T> {
         if i >= self.len {
             return Err(Error::InvalidArgument(format!("index {i} out of range for length {}", self.len)));
         }
-        let s = size_of::<T>();
-        self.shm.bytes_mut_shared(LIST_DATA + i * s, s).copy_from_slice(bytemuck::bytes_of(&value));
+        self.shm.map.write(LIST_DATA + i * size_of::<T>(), bytemuck::bytes_of(&value));
         Ok(())
     }
 
@@ -282,7 +366,7 @@ impl<T: Pod> ShareableList<T> {
     where
         T: PartialEq,
     {
-        self.as_slice().iter().position(|x| x == value)
+        self.to_vec().iter().position(|x| x == value)
     }
 
     /// How many elements equal `value`.
@@ -290,7 +374,7 @@ impl<T: Pod> ShareableList<T> {
     where
         T: PartialEq,
     {
-        self.as_slice().iter().filter(|x| *x == value).count()
+        self.to_vec().iter().filter(|x| *x == value).count()
     }
 
     /// The segment holding the list.
@@ -315,7 +399,7 @@ impl<T> Clone for ShareableList<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for ShareableList<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ShareableList({:?}, name={:?})", self.as_slice(), self.shm.name())
+        write!(f, "ShareableList({:?}, name={:?})", self.to_vec(), self.shm.name())
     }
 }
 

@@ -45,8 +45,9 @@ impl<T: Pod> Cells<T> {
         let bytes = std::mem::size_of_val(init);
         let region = Region::create(Kind::Value, DATA + bytes, type_tag::<T>())?;
         region.u64(0).store(init.len() as u64, std::sync::atomic::Ordering::Release);
-        region.bytes_mut(DATA, bytes).copy_from_slice(bytemuck::cast_slice(init));
-        Ok(Cells { region, len: init.len(), _marker: PhantomData })
+        let cells = Cells { region, len: init.len(), _marker: PhantomData };
+        cells.copy_from(init);
+        Ok(cells)
     }
 
     fn zeroed(len: usize) -> Result<Cells<T>> {
@@ -73,15 +74,56 @@ impl<T: Pod> Cells<T> {
         Ok(Cells { region, len, _marker: PhantomData })
     }
 
-    #[inline]
-    fn slice(&self) -> &[T] {
-        bytemuck::cast_slice(self.region.bytes(DATA, self.len * size_of::<T>()))
+    fn bytes_len(&self) -> usize {
+        self.len * size_of::<T>()
     }
 
-    #[allow(clippy::mut_from_ref)]
+    /// A copy of element `i` (`i < len`), safe against concurrent writers.
+    fn get(&self, i: usize) -> T {
+        let mut v = T::zeroed();
+        self.region.read(DATA + i * size_of::<T>(), bytemuck::bytes_of_mut(&mut v));
+        v
+    }
+
+    /// Writes element `i` (`i < len`), safe against concurrent readers and writers.
+    fn set(&self, i: usize, value: T) {
+        self.region.write(DATA + i * size_of::<T>(), bytemuck::bytes_of(&value));
+    }
+
+    /// A copy of every element.
+    fn to_vec(&self) -> Vec<T> {
+        let mut v = vec![T::zeroed(); self.len];
+        self.region.read(DATA, bytemuck::cast_slice_mut(&mut v));
+        v
+    }
+
+    /// Copies `items` (exactly `len` of them) in.
+    fn copy_from(&self, items: &[T]) {
+        self.region.write(DATA, bytemuck::cast_slice(items));
+    }
+
+    /// The elements in place, writable.
+    ///
+    /// # Safety
+    /// The caller holds the only right to the elements while the slice lives:
+    /// nothing else, in this process or another, reads or writes them.
+    #[allow(clippy::mut_from_ref, unsafe_code)] // an in-place view: its contract is the caller's
     #[inline]
-    fn slice_mut(&self) -> &mut [T] {
-        bytemuck::cast_slice_mut(self.region.bytes_mut(DATA, self.len * size_of::<T>()))
+    unsafe fn slice_mut(&self) -> &mut [T] {
+        // SAFETY: the region holds `len` elements of `T` at DATA (64-aligned, checked
+        // against the type tag when attached); exclusivity is the caller's contract.
+        bytemuck::cast_slice_mut(unsafe { self.region.bytes_mut(DATA, self.bytes_len()) })
+    }
+
+    /// The elements in place, read-only.
+    ///
+    /// # Safety
+    /// Nothing writes the elements while the slice lives.
+    #[allow(unsafe_code)] // an in-place view: its contract is the caller's
+    #[inline]
+    unsafe fn slice(&self) -> &[T] {
+        // SAFETY: as in `slice_mut`; no writer meanwhile is the caller's contract.
+        bytemuck::cast_slice(unsafe { self.region.bytes(DATA, self.bytes_len()) })
     }
 }
 
@@ -120,24 +162,41 @@ impl<T: Pod> RawValue<T> {
         Ok(RawValue { cells: Cells::new(std::slice::from_ref(&value))? })
     }
 
-    /// A copy of the value.
+    /// A copy of the value. Safe against writers in other threads and
+    /// processes: a racing write can tear it (mix old and new bytes), as in Python.
     pub fn get(&self) -> T {
-        self.cells.slice()[0]
+        self.cells.get(0)
     }
 
-    /// Replaces the value.
+    /// Replaces the value (copied in; safe against concurrent readers and writers).
     pub fn set(&self, value: T) {
-        self.cells.slice_mut()[0] = value;
+        self.cells.set(0, value);
     }
 
-    /// The value in place, for reading (zero-copy; another process may write it meanwhile).
-    pub fn get_ref(&self) -> &T {
-        &self.cells.slice()[0]
+    /// The value in place, for reading (zero-copy).
+    ///
+    /// # Safety
+    /// While the reference lives, nothing may write the value: no `set` or
+    /// `get_mut` through any clone of this handle, in this process or another.
+    /// Use [`get`](RawValue::get) (a copy) when that cannot be promised.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn get_ref(&self) -> &T {
+        // SAFETY: no writer while the reference lives is this function's contract.
+        let all = unsafe { self.cells.slice() };
+        &all[0]
     }
 
-    /// The value in place, for writing (zero-copy; not synchronised with other processes).
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.cells.slice_mut()[0]
+    /// The value in place, for writing (zero-copy).
+    ///
+    /// # Safety
+    /// While the reference lives, nothing else may read or write the value,
+    /// through any clone of this handle, in this process or another. Use
+    /// [`set`](RawValue::set) (a copy) when that cannot be promised.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn get_mut(&mut self) -> &mut T {
+        // SAFETY: exclusive use while the reference lives is this function's contract.
+        let all = unsafe { self.cells.slice_mut() };
+        &mut all[0]
     }
 }
 
@@ -149,9 +208,23 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RawValue<T> {
 
 /// A fixed-length array of `T` in shared memory, without a lock (Python's `RawArray`).
 ///
-/// [`as_slice`](RawArray::as_slice) and [`as_mut_slice`](RawArray::as_mut_slice)
-/// are views of the shared memory itself (no copy). Accesses from several
-/// processes are not synchronised: use [`Array`] when more than one writes.
+/// [`get`](RawArray::get), [`set`](RawArray::set), [`to_vec`](RawArray::to_vec)
+/// and [`copy_from_slice`](RawArray::copy_from_slice) copy, and are safe against
+/// concurrent use (a racing write can tear an element, as in Python). The
+/// zero-copy views [`as_slice`](RawArray::as_slice) and
+/// [`as_mut_slice`](RawArray::as_mut_slice) are `unsafe`: every clone of the
+/// handle reaches the same memory, so only the caller can promise that nobody
+/// writes it meanwhile. Use [`Array`] when more than one process writes.
+///
+/// ```compile_fail,E0133
+/// // Two clones cannot both view the memory from safe code.
+/// let mut a = multiproc::RawArray::<u64>::zeroed(4)?;
+/// let b = a.clone();
+/// let view = b.as_slice(); // error: call to unsafe function
+/// a.as_mut_slice()[0] = 1;
+/// assert_eq!(view[0], 1);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct RawArray<T> {
@@ -185,40 +258,71 @@ impl<T: Pod> RawArray<T> {
         self.cells.len == 0
     }
 
-    /// Element `i`, or `None` past the end.
+    /// A copy of element `i`, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<T> {
-        self.cells.slice().get(i).copied()
+        (i < self.cells.len).then(|| self.cells.get(i))
     }
 
-    /// Sets element `i`.
+    /// Sets element `i` (copied in).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
     pub fn set(&self, i: usize, value: T) -> Result<()> {
-        let len = self.cells.len;
-        *self.cells.slice_mut().get_mut(i).ok_or_else(|| index_error(i, len))? = value;
+        if i >= self.cells.len {
+            return Err(index_error(i, self.cells.len));
+        }
+        self.cells.set(i, value);
         Ok(())
     }
 
-    /// The shared elements, in place.
-    pub fn as_slice(&self) -> &[T] {
-        self.cells.slice()
+    /// Copies `items` over the whole array (Python's `arr[:] = items`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `items.len()` differs from [`len`](RawArray::len).
+    pub fn copy_from_slice(&self, items: &[T]) -> Result<()> {
+        if items.len() != self.cells.len {
+            return Err(Error::InvalidArgument(format!(
+                "copy_from_slice of {} items into a RawArray of length {}",
+                items.len(),
+                self.cells.len
+            )));
+        }
+        self.cells.copy_from(items);
+        Ok(())
     }
 
-    /// The shared elements, in place, for writing.
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        self.cells.slice_mut()
+    /// The shared elements, in place (zero-copy).
+    ///
+    /// # Safety
+    /// While the slice lives, nothing may write the elements: no `set`,
+    /// `copy_from_slice` or `as_mut_slice` through any clone of this handle, in
+    /// this process or another. [`to_vec`](RawArray::to_vec) copies instead.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_slice(&self) -> &[T] {
+        // SAFETY: no writer while the slice lives is this function's contract.
+        unsafe { self.cells.slice() }
+    }
+
+    /// The shared elements, in place, for writing (zero-copy).
+    ///
+    /// # Safety
+    /// While the slice lives, nothing else may read or write the elements,
+    /// through any clone of this handle, in this process or another.
+    #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: exclusive use while the slice lives is this function's contract.
+        unsafe { self.cells.slice_mut() }
     }
 
     /// A copy of the elements.
     pub fn to_vec(&self) -> Vec<T> {
-        self.cells.slice().to_vec()
+        self.cells.to_vec()
     }
 }
 
 impl<T: Pod + fmt::Debug> fmt::Debug for RawArray<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RawArray").field(&self.as_slice()).finish()
+        f.debug_tuple("RawArray").field(&self.to_vec()).finish()
     }
 }
 
@@ -313,24 +417,30 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// None today (see [`Lock::lock`]); a dead previous holder is reported on the guard.
     #[inline]
+    #[allow(unsafe_code)] // the guard's `&mut T`: see the SAFETY comment
     pub fn lock(&self) -> Result<ValueGuard<'_, T>> {
-        let guard = self.lock.lock()?;
-        Ok(ValueGuard { guard, value: &mut self.cells.slice_mut()[0] })
+        let guard = self.lock.lock_exclusive();
+        // SAFETY: the guard holds the lock with its exclusive mark until it drops, so
+        // no `release` (in any process) frees it meanwhile, and every other access
+        // to these cells takes the same lock first (`get`, `set`, `Debug`, the other
+        // guards): nobody else reads or writes them while this `&mut` lives. The
+        // cells are reachable only through `Value` handles, never a raw one.
+        let all = unsafe { self.cells.slice_mut() };
+        let value = &mut all[0];
+        Ok(ValueGuard { guard, value })
     }
 
-    /// A copy of the value, read under the lock.
+    /// A copy of the value, read under the lock. If this thread already holds
+    /// the lock (`value.get_lock().acquire(..)`, or a guard of
+    /// [`get_lock`](Value::get_lock)`.lock()`), it reads under that hold instead
+    /// of waiting for itself: Python's `with v.get_lock(): v.value += 1`.
     pub fn get(&self) -> T {
-        match self.lock() {
-            Ok(g) => *g,
-            Err(_) => self.cells.slice()[0],
-        }
+        self.lock.with_exclusive(|| self.cells.get(0))
     }
 
-    /// Replaces the value under the lock.
+    /// Replaces the value under the lock (or under this thread's hold, as [`get`](Value::get)).
     pub fn set(&self, value: T) {
-        if let Ok(mut g) = self.lock() {
-            *g = value;
-        }
+        self.lock.with_exclusive(|| self.cells.set(0, value));
     }
 
     /// The lock guarding the value (Python's `get_lock`).
@@ -341,7 +451,7 @@ impl<T: Pod> Value<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Value({:?})", self.cells.slice()[0])
+        write!(f, "Value({:?})", self.get())
     }
 }
 
@@ -417,9 +527,13 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// None today; a dead previous holder is reported on the guard.
+    #[allow(unsafe_code)] // the guard's `&mut [T]`: see the SAFETY comment
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
-        let guard = self.lock.lock()?;
-        Ok(ArrayGuard { guard, items: self.cells.slice_mut() })
+        let guard = self.lock.lock_exclusive();
+        // SAFETY: as in `Value::lock`: the exclusive hold cannot be released under the
+        // guard, and every other access to these cells takes the same lock first.
+        let items = unsafe { self.cells.slice_mut() };
+        Ok(ArrayGuard { guard, items })
     }
 
     /// The number of elements.
@@ -432,25 +546,27 @@ impl<T: Pod> Array<T> {
         self.cells.len == 0
     }
 
-    /// Element `i` (read under the lock), or `None` past the end.
+    /// Element `i` (read under the lock, or under this thread's hold as
+    /// [`Value::get`]), or `None` past the end.
     pub fn get(&self, i: usize) -> Option<T> {
-        self.lock().ok().and_then(|g| g.get(i).copied())
+        (i < self.cells.len).then(|| self.lock.with_exclusive(|| self.cells.get(i)))
     }
 
-    /// Sets element `i` under the lock.
+    /// Sets element `i` under the lock (or under this thread's hold).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
     pub fn set(&self, i: usize, value: T) -> Result<()> {
-        let mut g = self.lock()?;
-        let len = g.len();
-        *g.get_mut(i).ok_or_else(|| index_error(i, len))? = value;
+        if i >= self.cells.len {
+            return Err(index_error(i, self.cells.len));
+        }
+        self.lock.with_exclusive(|| self.cells.set(i, value));
         Ok(())
     }
 
-    /// A copy of the elements, taken under the lock.
+    /// A copy of the elements, taken under the lock (or under this thread's hold).
     pub fn to_vec(&self) -> Vec<T> {
-        self.lock().map(|g| g.to_vec()).unwrap_or_default()
+        self.lock.with_exclusive(|| self.cells.to_vec())
     }
 
     /// The lock guarding the array (Python's `get_lock`).
@@ -461,6 +577,6 @@ impl<T: Pod> Array<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Array").field(&self.cells.slice()).finish()
+        f.debug_tuple("Array").field(&self.to_vec()).finish()
     }
 }

@@ -62,6 +62,7 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        self.lock.holder().store(0, Ordering::Relaxed);
         raw::unlock(self.lock.word());
     }
 }
@@ -94,6 +95,19 @@ impl Lock {
         self.region.u32(0)
     }
 
+    /// The tid of the thread that holds the lock, while it holds it (0 otherwise).
+    #[inline]
+    fn holder(&self) -> &std::sync::atomic::AtomicU32 {
+        self.region.u32(4)
+    }
+
+    /// Records the calling thread as the holder, once the lock word is ours.
+    #[inline]
+    fn held(&self, a: Acquired) -> Acquired {
+        self.holder().store(futex::current_tid(), Ordering::Relaxed);
+        a
+    }
+
     /// Acquires the lock, blocking until it is free; released when the guard drops.
     ///
     /// # Errors
@@ -102,19 +116,55 @@ impl Lock {
     #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         let a = raw::lock(self.word(), futex::current_pid(), None).unwrap_or(Acquired::Clean);
-        Ok(LockGuard { lock: self, owner_died: died(a) })
+        Ok(LockGuard { lock: self, owner_died: died(self.held(a)) })
+    }
+
+    /// Acquires the lock for a guard that hands out `&mut` to the data the
+    /// lock protects: the lock word carries [`raw::GUARD`] until the guard
+    /// drops, so no [`release`](Lock::release), in any process, can free the
+    /// lock under it.
+    #[inline]
+    pub(crate) fn lock_exclusive(&self) -> LockGuard<'_> {
+        let a = raw::lock(self.word(), futex::current_pid() | raw::GUARD, None).unwrap_or(Acquired::Clean);
+        LockGuard { lock: self, owner_died: died(self.held(a)) }
+    }
+
+    /// Runs `f` with the lock held exclusively (as [`lock_exclusive`](Lock::lock_exclusive)
+    /// does). If the calling thread already holds it (through [`acquire`](Lock::acquire)
+    /// or a [`LockGuard`]: Python's `with value.get_lock(): value.value += 1`), `f`
+    /// runs under that hold, which is marked exclusive meanwhile so that no
+    /// `release` frees it under `f`; otherwise `f` takes the lock (and waits for it).
+    pub(crate) fn with_exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        let word = self.word();
+        let me = futex::current_pid();
+        if self.holder().load(Ordering::Relaxed) == futex::current_tid() {
+            let mut v = word.load(Ordering::Acquire);
+            while v & raw::ID == me && v & raw::GUARD == 0 {
+                match word.compare_exchange_weak(v, v | raw::GUARD, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        let r = f();
+                        word.fetch_and(!raw::GUARD, Ordering::Release);
+                        return r;
+                    }
+                    Err(now) => v = now,
+                }
+            }
+        }
+        let _g = self.lock_exclusive();
+        f()
     }
 
     /// Acquires the lock if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        raw::try_lock(self.word(), futex::current_pid()).then_some(LockGuard { lock: self, owner_died: None })
+        raw::try_lock(self.word(), futex::current_pid())
+            .then(|| LockGuard { lock: self, owner_died: died(self.held(Acquired::Clean)) })
     }
 
     /// Acquires the lock, waiting at most `timeout`; `None` if it stayed held.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         raw::lock(self.word(), futex::current_pid(), raw::deadline(Some(timeout)))
-            .map(|a| LockGuard { lock: self, owner_died: died(a) })
+            .map(|a| LockGuard { lock: self, owner_died: died(self.held(a)) })
     }
 
     /// Python's `acquire(block, timeout)`: returns whether the lock was taken.
@@ -128,22 +178,47 @@ impl Lock {
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         let me = futex::current_pid();
         if !block {
-            return Ok(raw::try_lock(self.word(), me));
+            let got = raw::try_lock(self.word(), me);
+            if got {
+                self.held(Acquired::Clean);
+            }
+            return Ok(got);
         }
-        match raw::lock(self.word(), me, raw::deadline(timeout)) {
+        match raw::lock(self.word(), me, raw::deadline(timeout)).map(|a| self.held(a)) {
             None => Ok(false),
             Some(Acquired::Clean) => Ok(true),
             Some(Acquired::OwnerDied(pid)) => Err(Error::OwnerDied { pid }),
         }
     }
 
-    /// Releases the lock, whoever acquired it (Python semantics).
+    /// Releases the lock, whoever acquired it (Python semantics), unless a
+    /// [`Value`](crate::Value) or [`Array`](crate::Array) guard holds it: that
+    /// guard hands out `&mut` to the shared data, so the lock is freed only
+    /// when the guard drops.
     ///
     /// # Errors
-    /// [`Error::InvalidState`] if the lock is not held (Python's `ValueError`).
+    /// [`Error::InvalidState`] if the lock is not held (Python's `ValueError`),
+    /// or is held by a `Value`/`Array` guard.
     pub fn release(&self) -> Result<()> {
-        if raw::unlock(self.word()) == 0 {
-            return Err(Error::InvalidState("release of an unlocked lock".into()));
+        let word = self.word();
+        let mut v = word.load(Ordering::Relaxed);
+        loop {
+            if v == 0 {
+                return Err(Error::InvalidState("release of an unlocked lock".into()));
+            }
+            if v & raw::GUARD != 0 {
+                return Err(Error::InvalidState(
+                    "release of a lock held by a Value or Array guard; it is released when the guard drops".into(),
+                ));
+            }
+            self.holder().store(0, Ordering::Relaxed);
+            match word.compare_exchange_weak(v, 0, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => v = now,
+            }
+        }
+        if v & raw::WAITERS != 0 {
+            futex::wake(word, 1);
         }
         Ok(())
     }
@@ -155,7 +230,7 @@ impl Lock {
 
     /// The pid of the process holding the lock, if any.
     pub fn owner(&self) -> Option<u32> {
-        Some(self.word().load(Ordering::Relaxed) & raw::OWNER).filter(|&p| p != 0)
+        Some(self.word().load(Ordering::Relaxed) & raw::ID).filter(|&p| p != 0)
     }
 }
 

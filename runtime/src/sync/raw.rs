@@ -23,8 +23,15 @@ use crate::sys::futex;
 
 /// Bit 31: a waiter may be asleep on the word.
 pub(crate) const WAITERS: u32 = 1 << 31;
-/// The owner's id bits.
+/// The owner's id bits (with [`GUARD`]).
 pub(crate) const OWNER: u32 = !WAITERS;
+/// Bit 30: the owner holds the lock through a guard that hands out `&mut` to
+/// the data it protects (a `Value` or `Array` guard), so `Lock::release` must
+/// not release it under the guard. Ids never reach it (Linux pids and tids are
+/// below 2^22).
+pub(crate) const GUARD: u32 = 1 << 30;
+/// The owner's pid or tid.
+pub(crate) const ID: u32 = OWNER & !GUARD;
 
 /// How long a waiter spins before sleeping. A cross-CPU futex wake-up costs
 /// ~35-40 µs on the target VMs; spinning about that long catches a prompt
@@ -102,7 +109,7 @@ fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acq
         let now = Instant::now();
         if now >= next_check {
             next_check = now + LIVENESS_EVERY;
-            let owner = v & OWNER;
+            let owner = v & ID;
             if !futex::alive(owner) {
                 if word.compare_exchange(v, me | (v & WAITERS), Ordering::Acquire, Ordering::Relaxed).is_ok() {
                     log::warn!("lock owner {owner} died holding the lock; taken over by {me}");

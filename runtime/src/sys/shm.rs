@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::cvt;
 
@@ -135,31 +135,96 @@ impl Mapping {
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
 
-    /// `len` bytes at `off`, read-only.
+    /// Copies the bytes at `off` into `dst`. Safe against concurrent writers in
+    /// any process: every byte is read with an atomic (relaxed) load, word by
+    /// word where aligned, so a racing write gives a mixture of old and new
+    /// bytes (a torn value), never undefined behaviour.
     ///
     /// # Panics
     /// As [`Mapping::atomic_u32`].
     #[inline]
-    pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len(), 1);
+        let base = self.ptr.as_ptr().wrapping_add(off);
+        let mut i = 0;
+        while i < dst.len() {
+            let p = base.wrapping_add(i);
+            if p.align_offset(8) == 0 && dst.len() - i >= 8 {
+                // SAFETY: `p..p+8` is inside the mapping (bounds checked above), 8-aligned
+                // (just tested) and mapped while `&self` lives; other processes and threads
+                // touch these bytes only through atomics of this module or under a lock,
+                // so an atomic load may alias them.
+                let w = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                dst[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            } else {
+                // SAFETY: `p` is inside the mapping (checked above); a byte is always aligned.
+                dst[i] = unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed);
+                i += 1;
+            }
+        }
+    }
+
+    /// Copies `src` to the bytes at `off`, with atomic (relaxed) stores, as
+    /// [`read`](Mapping::read) does loads: safe against concurrent readers and writers.
+    ///
+    /// # Panics
+    /// As [`Mapping::atomic_u32`].
+    #[inline]
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len(), 1);
+        let base = self.ptr.as_ptr().wrapping_add(off);
+        let mut i = 0;
+        while i < src.len() {
+            let p = base.wrapping_add(i);
+            if p.align_offset(8) == 0 && src.len() - i >= 8 {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                // SAFETY: as in `read`: in bounds, 8-aligned, mapped, accessed atomically by all.
+                unsafe { AtomicU64::from_ptr(p.cast()) }.store(u64::from_ne_bytes(w), Ordering::Relaxed);
+                i += 8;
+            } else {
+                // SAFETY: as in `read`, for one byte.
+                unsafe { AtomicU8::from_ptr(p) }.store(src[i], Ordering::Relaxed);
+                i += 1;
+            }
+        }
+    }
+
+    /// `len` bytes at `off`, read-only, in place.
+    ///
+    /// # Safety
+    /// While the returned slice lives, nothing in this process may write these
+    /// bytes (no `&mut` view, no [`write`](Mapping::write), no atomic store to
+    /// them), and other processes must not write them either (the caller holds
+    /// the lock that guards them, or owns them by a ring protocol).
+    ///
+    /// # Panics
+    /// As [`Mapping::atomic_u32`].
+    #[inline]
+    pub(crate) unsafe fn bytes(&self, off: usize, len: usize) -> &[u8] {
         self.check(off, len, 1);
-        // SAFETY: in bounds (checked) and mapped while `&self` lives. Another
-        // process may write these bytes; callers read them only while the
-        // protocol (a lock, or a ring position published with Release) says
-        // nobody does.
+        // SAFETY: in bounds (checked) and mapped while `&self` lives; the caller
+        // guarantees (this function's contract) that nobody writes them meanwhile.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
     }
 
-    /// `len` bytes at `off`, writable through a shared handle.
+    /// `len` bytes at `off`, writable in place through a shared handle.
+    ///
+    /// # Safety
+    /// While the returned slice lives, no other view of these bytes may be used,
+    /// in this process or another: the caller holds the only right to them (a
+    /// lock that nobody else can release meanwhile, or ring slots it owns by
+    /// protocol).
     ///
     /// # Panics
     /// As [`Mapping::atomic_u32`].
-    #[allow(clippy::mut_from_ref)] // shared memory: exclusivity comes from the caller's lock or ring protocol
+    #[allow(clippy::mut_from_ref)] // shared memory: exclusivity is this function's contract
     #[inline]
-    pub(crate) fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
+    pub(crate) unsafe fn bytes_mut(&self, off: usize, len: usize) -> &mut [u8] {
         self.check(off, len, 1);
-        // SAFETY: in bounds (checked) and mapped while `&self` lives. The caller
-        // guarantees no other view of these bytes is used meanwhile (it holds the
-        // lock that guards them, or owns the ring slots by protocol).
+        // SAFETY: in bounds (checked) and mapped while `&self` lives; the caller
+        // guarantees (this function's contract) exclusive use meanwhile.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
     }
 }
