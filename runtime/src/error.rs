@@ -43,13 +43,23 @@ impl fmt::Display for ExitStatus {
 }
 
 /// Everything that can go wrong in multiproc. Each variant says what happened and to what.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same sentence as `Display` (with the OS error's source
+/// after it), so `fn main() -> multiproc::Result<()>` and `.unwrap()` show the
+/// message that says how to fix the problem, not the variant's fields.
+///
+/// ```
+/// let e = multiproc::Pool::new(0).unwrap_err();
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A function or closure that is not a registered task was sent to another process.
     #[error(
         "`{type_name}` is not a registered task; add #[multiproc::task] to the function \
-         (closures: wrap them in multiproc::lambda!), or use the fork start method"
+         (a closure: wrap it in multiproc::lambda!); pools need a registered task under every start \
+         method, and only a Process started with the fork method may run a plain closure"
     )]
     NotRegistered {
         /// The Rust type of the function or closure.
@@ -174,6 +184,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)?;
+        if f.alternate() {
+            let mut source = std::error::Error::source(self);
+            while let Some(s) = source {
+                write!(f, "\n  caused by: {s}")?;
+                source = s.source();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `Result` with [`Error`] as its default error.
