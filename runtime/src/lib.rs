@@ -40,6 +40,7 @@ mod codec;
 pub mod connection;
 mod context;
 mod error;
+mod logging;
 pub mod managers;
 pub mod mpi;
 mod pool;
@@ -59,6 +60,7 @@ pub use crate::context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use crate::error::{Error, ExitStatus, Result};
+pub use crate::logging::log_to_stderr;
 pub use crate::managers::Manager;
 #[cfg(feature = "progress")]
 pub use crate::pool::Progress;
@@ -73,6 +75,8 @@ pub use crate::sync::{
     SemaphoreGuard,
 };
 pub use crate::task::Task;
+/// The level filter [`log_to_stderr`] takes (the `log` crate's, re-exported).
+pub use log::LevelFilter;
 
 /// Registers a free function as a task that child processes run by name.
 ///
