@@ -162,3 +162,17 @@ impl Rng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// A short name for how a call ended, for a child to report to its parent:
+/// `Ok`, `Err(<variant>)` for the errors the tests tell apart, or the error's text.
+pub fn outcome<T>(r: &multiproc::Result<T>) -> String {
+    use multiproc::Error;
+    match r {
+        Ok(_) => "Ok".into(),
+        Err(Error::ShutDown) => "Err(ShutDown)".into(),
+        Err(Error::Empty) => "Err(Empty)".into(),
+        Err(Error::Full) => "Err(Full)".into(),
+        Err(Error::Closed(_)) => "Err(Closed)".into(),
+        Err(e) => format!("Err({e})"),
+    }
+}

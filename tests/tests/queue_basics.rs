@@ -200,9 +200,9 @@ fn joinable_queue_join_waits_for_every_task_done() {
 #[multiproc::task]
 fn get_after_shutdown(q: Queue<u32>, waiting: multiproc::Event, out: multiproc::Connection<String>) {
     waiting.set();
-    let got = q.get();
-    let put = q.put(1);
-    out.send(&format!("{got:?} {put:?}")).unwrap();
+    let got = tests::outcome(&q.get());
+    let put = tests::outcome(&q.put(1));
+    out.send(&format!("{got} {put}")).unwrap();
 }
 
 #[multiproc::test]

@@ -193,7 +193,7 @@ fn send_signal(pid: u32, name: &str) -> bool {
 fn big_put_reports(q: Queue<Vec<u8>>, started: Event, out: multiproc::Connection<String>) {
     started.set();
     let r = q.put_bytes(&vec![7u8; 1 << 20]);
-    out.send(&format!("{r:?}")).unwrap();
+    out.send(&tests::outcome(&r)).unwrap();
 }
 
 /// An immediate shutdown while a large message is half streamed: the producer
