@@ -59,10 +59,7 @@ impl std::fmt::Display for StartMethod {
 
 static DEFAULT: Mutex<Option<StartMethod>> = Mutex::new(None);
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&DEFAULT)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&DEFAULT) }
 
 /// The start methods this platform supports, the default first.
 pub fn get_all_start_methods() -> Vec<StartMethod> {

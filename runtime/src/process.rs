@@ -57,10 +57,7 @@ fn children() -> std::sync::MutexGuard<'static, Vec<Arc<Child>>> {
     CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&CHILDREN)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&CHILDREN) }
 
 /// Reaps children that have ended and drops them from the table (Python's `_cleanup`).
 fn reap_finished() {

@@ -64,14 +64,11 @@ pub(crate) struct Me {
     pub(crate) parent: Option<(String, u32)>,
 }
 
-fn me_cell() -> &'static Mutex<Option<Me>> {
-    static ME: Mutex<Option<Me>> = Mutex::new(None);
-    &ME
-}
+static ME: Mutex<Option<Me>> = Mutex::new(None);
+inventory::submit! { crate::sys::forklock::ForkLock::new(&ME) }
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(me_cell())
+fn me_cell() -> &'static Mutex<Option<Me>> {
+    &ME
 }
 
 /// This process's identity (the main process unless a role set it).

@@ -27,10 +27,7 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 type Reply = std::result::Result<i32, String>;
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&SERVER)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&SERVER) }
 
 /// Forgets the parent's server in a forked child (its fds are already closed there).
 pub(crate) fn forget_after_fork() {

@@ -21,10 +21,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 static LAUNCHER: Mutex<Option<(i32, mpsc::Sender<Job>)>> = Mutex::new(None);
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&LAUNCHER)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&LAUNCHER) }
 
 /// Runs `f` on the launcher thread and returns its result.
 pub(crate) fn on_launcher<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
