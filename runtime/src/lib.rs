@@ -168,11 +168,10 @@ pub mod __private {
     pub use crate::codec::{Payload, share_fd, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
-        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, invoke,
-        invoke_seq, type_id_of_val,
+        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, type_id_of_val,
     };
     pub use crate::role::{main_entry, test_entry};
-    pub use crate::task::{Lambda, LambdaWith};
+    pub use crate::task::{Lambda, LambdaWith, invoke, invoke_seq};
     pub use inventory;
     pub use serde;
 }
