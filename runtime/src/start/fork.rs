@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use super::{ChildHandle, Waiter};
 use crate::backoff::Backoff;
 use crate::error::{IoContext, Result};
-use crate::role::{self, Boot, ForkRunner};
 use crate::sys;
 use crate::sys::forklock::Held;
 
@@ -35,9 +34,11 @@ fn quiesce() -> Vec<Held> {
     }
 }
 
-/// Forks the calling thread; the child keeps only stdio and `fds`, then runs `runner`.
+/// Forks the calling thread; the child keeps only stdio and `fds`, then runs
+/// `child(arg, fds)`: the child body, handed down by the caller (a function
+/// pointer, since only those may say that they never return).
 #[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
-pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result<ChildHandle> {
+pub(crate) fn start<T>(fds: Vec<OwnedFd>, child: fn(T, Vec<OwnedFd>) -> !, arg: T) -> Result<ChildHandle> {
     let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     keep.sort_unstable();
     let parent = sys::process::getpid();
@@ -58,12 +59,12 @@ pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result
         None => {
             drop((stdout, stderr, held));
             sys::process::child_prelude(parent, &keep);
-            role::after_fork_in_child();
-            role::run_child(boot, fds, Some(runner))
+            super::forget_after_fork();
+            child(arg, fds)
         }
         Some(pid) => {
             drop((stdout, stderr, held));
-            drop(fds);
+            drop((fds, arg));
             let pidfd = sys::process::pidfd_open(pid).ctx("pidfd_open")?;
             Ok(ChildHandle { pid, pidfd, waiter: Waiter::Own })
         }

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use super::{ChildHandle, Waiter, spawn};
 use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
-use crate::role::{self, Boot, Entry, ServerBoot};
+use crate::boot::{Boot, Entry, ServerBoot};
+use crate::identity;
 use crate::sys;
 
 struct Server {
@@ -54,7 +55,7 @@ pub(crate) fn server_fds() -> Vec<RawFd> {
 }
 
 fn launch_server(entry: &Entry) -> Result<Server> {
-    let me = role::me();
+    let me = identity::me();
     let boot =
         ServerBoot { fingerprint: crate::registry::fingerprint(), parent: (me.name, sys::process::getpid() as u32) };
     let bytes = codec::encode(&boot, "fork server boot")?.bytes;
@@ -119,9 +120,11 @@ struct Child {
     status: OwnedFd,
 }
 
-/// The fork server's loop (runs in the server process; never returns).
+/// The fork server's loop (runs in the server process; never returns). Each
+/// forked child runs `child` (the child body, handed down by the role that
+/// made this process a server) with its boot message and fds.
 #[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
-pub(crate) fn serve(ctl: OwnedFd) -> ! {
+pub(crate) fn serve(ctl: OwnedFd, child: fn(Boot, Vec<OwnedFd>) -> !) -> ! {
     let me = sys::process::getpid();
     // As Python's, the server ignores SIGINT: Ctrl-C reaches the whole
     // foreground process group, and a parent that handles it keeps its server.
@@ -133,7 +136,10 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
         watch.extend(children.iter().map(|c| c.pidfd.as_fd()));
         let ready = match sys::fd::poll_readable(&watch, None) {
             Ok(r) => r,
-            Err(_) => role::exit_child(1),
+            Err(_) => {
+                sys::process::flush_stdio();
+                sys::process::exit_now(1)
+            }
         };
         let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
         for i in exited.into_iter().rev() {
@@ -167,9 +173,9 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
                         if !sigint_was_ignored {
                             sys::process::default_sigint();
                         }
-                        role::after_fork_in_child();
+                        super::forget_after_fork();
                         drop(status);
-                        role::run_child(boot, fds, None)
+                        child(boot, fds)
                     }
                     Ok(Some(pid)) => match sys::process::pidfd_open(pid) {
                         Ok(pidfd) => {

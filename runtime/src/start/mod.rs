@@ -21,6 +21,54 @@ use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::sys;
 use crate::sys::process::RawExit;
 
+/// How a child process is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum StartMethod {
+    /// `fork()` the calling thread and run the task in the copy. The fastest
+    /// start; the child inherits the parent's memory, so closures work too. As in
+    /// Python, forking a multi-threaded parent is hazardous: a lock another
+    /// thread held at the fork stays locked in the child. multiproc guards its
+    /// own locks (and Rust's stdout and stderr) by taking them around the fork;
+    /// your program's locks and those of other libraries are not guarded. Also, on Linux the
+    /// child dies if the *thread* that started it exits (`PR_SET_PDEATHSIG`).
+    Fork,
+    /// Re-execute this binary (`/proc/self/exe`); the child takes its role in
+    /// `#[multiproc::main]` / `#[multiproc::test]` before any user code runs.
+    Spawn,
+    /// Ask a single-threaded fork server (started once, through the spawn path)
+    /// to fork the child. The default, as in Python 3.14 on Linux.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name for the method: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    /// Parses Python's name of a method.
+    pub fn from_name(name: &str) -> Result<StartMethod> {
+        match name {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown start method `{other}`; expected one of fork, spawn, forkserver"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How the parent learns a child's exit status.
 #[derive(Debug)]
 enum Waiter {
