@@ -184,6 +184,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The fork server stopped answering (killed, or it died): its socket closed
+    /// or broke off mid-message. A start retries once with a new server first.
+    #[error("the fork server died: {reason}")]
+    ForkServerDied {
+        /// What gave it away.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for Error {

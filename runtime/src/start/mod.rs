@@ -16,7 +16,6 @@ pub(crate) mod spawn;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::sys;
 use crate::sys::process::RawExit;
@@ -115,17 +114,14 @@ impl ChildHandle {
                 }
                 Ok(sys::process::wait_child(self.pid, true).ctx("waitpid")?.map(ExitStatus::from))
             }
-            Waiter::Server(status) => {
-                match codec::read_frame(status.as_fd(), 1024, timeout) {
-                    Ok((bytes, _)) => Ok(Some(codec::decode(&bytes, Vec::new(), "exit status")?)),
-                    Err(Error::Timeout(_)) => Ok(None),
-                    Err(_) => {
-                        // The fork server died; its children died with it (PR_SET_PDEATHSIG).
-                        sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
-                        Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
-                    }
+            Waiter::Server(status) => match forkserver::read_status(status.as_fd(), timeout) {
+                Err(Error::ForkServerDied { .. }) => {
+                    // Its children died with it (PR_SET_PDEATHSIG).
+                    sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
+                    Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
                 }
-            }
+                other => other,
+            },
         }
     }
 
@@ -149,4 +145,31 @@ impl ChildHandle {
 pub(crate) fn forget_after_fork() {
     spawn::forget_after_fork();
     forkserver::forget_after_fork();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_server_childs_status_comes_on_its_socket() {
+        let (status, server_end) = sys::fd::socketpair().unwrap();
+        assert_eq!(forkserver::read_status(status.as_fd(), Some(Duration::ZERO)).unwrap(), None);
+        let p = crate::codec::encode(&ExitStatus::Code(3), "exit status").unwrap();
+        crate::codec::write_frame(server_end.as_fd(), &p.bytes, &[]).unwrap();
+        assert_eq!(forkserver::read_status(status.as_fd(), None).unwrap(), Some(ExitStatus::Code(3)));
+    }
+
+    #[test]
+    fn a_dead_fork_server_is_one_typed_error_and_its_child_counts_as_killed() {
+        let (status, server_end) = sys::fd::socketpair().unwrap();
+        drop(server_end); // the server is gone without writing the status
+        let got = forkserver::read_status(status.as_fd(), Some(Duration::ZERO));
+        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let handle = ChildHandle { pid, pidfd: sys::process::pidfd_open(pid).unwrap(), waiter: Waiter::Server(status) };
+        assert_eq!(handle.wait(None).unwrap(), Some(ExitStatus::Signal(libc::SIGKILL)));
+        child.wait().unwrap();
+    }
 }
