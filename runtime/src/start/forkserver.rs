@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{ChildHandle, Waiter, spawn};
+use crate::boot::{Boot, Entry, ServerBoot};
 use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
-use crate::boot::{Boot, Entry, ServerBoot};
 use crate::identity;
 use crate::sys;
 
@@ -105,9 +105,8 @@ fn start_once(server: &mut Option<Server>, entry: &Entry, request: &[u8], fds: &
     let (bytes, mut pidfds) = sent?;
     let pid = codec::decode::<Reply>(&bytes, Vec::new(), "fork server reply")?
         .map_err(|reason| Error::Handshake { pid: 0, reason })?;
-    let pidfd = pidfds
-        .pop()
-        .ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
+    let pidfd =
+        pidfds.pop().ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
     Ok(ChildHandle { pid, pidfd, waiter: Waiter::Server(status) })
 }
 

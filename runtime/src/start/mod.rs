@@ -7,7 +7,10 @@
 //!    path, forks children on request (fds by `SCM_RIGHTS`).
 //!
 //! Each returns a [`ChildHandle`]: the pid, a pidfd (the sentinel: readable
-//! once the child ends) and the way to learn its exit status.
+//! once the child ends) and the way to learn its exit status. The child body
+//! (what a new child runs) is handed down by the caller, a function pointer
+//! that never returns: nothing here calls up into `process` or `role`.
+//! [`StartMethod`] names the three; the boot message they carry is `boot`'s.
 
 pub(crate) mod fork;
 pub(crate) mod forkserver;

@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use super::{ChildHandle, Waiter};
+use crate::boot::{self, Ack, Entry};
 use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
-use crate::boot::{self, Ack, Entry};
 use crate::sys;
 
 type Job = Box<dyn FnOnce() + Send>;
