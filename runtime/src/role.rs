@@ -18,6 +18,7 @@ use crate::process;
 use crate::registry;
 use crate::sys;
 
+/// A re-executed child's role, as its parent wrote it in [`ROLE_VAR`].
 #[derive(Debug)]
 struct Role {
     kind: String,
@@ -25,6 +26,8 @@ struct Role {
     test: String,
 }
 
+/// The role in the environment, if any; removed from it, so that this
+/// process's own children do not inherit it.
 fn take_role() -> Option<Role> {
     let value = std::env::var(ROLE_VAR).ok()?;
     sys::process::remove_env(ROLE_VAR);
