@@ -7,7 +7,7 @@
 //! module with a process-wide `static` mutex that a forked child may take
 //! registers it here, next to its declaration:
 //!
-//! ```ignore
+//! ```text
 //! static TABLE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 //! inventory::submit! { crate::sys::forklock::ForkLock::new(&TABLE) }
 //! ```
