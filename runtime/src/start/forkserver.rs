@@ -238,10 +238,10 @@ mod tests {
         let mut slot = Some(Server { owner: sys::process::getpid(), handle, ctl });
         let boot = codec::encode(&"boot", "boot message").unwrap().bytes;
         let got = start_once(&mut slot, &Entry::Main, &boot, &[]);
-        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
         if let Some(server) = slot.take() {
-            retire(server); // kills and reaps the sleep
+            retire(server); // kills and reaps the sleep, before any assertion can fail
         }
+        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
         assert!(proc.try_wait().is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD)), "not reaped");
     }
 }
