@@ -184,6 +184,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The fork server stopped answering (killed, or it died): its socket closed
+    /// or broke off mid-message. A start retries once with a new server first.
+    ///
+    /// ```
+    /// let e = multiproc::Error::ForkServerDied { reason: "its socket closed".into() };
+    /// assert_eq!(e.to_string(), "the fork server died: its socket closed");
+    /// ```
+    #[error("the fork server died: {reason}")]
+    ForkServerDied {
+        /// What gave it away.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for Error {

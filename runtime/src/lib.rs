@@ -30,16 +30,46 @@
 //! spawn and forkserver start methods the child re-executes the binary, so
 //! `fn main` must carry [`#[multiproc::main]`](main) (the counterpart of
 //! Python's `if __name__ == "__main__":`) and tests [`#[multiproc::test]`](test).
+//!
+//! ## Module map
+//!
+//! Arrows point down: a module uses only modules listed below it (a parent
+//! module and its own files may refer to each other; checked with the
+//! project's `modcycles.py runtime/src`: no cycle across top-level modules).
+//!
+//! - `role` — the child entry (`main_entry`, `test_entry`): takes a role, hands the child body down
+//! - `managers/` — `Manager`, proxies, the server process; `#[managed]` support
+//! - `pool/` — `Pool`, `AsyncResult`, imap iterators, the worker loop, `dummy::Pool`; `Context::pool`
+//! - `mpi/` — MPI start-up and shut-down, the worker ranks' loop, its wire
+//! - `process` — `Process`, the table of children, `current_process`; the child body; `Context::process`
+//! - `context` — the default start method, `Context`
+//! - `start/` — `StartMethod`, `ChildHandle`; `fork`, `spawn`, `forkserver`, each running the body handed to it
+//! - `boot` — the boot message, the handshake constants, the entry point a re-executed child re-enters
+//! - `identity` — who this process is (`Me`), how its children are numbered
+//! - `connection/` — `pipe`, `Connection<T>`, `wait`; `Listener`, `Client`, auth
+//! - `queues` — `Queue`, `JoinableQueue`, `SimpleQueue`
+//! - `shared/` — `Value`, `Array`, `SharedMemory`, `ShareableList`; the resource tracker
+//! - `sync/` — `Lock` … `Barrier`, on futexes in shared memory
+//! - `task` — the `Task` trait, `lambda!`'s types, the generic invoker bodies
+//! - `registry` — task entries (inventory), lookup by name and by fn-item type, the build fingerprint
+//! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
+//! - `codec` — frames, bincode 2 + serde, fds collected out of band
+//! - `backoff` — the one wait policy (spin, yield, park)
+//! - `logging` — `log_to_stderr`, a stderr logger for the `log` facade
+//! - `error` — `Error`, `Result`, `ExitStatus`
+//! - `sys/` — every `unsafe` syscall behind a safe fn; `forklock`, the fork-time lock registry
 #![deny(unsafe_code)]
 
 #[allow(unused_extern_crates)] // lets `::multiproc::` paths from our own macros resolve in this crate
 extern crate self as multiproc;
 
 mod backoff;
+mod boot;
 mod codec;
 pub mod connection;
 mod context;
 mod error;
+mod identity;
 mod logging;
 pub mod managers;
 pub mod mpi;
@@ -168,11 +198,10 @@ pub mod __private {
     pub use crate::codec::{Payload, share_fd, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
-        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, invoke,
-        invoke_seq, type_id_of_val,
+        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, type_id_of_val,
     };
     pub use crate::role::{main_entry, test_entry};
-    pub use crate::task::{Lambda, LambdaWith};
+    pub use crate::task::{Lambda, LambdaWith, invoke, invoke_seq};
     pub use inventory;
     pub use serde;
 }

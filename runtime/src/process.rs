@@ -1,6 +1,9 @@
-//! [`Process`]: one task in one child process.
+//! [`Process`]: one task in one child process, from both sides: the parent's
+//! handle, and the child body ([`bootstrap`], Python's `_bootstrap`) that the
+//! parent hands down to the start method.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -8,11 +11,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::boot::{self, Boot};
 use crate::codec;
-use crate::context::{StartMethod, get_start_method};
+use crate::context::{Context, get_start_method};
 use crate::error::{Error, ExitStatus, Result};
-use crate::role::{self, Boot, ForkRunner, Me};
-use crate::start::{ChildHandle, fork, forkserver, spawn};
+use crate::identity::{self, Me};
+use crate::registry;
+use crate::start::{ChildHandle, StartMethod, fork, forkserver, spawn};
 use crate::sys;
 use crate::task::Task;
 
@@ -57,10 +62,7 @@ fn children() -> std::sync::MutexGuard<'static, Vec<Arc<Child>>> {
     CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&CHILDREN)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&CHILDREN) }
 
 /// Reaps children that have ended and drops them from the table (Python's `_cleanup`).
 fn reap_finished() {
@@ -86,7 +88,7 @@ pub(crate) fn shutdown_children(thread: Option<ThreadId>) {
 }
 
 /// In a forked child: the parent's children are not ours.
-pub(crate) fn forget_children() {
+fn forget_children() {
     if let Ok(mut g) = CHILDREN.try_lock() {
         for c in g.drain(..) {
             std::mem::forget(c);
@@ -186,11 +188,11 @@ where
         drop(self.args);
         let f = self.task;
         let runner: ForkRunner = Box::new(move |bytes, fds| f.call_encoded(bytes, fds).map(drop));
-        let (identity, default_name) = role::next_child_identity();
+        let (identity, default_name) = identity::next_child_identity();
         Ok(Process {
             name: self.name.unwrap_or(default_name),
             identity,
-            daemon: self.daemon.unwrap_or_else(|| role::me().daemon),
+            daemon: self.daemon.unwrap_or_else(|| identity::me().daemon),
             method,
             state: State::Ready { task, payload, runner },
         })
@@ -243,8 +245,8 @@ impl Process {
     /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
     /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start.
     pub fn start(&mut self) -> Result<()> {
-        role::refuse_stray_child();
-        if role::me().daemon {
+        boot::refuse_stray_child();
+        if identity::me().daemon {
             return Err(Error::InvalidState("a daemon process cannot start child processes".into()));
         }
         let State::Ready { .. } = self.state else {
@@ -257,7 +259,7 @@ impl Process {
         let State::Ready { task, payload, runner } = std::mem::replace(&mut self.state, State::Closed) else {
             return Err(Error::InvalidState("process state changed during start".into()));
         };
-        let me = role::me();
+        let me = identity::me();
         let boot = |task: &str, args: Vec<u8>| Boot {
             task: task.to_string(),
             args,
@@ -267,16 +269,17 @@ impl Process {
                 daemon: self.daemon,
                 parent: Some((me.name.clone(), sys::process::getpid() as u32)),
             },
-            fingerprint: crate::registry::fingerprint(),
+            fingerprint: registry::fingerprint(),
         };
         let result = match self.method {
             StartMethod::Fork => {
                 let name = task.as_deref().unwrap_or("<closure>");
-                fork::start(boot(name, payload.bytes), payload.fds, runner)
+                let b = boot(name, payload.bytes);
+                fork::start(payload.fds, |(b, run), fds| bootstrap(b, fds, Some(run)), (b, runner))
             }
             StartMethod::Spawn | StartMethod::ForkServer => (|| {
                 let name = task?;
-                let entry = role::entry().ok_or_else(role::not_annotated)?;
+                let entry = boot::entry().ok_or_else(boot::not_annotated)?;
                 let codec::Payload { bytes, fds } = payload;
                 let b = boot(name, bytes);
                 if self.method == StartMethod::Spawn {
@@ -421,6 +424,76 @@ impl Process {
     }
 }
 
+impl Context {
+    /// A [`Process`] that will start with this context's method.
+    ///
+    /// ```no_run
+    /// #[multiproc::task]
+    /// fn hello() { println!("hello"); }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let ctx = multiproc::get_context(multiproc::StartMethod::Spawn);
+    ///     let mut p = ctx.process(hello, ())?;
+    ///     p.start()?;
+    ///     p.join()
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Process::new`].
+    pub fn process<F, A>(&self, task: F, args: A) -> Result<Process>
+    where
+        F: Task<A>,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Process::builder(task, args).start_method(self.start_method()).build()
+    }
+}
+
+/// Runs the task a child was started for (the fork start method's typed path,
+/// for closures and unregistered functions).
+type ForkRunner = Box<dyn FnOnce(&[u8], Vec<OwnedFd>) -> Result<()> + Send>;
+
+/// The child body: takes the identity in `boot` and runs its task (by name, or
+/// the fork-only typed `runner`), then exits: code 0, or 1 if the task panicked
+/// (the panic hook has printed message and location), returned `Err`, or could
+/// not run. The start methods are handed this function; they never name it.
+pub(crate) fn bootstrap(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner>) -> ! {
+    // A forked child inherits the parent's table: those children are not ours.
+    forget_children();
+    let task = boot.task.clone();
+    identity::set_me(boot.me);
+    // A registered task runs through its entry, which can tell an `Err` return
+    // value; the fork-only typed runner serves closures and unregistered fns.
+    let result = catch_unwind(AssertUnwindSafe(|| match (registry::lookup(&task), runner) {
+        (Ok(entry), _) => entry.run_target(&boot.args, fds),
+        (Err(_), Some(run)) => run(&boot.args, fds).map(|()| None),
+        (Err(e), None) => Err(e),
+    }));
+    let code = match result {
+        Ok(Ok(None)) => 0,
+        Ok(Ok(Some(returned))) => {
+            eprintln!("multiproc: task `{task}` returned an error: {returned}");
+            1
+        }
+        Ok(Err(e)) => {
+            eprintln!("multiproc: task `{task}` failed: {e}");
+            1
+        }
+        Err(_) => 1,
+    };
+    exit_child(code)
+}
+
+/// Python's exit path for a child: join non-daemon children, terminate daemon
+/// ones, flush stdio, and leave without running the parent's destructors.
+fn exit_child(code: i32) -> ! {
+    shutdown_children(None);
+    sys::process::flush_stdio();
+    sys::process::exit_now(code)
+}
+
 /// What [`current_process`] and [`parent_process`] report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -434,13 +507,13 @@ pub struct ProcessInfo {
 
 /// This process: `MainProcess`, or the name a child was given.
 pub fn current_process() -> ProcessInfo {
-    let me = role::me();
+    let me = identity::me();
     ProcessInfo { name: me.name, pid: sys::process::getpid() as u32, daemon: me.daemon }
 }
 
 /// The process that started this one, if it was started by multiproc.
 pub fn parent_process() -> Option<ProcessInfo> {
-    role::me().parent.map(|(name, pid)| ProcessInfo { name, pid, daemon: false })
+    identity::me().parent.map(|(name, pid)| ProcessInfo { name, pid, daemon: false })
 }
 
 /// The children of this process that are still running (finished ones are reaped,

@@ -11,12 +11,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::codec::{self, Payload};
+use crate::codec::Payload;
 use crate::error::{Error, Result};
-use crate::task::Task;
 
 /// Decodes a call's arguments, runs the function, appends its encoded result
 /// to the buffer and returns the result's fds.
@@ -166,19 +162,6 @@ pub(crate) fn fingerprint() -> u64 {
     registry().fingerprint
 }
 
-/// Not public API: the body of every generated invoker.
-#[doc(hidden)]
-pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
-where
-    F: Task<A>,
-    A: DeserializeOwned,
-    F::Output: Serialize,
-{
-    let args: A = codec::decode(input, fds, "task arguments")?;
-    let result = f.call(args);
-    codec::encode_into(&result, out, "task result")
-}
-
 /// Not public API: what a generated [`TargetRunner`] inspects, by autoref
 /// dispatch on the concrete return type: `(&Returned(&out)).failure()` picks
 /// [`ReturnedErr`] for a `Result` whose error is `Debug`, and [`ReturnedValue`]
@@ -210,49 +193,9 @@ pub trait ReturnedValue {
 
 impl<T> ReturnedValue for &Returned<'_, T> {}
 
-/// The outcome of one call in a chunk run by [`invoke_seq`]: the result, or
+/// The outcome of one call in a chunk run by a [`SeqInvoker`]: the result, or
 /// the panic's message and location.
 pub(crate) type SeqOutcome<R> = std::result::Result<R, (String, String)>;
-
-/// Not public API: the body of every generated batch invoker ([`SeqInvoker`]).
-#[doc(hidden)]
-pub fn invoke_seq<F, A>(
-    f: F,
-    input: &[u8],
-    count: usize,
-    out: &mut Vec<u8>,
-    describe_panic: fn() -> (String, String),
-) -> Result<SeqReply>
-where
-    F: Task<A>,
-    A: DeserializeOwned,
-    F::Output: Serialize,
-{
-    let mut calls: Vec<A> = Vec::new();
-    let used = codec::decode_end_to_end_into(input, count, &mut calls, "task arguments")?;
-    if used != input.len() {
-        return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - used) });
-    }
-    let run = |args: A| -> SeqOutcome<F::Output> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
-    };
-    let mut values = Vec::with_capacity(calls.len());
-    let mut calls = calls.into_iter();
-    while let Some(args) = calls.next() {
-        match run(args) {
-            Ok(v) => values.push(v),
-            Err(panic) => {
-                // A call panicked: from here on every outcome travels as a `Result`.
-                let outcomes: Vec<SeqOutcome<F::Output>> =
-                    values.into_iter().map(Ok).chain(std::iter::once(Err(panic))).chain(calls.map(run)).collect();
-                let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
-                return Ok(SeqReply { fds, all_returned: false });
-            }
-        }
-    }
-    let fds = codec::encode_into(&codec::EndToEnd(&values), out, "task results")?;
-    Ok(SeqReply { fds, all_returned: true })
-}
 
 /// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).
 #[doc(hidden)]

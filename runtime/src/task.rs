@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Payload};
-use crate::error::Result;
-use crate::registry;
+use crate::error::{Error, Result};
+use crate::registry::{self, SeqOutcome, SeqReply};
 
 /// A panic's message and `file:line:column`.
 pub(crate) fn describe_panic(info: &std::panic::PanicHookInfo<'_>) -> (String, String) {
@@ -195,4 +195,57 @@ pub struct LambdaWith<C, F> {
     name: &'static str,
     captures: C,
     f: F,
+}
+
+/// Not public API: the body of every generated invoker.
+#[doc(hidden)]
+pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
+where
+    F: Task<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    let args: A = codec::decode(input, fds, "task arguments")?;
+    let result = f.call(args);
+    codec::encode_into(&result, out, "task result")
+}
+
+/// Not public API: the body of every generated batch invoker ([`SeqInvoker`](registry::SeqInvoker)).
+#[doc(hidden)]
+pub fn invoke_seq<F, A>(
+    f: F,
+    input: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+    describe_panic: fn() -> (String, String),
+) -> Result<SeqReply>
+where
+    F: Task<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    let mut calls: Vec<A> = Vec::new();
+    let used = codec::decode_end_to_end_into(input, count, &mut calls, "task arguments")?;
+    if used != input.len() {
+        return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - used) });
+    }
+    let run = |args: A| -> SeqOutcome<F::Output> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
+    };
+    let mut values = Vec::with_capacity(calls.len());
+    let mut calls = calls.into_iter();
+    while let Some(args) = calls.next() {
+        match run(args) {
+            Ok(v) => values.push(v),
+            Err(panic) => {
+                // A call panicked: from here on every outcome travels as a `Result`.
+                let outcomes: Vec<SeqOutcome<F::Output>> =
+                    values.into_iter().map(Ok).chain(std::iter::once(Err(panic))).chain(calls.map(run)).collect();
+                let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
+                return Ok(SeqReply { fds, all_returned: false });
+            }
+        }
+    }
+    let fds = codec::encode_into(&codec::EndToEnd(&values), out, "task results")?;
+    Ok(SeqReply { fds, all_returned: true })
 }

@@ -28,10 +28,7 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&POOL)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&POOL) }
 
 /// Runs `f` on this process's pool; `pid` is `std::process::id()`, passed in so
 /// a call asks the kernel once, not at take and again at put.

@@ -25,7 +25,6 @@
 //! - shared objects live until the manager shuts down (no per-proxy reference counting).
 
 mod client;
-pub(crate) use client::hold_lock;
 mod objects;
 mod proxies;
 mod server;

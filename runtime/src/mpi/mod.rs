@@ -23,7 +23,7 @@ mod world;
 #[cfg(feature = "mpi")]
 pub use pool::{MpiAsyncResult, MpiImap, MpiImapUnordered, MpiPool};
 #[cfg(feature = "mpi")]
-pub(crate) use world::run_main;
+pub(crate) use worker::run_main;
 
 /// Environment variable that overrides launch detection: `local` or `mpi`.
 pub const BACKEND_VAR: &str = "MULTIPROC_BACKEND";

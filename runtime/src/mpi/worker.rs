@@ -1,4 +1,6 @@
-//! The loop of a worker rank: receive a chunk, run each item, send the outcomes.
+//! What each rank runs under `#[multiproc::main]` ([`run_main`]): rank 0 runs
+//! `main`; every other rank runs the worker loop: receive a chunk, run each
+//! item, send the outcomes.
 //!
 //! A panic in a task is caught; a panic hook records its message and location
 //! (instead of printing them) so rank 0 gets `Error::TaskPanicked` for that item
@@ -8,13 +10,15 @@
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mpi::topology::SimpleCommunicator;
+use mpi::environment::Threading;
+use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
 use super::wire::{FAILED, OK, PANICKED, Reader, Writer};
-use super::world::{ACK_TAG, Idle, STOP_TAG, abort_job};
+use super::world::{self, ACK_TAG, Idle, STOP_TAG, abort_job};
 use crate::error::Result;
 use crate::registry;
+use crate::sys;
 use crate::sys::mpi::{OwnedSend, isend};
 
 thread_local! {
@@ -112,4 +116,36 @@ fn run_chunk(bytes: &[u8]) -> Result<Vec<u8>> {
         return Err(crate::error::Error::Decode { what: "chunk", reason: "trailing bytes".into() });
     }
     Ok(w.buf)
+}
+
+/// Runs `main` under MPI: rank 0 runs `body`; every other rank serves tasks
+/// until rank 0 is done, then finalises MPI and exits 0 without returning.
+pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
+    let Some((universe, level)) = mpi::initialize_with_threading(Threading::Serialized) else {
+        eprintln!("multiproc: MPI was initialised before #[multiproc::main] could do it");
+        sys::process::flush_stdio();
+        sys::process::exit_now(2)
+    };
+    let world = universe.world();
+    if world.rank() != 0 {
+        // A panic of the loop itself (not of a task) must not unwind into
+        // MPI_Finalize, which would wait for rank 0 forever: end the job instead.
+        if catch_unwind(AssertUnwindSafe(|| serve(&world))).is_err() {
+            let (message, location) = take_panic();
+            abort_job(&world, 3, &format!("the worker loop panicked at {location}: {message}"));
+        }
+        drop(universe); // MPI_Finalize
+        sys::process::flush_stdio();
+        sys::process::exit_now(0);
+    }
+    world::begin(&world, level);
+    let out = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(out) => out,
+        // The panic hook has printed the message. MPI_Finalize would wait for the
+        // workers forever; MPI_Abort ends every rank at once.
+        Err(_) => abort_job(&world, 101, "`main` panicked on rank 0"),
+    };
+    world::end(&world);
+    drop(universe); // MPI_Finalize
+    out
 }

@@ -1,7 +1,7 @@
-//! MPI start-up and shut-down around `#[multiproc::main]`, and the one lock
-//! that serialises this process's MPI calls.
+//! The MPI world as rank 0 sees it: opened and closed around `main`
+//! ([`begin`], [`end`]), the one lock that serialises this process's MPI calls,
+//! the tags, and how a rank waits for messages.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
@@ -106,42 +106,19 @@ pub(crate) fn abort_job(world: &SimpleCommunicator, code: i32, msg: &str) -> ! {
     world.abort(code)
 }
 
-/// Runs `main` under MPI: rank 0 runs `body`; every other rank serves tasks
-/// until rank 0 is done, then finalises MPI and exits 0 without returning.
-pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
-    let Some((universe, level)) = mpi::initialize_with_threading(Threading::Serialized) else {
-        eprintln!("multiproc: MPI was initialised before #[multiproc::main] could do it");
-        sys::process::flush_stdio();
-        sys::process::exit_now(2)
-    };
-    let world = universe.world();
-    if world.rank() != 0 {
-        // A panic of the loop itself (not of a task) must not unwind into
-        // MPI_Finalize, which would wait for rank 0 forever: end the job instead.
-        if catch_unwind(AssertUnwindSafe(|| super::worker::serve(&world))).is_err() {
-            let (message, location) = super::worker::take_panic();
-            abort_job(&world, 3, &format!("the worker loop panicked at {location}: {message}"));
-        }
-        drop(universe); // MPI_Finalize
-        sys::process::flush_stdio();
-        sys::process::exit_now(0);
-    }
+/// Rank 0 after MPI_Init: records the world and opens it for the pools.
+pub(crate) fn begin(world: &SimpleCommunicator, level: Threading) {
     let serialized = matches!(level, Threading::Serialized | Threading::Multiple);
     let _ = WORLD.set(WorldInfo { size: world.size(), serialized, main_thread: std::thread::current().id() });
     ACTIVE.store(true, Ordering::Release);
-    let out = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(out) => out,
-        // The panic hook has printed the message. MPI_Finalize would wait for the
-        // workers forever; MPI_Abort ends every rank at once.
-        Err(_) => abort_job(&world, 101, "`main` panicked on rank 0"),
-    };
-    {
-        let _g = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        ACTIVE.store(false, Ordering::Release);
-        stop_workers(&world);
-    }
-    drop(universe); // MPI_Finalize
-    out
+}
+
+/// Rank 0 at the end of `main`: closes the world to the pools, then stops
+/// every worker (before MPI_Finalize).
+pub(crate) fn end(world: &SimpleCommunicator) {
+    let _g = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    ACTIVE.store(false, Ordering::Release);
+    stop_workers(world);
 }
 
 /// Tells every worker to stop, and drains results still addressed to rank 0

@@ -450,7 +450,7 @@ impl LocalPool {
             .spawn(move || background(shared))
             .ctx("spawn the pool's thread")?;
         *pool.shared.bg.lock().unwrap_or_else(|p| p.into_inner()) = Some(bg);
-        let deadline = Instant::now() + crate::role::HANDSHAKE_TIMEOUT + Duration::from_secs(processes as u64);
+        let deadline = Instant::now() + crate::boot::HANDSHAKE_TIMEOUT + Duration::from_secs(processes as u64);
         let failure = {
             let mut c = pool.shared.lock();
             loop {

@@ -208,6 +208,29 @@ impl PoolBuilder {
     }
 }
 
+impl Context {
+    /// A [`Pool`] of `processes` workers started with this context's method
+    /// (here rather than in `context`, which stays below the pool).
+    ///
+    /// ```no_run
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::get_context(multiproc::StartMethod::Spawn).pool(2)?;
+    ///     assert_eq!(pool.map(square, vec![1, 2, 3])?, vec![1, 4, 9]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Pool::new`].
+    pub fn pool(&self, processes: usize) -> Result<Pool> {
+        Pool::builder().processes(processes).context(*self).build()
+    }
+}
+
 /// Default chunk size for `len` items on `processes` workers: Python's
 /// `ceil(len / (4 × processes))`, but at most 2048, so that large inputs make
 /// enough chunks for the workers to start while the rest is still being encoded.

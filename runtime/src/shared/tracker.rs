@@ -25,10 +25,7 @@ struct Tracker {
 
 static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&TRACKER)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&TRACKER) }
 
 fn send(op: u8, name: &str) -> Result<()> {
     let bytes = name.as_bytes();

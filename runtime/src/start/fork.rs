@@ -1,62 +1,44 @@
 //! The fork start method.
 
-use std::any::Any;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::{ChildHandle, Waiter};
+use crate::backoff::Backoff;
 use crate::error::{IoContext, Result};
-use crate::role::{self, Boot, ForkRunner};
 use crate::sys;
+use crate::sys::forklock::Held;
 
-/// A runtime lock held across a fork (see [`quiesce`]).
-pub(crate) type Held = Box<dyn Any>;
-
-/// Takes `m` if it is free (a poisoned lock is taken as it is).
-pub(crate) fn try_hold<T: 'static>(m: &'static Mutex<T>) -> Option<Held> {
-    match m.try_lock() {
-        Ok(g) => Some(Box::new(g)),
-        Err(TryLockError::Poisoned(p)) => Some(Box::new(p.into_inner())),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
-/// The runtime's own process-wide locks, each taken if free.
-const RUNTIME_LOCKS: [fn() -> Option<Held>; 7] = [
-    crate::role::hold_lock,
-    crate::process::hold_lock,
-    crate::context::hold_lock,
-    crate::shared::tracker::hold_lock,
-    crate::managers::hold_lock,
-    super::spawn::hold_lock,
-    super::forkserver::hold_lock,
-];
-
-/// How long a fork waits for another thread to leave the runtime's locks.
+/// How long a fork waits for other threads to leave the runtime's locks.
 const QUIESCE: Duration = Duration::from_millis(100);
 
-/// Takes the runtime's process-wide locks before a fork, so that no other
-/// thread holds one at that instant: the child would inherit it locked by a
-/// thread it does not have, and hang on it (what `pthread_atfork`'s "prepare"
-/// handlers are for). Never blocks while holding one: it takes all or none,
-/// retrying while other threads hold them (briefly, as the runtime does), and
-/// after [`QUIESCE`] settles for those that are free.
+/// Takes the runtime's process-wide locks (every one registered in
+/// [`sys::forklock`]) before a fork, so that no other thread holds one at that
+/// instant: the child would inherit it locked by a thread it does not have, and
+/// hang on it. Never blocks while holding one: it takes all or none, retrying
+/// while other threads hold some (briefly, as the runtime does), and after
+/// [`QUIESCE`] settles for those that are free.
 fn quiesce() -> Vec<Held> {
     let deadline = Instant::now() + QUIESCE;
+    let mut backoff = Backoff::new();
     loop {
-        let got: Vec<Option<Held>> = RUNTIME_LOCKS.iter().map(|hold| hold()).collect();
-        if got.iter().all(Option::is_some) || Instant::now() >= deadline {
-            return got.into_iter().flatten().collect();
+        let (held, all) = sys::forklock::hold_free();
+        if all || Instant::now() >= deadline {
+            return held;
         }
-        drop(got);
-        std::thread::yield_now();
+        drop(held);
+        // Nothing to park on (no fd, no futex): past the spin budget, keep yielding.
+        if !backoff.snooze_until(Some(deadline)) {
+            std::thread::yield_now();
+        }
     }
 }
 
-/// Forks the calling thread; the child keeps only stdio and `fds`, then runs `runner`.
+/// Forks the calling thread; the child keeps only stdio and `fds`, then runs
+/// `child(arg, fds)`: the child body, handed down by the caller (a function
+/// pointer, since only those may say that they never return).
 #[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
-pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result<ChildHandle> {
+pub(crate) fn start<T>(fds: Vec<OwnedFd>, child: fn(T, Vec<OwnedFd>) -> !, arg: T) -> Result<ChildHandle> {
     let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     keep.sort_unstable();
     let parent = sys::process::getpid();
@@ -77,12 +59,12 @@ pub(crate) fn start(boot: Boot, fds: Vec<OwnedFd>, runner: ForkRunner) -> Result
         None => {
             drop((stdout, stderr, held));
             sys::process::child_prelude(parent, &keep);
-            role::after_fork_in_child();
-            role::run_child(boot, fds, Some(runner))
+            super::forget_after_fork();
+            child(arg, fds)
         }
         Some(pid) => {
             drop((stdout, stderr, held));
-            drop(fds);
+            drop((fds, arg));
             let pidfd = sys::process::pidfd_open(pid).ctx("pidfd_open")?;
             Ok(ChildHandle { pid, pidfd, waiter: Waiter::Own })
         }

@@ -10,11 +10,13 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::{ChildHandle, Waiter, spawn};
+use crate::boot::{Boot, Entry, ServerBoot};
 use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
-use crate::role::{self, Boot, Entry, ServerBoot};
+use crate::identity;
 use crate::sys;
 
 struct Server {
@@ -27,10 +29,7 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 type Reply = std::result::Result<i32, String>;
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&SERVER)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&SERVER) }
 
 /// Forgets the parent's server in a forked child (its fds are already closed there).
 pub(crate) fn forget_after_fork() {
@@ -57,7 +56,7 @@ pub(crate) fn server_fds() -> Vec<RawFd> {
 }
 
 fn launch_server(entry: &Entry) -> Result<Server> {
-    let me = role::me();
+    let me = identity::me();
     let boot =
         ServerBoot { fingerprint: crate::registry::fingerprint(), parent: (me.name, sys::process::getpid() as u32) };
     let bytes = codec::encode(&boot, "fork server boot")?.bytes;
@@ -66,47 +65,69 @@ fn launch_server(entry: &Entry) -> Result<Server> {
 }
 
 /// Asks the fork server (starting it if needed) to fork a child running `boot`.
+/// A server found dead is replaced, and the request sent once more.
 pub(crate) fn start(entry: &Entry, boot: &Boot, fds: &[OwnedFd]) -> Result<ChildHandle> {
     let request = codec::encode(boot, "boot message")?.bytes;
     let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    let me = sys::process::getpid();
-    for attempt in 0..2 {
-        let usable = match guard.as_ref() {
-            Some(s) => s.owner == me && !sys::fd::readable_now(s.handle.sentinel()).ctx("poll")?,
-            None => false,
-        };
-        if !usable {
+    match start_once(&mut guard, entry, &request, fds) {
+        Err(Error::ForkServerDied { .. }) => {
             if let Some(old) = guard.take() {
                 retire(old);
             }
-            *guard = Some(launch_server(entry)?);
+            start_once(&mut guard, entry, &request, fds)
         }
-        let Some(server) = guard.as_ref() else { continue };
-        let (status, status_child) = sys::fd::socketpair().ctx("socketpair")?;
-        let mut out: Vec<BorrowedFd<'_>> = vec![status_child.as_fd()];
-        out.extend(fds.iter().map(AsFd::as_fd));
-        let sent = codec::write_frame(server.ctl.as_fd(), &request, &out)
-            .and_then(|()| codec::read_frame(server.ctl.as_fd(), 64 << 10, None));
-        drop(status_child);
-        match sent {
-            Ok((bytes, mut pidfds)) => {
-                let pid = codec::decode::<Reply>(&bytes, Vec::new(), "fork server reply")?
-                    .map_err(|reason| Error::Handshake { pid: 0, reason })?;
-                let pidfd = pidfds
-                    .pop()
-                    .ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
-                return Ok(ChildHandle { pid, pidfd, waiter: Waiter::Server(status) });
-            }
-            // The server died (killed?): start a new one and retry once.
-            Err(Error::Closed(_)) | Err(Error::Decode { .. }) if attempt == 0 => {
-                if let Some(old) = guard.take() {
-                    retire(old);
-                }
-            }
-            Err(e) => return Err(e),
-        }
+        other => other,
     }
-    Err(Error::InvalidState("the fork server failed twice in a row".into()))
+}
+
+/// One request to this process's server, launched first if there is none (or
+/// it has visibly ended). [`Error::ForkServerDied`] if it fails on the way.
+fn start_once(server: &mut Option<Server>, entry: &Entry, request: &[u8], fds: &[OwnedFd]) -> Result<ChildHandle> {
+    let me = sys::process::getpid();
+    let usable = match server.as_ref() {
+        Some(s) => s.owner == me && !sys::fd::readable_now(s.handle.sentinel()).ctx("poll")?,
+        None => false,
+    };
+    if !usable && let Some(old) = server.take() {
+        retire(old);
+    }
+    let server = match server {
+        Some(s) if usable => s,
+        slot => slot.insert(launch_server(entry)?),
+    };
+    let (status, status_child) = sys::fd::socketpair().ctx("socketpair")?;
+    let mut out: Vec<BorrowedFd<'_>> = vec![status_child.as_fd()];
+    out.extend(fds.iter().map(AsFd::as_fd));
+    let sent = codec::write_frame(server.ctl.as_fd(), request, &out)
+        .and_then(|()| codec::read_frame(server.ctl.as_fd(), 64 << 10, None))
+        .map_err(died);
+    drop(status_child);
+    let (bytes, mut pidfds) = sent?;
+    let pid = codec::decode::<Reply>(&bytes, Vec::new(), "fork server reply")?
+        .map_err(|reason| Error::Handshake { pid: 0, reason })?;
+    let pidfd =
+        pidfds.pop().ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
+    Ok(ChildHandle { pid, pidfd, waiter: Waiter::Server(status) })
+}
+
+/// What the frame layer says when the server is gone (the socket closed, or
+/// broke off mid-message), as the one typed error callers match.
+fn died(e: Error) -> Error {
+    match e {
+        Error::Closed(_) | Error::Decode { .. } => Error::ForkServerDied { reason: e.to_string() },
+        other => other,
+    }
+}
+
+/// Reads a fork-server child's exit status from its status socket, waiting up
+/// to `timeout` (`None`: forever); `Ok(None)` if it is still running.
+/// [`Error::ForkServerDied`] if the server went away without writing it.
+pub(crate) fn read_status(status: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+    match codec::read_frame(status, 1024, timeout) {
+        Ok((bytes, _)) => Ok(Some(codec::decode(&bytes, Vec::new(), "exit status")?)),
+        Err(Error::Timeout(_)) => Ok(None),
+        Err(e) => Err(Error::ForkServerDied { reason: format!("no exit status: {e}") }),
+    }
 }
 
 fn retire(server: Server) {
@@ -122,9 +143,11 @@ struct Child {
     status: OwnedFd,
 }
 
-/// The fork server's loop (runs in the server process; never returns).
+/// The fork server's loop (runs in the server process; never returns). Each
+/// forked child runs `child` (the child body, handed down by the role that
+/// made this process a server) with its boot message and fds.
 #[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
-pub(crate) fn serve(ctl: OwnedFd) -> ! {
+pub(crate) fn serve(ctl: OwnedFd, child: fn(Boot, Vec<OwnedFd>) -> !) -> ! {
     let me = sys::process::getpid();
     // As Python's, the server ignores SIGINT: Ctrl-C reaches the whole
     // foreground process group, and a parent that handles it keeps its server.
@@ -136,7 +159,10 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
         watch.extend(children.iter().map(|c| c.pidfd.as_fd()));
         let ready = match sys::fd::poll_readable(&watch, None) {
             Ok(r) => r,
-            Err(_) => role::exit_child(1),
+            Err(_) => {
+                sys::process::flush_stdio();
+                sys::process::exit_now(1)
+            }
         };
         let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
         for i in exited.into_iter().rev() {
@@ -170,9 +196,9 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
                         if !sigint_was_ignored {
                             sys::process::default_sigint();
                         }
-                        role::after_fork_in_child();
+                        super::forget_after_fork();
                         drop(status);
-                        role::run_child(boot, fds, None)
+                        child(boot, fds)
                     }
                     Ok(Some(pid)) => match sys::process::pidfd_open(pid) {
                         Ok(pidfd) => {
@@ -194,5 +220,28 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
         if let Ok(p) = codec::encode(&reply, "fork server reply") {
             let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_to_a_server_that_is_gone_is_fork_server_died() {
+        // A server process that still runs but no longer reads its socket.
+        let mut proc = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = proc.id() as i32;
+        let handle = ChildHandle { pid, pidfd: sys::process::pidfd_open(pid).unwrap(), waiter: Waiter::Own };
+        let (ctl, server_end) = sys::fd::socketpair().unwrap();
+        drop(server_end);
+        let mut slot = Some(Server { owner: sys::process::getpid(), handle, ctl });
+        let boot = codec::encode(&"boot", "boot message").unwrap().bytes;
+        let got = start_once(&mut slot, &Entry::Main, &boot, &[]);
+        if let Some(server) = slot.take() {
+            retire(server); // kills and reaps the sleep, before any assertion can fail
+        }
+        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
+        assert!(proc.try_wait().is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD)), "not reaped");
     }
 }

@@ -7,7 +7,10 @@
 //!    path, forks children on request (fds by `SCM_RIGHTS`).
 //!
 //! Each returns a [`ChildHandle`]: the pid, a pidfd (the sentinel: readable
-//! once the child ends) and the way to learn its exit status.
+//! once the child ends) and the way to learn its exit status. The child body
+//! (what a new child runs) is handed down by the caller, a function pointer
+//! that never returns: nothing here calls up into `process` or `role`.
+//! [`StartMethod`] names the three; the boot message they carry is `boot`'s.
 
 pub(crate) mod fork;
 pub(crate) mod forkserver;
@@ -16,10 +19,57 @@ pub(crate) mod spawn;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::sys;
 use crate::sys::process::RawExit;
+
+/// How a child process is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum StartMethod {
+    /// `fork()` the calling thread and run the task in the copy. The fastest
+    /// start; the child inherits the parent's memory, so closures work too. As in
+    /// Python, forking a multi-threaded parent is hazardous: a lock another
+    /// thread held at the fork stays locked in the child. multiproc guards its
+    /// own locks (and Rust's stdout and stderr) by taking them around the fork;
+    /// your program's locks and those of other libraries are not guarded. Also, on Linux the
+    /// child dies if the *thread* that started it exits (`PR_SET_PDEATHSIG`).
+    Fork,
+    /// Re-execute this binary (`/proc/self/exe`); the child takes its role in
+    /// `#[multiproc::main]` / `#[multiproc::test]` before any user code runs.
+    Spawn,
+    /// Ask a single-threaded fork server (started once, through the spawn path)
+    /// to fork the child. The default, as in Python 3.14 on Linux.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name for the method: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    /// Parses Python's name of a method.
+    pub fn from_name(name: &str) -> Result<StartMethod> {
+        match name {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown start method `{other}`; expected one of fork, spawn, forkserver"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How the parent learns a child's exit status.
 #[derive(Debug)]
@@ -67,17 +117,14 @@ impl ChildHandle {
                 }
                 Ok(sys::process::wait_child(self.pid, true).ctx("waitpid")?.map(ExitStatus::from))
             }
-            Waiter::Server(status) => {
-                match codec::read_frame(status.as_fd(), 1024, timeout) {
-                    Ok((bytes, _)) => Ok(Some(codec::decode(&bytes, Vec::new(), "exit status")?)),
-                    Err(Error::Timeout(_)) => Ok(None),
-                    Err(_) => {
-                        // The fork server died; its children died with it (PR_SET_PDEATHSIG).
-                        sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
-                        Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
-                    }
+            Waiter::Server(status) => match forkserver::read_status(status.as_fd(), timeout) {
+                Err(Error::ForkServerDied { .. }) => {
+                    // Its children died with it (PR_SET_PDEATHSIG).
+                    sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
+                    Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
                 }
-            }
+                other => other,
+            },
         }
     }
 
@@ -101,4 +148,31 @@ impl ChildHandle {
 pub(crate) fn forget_after_fork() {
     spawn::forget_after_fork();
     forkserver::forget_after_fork();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_server_childs_status_comes_on_its_socket() {
+        let (status, server_end) = sys::fd::socketpair().unwrap();
+        assert_eq!(forkserver::read_status(status.as_fd(), Some(Duration::ZERO)).unwrap(), None);
+        let p = crate::codec::encode(&ExitStatus::Code(3), "exit status").unwrap();
+        crate::codec::write_frame(server_end.as_fd(), &p.bytes, &[]).unwrap();
+        assert_eq!(forkserver::read_status(status.as_fd(), None).unwrap(), Some(ExitStatus::Code(3)));
+    }
+
+    #[test]
+    fn a_dead_fork_server_is_one_typed_error_and_its_child_counts_as_killed() {
+        let (status, server_end) = sys::fd::socketpair().unwrap();
+        drop(server_end); // the server is gone without writing the status
+        let got = forkserver::read_status(status.as_fd(), Some(Duration::ZERO));
+        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let handle = ChildHandle { pid, pidfd: sys::process::pidfd_open(pid).unwrap(), waiter: Waiter::Server(status) };
+        assert_eq!(handle.wait(None).unwrap(), Some(ExitStatus::Signal(libc::SIGKILL)));
+        child.wait().unwrap();
+    }
 }

@@ -12,19 +12,16 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use super::{ChildHandle, Waiter};
+use crate::boot::{self, Ack, Entry};
 use crate::codec;
 use crate::error::{Error, ExitStatus, IoContext, Result};
-use crate::role::{self, Ack, Entry};
 use crate::sys;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 static LAUNCHER: Mutex<Option<(i32, mpsc::Sender<Job>)>> = Mutex::new(None);
 
-/// This module's process-wide lock, taken if free (held across a fork; see `start::fork`).
-pub(crate) fn hold_lock() -> Option<crate::start::fork::Held> {
-    crate::start::fork::try_hold(&LAUNCHER)
-}
+inventory::submit! { crate::sys::forklock::ForkLock::new(&LAUNCHER) }
 
 /// Runs `f` on the launcher thread and returns its result.
 pub(crate) fn on_launcher<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
@@ -85,7 +82,7 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
         }
     };
     let mut env: Vec<OsString> = std::env::vars_os()
-        .filter(|(k, _)| k != role::ROLE_VAR)
+        .filter(|(k, _)| k != boot::ROLE_VAR)
         .map(|(k, v)| {
             let mut kv = k;
             kv.push("=");
@@ -93,7 +90,7 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
             kv
         })
         .collect();
-    env.push(OsString::from(format!("{}={kind};{child_fd};{test}", role::ROLE_VAR)));
+    env.push(OsString::from(format!("{}={kind};{child_fd};{test}", boot::ROLE_VAR)));
     let to_c = |v: Vec<OsString>| -> Result<Vec<CString>> {
         v.into_iter()
             .map(|s| CString::new(s.into_vec()))
@@ -126,7 +123,7 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
             let _ = child.signal(libc::SIGKILL);
             let status = child.wait(None).ok().flatten();
             Err(match status {
-                Some(ExitStatus::Code(role::EXIT_NOT_ANNOTATED)) => Error::NotAnnotated {
+                Some(ExitStatus::Code(boot::EXIT_NOT_ANNOTATED)) => Error::NotAnnotated {
                     what: "the child could not take its role (its entry point is not annotated)".into(),
                 },
                 Some(ExitStatus::Code(127)) => {
@@ -141,7 +138,7 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
 fn handshake(ctl: &OwnedFd, boot: &[u8], fds: &[OwnedFd]) -> std::result::Result<(), String> {
     codec::write_frame(ctl.as_fd(), boot, &fds.iter().map(AsFd::as_fd).collect::<Vec<_>>())
         .map_err(|e| format!("sending the boot message: {e}"))?;
-    match codec::read_frame(ctl.as_fd(), 64 << 10, Some(role::HANDSHAKE_TIMEOUT)) {
+    match codec::read_frame(ctl.as_fd(), 64 << 10, Some(boot::HANDSHAKE_TIMEOUT)) {
         Ok((bytes, _)) => match codec::decode::<Ack>(&bytes, Vec::new(), "handshake") {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(reason),

@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod fd;
+pub(crate) mod forklock;
 pub(crate) mod futex;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
