@@ -15,7 +15,9 @@
 //!    spin would burn the time slice it needs; if it does not, the yield
 //!    returns at once.
 //! 3. **Park** — once the budget ([`SPIN_BUDGET`]) is spent, the caller sleeps
-//!    in the kernel (poll, futex) until the writer wakes it.
+//!    in the kernel (poll, futex) until the writer wakes it. A wait with
+//!    nothing to sleep on (MPI has no fd) looks for longer ([`POLL_BUDGET`])
+//!    and then [naps](Backoff::nap) for a time that grows with the wait.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -26,6 +28,16 @@ pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// Spin bursts double up to `2^SPIN_STEPS` hints; later looks yield.
 const SPIN_STEPS: u32 = 6;
+
+/// The budget of a wait that has no waker to park on (an MPI rank polling for
+/// messages): a prompt answer within it costs no nap. Longer than
+/// [`SPIN_BUDGET`], since the nap after it cannot be cut short by the writer.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) const POLL_BUDGET: Duration = Duration::from_millis(2);
+
+/// The longest [nap](Backoff::nap): the extra latency of the first message
+/// after a long idle period.
+pub(crate) const MAX_NAP: Duration = Duration::from_millis(1);
 
 /// Whether this thread may run on more than one CPU (so a spinning waiter
 /// does not keep its peer from running). Read once: `taskset` and cgroups
@@ -42,6 +54,7 @@ fn spinning_pays() -> bool {
 pub(crate) struct Backoff {
     step: u32,
     started: Option<Instant>,
+    budget: Duration,
 }
 
 impl Default for Backoff {
@@ -53,7 +66,13 @@ impl Default for Backoff {
 impl Backoff {
     /// A wait that has not looked yet.
     pub(crate) const fn new() -> Self {
-        Backoff { step: 0, started: None }
+        Self::with_budget(SPIN_BUDGET)
+    }
+
+    /// A wait that spins and yields for `budget` before it parks (e.g.
+    /// [`POLL_BUDGET`] for a wait that can only [`nap`](Self::nap)).
+    pub(crate) const fn with_budget(budget: Duration) -> Self {
+        Backoff { step: 0, started: None, budget }
     }
 
     /// Starts the budget afresh (after progress, or after a park).
@@ -66,7 +85,7 @@ impl Backoff {
     /// otherwise. Returns `false` once the budget is spent: park instead.
     pub(crate) fn snooze(&mut self) -> bool {
         let started = *self.started.get_or_insert_with(Instant::now);
-        if started.elapsed() >= SPIN_BUDGET {
+        if started.elapsed() >= self.budget {
             return false;
         }
         if self.step < SPIN_STEPS && spinning_pays() {
@@ -86,6 +105,16 @@ impl Backoff {
             return false;
         }
         self.snooze()
+    }
+
+    /// The park of a wait that has no waker (nothing to `poll` or futex-wait
+    /// on): sleeps for 1/32 of the time waited so far, at most [`MAX_NAP`],
+    /// so an idle poller costs its CPU little and a busy one stays prompt
+    /// (as Open MPI's `mpi_yield_when_idle` and Intel MPI's `I_MPI_WAIT_MODE`).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn nap(&mut self) {
+        let waited = self.started.get_or_insert_with(Instant::now).elapsed();
+        std::thread::park_timeout((waited / 32).clamp(Duration::from_micros(1), MAX_NAP));
     }
 }
 
@@ -122,6 +151,15 @@ mod tests {
             (looks == 3).then_some(looks)
         });
         assert_eq!(got, Some(3));
+    }
+
+    #[test]
+    fn a_budget_bounds_the_looks_and_a_nap_is_short() {
+        let mut b = Backoff::with_budget(Duration::ZERO);
+        assert!(!b.snooze());
+        let t = Instant::now();
+        b.nap();
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
