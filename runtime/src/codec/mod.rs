@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::sys;
 
+pub(crate) mod fields;
 pub(crate) mod frame;
 
 pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};

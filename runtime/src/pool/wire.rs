@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::codec::fields::{Cursor, put_u16, put_u32};
 use crate::codec::frame;
 pub(crate) use crate::codec::frame::{Frame, RecvBuf};
 use crate::error::{Error, Result};
@@ -55,59 +56,6 @@ impl From<WireError> for Error {
             WireError::Panicked { task, message, location } => Error::TaskPanicked { task, message, location },
             WireError::Failed { task, message } => Error::TaskFailed { task, message },
         }
-    }
-}
-
-pub(crate) fn put_u16(buf: &mut Vec<u8>, v: u16) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-
-pub(crate) fn put_u32(buf: &mut Vec<u8>, v: u32) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-
-fn bad(reason: &str) -> Error {
-    Error::Decode { what: "pool frame", reason: reason.to_string() }
-}
-
-/// A bounds-checked reader over a frame body: every read from another process
-/// that falls short is an [`Error::Decode`], never a panic.
-pub(crate) struct Cursor<'a> {
-    pub(crate) buf: &'a [u8],
-    pub(crate) pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Cursor { buf, pos: 0 }
-    }
-
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| bad("truncated"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    /// Everything not read yet.
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
-        let r = &self.buf[self.pos.min(self.buf.len())..];
-        self.pos = self.buf.len();
-        r
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8> {
-        Ok(self.bytes(1)?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16> {
-        let b = self.bytes(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    pub(crate) fn u32(&mut self) -> Result<u32> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
