@@ -118,6 +118,18 @@ impl Backoff {
     }
 }
 
+/// The instant `timeout` from now; a year from now if `Instant` cannot hold
+/// it (a timeout of `Duration::MAX` is a long wait, not a panic).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
+
+/// A deadline `timeout` from now (`None`: none).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(deadline_after)
+}
+
 /// Looks at `ready` until it gives a value, following the policy; `None` when
 /// the budget is spent (or `deadline` passed) and the caller should park.
 pub(crate) fn spin_until<T>(deadline: Option<Instant>, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
@@ -160,6 +172,12 @@ mod tests {
         let t = Instant::now();
         b.nap();
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_deadline_too_far_for_instant_is_still_a_deadline() {
+        assert!(deadline_after(Duration::MAX) > Instant::now() + Duration::from_secs(86_400));
+        assert_eq!(deadline(None), None);
     }
 
     #[test]

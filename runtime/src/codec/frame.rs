@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::backoff::Backoff;
+use crate::backoff::{self, Backoff};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -200,13 +200,8 @@ impl Rx<'_> {
 /// only (a frame that has started is read to its end). A frame longer than
 /// `max` is never allocated: its body is read and dropped, then rejected.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let first_byte = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+    let first_byte = backoff::deadline(timeout);
     read_frame_with(fd, Limits { max, first_byte, rest: None, skip_oversized: true })
-}
-
-/// A deadline that never comes in practice (a year from now).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(365 * 86_400)
 }
 
 /// Reads one frame within `limits`: its body and the fds it announced.

@@ -210,6 +210,4 @@ pub(crate) fn notify_flag(seq: &AtomicU32, sleepers: &AtomicU32) {
 }
 
 /// A deadline `timeout` from now (`None`: none).
-pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)))
-}
+pub(crate) use crate::backoff::deadline;
