@@ -15,7 +15,9 @@
 //!    spin would burn the time slice it needs; if it does not, the yield
 //!    returns at once.
 //! 3. **Park** — once the budget ([`SPIN_BUDGET`]) is spent, the caller sleeps
-//!    in the kernel (poll, futex) until the writer wakes it.
+//!    in the kernel (poll, futex) until the writer wakes it. A wait with
+//!    nothing to sleep on (MPI has no fd) looks for longer ([`POLL_BUDGET`])
+//!    and then [naps](Backoff::nap) for a time that grows with the wait.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -26,6 +28,16 @@ pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// Spin bursts double up to `2^SPIN_STEPS` hints; later looks yield.
 const SPIN_STEPS: u32 = 6;
+
+/// The budget of a wait that has no waker to park on (an MPI rank polling for
+/// messages): a prompt answer within it costs no nap. Longer than
+/// [`SPIN_BUDGET`], since the nap after it cannot be cut short by the writer.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) const POLL_BUDGET: Duration = Duration::from_millis(2);
+
+/// The longest [nap](Backoff::nap): the extra latency of the first message
+/// after a long idle period.
+pub(crate) const MAX_NAP: Duration = Duration::from_millis(1);
 
 /// Whether this thread may run on more than one CPU (so a spinning waiter
 /// does not keep its peer from running). Read once: `taskset` and cgroups
@@ -42,6 +54,7 @@ fn spinning_pays() -> bool {
 pub(crate) struct Backoff {
     step: u32,
     started: Option<Instant>,
+    budget: Duration,
 }
 
 impl Default for Backoff {
@@ -53,7 +66,13 @@ impl Default for Backoff {
 impl Backoff {
     /// A wait that has not looked yet.
     pub(crate) const fn new() -> Self {
-        Backoff { step: 0, started: None }
+        Self::with_budget(SPIN_BUDGET)
+    }
+
+    /// A wait that spins and yields for `budget` before it parks (e.g.
+    /// [`POLL_BUDGET`] for a wait that can only [`nap`](Self::nap)).
+    pub(crate) const fn with_budget(budget: Duration) -> Self {
+        Backoff { step: 0, started: None, budget }
     }
 
     /// Starts the budget afresh (after progress, or after a park).
@@ -66,7 +85,7 @@ impl Backoff {
     /// otherwise. Returns `false` once the budget is spent: park instead.
     pub(crate) fn snooze(&mut self) -> bool {
         let started = *self.started.get_or_insert_with(Instant::now);
-        if started.elapsed() >= SPIN_BUDGET {
+        if started.elapsed() >= self.budget {
             return false;
         }
         if self.step < SPIN_STEPS && spinning_pays() {
@@ -87,6 +106,28 @@ impl Backoff {
         }
         self.snooze()
     }
+
+    /// The park of a wait that has no waker (nothing to `poll` or futex-wait
+    /// on): sleeps for 1/32 of the time waited so far, at most [`MAX_NAP`],
+    /// so an idle poller costs its CPU little and a busy one stays prompt
+    /// (as Open MPI's `mpi_yield_when_idle` and Intel MPI's `I_MPI_WAIT_MODE`).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn nap(&mut self) {
+        let waited = self.started.get_or_insert_with(Instant::now).elapsed();
+        std::thread::park_timeout((waited / 32).clamp(Duration::from_micros(1), MAX_NAP));
+    }
+}
+
+/// The instant `timeout` from now; a year from now if `Instant` cannot hold
+/// it (a timeout of `Duration::MAX` is a long wait, not a panic).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
+
+/// A deadline `timeout` from now (`None`: none).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(deadline_after)
 }
 
 /// Looks at `ready` until it gives a value, following the policy; `None` when
@@ -122,6 +163,21 @@ mod tests {
             Some(looks)
         });
         assert_eq!(got, Some(1), "a ready condition is looked at once");
+    }
+
+    #[test]
+    fn a_budget_bounds_the_looks_and_a_nap_is_short() {
+        let mut b = Backoff::with_budget(Duration::ZERO);
+        assert!(!b.snooze());
+        let t = Instant::now();
+        b.nap();
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_deadline_too_far_for_instant_is_still_a_deadline() {
+        assert!(deadline_after(Duration::MAX) > Instant::now() + Duration::from_secs(86_400));
+        assert_eq!(deadline(None), None);
     }
 
     #[test]

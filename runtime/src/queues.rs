@@ -92,6 +92,21 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One record of the ring, as the consumer reads its header.
+struct Record {
+    /// Where its header is in the ring.
+    off: usize,
+    /// Its body's length.
+    len: usize,
+    flags: u32,
+    /// The producer that wrote it.
+    pid: u32,
+    /// The whole message's length (for a message's first chunk).
+    total: usize,
+    /// Header and body, aligned: how far `head` moves past it.
+    size: u64,
+}
+
 /// A message's bytes as `get_raw` hands them over.
 enum Body<'a> {
     /// In the ring (valid until the consumer advances).
@@ -377,9 +392,6 @@ impl RingQueue {
             return Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty });
         }
         let _unlock = Unlock(lock);
-        let cap = self.cap() as u64;
-        let head_w = self.u64(HEAD);
-        let tail_w = self.u64(TAIL);
         // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
         let mut partial: Option<u32> = None;
         let mut local = Vec::new();
@@ -388,79 +400,19 @@ impl RingQueue {
             None => (&mut local, false),
         };
         loop {
-            let mut head = head_w.load(Ordering::Relaxed);
-            let producer = partial;
-            let seen = self.u64(TAIL_SEEN);
-            // Re-read the producer's cache line only when the cached tail says "empty".
-            let ready = || {
-                seen.load(Ordering::Relaxed) > head
-                    || {
-                        let t = tail_w.load(Ordering::Acquire);
-                        seen.store(t, Ordering::Relaxed);
-                        t != head
-                    }
-                    || match self.shut() {
-                        0 => false,
-                        // Mid-message, a plain shutdown waits for the rest of it.
-                        SHUT => producer.is_none(),
-                        _ => true,
-                    }
-            };
-            // Mid-message, wait without a deadline but give up on a dead producer.
-            let dl = if partial.is_some() { None } else { deadline };
-            let check = || match producer {
-                Some(pid) if !futex::alive(pid) => Err(()),
-                _ => Ok(()),
-            };
-            let waited =
-                raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check);
-            // Shut down: gone at once if immediate, else once nothing is left to take.
-            match self.shut() {
-                SHUT_NOW => return Err(Error::ShutDown),
-                SHUT if producer.is_none() && tail_w.load(Ordering::Acquire) == head => return Err(Error::ShutDown),
-                _ => {}
-            }
-            match waited {
-                Ok(true) => {}
-                Ok(false) => return Err(Error::Empty),
-                Err(()) => {
-                    log::warn!(
-                        "queue producer {} died mid-message; its partial message is dropped",
-                        producer.unwrap_or(0)
-                    );
-                    partial = None;
-                    continue;
-                }
-            }
-            // (A wake-up by a shutdown leaves `TAIL_SEEN` stale.)
-            let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed).max(tail_w.load(Ordering::Acquire));
-            let off = (head % cap) as usize;
-            if (cap as usize) - off < REC {
-                head += cap - off as u64;
-                self.advance(head);
+            let head = self.u64(HEAD).load(Ordering::Relaxed);
+            if !self.wait_for_data(head, partial, deadline)? {
+                partial = None;
                 continue;
             }
-            let mut h = [0u8; REC];
-            self.region.read(RING + off, &mut h);
-            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-            let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
-            let size = (REC + align8(len)) as u64;
-            if len > cap as usize - off - REC || head + size > tail {
-                // Only a corrupted ring (not a crash) can get here: drop its contents.
-                self.advance(tail);
-                return Err(Error::Decode { what: "queue record", reason: format!("bad record length {len}") });
-            }
-            if flags & PAD != 0 {
-                self.advance(head + size);
-                continue;
-            }
+            let Some(rec) = self.record_at(head)? else { continue };
             // SAFETY: the consumers' lock is held and these bytes lie before TAIL
-            // (loaded with Acquire above, checked against `tail`): their producer
-            // published them and no producer writes them again until HEAD moves
-            // past them, which only this consumer does, after its last use of `body`.
+            // (`record_at` checked them against the tail loaded with Acquire): their
+            // producer published them and no producer writes them again until HEAD
+            // moves past them, which only this consumer does, after its last use of `body`.
             #[allow(unsafe_code)]
-            let body = unsafe { self.region.bytes(RING + off + REC, len) };
-            if flags & FIRST != 0 && flags & LAST != 0 {
+            let body = unsafe { self.region.bytes(RING + rec.off + REC, rec.len) };
+            if rec.flags & FIRST != 0 && rec.flags & LAST != 0 {
                 let r = if external {
                     buf.clear();
                     buf.extend_from_slice(body);
@@ -468,28 +420,101 @@ impl RingQueue {
                 } else {
                     f(Body::Ring(body))
                 };
-                self.advance(head + size);
+                self.advance(head + rec.size);
                 self.u64(GETS).fetch_add(1, Ordering::SeqCst);
                 return Ok(r);
             }
-            if flags & FIRST != 0 {
+            if rec.flags & FIRST != 0 {
                 if partial.is_some() {
                     log::warn!("queue: a partial message from a dead producer was dropped");
                 }
                 buf.clear();
-                buf.reserve(total.max(len));
+                buf.reserve(rec.total.max(rec.len));
                 buf.extend_from_slice(body);
-                partial = Some(pid);
+                partial = Some(rec.pid);
             } else if partial.is_some() {
                 buf.extend_from_slice(body);
             }
             // (A continuation without a start belongs to a message whose consumer died: skipped.)
-            self.advance(head + size);
-            if flags & LAST != 0 && partial.take().is_some() {
+            self.advance(head + rec.size);
+            if rec.flags & LAST != 0 && partial.take().is_some() {
                 self.u64(GETS).fetch_add(1, Ordering::SeqCst);
                 return Ok(if external { f(Body::Ring(buf)) } else { f(Body::Owned(std::mem::take(buf))) });
             }
         }
+    }
+
+    /// Waits (spin, then park on the data futex) until a record is published
+    /// after `head`, or the queue is shut down. Mid-message (`partial`: the
+    /// producer's pid) it waits without a deadline, but gives up on a dead
+    /// producer: `Ok(false)`, its partial message is to be dropped.
+    fn wait_for_data(&self, head: u64, partial: Option<u32>, deadline: Option<Instant>) -> Result<bool> {
+        let tail_w = self.u64(TAIL);
+        let seen = self.u64(TAIL_SEEN);
+        // Re-read the producer's cache line only when the cached tail says "empty".
+        let ready = || {
+            seen.load(Ordering::Relaxed) > head
+                || {
+                    let t = tail_w.load(Ordering::Acquire);
+                    seen.store(t, Ordering::Relaxed);
+                    t != head
+                }
+                || match self.shut() {
+                    0 => false,
+                    // Mid-message, a plain shutdown waits for the rest of it.
+                    SHUT => partial.is_none(),
+                    _ => true,
+                }
+        };
+        let dl = if partial.is_some() { None } else { deadline };
+        let check = || match partial {
+            Some(pid) if !futex::alive(pid) => Err(()),
+            _ => Ok(()),
+        };
+        let waited = raw::wait_until_as(raw::Park::Flag, self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS), dl, ready, check);
+        // Shut down: gone at once if immediate, else once nothing is left to take.
+        match self.shut() {
+            SHUT_NOW => return Err(Error::ShutDown),
+            SHUT if partial.is_none() && tail_w.load(Ordering::Acquire) == head => return Err(Error::ShutDown),
+            _ => {}
+        }
+        match waited {
+            Ok(true) => Ok(true),
+            Ok(false) => Err(Error::Empty),
+            Err(()) => {
+                log::warn!("queue producer {} died mid-message; its partial message is dropped", partial.unwrap_or(0));
+                Ok(false)
+            }
+        }
+    }
+
+    /// The record at `head` (published: [`wait_for_data`](Self::wait_for_data)
+    /// said so). `Ok(None)` after stepping over the ring's end or a pad: look
+    /// again. A record that does not fit the published bytes can only come
+    /// from a corrupted ring: its contents are dropped.
+    fn record_at(&self, head: u64) -> Result<Option<Record>> {
+        let cap = self.cap() as u64;
+        // (A wake-up by a shutdown leaves `TAIL_SEEN` stale.)
+        let tail = self.u64(TAIL_SEEN).load(Ordering::Relaxed).max(self.u64(TAIL).load(Ordering::Acquire));
+        let off = (head % cap) as usize;
+        if (cap as usize) - off < REC {
+            self.advance(head + cap - off as u64);
+            return Ok(None);
+        }
+        let mut h = [0u8; REC];
+        self.region.read(RING + off, &mut h);
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
+        let size = (REC + align8(len)) as u64;
+        if len > cap as usize - off - REC || head + size > tail {
+            self.advance(tail);
+            return Err(Error::Decode { what: "queue record", reason: format!("bad record length {len}") });
+        }
+        if flags & PAD != 0 {
+            self.advance(head + size);
+            return Ok(None);
+        }
+        Ok(Some(Record { off, len, flags, pid, total, size }))
     }
 
     fn advance(&self, head: u64) {

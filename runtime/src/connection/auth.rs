@@ -16,15 +16,14 @@
 //! larger than a few hundred bytes.
 
 use std::io::Read;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::codec;
+use crate::codec::{self, frame, frame::Limits};
 use crate::error::{Error, IoContext, Result};
-use crate::sys;
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
 const WELCOME: &[u8] = b"#WELCOME#";
@@ -56,48 +55,27 @@ fn send(fd: BorrowedFd<'_>, message: &[u8]) -> Result<()> {
     codec::write_frame(fd, message, &[])
 }
 
-/// Reads exactly `buf.len()` bytes, giving up at `deadline`.
-fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> Result<()> {
-    let mut got = 0;
-    let mut stray: Vec<OwnedFd> = Vec::new();
-    while got < buf.len() {
-        match sys::socket::recv_some(fd, &mut buf[got..], &mut stray, true).ctx("recv")? {
-            Some(0) => return Err(Error::Authentication("the peer closed the connection during the handshake".into())),
-            Some(n) => got += n,
-            None => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || !sys::fd::poll_readable(&[fd], Some(left)).ctx("poll")?[0] {
-                    return Err(Error::Authentication(format!(
-                        "the peer did not complete the handshake within the timeout ({left:?} left)"
-                    )));
-                }
-            }
-        }
-        // File descriptors have no place in a handshake: close them at once.
-        stray.clear();
-    }
-    Ok(())
-}
-
-/// Reads one small frame, rejecting a length over [`MAX_HANDSHAKE_MESSAGE`]
-/// before reading its body.
+/// Reads one small frame within `deadline`, rejecting a length over
+/// [`MAX_HANDSHAKE_MESSAGE`] before reading its body.
 fn recv(fd: BorrowedFd<'_>, deadline: Instant) -> Result<Vec<u8>> {
-    let mut head = [0u8; 8];
-    read_exact(fd, &mut head, deadline)?;
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let nfds = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len > MAX_HANDSHAKE_MESSAGE {
-        return Err(Error::Authentication(format!(
-            "handshake message of {len} bytes exceeds the limit of {MAX_HANDSHAKE_MESSAGE}; is the peer a multiproc \
+    let limits =
+        Limits { max: MAX_HANDSHAKE_MESSAGE, first_byte: Some(deadline), rest: Some(deadline), skip_oversized: false };
+    match frame::read_frame_with(fd, limits) {
+        Ok((body, fds)) if fds.is_empty() => Ok(body),
+        Ok(_) => Err(Error::Authentication("a handshake message may not carry file descriptors".into())),
+        Err(Error::MessageTooLarge { size, .. }) => Err(Error::Authentication(format!(
+            "handshake message of {size} bytes exceeds the limit of {MAX_HANDSHAKE_MESSAGE}; is the peer a multiproc \
              connection?"
-        )));
+        ))),
+        Err(Error::Timeout(_)) => {
+            Err(Error::Authentication("the peer did not complete the handshake within the timeout".into()))
+        }
+        Err(Error::Closed(_)) => {
+            Err(Error::Authentication("the peer closed the connection during the handshake".into()))
+        }
+        Err(Error::Decode { reason, .. }) => Err(Error::Authentication(format!("bad handshake message: {reason}"))),
+        Err(e) => Err(e),
     }
-    if nfds != 0 {
-        return Err(Error::Authentication("a handshake message may not carry file descriptors".into()));
-    }
-    let mut body = vec![0u8; len];
-    read_exact(fd, &mut body, deadline)?;
-    Ok(body)
 }
 
 /// Sends a challenge and checks the answer (Python's `deliver_challenge`).

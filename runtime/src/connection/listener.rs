@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -287,7 +287,7 @@ impl Listener {
             let tx = self.done_tx.clone();
             let wake = self.wake_tx.clone();
             let in_flight = self.in_flight.clone();
-            let deadline = Instant::now() + self.handshake_timeout;
+            let deadline = crate::backoff::deadline_after(self.handshake_timeout);
             in_flight.fetch_add(1, Ordering::AcqRel);
             let spawned = std::thread::Builder::new().name("multiproc-handshake".into()).spawn(move || {
                 let done = auth::server_handshake(fd.as_fd(), &key, deadline).map(|()| (fd, peer));
@@ -362,7 +362,7 @@ impl Client {
 
 /// Connects a stream socket to `address` and, with `authkey`, authenticates it.
 pub(crate) fn connect_socket(address: &Address, authkey: Option<&[u8]>, timeout: Duration) -> Result<OwnedFd> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::backoff::deadline_after(timeout);
     let fd: OwnedFd = match address {
         Address::Unix(path) => UnixStream::connect(path).ctx("connect")?.into(),
         Address::Abstract(name) => {

@@ -44,15 +44,13 @@ fn random_replies_never_panic() {
 #[test]
 fn reader_rejects_oversized_and_truncated_frames() {
     let (a, b) = sys::fd::socketpair().unwrap();
-    let mut head = (1u32 << 31).to_le_bytes().to_vec();
-    head.extend([0; 4]);
+    let head = crate::codec::frame::header(1 << 31, 0).unwrap();
     sys::socket::send_all(a.as_fd(), &head, &[], &[]).unwrap();
     let r = Reader::default().read(b.as_fd(), 1 << 20);
     assert!(matches!(r, Err(Error::MessageTooLarge { .. })), "{r:?}");
 
     let (a, b) = sys::fd::socketpair().unwrap();
-    let mut head = 100u32.to_le_bytes().to_vec();
-    head.extend([0; 4]);
+    let head = crate::codec::frame::header(100, 0).unwrap();
     sys::socket::send_all(a.as_fd(), &head, b"only a few bytes", &[]).unwrap();
     drop(a);
     let r = Reader::default().read(b.as_fd(), 1 << 20);
@@ -81,8 +79,7 @@ fn reader_splits_back_to_back_frames() {
     let (a, b) = sys::fd::socketpair().unwrap();
     let mut stream = Vec::new();
     for body in [&b"one"[..], b"", b"three"] {
-        stream.extend((body.len() as u32).to_le_bytes());
-        stream.extend([0; 4]);
+        stream.extend(crate::codec::frame::header(body.len(), 0).unwrap());
         stream.extend(body);
     }
     sys::socket::send_all(a.as_fd(), &stream, &[], &[]).unwrap();

@@ -8,9 +8,10 @@
 //! (another failure), strings as u32 len + UTF-8. Arguments and results are the
 //! codec's bytes, written once into the message: no per-item envelope is encoded.
 //! Integers are little-endian. The reader checks every length against the bytes
-//! present and returns [`Error::Decode`], never panics.
+//! present and returns [`Error::Decode`](crate::error::Error::Decode), never panics.
 
-use crate::error::{Error, Result};
+use crate::codec::fields::{self, Cursor};
+use crate::error::Result;
 
 /// Outcome code: the task returned a value.
 pub(crate) const OK: u8 = 0;
@@ -19,7 +20,7 @@ pub(crate) const PANICKED: u8 = 1;
 /// Outcome code: the task could not run or its result could not be encoded.
 pub(crate) const FAILED: u8 = 2;
 
-/// Appends little-endian fields to a message.
+/// Appends little-endian fields to a message (the codec's [`fields`]).
 #[derive(Default)]
 pub(crate) struct Writer {
     pub(crate) buf: Vec<u8>,
@@ -30,78 +31,60 @@ impl Writer {
         self.buf.push(v);
     }
     pub(crate) fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        fields::put_u32(&mut self.buf, v);
     }
     pub(crate) fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        fields::put_u64(&mut self.buf, v);
     }
     /// Length-prefixed bytes; fails above 4 GiB.
     pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<()> {
-        let len =
-            u32::try_from(b.len()).map_err(|_| Error::MessageTooLarge { size: b.len(), limit: u32::MAX as usize })?;
-        self.u32(len);
-        self.buf.extend_from_slice(b);
-        Ok(())
+        fields::put_bytes(&mut self.buf, b)
     }
     /// Overwrites the u32 at `at` (a count written before it was known).
     pub(crate) fn patch_u32(&mut self, at: usize, v: u32) {
-        if let Some(slot) = self.buf.get_mut(at..at + 4) {
-            slot.copy_from_slice(&v.to_le_bytes());
-        }
+        fields::patch_u32(&mut self.buf, at, v);
     }
 }
 
-/// Reads the fields [`Writer`] wrote, checking every length.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-fn short(what: &'static str) -> Error {
-    Error::Decode { what, reason: "message ends early".into() }
-}
+/// Reads the fields [`Writer`] wrote, checking every length (the codec's
+/// [`Cursor`], told per field what it reads).
+pub(crate) struct Reader<'a>(Cursor<'a>);
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
+        Reader(Cursor::at(buf, pos, "MPI message"))
     }
     pub(crate) fn pos(&self) -> usize {
-        self.pos
+        self.0.pos
     }
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
+        self.0.is_empty()
     }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| short(what))?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
+    fn field(&mut self, what: &'static str) -> &mut Cursor<'a> {
+        self.0.what = what;
+        &mut self.0
     }
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8> {
-        Ok(self.take(1, what)?[0])
+        self.field(what).u8()
     }
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.field(what).u32()
     }
     pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64> {
-        let b = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        self.field(what).u64()
     }
     pub(crate) fn bytes(&mut self, what: &'static str) -> Result<&'a [u8]> {
-        let n = self.u32(what)? as usize;
-        self.take(n, what)
+        self.field(what).len_bytes()
     }
     pub(crate) fn str(&mut self, what: &'static str) -> Result<&'a str> {
-        std::str::from_utf8(self.bytes(what)?).map_err(|e| Error::Decode { what, reason: e.to_string() })
+        self.field(what).str()
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn fields_round_trip_and_short_input_is_an_error() {

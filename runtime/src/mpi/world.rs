@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
 
 use mpi::Tag;
 use mpi::environment::Threading;
@@ -68,33 +67,33 @@ pub(crate) fn lock() -> Result<MutexGuard<'static, ()>> {
 }
 
 /// How a rank waits for MPI messages: MPI has no file descriptor to block on,
-/// so it polls. It yields the CPU between polls for the first [`Idle::SPIN`]
-/// (a prompt answer costs no wake-up), then parks for a short, growing nap, so
-/// that an idle rank 0 or an idle worker does not take a core from busy ranks
-/// on an oversubscribed node (Intel MPI's `I_MPI_WAIT_MODE`, Open MPI's
-/// `mpi_yield_when_idle` do the same). The nap bounds the extra latency of the
-/// first message after a long idle period to [`Idle::MAX_NAP`].
-#[derive(Default)]
+/// so it polls, as the one wait policy ([`crate::backoff`]) says for a wait
+/// with nothing to park on: it looks, yielding the CPU between looks, for
+/// [`POLL_BUDGET`](crate::backoff::POLL_BUDGET) (a prompt answer costs no
+/// wake-up), then [naps](crate::backoff::Backoff::nap) for a short, growing time, so that an idle rank 0 or
+/// an idle worker does not take a core from busy ranks on an oversubscribed
+/// node. The nap bounds the extra latency of the first message after a long
+/// idle period.
 pub(crate) struct Idle {
-    since: Option<Instant>,
+    backoff: crate::backoff::Backoff,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle { backoff: crate::backoff::Backoff::with_budget(crate::backoff::POLL_BUDGET) }
+    }
 }
 
 impl Idle {
-    const SPIN: Duration = Duration::from_millis(2);
-    const MAX_NAP: Duration = Duration::from_millis(1);
-
     /// Something arrived: poll eagerly again.
     pub(crate) fn reset(&mut self) {
-        self.since = None;
+        self.backoff.reset();
     }
 
-    /// Nothing arrived: yield, or nap when idle for a while.
+    /// Nothing arrived: spin or yield, or nap when idle for a while.
     pub(crate) fn pause(&mut self) {
-        let idle = self.since.get_or_insert_with(Instant::now).elapsed();
-        if idle < Self::SPIN {
-            std::thread::yield_now();
-        } else {
-            std::thread::park_timeout((idle / 32).min(Self::MAX_NAP));
+        if !self.backoff.snooze() {
+            self.backoff.nap();
         }
     }
 }

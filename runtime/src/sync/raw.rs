@@ -1,5 +1,6 @@
 //! The mechanism under every primitive: a robust futex lock word, and a
-//! bounded spin-then-park wait.
+//! bounded spin-then-park wait (the spin is the one wait policy,
+//! [`crate::backoff`]).
 //!
 //! # The lock word
 //!
@@ -19,6 +20,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::backoff;
 use crate::sys::futex;
 
 /// Bit 31: a waiter may be asleep on the word.
@@ -32,14 +34,6 @@ pub(crate) const OWNER: u32 = !WAITERS;
 pub(crate) const GUARD: u32 = 1 << 30;
 /// The owner's pid or tid.
 pub(crate) const ID: u32 = OWNER & !GUARD;
-
-/// How long a waiter spins before sleeping. A cross-CPU futex wake-up costs
-/// ~35-40 µs on the target VMs; spinning about that long catches a prompt
-/// release without starving a 2-core machine (the spin yields the CPU often).
-pub(crate) const SPIN: Duration = Duration::from_micros(50);
-
-/// Most `spin_loop` hints between two looks at a contended lock word.
-const MAX_BACKOFF: u32 = 256;
 
 /// How often a sleeping waiter checks that the lock's owner is alive.
 pub(crate) const LIVENESS_EVERY: Duration = Duration::from_millis(20);
@@ -71,29 +65,12 @@ pub(crate) fn lock(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Opti
 
 #[cold]
 fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
-    // Phase 1: spin on the word (test, then test-and-set) with exponential
-    // backoff between looks: every look pulls the cache line away from the
-    // holder, so looking less often lets a busy holder run at full speed.
-    let spin_until = Instant::now() + SPIN;
-    let mut backoff = 4u32;
-    let mut i = 0u32;
-    loop {
-        let v = word.load(Ordering::Relaxed);
-        if v == 0 && try_lock(word, me) {
-            return Some(Acquired::Clean);
-        }
-        for _ in 0..backoff {
-            std::hint::spin_loop();
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        i = i.wrapping_add(1);
-        if i & 15 == 0 {
-            let now = Instant::now();
-            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-            std::thread::yield_now();
-        }
+    // Phase 1: look at the word (test, then test-and-set) as the wait policy
+    // says: exponentially growing spins between looks (every look pulls the
+    // cache line away from the holder, so looking less often lets a busy
+    // holder run at full speed), yields once spinning stops paying.
+    if spin(deadline, || word.load(Ordering::Relaxed) == 0 && try_lock(word, me)) {
+        return Some(Acquired::Clean);
     }
     // Phase 2: sleep on the futex, checking the owner's liveness now and then.
     let mut next_check = Instant::now();
@@ -176,25 +153,8 @@ pub(crate) fn wait_until_as<E>(
     mut ready: impl FnMut() -> bool,
     mut check: impl FnMut() -> Result<(), E>,
 ) -> Result<bool, E> {
-    if ready() {
+    if spin(deadline, &mut ready) {
         return Ok(true);
-    }
-    let spin_until = Instant::now() + SPIN;
-    let mut i = 0u32;
-    loop {
-        if ready() {
-            return Ok(true);
-        }
-        i = i.wrapping_add(1);
-        if i & 63 == 0 {
-            let now = Instant::now();
-            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
     }
     let leave = || {
         if park == Park::Count {
@@ -229,6 +189,14 @@ pub(crate) fn wait_until_as<E>(
     }
 }
 
+/// Looks at `ready` until it holds, spinning and yielding between looks as
+/// the one wait policy says; `false` once its budget (or `deadline`) is spent
+/// and the caller should sleep.
+#[inline]
+pub(crate) fn spin(deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+    backoff::spin_until(deadline, || ready().then_some(())).is_some()
+}
+
 /// Bumps `seq` and wakes its sleepers, if any (the other half of [`wait_until`]).
 #[inline]
 pub(crate) fn notify(seq: &AtomicU32, sleepers: &AtomicU32, n: u32) {
@@ -249,6 +217,4 @@ pub(crate) fn notify_flag(seq: &AtomicU32, sleepers: &AtomicU32) {
 }
 
 /// A deadline `timeout` from now (`None`: none).
-pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)))
-}
+pub(crate) use crate::backoff::deadline;

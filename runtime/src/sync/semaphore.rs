@@ -89,22 +89,9 @@ fn acquire(r: &Region, block: bool, timeout: Option<Duration>) -> bool {
     }
     let deadline = raw::deadline(timeout);
     let sleepers = r.u32(SLEEPERS);
-    // Spin briefly, then sleep on the value word while it is zero.
-    let spin_until = std::time::Instant::now() + raw::SPIN;
-    let mut i = 0u32;
-    loop {
-        if try_take(r) {
-            return true;
-        }
-        i = i.wrapping_add(1);
-        if i & 63 == 0 {
-            if std::time::Instant::now() >= spin_until {
-                break;
-            }
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+    // Spin briefly (the one wait policy), then sleep on the value word while it is zero.
+    if raw::spin(deadline, || try_take(r)) {
+        return true;
     }
     loop {
         if try_take(r) {

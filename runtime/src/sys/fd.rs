@@ -93,7 +93,8 @@ fn close_range(first: libc::c_uint, last: libc::c_uint) {
 pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> =
         fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout past what `Instant` can hold is no deadline at all.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,
@@ -113,5 +114,9 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
 
 /// Whether `fd` is readable right now.
 pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    Ok(poll_readable(&[fd], Some(Duration::ZERO))?[0])
+    // One look, no allocation and no clock: the wait policy may call this in a loop.
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: `p` is one valid pollfd, and poll(2) writes only its `revents`.
+    let r = cvt_retry(|| unsafe { libc::poll(&mut p, 1, 0) })?;
+    Ok(r > 0 && p.revents != 0)
 }

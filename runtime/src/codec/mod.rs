@@ -1,20 +1,25 @@
 //! The wire format: values as bincode 2 (serde), file descriptors out of band,
-//! and length-prefixed frames over sockets.
+//! and length-prefixed frames over sockets ([`frame`]: the one frame layout,
+//! writer and readers of every socket in the runtime).
 //!
-//! This is the only file that knows bincode. A handle that owns an fd (a
+//! This is the only module that knows bincode. A handle that owns an fd (a
 //! `Connection`, a `Queue`, …) serializes as an index into the message's fd
 //! list ([`share_fd`]) and deserializes by taking that fd back ([`take_fd`]),
 //! as ipc-channel does; the fds travel by inheritance (fork) or `SCM_RIGHTS`.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::sys;
+
+pub(crate) mod fields;
+pub(crate) mod frame;
+
+pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
 
 /// An encoded value and the fds it refers to (owned duplicates).
 #[derive(Debug, Default)]
@@ -221,121 +226,4 @@ pub fn take_fd(i: u32) -> std::result::Result<OwnedFd, String> {
         let fd = list.get(i as usize).ok_or_else(|| format!("fd index {i} out of range ({} fds)", list.len()))?;
         sys::fd::dup(std::os::fd::AsFd::as_fd(fd)).map_err(|e| format!("dup: {e}"))
     })
-}
-
-// ---------------------------------------------------------------- frames
-
-/// Frame header: payload length (u32 LE) and number of fds attached (u32 LE).
-const HEADER: usize = 8;
-
-/// Default largest message a connection accepts (bytes).
-pub(crate) const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
-
-/// How long a reader spins on a socket before sleeping in the kernel. A wake-up
-/// across CPUs costs ~35-40 µs on the target machines (BASELINES.md); a spin of
-/// this length catches a prompt reply without starving a 2-core machine.
-const SPIN: Duration = Duration::from_micros(40);
-
-/// Writes one frame: header, `bytes`, and `fds` attached.
-pub(crate) fn write_frame(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| Error::MessageTooLarge { size: bytes.len(), limit: u32::MAX as usize })?;
-    let mut head = [0u8; HEADER];
-    head[..4].copy_from_slice(&len.to_le_bytes());
-    head[4..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    sys::socket::send_all(fd, &head, bytes, &raw).map_err(|e| match e.raw_os_error() {
-        Some(libc::EPIPE) | Some(libc::ECONNRESET) => Error::Closed("the connection's peer"),
-        _ => Error::Io { op: "send", source: e },
-    })
-}
-
-/// Waits (spin, then poll) until `fd` is readable or `deadline` passes.
-fn wait_readable(fd: BorrowedFd<'_>, spun: &mut bool, deadline: Option<Instant>) -> Result<()> {
-    if !*spun {
-        *spun = true;
-        let until = Instant::now() + SPIN;
-        while Instant::now() < until {
-            if sys::fd::readable_now(fd).map_err(|e| Error::Io { op: "poll", source: e })? {
-                return Ok(());
-            }
-            std::hint::spin_loop();
-        }
-    }
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let ready = sys::fd::poll_readable(&[fd], timeout).map_err(|e| Error::Io { op: "poll", source: e })?;
-    if ready[0] { Ok(()) } else { Err(Error::Timeout(timeout.unwrap_or_default())) }
-}
-
-/// Reads and drops the `len` bytes of a frame body (and any fds sent with them).
-fn skip(fd: BorrowedFd<'_>, mut len: usize, spun: &mut bool) -> Result<()> {
-    let mut scratch = vec![0u8; len.min(64 << 10)];
-    let mut fds = Vec::new();
-    while len > 0 {
-        let want = len.min(scratch.len());
-        match sys::socket::recv_some(fd, &mut scratch[..want], &mut fds, true)
-            .map_err(|e| Error::Io { op: "recv", source: e })?
-        {
-            Some(0) => {
-                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
-            }
-            Some(n) => len -= n,
-            None => wait_readable(fd, spun, None)?,
-        }
-        fds.clear();
-    }
-    Ok(())
-}
-
-/// Reads one frame. `timeout: None` blocks; a timeout applies to the first byte
-/// only (a frame that has started is read to its end). A frame longer than
-/// `max` is never allocated: its body is read and dropped, then rejected.
-pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut head = [0u8; HEADER];
-    let mut got = 0;
-    let mut fds = Vec::new();
-    let mut spun = false;
-    while got < HEADER {
-        let dl = if got == 0 { deadline } else { None };
-        match sys::socket::recv_some(fd, &mut head[got..], &mut fds, true)
-            .map_err(|e| Error::Io { op: "recv", source: e })?
-        {
-            Some(0) if got == 0 => return Err(Error::Closed("the connection's peer")),
-            Some(0) => {
-                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
-            }
-            Some(n) => got += n,
-            None => wait_readable(fd, &mut spun, dl)?,
-        }
-    }
-    let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
-    let nfds = u32::from_le_bytes(head[4..].try_into().unwrap_or_default()) as usize;
-    if len > max {
-        // Skip the body so the next receive starts at the next frame, not inside this one.
-        skip(fd, len, &mut spun)?;
-        return Err(Error::MessageTooLarge { size: len, limit: max });
-    }
-    if nfds != fds.len() {
-        return Err(Error::Decode { what: "frame", reason: format!("expected {nfds} fds, received {}", fds.len()) });
-    }
-    // Reserve what was announced up to 16 MiB, then grow as bytes arrive, so a
-    // lying length costs no more memory than the bytes actually sent.
-    let mut body = Vec::with_capacity(len.min(16 << 20));
-    while body.len() < len {
-        if body.capacity() == body.len() {
-            body.reserve((len - body.len()).min(body.len().max(1 << 20)));
-        }
-        let want = len - body.len();
-        match sys::socket::recv_into_spare(fd, &mut body, want, true)
-            .map_err(|e| Error::Io { op: "recv", source: e })?
-        {
-            Some(0) => {
-                return Err(Error::Decode { what: "frame", reason: "peer closed in the middle of a message".into() });
-            }
-            Some(_) => {}
-            None => wait_readable(fd, &mut spun, None)?,
-        }
-    }
-    Ok((body, fds))
 }
