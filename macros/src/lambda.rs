@@ -103,13 +103,13 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
 }
 
 /// The closure's parameter patterns and their types; each must be annotated.
-fn typed_params(closure: &ExprClosure) -> syn::Result<(Vec<Box<Pat>>, Vec<Type>)> {
+fn typed_params(closure: &ExprClosure) -> syn::Result<(Vec<Pat>, Vec<Type>)> {
     let mut params = Vec::new();
     let mut tys = Vec::new();
     for input in &closure.inputs {
         match input {
             Pat::Type(pt) => {
-                params.push(pt.pat.clone());
+                params.push((*pt.pat).clone());
                 tys.push((*pt.ty).clone());
             }
             other => {
@@ -125,7 +125,7 @@ fn typed_params(closure: &ExprClosure) -> syn::Result<(Vec<Box<Pat>>, Vec<Type>)
 
 /// Rejects a body that uses a variable of the enclosing frame the capture
 /// list does not name, with the `move [..]` list to write instead.
-fn check_captures(captures: &[Capture], closure: &ExprClosure, params: &[Box<Pat>]) -> syn::Result<()> {
+fn check_captures(captures: &[Capture], closure: &ExprClosure, params: &[Pat]) -> syn::Result<()> {
     let mut free = FreeVars::default();
     for p in params {
         free.visit_pat(p);
@@ -155,7 +155,7 @@ fn check_captures(captures: &[Capture], closure: &ExprClosure, params: &[Box<Pat
 
 /// The registry entry and the `Lambda` value: the closure's tokens twice,
 /// under a name made from their hash and the call site.
-fn emit(text: &str, captures: &[Capture], closure: &ExprClosure, params: &[Box<Pat>], tys: &[Type]) -> TokenStream {
+fn emit(text: &str, captures: &[Capture], closure: &ExprClosure, params: &[Pat], tys: &[Type]) -> TokenStream {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     let tag = format!("{{closure#{:016x}}}", hasher.finish());
