@@ -12,9 +12,16 @@
 //! is dropped, or when its owner process dies (even by `SIGKILL`: the server
 //! watches a control connection that the kernel closes with the owner).
 //!
+//! Inside, each kind of object (`kinds/<kind>.rs`, and each
+//! `#[multiproc::managed]` type) has one list of methods from which both the
+//! proxy's calls and the server's dispatch are generated (see `protocol.rs`):
+//! a request is a serde enum with a variant per method, so the two sides
+//! cannot disagree on a method's name or types. On the wire, a request is one
+//! codec-encoded `Envelope` (object id and call) and a reply one `Reply`.
+//!
 //! How this differs from Python:
-//! - proxies are typed (`DictProxy<String, u64>`), so a wrong value type is a
-//!   compile error, not a runtime pickling error;
+//! - proxies are typed (`DictProxy<String, u64>`), so a wrong value type or a
+//!   misspelt method is a compile error, not a runtime error;
 //! - values are copies (as in Python): `d.get(&k)?` returns a value, and
 //!   mutating it does not change the manager; store a proxy as the value to
 //!   share a nested container (see the book's "Managers" chapter);
