@@ -94,14 +94,15 @@ impl Reply {
     }
 }
 
-/// Decodes method arguments.
-pub fn de<A: DeserializeOwned>(args: &[u8]) -> Result<A> {
-    codec::decode(args, Vec::new(), "method arguments")
+/// Decodes a manager message: an [`Envelope`], a [`Reply`], a request, method
+/// arguments or a result.
+pub fn de<A: DeserializeOwned>(bytes: &[u8]) -> Result<A> {
+    codec::decode(bytes, Vec::new(), "a manager message")
 }
 
-/// Encodes a method result (no file descriptors: they cannot cross a manager).
+/// Encodes a manager message (no file descriptors: they cannot cross a manager).
 pub fn en<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
-    let p = codec::encode(value, "method result")?;
+    let p = codec::encode(value, "a manager message")?;
     if !p.fds.is_empty() {
         return Err(Error::Encode {
             what: "a value for a manager",
