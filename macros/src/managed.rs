@@ -186,9 +186,13 @@ impl<'a> Model<'a> {
     fn emit_managed(&self, krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream {
         let arms = self.methods.iter().map(|m| {
             let (name, names) = (&m.func.sig.ident, m.names());
+            let name_str = name.to_string();
             let call = if m.mutable { quote!(self.#name(#(#names),*)) } else { quote!((&*self).#name(#(#names),*)) };
             quote! {
-                __MultiprocRequest::#name { #(#names),* } => #krate::managers::__managed::encode_result(&#call),
+                __MultiprocRequest::#name { #(#names),* } => {
+                    #krate::managers::__managed::calling(#name_str);
+                    #krate::managers::__managed::encode_result(&#call)
+                }
             }
         });
         quote! {

@@ -87,7 +87,10 @@ fn method_panic_comes_back_as_remote_error_and_server_keeps_serving() {
     let manager = Manager::start().unwrap();
     let c = manager.create(Counter { n: 1 }).unwrap();
     match c.explode("test".into()) {
-        Err(Error::Remote(msg)) => assert!(msg.contains("asked to explode: test"), "{msg}"),
+        Err(Error::Remote(msg)) => {
+            assert!(msg.contains("asked to explode: test"), "{msg}");
+            assert!(msg.contains("method `explode`"), "the message names the method: {msg}");
+        }
         other => panic!("expected a remote error, got {other:?}"),
     }
     assert_eq!(c.incr(1).unwrap(), 2);

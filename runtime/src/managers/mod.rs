@@ -96,7 +96,7 @@ pub mod __managed {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use super::server::{Call, de as decode_args, en as encode_result};
+    pub use super::server::{Call, calling, de as decode_args, en as encode_result};
     use super::{Managed, Token, server};
     use crate::error::Result;
 

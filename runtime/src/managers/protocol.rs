@@ -80,6 +80,7 @@ macro_rules! protocol {
             })?;
             match request {
                 $( Request::$method { $($arg),* } => {
+                    $crate::managers::server::calling(stringify!($method));
                     $crate::managers::server::en(&object.$method(caller, $($arg),*)?)
                 } )*
             }

@@ -6,6 +6,7 @@
 //! and the [`Call`]) and a reply one codec-encoded [`Reply`]. What a call
 //! means is up to the object's kind (see [`protocol`](super::protocol)).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -140,6 +141,19 @@ pub(crate) trait Object: Send + Sync {
     fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>>;
 }
 
+thread_local! {
+    /// The method this connection thread is running, for the panic message.
+    static METHOD: Cell<&'static str> = const { Cell::new("?") };
+}
+
+/// Records the method about to run on this thread (called by the code
+/// [`protocol!`](super::protocol::protocol) and `#[multiproc::managed]`
+/// generate, once the call is decoded).
+#[doc(hidden)]
+pub fn calling(method: &'static str) {
+    METHOD.with(|m| m.set(method));
+}
+
 /// Runs one request against `table`. The one place in managers that catches
 /// a panic: a method that panics fails its call, and the server keeps serving.
 fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8>> {
@@ -148,6 +162,7 @@ fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8
         return table::serve("the manager", table, caller, call);
     }
     let object = table.get(id)?;
+    calling("?");
     match catch_unwind(AssertUnwindSafe(|| object.call(caller, call))) {
         Ok(r) => r,
         Err(panic) => {
@@ -156,7 +171,8 @@ fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a non-string panic payload".into());
-            Err(Error::Remote(format!("a method of `{}` panicked: {message}", object.kind())))
+            let method = METHOD.with(Cell::get);
+            Err(Error::Remote(format!("method `{method}` of `{}` panicked: {message}", object.kind())))
         }
     }
 }
