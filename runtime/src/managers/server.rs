@@ -95,7 +95,7 @@ impl Reply {
     }
 }
 
-/// Decodes a manager message: an [`Envelope`], a [`Reply`], a request, method
+/// Decodes a manager message: an `Envelope`, a `Reply`, a request, method
 /// arguments or a result.
 pub fn de<A: DeserializeOwned>(bytes: &[u8]) -> Result<A> {
     codec::decode(bytes, Vec::new(), "a manager message")

@@ -90,7 +90,7 @@ proxy_type! {
     ///
     /// Values are copies: `d.get(&k)?` returns the value, and changing it
     /// changes nothing in the manager until you `insert` it again. To share a
-    /// mutable inner container, store a proxy (e.g. a [`ListProxy`]) as the value.
+    /// mutable inner container, store a proxy (e.g. a [`ListProxy`](super::ListProxy)) as the value.
     DictProxy [K, V] KIND
 }
 

@@ -101,7 +101,7 @@ impl Serve for List {
 
 proxy_type! {
     /// A `Vec`-like list in a manager (Python's `manager.list()`). Elements are
-    /// copies, as for [`DictProxy`]; iterate over a [`snapshot`](Self::snapshot).
+    /// copies, as for [`DictProxy`](super::DictProxy); iterate over a [`snapshot`](Self::snapshot).
     ListProxy [T] KIND
 }
 
