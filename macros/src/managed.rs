@@ -146,15 +146,14 @@ impl<'a> Model<'a> {
                 #(#variants,)*
             }
 
-            impl __MultiprocRequest {
-                fn named(
-                    method: &str,
-                    args: &[u8],
-                ) -> ::core::option::Option<#krate::Result<__MultiprocRequest>> {
-                    match method {
-                        #(#named)*
-                        _ => ::core::option::Option::None,
-                    }
+            /// A call by name: the request it stands for (`None`: no such method).
+            fn __multiproc_named(
+                method: &str,
+                args: &[u8],
+            ) -> ::core::option::Option<#krate::Result<__MultiprocRequest>> {
+                match method {
+                    #(#named)*
+                    _ => ::core::option::Option::None,
                 }
             }
         }
@@ -213,7 +212,7 @@ impl<'a> Model<'a> {
                 ) -> #krate::Result<::std::vec::Vec<u8>> {
                     let request = #krate::managers::__managed::decode_call::<Self, __MultiprocRequest>(
                         call,
-                        __MultiprocRequest::named,
+                        __multiproc_named,
                     )?;
                     match request {
                         #(#arms)*

@@ -275,6 +275,11 @@ impl Shapes {
     fn r#type(&self) -> String {
         "shapes".into()
     }
+
+    /// Named like a helper the macro could generate.
+    fn named(&self, method: String) -> String {
+        method
+    }
 }
 
 #[multiproc::test]
@@ -286,6 +291,7 @@ fn calls_by_name_reach_the_same_methods_as_the_typed_proxy() {
     assert_eq!(s.add(1, (2, 3)).unwrap(), 6);
     assert_eq!(s.token().call::<_, u64>("add", &(1u64, (0u64, 0u64))).unwrap(), 7, "by name, same method");
     assert_eq!(s.r#type().unwrap(), "shapes");
+    assert_eq!(s.named("x".into()).unwrap(), "x");
     s.reset().unwrap();
     assert_eq!(s.add(0, (0, 0)).unwrap(), 0);
     let d = manager.dict::<u8, u8>().unwrap();

@@ -46,16 +46,15 @@ macro_rules! protocol {
             $( $method { $($arg: $ty),* }, )*
         }
 
-        impl Request {
-            /// A call by name: the arguments are the method's, encoded as a tuple.
-            fn named(method: &str, args: &[u8]) -> Option<$crate::error::Result<Request>> {
-                match method {
-                    $( stringify!($method) => Some(
-                        $crate::managers::server::de::<($($ty,)*)>(args)
-                            .map(|($($arg,)*)| Request::$method { $($arg),* })
-                    ), )*
-                    _ => None,
-                }
+        /// A call by name: the arguments are the method's, encoded as a tuple
+        /// (`None`: no method of that name).
+        fn named_request(method: &str, args: &[u8]) -> Option<$crate::error::Result<Request>> {
+            match method {
+                $( stringify!($method) => Some(
+                    $crate::managers::server::de::<($($ty,)*)>(args)
+                        .map(|($($arg,)*)| Request::$method { $($arg),* })
+                ), )*
+                _ => None,
             }
         }
 
@@ -75,7 +74,7 @@ macro_rules! protocol {
             caller: &$crate::managers::server::Caller<'_>,
             call: $crate::managers::server::Call,
         ) -> $crate::error::Result<Vec<u8>> {
-            let request = $crate::managers::protocol::decode_call(call, Request::named, |m| {
+            let request = $crate::managers::protocol::decode_call(call, named_request, |m| {
                 $crate::managers::protocol::no_method(kind, m)
             })?;
             match request {
