@@ -97,12 +97,19 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     if let Some(a) = &closure.asyncness {
         return Err(syn::Error::new_spanned(a, "a task cannot be async"));
     }
+    let (params, tys) = typed_params(&closure)?;
+    check_captures(&captures, &closure, &params)?;
+    Ok(emit(&text, &captures, &closure, &params, &tys))
+}
+
+/// The closure's parameter patterns and their types; each must be annotated.
+fn typed_params(closure: &ExprClosure) -> syn::Result<(Vec<Pat>, Vec<Type>)> {
     let mut params = Vec::new();
     let mut tys = Vec::new();
     for input in &closure.inputs {
         match input {
             Pat::Type(pt) => {
-                params.push(pt.pat.clone());
+                params.push((*pt.pat).clone());
                 tys.push((*pt.ty).clone());
             }
             other => {
@@ -113,9 +120,14 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             }
         }
     }
-    // Captures the body uses but the capture list does not name.
+    Ok((params, tys))
+}
+
+/// Rejects a body that uses a variable of the enclosing frame the capture
+/// list does not name, with the `move [..]` list to write instead.
+fn check_captures(captures: &[Capture], closure: &ExprClosure, params: &[Pat]) -> syn::Result<()> {
     let mut free = FreeVars::default();
-    for p in &params {
+    for p in params {
         free.visit_pat(p);
     }
     free.visit_expr(&closure.body);
@@ -127,21 +139,23 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             missing.push(id);
         }
     }
-    if let Some(first) = missing.first() {
-        let names: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
-        let params_txt: Vec<String> =
-            closure.inputs.iter().map(|p| quote!(#p).to_string().replace(" : ", ": ")).collect();
-        let msg = format!(
-            "a lambda! closure cannot capture {}: a child process cannot see this stack frame; \
-             list the captures explicitly so they travel with each call: \
-             lambda!(move [{}] |{}| ...) (each captured value must be serde)",
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            names.iter().map(|n| format!("{n}: Type")).collect::<Vec<_>>().join(", "),
-            params_txt.join(", "),
-        );
-        return Err(syn::Error::new_spanned(first, msg));
-    }
+    let Some(first) = missing.first() else { return Ok(()) };
+    let names: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+    let params_txt: Vec<String> = closure.inputs.iter().map(|p| quote!(#p).to_string().replace(" : ", ": ")).collect();
+    let msg = format!(
+        "a lambda! closure cannot capture {}: a child process cannot see this stack frame; \
+         list the captures explicitly so they travel with each call: \
+         lambda!(move [{}] |{}| ...) (each captured value must be serde)",
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        names.iter().map(|n| format!("{n}: Type")).collect::<Vec<_>>().join(", "),
+        params_txt.join(", "),
+    );
+    Err(syn::Error::new_spanned(first, msg))
+}
 
+/// The registry entry and the `Lambda` value: the closure's tokens twice,
+/// under a name made from their hash and the call site.
+fn emit(text: &str, captures: &[Capture], closure: &ExprClosure, params: &[Pat], tys: &[Type]) -> TokenStream {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     let tag = format!("{{closure#{:016x}}}", hasher.finish());
@@ -157,10 +171,10 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     if captures.is_empty() {
         let f = quote!(|#(#params: #tys),*| #ret #body);
         let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!((#(#tys,)*)));
-        return Ok(quote! {{
+        return quote! {{
             #submit
             #krate::__private::Lambda::new(#name, #f)
-        }});
+        }};
     }
     let cap_idents: Vec<&Ident> = captures.iter().map(|c| &c.ident).collect();
     let cap_tys: Vec<TokenStream> = captures
@@ -176,8 +190,8 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         #body
     });
     let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!(((#(#cap_tys,)*), #(#tys,)*)));
-    Ok(quote! {{
+    quote! {{
         #submit
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)
-    }})
+    }}
 }

@@ -1,8 +1,11 @@
 //! `#[multiproc::managed]` on an `impl` block: parse → validate → emit.
 //!
-//! Keeps the impl as written and generates `<Type>Proxy`, whose methods have
-//! the same names and arguments and return `multiproc::Result<_>` of the
-//! original result, plus a `Managed` impl that dispatches calls by name.
+//! Keeps the impl as written and generates, from the one list of methods:
+//! `<Type>Proxy`, whose methods have the same names and arguments and return
+//! `multiproc::Result<_>` of the original result; a private serde request
+//! enum with one variant per method (what the proxy sends); and a `Managed`
+//! impl whose `serve` matches that enum (calls by name are decoded into it
+//! too), so the proxy and the dispatcher cannot disagree.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -56,89 +59,12 @@ impl<'a> Model<'a> {
     /// Reads the impl block and reports every method that cannot be proxied, each on its own span.
     fn parse(imp: &'a ItemImpl) -> syn::Result<Model<'a>> {
         let mut errors = Vec::new();
-        if let Some((_, path, _)) = &imp.trait_ {
-            return Err(syn::Error::new_spanned(
-                path,
-                "#[multiproc::managed] goes on an inherent `impl Type { … }` block, not a trait impl",
-            ));
-        }
-        if !imp.generics.params.is_empty() {
-            errors.push(syn::Error::new_spanned(
-                &imp.generics,
-                "a managed impl cannot be generic: the manager serves one concrete type; \
-                 annotate an impl of one instantiation instead (`impl Store<u32> { … }`)",
-            ));
-        }
-        let self_ident = match &*imp.self_ty {
-            // `impl Store<u32>` (one instantiation) is fine; `impl<T> Store<T>` was rejected above.
-            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|seg| seg.ident.clone()),
-            other => {
-                errors
-                    .push(syn::Error::new_spanned(other, "#[multiproc::managed] needs a named type (`impl Counter`)"));
-                None
-            }
-        };
+        let self_ident = check_impl(imp, &mut errors)?;
         let mut methods = Vec::new();
         for item in &imp.items {
             let ImplItem::Fn(func) = item else { continue };
-            let sig = &func.sig;
-            let receiver = match sig.inputs.first() {
-                Some(FnArg::Receiver(r)) => r,
-                // Associated functions (constructors) stay local: nothing to proxy.
-                _ => continue,
-            };
-            let mut ok = true;
-            let mut fault = |span: &dyn quote::ToTokens, msg: &str| {
-                errors.push(syn::Error::new_spanned(span, msg));
-                ok = false;
-            };
-            if receiver.reference.is_none() {
-                fault(
-                    receiver,
-                    "a managed method must take `&self` or `&mut self`: the value stays in the manager, \
-                     so it cannot be moved out by a call",
-                );
-            }
-            if !sig.generics.params.is_empty() {
-                fault(
-                    &sig.generics,
-                    "a managed method cannot be generic: its proxy sends arguments as one concrete type; \
-                     write a non-generic method per type",
-                );
-            }
-            if let Some(a) = &sig.asyncness {
-                fault(a, "a managed method cannot be `async`");
-            }
-            if let Some(v) = &sig.variadic {
-                fault(v, "a managed method cannot be variadic");
-            }
-            if let ReturnType::Type(_, ty) = &sig.output
-                && has_ref(ty)
-            {
-                fault(
-                    ty,
-                    "a managed method cannot return a reference or `impl Trait`: the result is copied to \
-                     the caller's process; return an owned value (`String`, `Vec<T>`, `T`)",
-                );
-            }
-            let mut args = Vec::new();
-            for (i, input) in sig.inputs.iter().skip(1).enumerate() {
-                let FnArg::Typed(pt) = input else { continue };
-                if has_ref(&pt.ty) {
-                    fault(
-                        &pt.ty,
-                        "a managed method argument must be an owned serde value: it is decoded in the manager; \
-                         take `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
-                    );
-                }
-                let name = match &*pt.pat {
-                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
-                    _ => format_ident!("arg{}", i),
-                };
-                args.push((name, &*pt.ty));
-            }
-            if ok {
-                methods.push(Method { func, mutable: receiver.mutability.is_some(), args });
+            if let Some(m) = parse_method(func, &mut errors) {
+                methods.push(m);
             }
         }
         combine(errors)?;
@@ -155,36 +81,10 @@ impl<'a> Model<'a> {
             "Proxy for a [`{ident}`] served by a manager; made by `#[multiproc::managed]`. \
              Each method calls the one of the same name on the shared value and returns its result."
         );
-        let mut proxy_methods = Vec::new();
-        let mut arms = Vec::new();
-        for m in &self.methods {
-            let sig = &m.func.sig;
-            let name = &sig.ident;
-            let name_str = name.to_string();
-            let vis = &m.func.vis;
-            let docs = m.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
-            let names: Vec<&Ident> = m.args.iter().map(|(n, _)| n).collect();
-            let tys: Vec<&Type> = m.args.iter().map(|(_, t)| *t).collect();
-            let ret: Type = match &sig.output {
-                ReturnType::Default => syn::parse_quote!(()),
-                ReturnType::Type(_, t) => (**t).clone(),
-            };
-            let span = sig.span();
-            proxy_methods.push(quote_spanned! {span=>
-                #(#docs)*
-                #[allow(dead_code, clippy::too_many_arguments)]
-                #vis fn #name(&self, #(#names: #tys),*) -> #krate::Result<#ret> {
-                    #krate::managers::Proxy::token(self).call(#name_str, &(#(#names,)*))
-                }
-            });
-            let call = if m.mutable { quote!(self.#name(#(#names),*)) } else { quote!((&*self).#name(#(#names),*)) };
-            arms.push(quote! {
-                #name_str => {
-                    let (#(#names,)*): (#(#tys,)*) = #krate::managers::__managed::decode_args(args)?;
-                    #krate::managers::__managed::encode_result(&#call)
-                }
-            });
-        }
+        let request = self.emit_request(krate);
+        let proxy_methods = self.emit_proxy_methods(krate);
+        let managed = self.emit_managed(krate, self_ty, &proxy);
+        let support = emit_support(krate, self_ty, &proxy);
         quote! {
             #imp
 
@@ -192,10 +92,6 @@ impl<'a> Model<'a> {
             #[derive(Clone, Debug)]
             pub struct #proxy {
                 token: #krate::managers::Token,
-            }
-
-            impl #proxy {
-                #(#proxy_methods)*
             }
 
             impl #krate::managers::Proxy for #proxy {
@@ -211,53 +107,251 @@ impl<'a> Model<'a> {
             #[doc(hidden)]
             #[allow(non_upper_case_globals, clippy::all)]
             const _: () = {
-                use #krate::__private::serde as __serde;
+                #request
 
-                impl __serde::Serialize for #proxy {
-                    fn serialize<S: __serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {
-                        __serde::Serialize::serialize(&self.token, s)
-                    }
+                impl #proxy {
+                    #(#proxy_methods)*
                 }
 
-                impl<'de> __serde::Deserialize<'de> for #proxy {
-                    fn deserialize<D: __serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
-                        ::core::result::Result::Ok(#proxy {
-                            token: <#krate::managers::Token as __serde::Deserialize<'de>>::deserialize(d)?,
-                        })
-                    }
-                }
+                #managed
 
-                #krate::__private::inventory::submit! {
-                    #krate::managers::__managed::ManagedEntry {
-                        name: <#self_ty as #krate::managers::Managed>::TYPE_NAME,
-                        builder: || {
-                            #[allow(unused_imports)]
-                            use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
-                            (&&#krate::managers::__managed::Probe::<#self_ty>(::core::marker::PhantomData)).mp_builder()
-                        },
-                    }
-                }
-
-                impl #krate::managers::Managed for #self_ty {
-                    type Proxy = #proxy;
-                    fn encode_for_server(
-                        &self,
-                    ) -> ::core::option::Option<#krate::Result<::std::vec::Vec<u8>>> {
-                        #[allow(unused_imports)]
-                        use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
-                        (&&#krate::managers::__managed::Probe::<Self>(::core::marker::PhantomData)).mp_encode(self)
-                    }
-                    const TYPE_NAME: &'static str = <#proxy as #krate::managers::Proxy>::KIND;
-                    fn dispatch(&mut self, method: &str, args: &[u8]) -> #krate::Result<::std::vec::Vec<u8>> {
-                        match method {
-                            #(#arms)*
-                            other => ::core::result::Result::Err(
-                                #krate::managers::__managed::unknown_method(Self::TYPE_NAME, other),
-                            ),
-                        }
-                    }
-                }
+                #support
             };
         }
     }
+
+    /// The request enum (a variant per method, its fields the arguments) and
+    /// its decoder for calls by name (the arguments as one tuple).
+    fn emit_request(&self, krate: &syn::Path) -> TokenStream {
+        let serde_path = quote!(#krate::__private::serde).to_string().replace(' ', "");
+        let variants = self.methods.iter().map(|m| {
+            let (name, names, tys) = (&m.func.sig.ident, m.names(), m.tys());
+            quote!(#name { #(#names: #tys),* })
+        });
+        let named = self.methods.iter().map(|m| {
+            let (name, names, tys) = (&m.func.sig.ident, m.names(), m.tys());
+            let name_str = name.to_string();
+            quote! {
+                #name_str => ::core::option::Option::Some(
+                    #krate::managers::__managed::decode_args::<(#(#tys,)*)>(args)
+                        .map(|(#(#names,)*)| __MultiprocRequest::#name { #(#names),* }),
+                ),
+            }
+        });
+        quote! {
+            #[allow(non_camel_case_types)]
+            #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            enum __MultiprocRequest {
+                #(#variants,)*
+            }
+
+            /// A call by name: the request it stands for (`None`: no such method).
+            fn __multiproc_named(
+                method: &str,
+                args: &[u8],
+            ) -> ::core::option::Option<#krate::Result<__MultiprocRequest>> {
+                match method {
+                    #(#named)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+    }
+
+    /// The proxy's methods: each sends its own request variant.
+    fn emit_proxy_methods(&self, krate: &syn::Path) -> Vec<TokenStream> {
+        self.methods
+            .iter()
+            .map(|m| {
+                let sig = &m.func.sig;
+                let (name, vis, names, tys, ret) = (&sig.ident, &m.func.vis, m.names(), m.tys(), m.ret());
+                let docs = m.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+                quote_spanned! {sig.span()=>
+                    #(#docs)*
+                    #[allow(dead_code, clippy::too_many_arguments)]
+                    #vis fn #name(&self, #(#names: #tys),*) -> #krate::Result<#ret> {
+                        #krate::managers::__managed::request(
+                            #krate::managers::Proxy::token(self),
+                            &__MultiprocRequest::#name { #(#names),* },
+                        )
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// `impl Managed`: `serve` matches the request enum and runs the method.
+    fn emit_managed(&self, krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream {
+        let arms = self.methods.iter().map(|m| {
+            let (name, names) = (&m.func.sig.ident, m.names());
+            let name_str = name.to_string();
+            let call = if m.mutable { quote!(self.#name(#(#names),*)) } else { quote!((&*self).#name(#(#names),*)) };
+            quote! {
+                __MultiprocRequest::#name { #(#names),* } => {
+                    #krate::managers::__managed::calling(#name_str);
+                    #krate::managers::__managed::encode_result(&#call)
+                }
+            }
+        });
+        quote! {
+            impl #krate::managers::Managed for #self_ty {
+                type Proxy = #proxy;
+                fn encode_for_server(
+                    &self,
+                ) -> ::core::option::Option<#krate::Result<::std::vec::Vec<u8>>> {
+                    #[allow(unused_imports)]
+                    use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
+                    (&&#krate::managers::__managed::Probe::<Self>(::core::marker::PhantomData)).mp_encode(self)
+                }
+                const TYPE_NAME: &'static str = <#proxy as #krate::managers::Proxy>::KIND;
+                #[allow(unreachable_code)]
+                fn serve(
+                    &mut self,
+                    call: #krate::managers::__managed::Call,
+                ) -> #krate::Result<::std::vec::Vec<u8>> {
+                    let request = #krate::managers::__managed::decode_call::<Self, __MultiprocRequest>(
+                        call,
+                        __multiproc_named,
+                    )?;
+                    match request {
+                        #(#arms)*
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The proxy's serde (as its token) and the type's entry in the registry the
+/// server process builds serde values from.
+fn emit_support(krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream {
+    quote! {
+        impl #krate::__private::serde::Serialize for #proxy {
+            fn serialize<S: #krate::__private::serde::Serializer>(
+                &self,
+                s: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                #krate::__private::serde::Serialize::serialize(&self.token, s)
+            }
+        }
+
+        impl<'de> #krate::__private::serde::Deserialize<'de> for #proxy {
+            fn deserialize<D: #krate::__private::serde::Deserializer<'de>>(
+                d: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                ::core::result::Result::Ok(#proxy {
+                    token: <#krate::managers::Token as #krate::__private::serde::Deserialize<'de>>::deserialize(d)?,
+                })
+            }
+        }
+
+        #krate::__private::inventory::submit! {
+            #krate::managers::__managed::ManagedEntry {
+                name: <#self_ty as #krate::managers::Managed>::TYPE_NAME,
+                builder: || {
+                    #[allow(unused_imports)]
+                    use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
+                    (&&#krate::managers::__managed::Probe::<#self_ty>(::core::marker::PhantomData)).mp_builder()
+                },
+            }
+        }
+    }
+}
+
+impl Method<'_> {
+    fn names(&self) -> Vec<&Ident> {
+        self.args.iter().map(|(n, _)| n).collect()
+    }
+
+    fn tys(&self) -> Vec<&Type> {
+        self.args.iter().map(|(_, t)| *t).collect()
+    }
+
+    fn ret(&self) -> Type {
+        match &self.func.sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, t) => (**t).clone(),
+        }
+    }
+}
+
+/// Rejects trait and generic impls; the self type's name, if it has one.
+fn check_impl(imp: &ItemImpl, errors: &mut Vec<syn::Error>) -> syn::Result<Option<Ident>> {
+    if let Some((_, path, _)) = &imp.trait_ {
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[multiproc::managed] goes on an inherent `impl Type { … }` block, not a trait impl",
+        ));
+    }
+    if !imp.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &imp.generics,
+            "a managed impl cannot be generic: the manager serves one concrete type; \
+             annotate an impl of one instantiation instead (`impl Store<u32> { … }`)",
+        ));
+    }
+    Ok(match &*imp.self_ty {
+        // `impl Store<u32>` (one instantiation) is fine; `impl<T> Store<T>` was rejected above.
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|seg| seg.ident.clone()),
+        other => {
+            errors.push(syn::Error::new_spanned(other, "#[multiproc::managed] needs a named type (`impl Counter`)"));
+            None
+        }
+    })
+}
+
+/// One method to proxy, or `None` for an associated fn (a constructor stays
+/// local) or a method that cannot be proxied (its faults go to `errors`).
+fn parse_method<'a>(func: &'a ImplItemFn, errors: &mut Vec<syn::Error>) -> Option<Method<'a>> {
+    let sig = &func.sig;
+    let Some(FnArg::Receiver(receiver)) = sig.inputs.first() else { return None };
+    let before = errors.len();
+    let mut fault = |span: &dyn quote::ToTokens, msg: &str| errors.push(syn::Error::new_spanned(span, msg));
+    if receiver.reference.is_none() {
+        fault(
+            receiver,
+            "a managed method must take `&self` or `&mut self`: the value stays in the manager, \
+             so it cannot be moved out by a call",
+        );
+    }
+    if !sig.generics.params.is_empty() {
+        fault(
+            &sig.generics,
+            "a managed method cannot be generic: its proxy sends arguments as one concrete type; \
+             write a non-generic method per type",
+        );
+    }
+    if let Some(a) = &sig.asyncness {
+        fault(a, "a managed method cannot be `async`");
+    }
+    if let Some(v) = &sig.variadic {
+        fault(v, "a managed method cannot be variadic");
+    }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && has_ref(ty)
+    {
+        fault(
+            ty,
+            "a managed method cannot return a reference or `impl Trait`: the result is copied to \
+             the caller's process; return an owned value (`String`, `Vec<T>`, `T`)",
+        );
+    }
+    let mut args = Vec::new();
+    for (i, input) in sig.inputs.iter().skip(1).enumerate() {
+        let FnArg::Typed(pt) = input else { continue };
+        if has_ref(&pt.ty) {
+            fault(
+                &pt.ty,
+                "a managed method argument must be an owned serde value: it is decoded in the manager; \
+                 take `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
+            );
+        }
+        let name = match &*pt.pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+            _ => format_ident!("arg{}", i),
+        };
+        args.push((name, &*pt.ty));
+    }
+    (errors.len() == before).then_some(Method { func, mutable: receiver.mutability.is_some(), args })
 }

@@ -87,7 +87,10 @@ fn method_panic_comes_back_as_remote_error_and_server_keeps_serving() {
     let manager = Manager::start().unwrap();
     let c = manager.create(Counter { n: 1 }).unwrap();
     match c.explode("test".into()) {
-        Err(Error::Remote(msg)) => assert!(msg.contains("asked to explode: test"), "{msg}"),
+        Err(Error::Remote(msg)) => {
+            assert!(msg.contains("asked to explode: test"), "{msg}");
+            assert!(msg.contains("method `explode`"), "the message names the method: {msg}");
+        }
         other => panic!("expected a remote error, got {other:?}"),
     }
     assert_eq!(c.incr(1).unwrap(), 2);
@@ -248,4 +251,57 @@ fn serde_managed_values_live_in_the_server_and_others_in_their_creator() {
         assert_eq!(c.host_pid().unwrap(), std::process::id(), "a non-serde value is served by its creator");
         manager.shutdown().unwrap();
     }
+}
+
+/// Shapes the generated request enum must carry: a unit result, `mut` and
+/// pattern arguments, a raw identifier.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shapes {
+    total: u64,
+}
+
+#[multiproc::managed]
+impl Shapes {
+    fn reset(&mut self) {
+        self.total = 0;
+    }
+
+    fn add(&mut self, mut by: u64, (a, b): (u64, u64)) -> u64 {
+        by += a + b;
+        self.total += by;
+        self.total
+    }
+
+    fn r#type(&self) -> String {
+        "shapes".into()
+    }
+
+    /// Named like a helper the macro could generate.
+    fn named(&self, method: String) -> String {
+        method
+    }
+}
+
+#[multiproc::test]
+fn calls_by_name_reach_the_same_methods_as_the_typed_proxy() {
+    use multiproc::managers::Proxy;
+    let _g = leak_guard();
+    let manager = Manager::start().unwrap();
+    let s = manager.create(Shapes { total: 0 }).unwrap();
+    assert_eq!(s.add(1, (2, 3)).unwrap(), 6);
+    assert_eq!(s.token().call::<_, u64>("add", &(1u64, (0u64, 0u64))).unwrap(), 7, "by name, same method");
+    assert_eq!(s.r#type().unwrap(), "shapes");
+    assert_eq!(s.named("x".into()).unwrap(), "x");
+    s.reset().unwrap();
+    assert_eq!(s.add(0, (0, 0)).unwrap(), 0);
+    let d = manager.dict::<u8, u8>().unwrap();
+    d.insert(1, 2).unwrap();
+    assert_eq!(d.token().call::<_, u64>("len", &()).unwrap(), 1, "a built-in kind answers by name too");
+    match d.token().call::<_, u8>("lenn", &()) {
+        Err(Error::Remote(msg)) => assert!(msg.contains("lenn") && msg.contains("dict"), "{msg}"),
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    assert!(matches!(d.token().call::<_, u64>("get", &()), Err(Error::Remote(_))), "arguments of the wrong shape");
+    assert_eq!(d.get(&1).unwrap(), Some(2), "the server keeps serving");
+    manager.shutdown().unwrap();
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::server::{self, MAX_REQUEST};
+use super::server::{self, Call, Envelope, MAX_REQUEST, Reply};
 use crate::codec;
 use crate::connection::{Address, DEFAULT_HANDSHAKE_TIMEOUT, connect_socket};
 use crate::error::Result;
@@ -134,26 +134,33 @@ impl Token {
         &self.0.address
     }
 
-    /// Calls `method` on the object with encoded `args`; returns the encoded result.
-    pub(crate) fn call_raw(&self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-        call_raw(&self.0.address, &self.0.authkey, self.0.id, method, args)
+    /// Sends `call` to the object; returns the encoded result.
+    fn send(&self, call: Call) -> Result<Vec<u8>> {
+        call_raw(&self.0.address, &self.0.authkey, &Envelope { id: self.0.id, call })
     }
 
-    /// Calls `method(args)` and decodes its result.
+    /// Makes the typed call `request` (a kind's `Request` value) and decodes its result.
+    pub(crate) fn request<Q: Serialize, R: DeserializeOwned>(&self, request: &Q) -> Result<R> {
+        let bytes = self.send(Call::Typed(server::en(request)?))?;
+        server::de(&bytes)
+    }
+
+    /// Calls `method(args)` by name and decodes its result: the generic escape
+    /// hatch under the typed proxy methods.
     ///
     /// # Errors
-    /// [`Error::Remote`](crate::Error::Remote) for a failure in the server (a panic, a missing object);
+    /// [`Error::Remote`](crate::Error::Remote) for a failure in the server (a panic, a missing object,
+    /// a method the object does not have);
     /// [`Error::Io`](crate::Error::Io) / [`Error::Closed`](crate::Error::Closed) if the manager cannot be reached.
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
-        let args = server::en(args)?;
-        let bytes = self.call_raw(method, &args)?;
+        let bytes = self.send(Call::Named { method: method.to_string(), args: server::en(args)? })?;
         server::de(&bytes)
     }
 }
 
 /// One request/reply on a pooled connection.
-pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-    let request = server::request(id, method, args)?;
+fn call_raw(address: &Address, authkey: &[u8], envelope: &Envelope) -> Result<Vec<u8>> {
+    let request = server::en(envelope)?;
     let pid = std::process::id();
     let pooled = with_pool(pid, |idle| idle.get_mut(address).and_then(Vec::pop));
     let (fd, fresh) = match pooled {
@@ -174,5 +181,5 @@ pub(crate) fn call_raw(address: &Address, authkey: &[u8], id: u64, method: &str,
     };
     let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
     with_pool(pid, |idle| idle.entry(address.clone()).or_default().push(fd));
-    server::parse_reply(reply)
+    server::de::<Reply>(&reply)?.into_result()
 }

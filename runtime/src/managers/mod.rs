@@ -12,9 +12,16 @@
 //! is dropped, or when its owner process dies (even by `SIGKILL`: the server
 //! watches a control connection that the kernel closes with the owner).
 //!
+//! Inside, each kind of object (`kinds/<kind>.rs`, and each
+//! `#[multiproc::managed]` type) has one list of methods from which both the
+//! proxy's calls and the server's dispatch are generated (see `protocol.rs`):
+//! a request is a serde enum with a variant per method, so the two sides
+//! cannot disagree on a method's name or types. On the wire, a request is one
+//! codec-encoded `Envelope` (object id and call) and a reply one `Reply`.
+//!
 //! How this differs from Python:
-//! - proxies are typed (`DictProxy<String, u64>`), so a wrong value type is a
-//!   compile error, not a runtime pickling error;
+//! - proxies are typed (`DictProxy<String, u64>`), so a wrong value type or a
+//!   misspelt method is a compile error, not a runtime error;
 //! - values are copies (as in Python): `d.get(&k)?` returns a value, and
 //!   mutating it does not change the manager; store a proxy as the value to
 //!   share a nested container (see the book's "Managers" chapter);
@@ -25,9 +32,11 @@
 //! - shared objects live until the manager shuts down (no per-proxy reference counting).
 
 mod client;
-mod objects;
-mod proxies;
+mod kinds;
+mod protocol;
+mod proxy;
 mod server;
+mod table;
 mod wire;
 
 #[cfg(test)]
@@ -44,11 +53,14 @@ use crate::context::StartMethod;
 use crate::error::{Error, Result};
 use crate::process::Process;
 
+use kinds::Init;
+
 pub use client::Token;
-pub use proxies::{
-    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, Proxy, QueueProxy,
-    RLockProxy, SemaphoreProxy, ValueProxy,
+pub use kinds::{
+    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
+    SemaphoreProxy, ValueProxy,
 };
+pub use proxy::Proxy;
 
 /// A type whose methods a manager can serve: implemented by `#[multiproc::managed]`
 /// on the type's `impl` block, which also generates its proxy. Do not implement it by hand.
@@ -57,11 +69,18 @@ pub trait Managed: Send + 'static {
     type Proxy: Proxy;
     /// The type's path, used as its kind.
     const TYPE_NAME: &'static str;
-    /// Runs the method called `method` on encoded `args`; returns its encoded result.
+    /// Runs the method called `method` on encoded `args` (a tuple of its
+    /// arguments); returns its encoded result.
     ///
     /// # Errors
     /// [`Error::Remote`] for an unknown method; [`Error::Decode`] for bad arguments.
-    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+    fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        self.serve(__managed::Call::Named { method: method.to_string(), args: args.to_vec() })
+    }
+    /// Runs one call from the proxy: the typed request enum generated beside
+    /// the proxy, or a call by name; returns the encoded result.
+    #[doc(hidden)]
+    fn serve(&mut self, call: __managed::Call) -> Result<Vec<u8>>;
     /// The value encoded for the server process, if the type is also
     /// `Serialize + Deserialize` (`None`: it is served by the creating process).
     #[doc(hidden)]
@@ -76,8 +95,8 @@ pub mod __managed {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use super::server::{de as decode_args, en as encode_result};
-    use super::{Managed, server};
+    pub use super::server::{Call, calling, de as decode_args, en as encode_result};
+    use super::{Managed, Token, server};
     use crate::error::Result;
 
     /// The error for a method name the type does not have.
@@ -85,15 +104,29 @@ pub mod __managed {
         crate::Error::Remote(format!("`{type_name}` has no managed method `{method}`"))
     }
 
+    /// Sends the typed `request` (the generated request enum) and decodes the result.
+    pub fn request<Q: Serialize, R: DeserializeOwned>(token: &Token, request: &Q) -> Result<R> {
+        token.request(request)
+    }
+
+    /// Decodes `call` into the generated request enum `Q`; `named` maps a call
+    /// by name (`None`: `T` has no such method).
+    pub fn decode_call<T: Managed, Q: DeserializeOwned>(
+        call: Call,
+        named: fn(&str, &[u8]) -> Option<Result<Q>>,
+    ) -> Result<Q> {
+        super::protocol::decode_call(call, named, |m| unknown_method(T::TYPE_NAME, m))
+    }
+
     /// A managed value behind a type-erased box, as the server holds it.
     pub trait Erased: Send {
-        /// As [`Managed::dispatch`].
-        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>>;
+        /// As [`Managed::serve`].
+        fn serve(&mut self, call: Call) -> Result<Vec<u8>>;
     }
 
     impl<T: Managed> Erased for T {
-        fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-            Managed::dispatch(self, method, args)
+        fn serve(&mut self, call: Call) -> Result<Vec<u8>> {
+            Managed::serve(self, call)
         }
     }
 
@@ -207,7 +240,7 @@ struct Owned {
 
 struct Host {
     address: Address,
-    table: Arc<server::Table>,
+    table: Arc<table::Table>,
     _server: server::Server,
 }
 
@@ -344,7 +377,7 @@ impl Manager {
             owned: Mutex::new(None),
             host: Mutex::new(None),
         };
-        m.call_manager::<_, ()>("ping", &())?;
+        m.with_table(|t| t.ping())?;
         Ok(m)
     }
 
@@ -363,13 +396,14 @@ impl Manager {
         self.owned.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.process.pid())
     }
 
-    fn call_manager<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
-        let bytes = client::call_raw(&self.address, &self.authkey, 0, method, &server::en(args)?)?;
-        server::de(&bytes)
+    /// Calls the manager itself (object 0) through `f`'s typed client.
+    fn with_table<R>(&self, f: impl FnOnce(table::Client<'_>) -> Result<R>) -> Result<R> {
+        let token = Token::new(self.address.clone(), self.authkey.clone(), 0, "manager".into());
+        f(table::Client(&token))
     }
 
-    fn create_builtin<P: Proxy, I: Serialize + ?Sized>(&self, init: &I) -> Result<P> {
-        let id: u64 = self.call_manager("create", &(P::KIND, server::en(init)?))?;
+    fn create_builtin<P: Proxy>(&self, init: Init) -> Result<P> {
+        let id = self.with_table(|t| t.create(init))?;
         Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, P::KIND.into())))
     }
 
@@ -378,7 +412,7 @@ impl Manager {
     /// # Errors
     /// A connection error if the server is gone.
     pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&self) -> Result<DictProxy<K, V>> {
-        self.create_builtin(&Vec::<(Vec<u8>, Vec<u8>)>::new())
+        self.create_builtin(Init::Dict(Vec::new()))
     }
 
     /// A new shared dictionary holding `items`.
@@ -391,7 +425,7 @@ impl Manager {
         V: Serialize + DeserializeOwned,
     {
         let raw = items.into_iter().map(|(k, v)| Ok((server::en(&k)?, server::en(&v)?))).collect::<Result<Vec<_>>>()?;
-        self.create_builtin(&raw)
+        self.create_builtin(Init::Dict(raw))
     }
 
     /// A new, empty shared list (Python's `manager.list()`).
@@ -399,7 +433,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
-        self.create_builtin(&Vec::<Vec<u8>>::new())
+        self.create_builtin(Init::List(Vec::new()))
     }
 
     /// A new shared list holding `items` (Python's `manager.list(range(10))`).
@@ -411,7 +445,7 @@ impl Manager {
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
         let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
-        self.create_builtin(&raw)
+        self.create_builtin(Init::List(raw))
     }
 
     /// A new shared value (Python's `manager.Value(typecode, value)`).
@@ -419,7 +453,7 @@ impl Manager {
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
     pub fn value<T: Serialize + DeserializeOwned>(&self, initial: T) -> Result<ValueProxy<T>> {
-        self.create_builtin(&server::en(&initial)?)
+        self.create_builtin(Init::Value(server::en(&initial)?))
     }
 
     /// A new, empty namespace (Python's `manager.Namespace()`).
@@ -427,7 +461,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn namespace(&self) -> Result<NamespaceProxy> {
-        self.create_builtin(&())
+        self.create_builtin(Init::Namespace)
     }
 
     /// A new unbounded queue (Python's `manager.Queue()`).
@@ -435,7 +469,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
-        self.create_builtin(&0u64)
+        self.create_builtin(Init::Queue { maxsize: 0 })
     }
 
     /// A new queue holding at most `maxsize` items (Python's `manager.Queue(maxsize)`).
@@ -443,7 +477,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn queue_bounded<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
-        self.create_builtin(&(maxsize as u64))
+        self.create_builtin(Init::Queue { maxsize: maxsize as u64 })
     }
 
     /// A new lock (Python's `manager.Lock()`).
@@ -451,7 +485,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn lock(&self) -> Result<LockProxy> {
-        self.create_builtin(&())
+        self.create_builtin(Init::Lock)
     }
 
     /// A new re-entrant lock (Python's `manager.RLock()`).
@@ -459,7 +493,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn rlock(&self) -> Result<RLockProxy> {
-        self.create_builtin(&())
+        self.create_builtin(Init::RLock)
     }
 
     /// A new semaphore with `value` free units (Python's `manager.Semaphore(value)`).
@@ -467,7 +501,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        self.create_builtin(&value)
+        self.create_builtin(Init::Semaphore { value })
     }
 
     /// A new condition variable with its own re-entrant lock (Python's `manager.Condition()`).
@@ -475,7 +509,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn condition(&self) -> Result<ConditionProxy> {
-        self.create_builtin(&())
+        self.create_builtin(Init::Condition)
     }
 
     /// A new event, initially clear (Python's `manager.Event()`).
@@ -483,7 +517,7 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn event(&self) -> Result<EventProxy> {
-        self.create_builtin(&())
+        self.create_builtin(Init::Event)
     }
 
     /// A new barrier for `parties` parties (Python's `manager.Barrier(parties)`).
@@ -491,7 +525,7 @@ impl Manager {
     /// # Errors
     /// [`Error::Remote`] if `parties` is 0; as [`dict`](Self::dict).
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
-        self.create_builtin(&(parties as u64))
+        self.create_builtin(Init::Barrier { parties: parties as u64 })
     }
 
     /// Shares `value`, a type with a `#[multiproc::managed]` impl block, and
@@ -511,7 +545,8 @@ impl Manager {
     /// serving socket cannot be created.
     pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
         if let Some(bytes) = value.encode_for_server() {
-            let id: u64 = self.call_manager("create_managed", &(T::TYPE_NAME, bytes?))?;
+            let bytes = bytes?;
+            let id = self.with_table(|t| t.create_managed(T::TYPE_NAME.to_string(), bytes))?;
             let token = Token::new(self.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into());
             return Ok(T::Proxy::from_token(token));
         }
@@ -519,12 +554,12 @@ impl Manager {
         if host.is_none() {
             let listener = Listener::bind(Address::unique_abstract()?, Some(&self.authkey))?;
             let address = listener.address().clone();
-            let table: Arc<server::Table> = Arc::default();
+            let table: Arc<table::Table> = Arc::default();
             let server = server::Server::start(listener, table.clone())?;
             *host = Some(Host { address, table, _server: server });
         }
         let h = host.as_ref().ok_or(Error::Closed("the manager"))?;
-        let id = h.table.insert(Arc::new(objects::Custom(Mutex::new(value))));
+        let id = h.table.insert(Arc::new(kinds::Custom(Mutex::new(value))));
         Ok(T::Proxy::from_token(Token::new(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
     }
 
@@ -543,7 +578,7 @@ impl Manager {
                 self.address
             )));
         }
-        self.call_manager("register", &(name, token.id()))
+        self.with_table(|t| t.register(name.to_string(), token.id()))
     }
 
     /// The object registered as `name`, through a proxy of type `P`.
@@ -552,7 +587,7 @@ impl Manager {
     /// [`Error::Remote`] if no object has that name; [`Error::InvalidArgument`]
     /// if it is not of `P`'s kind.
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
-        let (id, kind): (u64, String) = self.call_manager("lookup", name)?;
+        let (id, kind) = self.with_table(|t| t.lookup(name.to_string()))?;
         if kind != P::KIND {
             return Err(Error::InvalidArgument(format!("`{name}` is a {kind}, not a {}", P::KIND)));
         }

@@ -2,9 +2,11 @@
 
 use std::os::fd::AsFd;
 
-use super::server::{parse_reply, reply, request};
+use std::time::Duration;
+
+use super::server::{Call, Caller, Envelope, Reply, de, en};
 use super::wire::Reader;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::sys;
 
 /// xorshift64*: deterministic noise.
@@ -23,22 +25,71 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
 #[test]
 fn replies_round_trip_every_status() {
     let errors = || [Error::Empty, Error::Full, Error::BrokenBarrier, Error::Remote("boom".into())];
+    let round_trip = |r: Result<Vec<u8>>| de::<Reply>(&en(&Reply::from(r)).unwrap()).unwrap().into_result();
     for (sent, expected) in errors().into_iter().zip(errors()) {
-        let back = parse_reply(reply(Err(sent))).unwrap_err();
+        let back = round_trip(Err(sent)).unwrap_err();
         assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&expected), "{back:?}");
     }
-    let timeout = parse_reply(reply(Err(Error::Timeout(std::time::Duration::from_millis(3))))).unwrap_err();
-    assert!(matches!(timeout, Error::Timeout(d) if d == std::time::Duration::from_millis(3)));
-    assert_eq!(parse_reply(reply(Ok(vec![1, 2, 3]))).unwrap(), vec![1, 2, 3]);
-    assert!(request(1, &"x".repeat(300), &[]).is_err(), "method names are at most 255 bytes");
+    let timeout = round_trip(Err(Error::Timeout(Duration::from_millis(3)))).unwrap_err();
+    assert!(matches!(timeout, Error::Timeout(d) if d == Duration::from_millis(3)));
+    assert_eq!(round_trip(Ok(vec![1, 2, 3])).unwrap(), vec![1, 2, 3]);
+    let other = round_trip(Err(Error::Closed("the pipe"))).unwrap_err();
+    assert!(matches!(&other, Error::Remote(m) if m.contains("the pipe")), "{other:?}");
 }
 
 #[test]
-fn random_replies_never_panic() {
+fn random_envelopes_and_replies_never_panic() {
     for seed in 0..500 {
         let bytes = noise(seed, (seed % 40) as usize);
-        let _ = parse_reply(bytes);
+        let _ = de::<Reply>(&bytes);
+        let _ = de::<Envelope>(&bytes);
     }
+}
+
+/// A kind's protocol for the tests (its client side goes unused).
+#[allow(dead_code)]
+mod probe {
+    use crate::error::Result;
+    use crate::managers::protocol::protocol;
+    use crate::managers::server::Caller;
+
+    protocol! {
+        fn put(key: u32, value: String) -> bool;
+        fn len() -> u64;
+    }
+
+    pub(super) struct Probe;
+
+    impl Serve for Probe {
+        fn put(&self, _: &Caller<'_>, key: u32, value: String) -> Result<bool> {
+            Ok(key == 7 && value == "x")
+        }
+        fn len(&self, _: &Caller<'_>) -> Result<u64> {
+            Ok(42)
+        }
+    }
+}
+
+/// A typed call and a call by name (the arguments as a tuple) run the same
+/// method; a misspelt name is an error that names it and the kind.
+#[test]
+fn typed_and_named_calls_reach_the_same_method() {
+    let (_a, b) = sys::fd::socketpair().unwrap();
+    let caller = Caller::new(b.as_fd());
+    let typed = Call::Typed(en(&probe::Request::put { key: 7, value: "x".into() }).unwrap());
+    let named = Call::Named { method: "put".into(), args: en(&(7u32, "x")).unwrap() };
+    for call in [typed, named] {
+        let call = de::<Envelope>(&en(&Envelope { id: 3, call }).unwrap()).unwrap().call;
+        let out = probe::serve("probe", &probe::Probe, &caller, call).unwrap();
+        assert!(de::<bool>(&out).unwrap());
+    }
+    let len = Call::Named { method: "len".into(), args: en(&()).unwrap() };
+    assert_eq!(de::<u64>(&probe::serve("probe", &probe::Probe, &caller, len).unwrap()).unwrap(), 42);
+    let bad = Call::Named { method: "lenn".into(), args: Vec::new() };
+    let err = probe::serve("probe", &probe::Probe, &caller, bad).unwrap_err();
+    assert!(matches!(&err, Error::Remote(m) if m.contains("`lenn`") && m.contains("`probe`")), "{err:?}");
+    let garbage = Call::Typed(vec![0xff; 3]);
+    assert!(matches!(probe::serve("probe", &probe::Probe, &caller, garbage), Err(Error::Decode { .. })));
 }
 
 #[test]

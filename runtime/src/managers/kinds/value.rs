@@ -1,0 +1,80 @@
+//! `value`: one encoded value.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Bytes, lock};
+use crate::error::Result;
+use crate::managers::protocol::protocol;
+use crate::managers::proxy::proxy_type;
+use crate::managers::server::{Call, Caller, Object, de, en};
+
+const KIND: &str = "value";
+
+protocol! {
+    fn get() -> Bytes;
+    fn set(value: Bytes) -> ();
+    fn replace(value: Bytes) -> Bytes;
+}
+
+struct Value(Mutex<Bytes>);
+
+pub(super) fn new(value: Bytes) -> Arc<dyn Object> {
+    Arc::new(Value(Mutex::new(value)))
+}
+
+impl Object for Value {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+        serve(KIND, self, caller, call)
+    }
+}
+
+impl Serve for Value {
+    fn get(&self, _: &Caller<'_>) -> Result<Bytes> {
+        Ok(lock(&self.0).clone())
+    }
+    fn set(&self, _: &Caller<'_>, value: Bytes) -> Result<()> {
+        *lock(&self.0) = value;
+        Ok(())
+    }
+    fn replace(&self, _: &Caller<'_>, value: Bytes) -> Result<Bytes> {
+        Ok(std::mem::replace(&mut *lock(&self.0), value))
+    }
+}
+
+proxy_type! {
+    /// One value in a manager (Python's `manager.Value`).
+    ValueProxy [T] KIND
+}
+
+impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
+    /// The current value.
+    ///
+    /// # Errors
+    /// [`Error::Remote`](crate::Error::Remote) or a connection error if the manager cannot be reached.
+    pub fn get(&self) -> Result<T> {
+        de(&Client(&self.token).get()?)
+    }
+
+    /// Replaces the value.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn set(&self, value: T) -> Result<()> {
+        Client(&self.token).set(en(&value)?)
+    }
+
+    /// Replaces the value and returns the old one, atomically.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn replace(&self, value: T) -> Result<T> {
+        de(&Client(&self.token).replace(en(&value)?)?)
+    }
+}
