@@ -118,8 +118,7 @@ pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
     if world.rank() != 0 {
         // A panic of the loop itself (not of a task) must not unwind into
         // MPI_Finalize, which would wait for rank 0 forever: end the job instead.
-        if catch_unwind(AssertUnwindSafe(|| super::worker::serve(&world))).is_err() {
-            let (message, location) = super::worker::take_panic();
+        if let Err(crate::unwind::Panic { message, location }) = crate::unwind::catch(|| super::worker::serve(&world)) {
             abort_job(&world, 3, &format!("the worker loop panicked at {location}: {message}"));
         }
         drop(universe); // MPI_Finalize

@@ -15,16 +15,15 @@
 //! # Ok::<(), multiproc::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::task::Task;
+use crate::unwind;
 
 type Job = Box<dyn FnOnce() + Send>;
 type Hook<R> = Box<dyn FnOnce(&Result<R>) + Send>;
@@ -67,36 +66,16 @@ impl Inner {
     }
 }
 
-thread_local! {
-    static IN_POOL: Cell<bool> = const { Cell::new(false) };
-    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
-/// Records panics of pool threads (message, location); other threads' panics
-/// go to the previous hook as before.
-fn install_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_POOL.with(Cell::get) {
-                return previous(info);
-            }
-            LAST_PANIC.with(|c| *c.borrow_mut() = Some(crate::task::describe_panic(info)));
-        }));
-    });
-}
-
+/// Runs one call; a panic fails only this call (the one panic capture, [`unwind`]).
 fn run_call<R>(f: impl FnOnce() -> R) -> Result<R> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
-        let (message, location) =
-            LAST_PANIC.with(|c| c.borrow_mut().take()).unwrap_or_else(|| ("unknown panic".into(), String::new()));
-        Error::TaskPanicked { task: "<thread pool task>".into(), message, location }
+    unwind::catch(f).map_err(|unwind::Panic { message, location }| Error::TaskPanicked {
+        task: "<thread pool task>".into(),
+        message,
+        location,
     })
 }
 
 fn worker(inner: Arc<Inner>) {
-    IN_POOL.with(|c| c.set(true));
     loop {
         let job = {
             let mut q = inner.lock();
@@ -170,7 +149,7 @@ impl<R> Slot<R> {
             if let Some(v) = g.value.as_ref() {
                 for h in hooks {
                     // A callback that panics must not take the pool's thread down.
-                    let _ = catch_unwind(AssertUnwindSafe(|| h(v)));
+                    let _ = unwind::catch(|| h(v));
                 }
             }
         }
@@ -399,7 +378,6 @@ impl Pool {
         if threads == 0 {
             return Err(Error::InvalidArgument("a pool needs at least one thread".into()));
         }
-        install_hook();
         let inner = Arc::new(Inner {
             q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }),
             cv: Condvar::new(),

@@ -1,4 +1,4 @@
-//! The local backend of [`Pool`](super::Pool): worker processes on this machine.
+//! The local backend of `Pool`: worker processes on this machine (the façade is `pool/mod.rs`).
 //!
 //! One lock (`Core`) guards the workers, the queue of encoded chunks and every
 //! link's receive buffer. Whoever holds it may *pump*: read what the workers
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use super::job::{ChunkResult, Deferred, JobInner, JobShared, ewma, run_deferred};
 use super::wire::{self, Link, RecvBuf, WireError};
 use super::worker::{WorkerConfig, pool_worker};
+use crate::backoff::Backoff;
 use crate::codec;
 use crate::context::StartMethod;
 use crate::error::{Error, ExitStatus, IoContext, Result};
@@ -49,8 +50,6 @@ const LOOKAHEAD_NS: f64 = 500_000.0;
 const MERGE_NS: f64 = 50_000.0;
 /// Most lone calls merged into one frame.
 const MAX_MERGE: usize = 256;
-/// How long a waiter spins (pumping) after the last progress before it parks.
-const SPIN: Duration = Duration::from_micros(100);
 /// Bound on each park, so a lost wake-up only costs time.
 const PARK: Duration = Duration::from_millis(50);
 /// How long a worker that should exit gets before it is killed.
@@ -767,22 +766,20 @@ impl Shared {
             return true;
         }
         self.pumpers.fetch_add(1, Ordering::AcqRel);
-        let mut last_progress = Instant::now();
+        let mut backoff = Backoff::new();
         let outcome = loop {
             let progressed = self.pump_once();
             if cond(&job.lock()) {
                 break Some(true);
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 break Some(false);
             }
             if progressed {
-                last_progress = now;
-            } else if now - last_progress > SPIN {
+                backoff.reset();
+            } else if !backoff.snooze() {
                 break None;
             }
-            std::hint::spin_loop();
         };
         if self.pumpers.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The background thread stops watching the links while someone spins.

@@ -873,6 +873,30 @@ impl<R: DeserializeOwned> Iterator for IMapUnorderedIter<'_, R> {
     }
 }
 
+impl<R> IMapIter<'_, R> {
+    /// The input's exact length, if its size hint gave one (for a progress bar).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    fn input_len(&self) -> Option<usize> {
+        match &self.stream {
+            Streamed::Local(s) => s.len,
+            #[cfg(feature = "mpi")]
+            Streamed::Mpi(_) => None,
+        }
+    }
+}
+
+impl<R> IMapUnorderedIter<'_, R> {
+    /// The input's exact length, if its size hint gave one (for a progress bar).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    fn input_len(&self) -> Option<usize> {
+        match &self.stream {
+            StreamedUnordered::Local(s) => s.len,
+            #[cfg(feature = "mpi")]
+            StreamedUnordered::Mpi(_) => None,
+        }
+    }
+}
+
 impl<R> std::fmt::Debug for IMapIter<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IMapIter").finish_non_exhaustive()
