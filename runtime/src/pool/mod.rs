@@ -18,6 +18,7 @@ mod local;
 mod mpi;
 mod result;
 mod state;
+mod threaded;
 mod wire;
 mod worker;
 

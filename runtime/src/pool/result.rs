@@ -7,7 +7,6 @@
 //! [`Driver`] (which moves results along while it waits).
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::job::{ChunkResult, Driver, JobShared, run_deferred};
+use super::threaded::{Slot, ThreadStream};
 use crate::error::{Error, Result};
 
 /// Decodes a complete job's chunks into the call's value.
@@ -46,11 +46,25 @@ fn already_taken() -> Error {
 /// }
 /// ```
 pub struct AsyncResult<R> {
-    driver: Arc<dyn Driver>,
-    job: Arc<JobShared>,
-    finish: Finish<R>,
-    value: Arc<Mutex<Option<Result<R>>>>,
-    taken: AtomicBool,
+    src: Source<R>,
+}
+
+/// Where an [`AsyncResult`]'s value comes from.
+enum Source<R> {
+    /// Encoded results of a backend's job.
+    Job(JobResult<R>),
+    /// A value computed by a thread of [`dummy::Pool`](crate::dummy::Pool).
+    Thread(Arc<Slot<R>>),
+}
+
+/// Runs the same expression on whichever source `$s` is.
+macro_rules! each_source {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            Source::Job($x) => $e,
+            Source::Thread($x) => $e,
+        }
+    };
 }
 
 impl<R> std::fmt::Debug for AsyncResult<R> {
@@ -59,54 +73,42 @@ impl<R> std::fmt::Debug for AsyncResult<R> {
     }
 }
 
-fn decode_into<R>(job: &JobShared, finish: Finish<R>, value: &Mutex<Option<Result<R>>>) {
-    let mut v = value.lock().unwrap_or_else(|p| p.into_inner());
-    if v.is_none() {
-        let chunks = job.lock().take_all();
-        *v = Some(finish(chunks));
-    }
-}
-
 impl<R> AsyncResult<R> {
-    /// The result of `job`, sealed (every call submitted), waited for through `driver`.
+    /// The result of a backend's `job`, sealed, waited for through `driver`.
     pub(crate) fn new(driver: Arc<dyn Driver>, job: Arc<JobShared>, finish: Finish<R>) -> Self {
-        let mut d = Vec::new();
-        job.seal(&mut d);
-        run_deferred(d);
-        AsyncResult { driver, job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+        AsyncResult { src: Source::Job(JobResult::new(driver, job, finish)) }
+    }
+
+    /// The result a thread of `dummy::Pool` puts in `slot`.
+    pub(crate) fn from_slot(slot: Arc<Slot<R>>) -> Self {
+        AsyncResult { src: Source::Thread(slot) }
     }
 
     /// Whether the call has finished (successfully or not). Python's `ready`.
     pub fn ready(&self) -> bool {
-        if !self.driver.delivers_alone() {
-            self.driver.progress();
-        }
-        self.job.lock().complete()
+        each_source!(&self.src, s => s.ready())
     }
 
     /// Waits until the call has finished. Python's `wait()`.
     pub fn wait(&self) {
-        self.driver.wait_job(&self.job, None, &|g| g.complete());
+        each_source!(&self.src, s => s.wait())
     }
 
     /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.driver.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete())
+        each_source!(&self.src, s => s.wait_timeout(timeout))
     }
 
     fn take(&self) -> Result<R> {
-        decode_into(&self.job, self.finish, &self.value);
-        if self.taken.swap(true, Ordering::AcqRel) {
-            return Err(already_taken());
-        }
-        self.value.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| Err(already_taken()))
+        each_source!(&self.src, s => s.take())
     }
 
     /// Waits for the result and returns it. Python's `get()`.
     ///
     /// # Errors
     /// The call's error ([`Error::TaskPanicked`], [`Error::WorkerLost`], …; for
-    /// `map_async`, the first failed item's).
+    /// `map_async`, the first failed item's); [`Error::InvalidState`] if the pool
+    /// was terminated first.
     pub fn get(self) -> Result<R> {
         self.wait();
         self.take()
@@ -129,6 +131,129 @@ impl<R> AsyncResult<R> {
     /// # Errors
     /// [`Error::InvalidState`] if it has not finished yet (Python raises `ValueError`).
     pub fn successful(&self) -> Result<bool> {
+        each_source!(&self.src, s => s.successful())
+    }
+}
+
+impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
+    /// As [`get`](AsyncResult::get) for a `map`, decoding chunks as they arrive.
+    pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
+        match self.src {
+            Source::Job(j) => j.get_streaming(),
+            Source::Thread(s) => {
+                s.wait();
+                s.take()
+            }
+        }
+    }
+}
+
+impl<R: Send + 'static> AsyncResult<R> {
+    /// Calls `f` with the result once it is ready, if the call succeeded
+    /// (Python's `callback`). It runs on the thread that completes the call (the
+    /// pool's thread, or one waiting on a result), or at once if already ready.
+    /// Keep it short: it holds up other results.
+    pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        match self.src {
+            Source::Job(j) => AsyncResult { src: Source::Job(j.callback(f)) },
+            Source::Thread(s) => {
+                s.on_done(Box::new(move |r| {
+                    if let Ok(v) = r {
+                        f(v);
+                    }
+                }));
+                AsyncResult { src: Source::Thread(s) }
+            }
+        }
+    }
+
+    /// Calls `f` with the error once the call has failed (Python's `error_callback`);
+    /// runs as [`AsyncResult::callback`] does.
+    pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        match self.src {
+            Source::Job(j) => AsyncResult { src: Source::Job(j.error_callback(f)) },
+            Source::Thread(s) => {
+                s.on_done(Box::new(move |r| {
+                    if let Err(e) = r {
+                        f(e);
+                    }
+                }));
+                AsyncResult { src: Source::Thread(s) }
+            }
+        }
+    }
+}
+
+impl<R> Future for AsyncResult<R> {
+    type Output = Result<R>;
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        match &self.src {
+            Source::Job(j) => j.poll_job(cx),
+            Source::Thread(s) => {
+                s.add_waker(cx.waker());
+                if s.ready() { Poll::Ready(s.take()) } else { Poll::Pending }
+            }
+        }
+    }
+}
+
+/// An [`AsyncResult`] whose calls run on a backend (local workers, MPI ranks).
+pub(crate) struct JobResult<R> {
+    driver: Arc<dyn Driver>,
+    job: Arc<JobShared>,
+    finish: Finish<R>,
+    value: Arc<Mutex<Option<Result<R>>>>,
+    taken: AtomicBool,
+}
+
+fn decode_into<R>(job: &JobShared, finish: Finish<R>, value: &Mutex<Option<Result<R>>>) {
+    let mut v = value.lock().unwrap_or_else(|p| p.into_inner());
+    if v.is_none() {
+        let chunks = job.lock().take_all();
+        *v = Some(finish(chunks));
+    }
+}
+
+impl<R> JobResult<R> {
+    /// The result of `job`, sealed (every call submitted), waited for through `driver`.
+    pub(crate) fn new(driver: Arc<dyn Driver>, job: Arc<JobShared>, finish: Finish<R>) -> Self {
+        let mut d = Vec::new();
+        job.seal(&mut d);
+        run_deferred(d);
+        JobResult { driver, job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+    }
+
+    /// Whether the call has finished (successfully or not). Python's `ready`.
+    pub(crate) fn ready(&self) -> bool {
+        if !self.driver.delivers_alone() {
+            self.driver.progress();
+        }
+        self.job.lock().complete()
+    }
+
+    /// Waits until the call has finished. Python's `wait()`.
+    pub(crate) fn wait(&self) {
+        self.driver.wait_job(&self.job, None, &|g| g.complete());
+    }
+
+    /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
+    pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.driver.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete())
+    }
+
+    pub(crate) fn take(&self) -> Result<R> {
+        decode_into(&self.job, self.finish, &self.value);
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return Err(already_taken());
+        }
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| Err(already_taken()))
+    }
+
+    /// Whether the call finished without error. Python's `successful`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it has not finished yet (Python raises `ValueError`).
+    pub(crate) fn successful(&self) -> Result<bool> {
         if !self.ready() {
             return Err(Error::InvalidState("the result is not ready".into()));
         }
@@ -137,7 +262,7 @@ impl<R> AsyncResult<R> {
     }
 }
 
-impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
+impl<R: DeserializeOwned> JobResult<Vec<R>> {
     /// As [`get`](AsyncResult::get) for a `map`, but the results are decoded as
     /// their chunks arrive, while later chunks still run.
     pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
@@ -160,12 +285,12 @@ impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
     }
 }
 
-impl<R: Send + 'static> AsyncResult<R> {
+impl<R: Send + 'static> JobResult<R> {
     /// Calls `f` with the result once it is ready, if the call succeeded
     /// (Python's `callback`). It runs on the thread that completes the call (the
     /// pool's thread, or one waiting on a result), or at once if already ready.
     /// Keep it short: it holds up other results.
-    pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+    pub(crate) fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
         let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
         self.job.on_complete(Box::new(move || {
             decode_into(&job, finish, &value);
@@ -178,7 +303,7 @@ impl<R: Send + 'static> AsyncResult<R> {
 
     /// Calls `f` with the error once the call has failed (Python's `error_callback`);
     /// runs as [`AsyncResult::callback`] does.
-    pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+    pub(crate) fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
         let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
         self.job.on_complete(Box::new(move || {
             decode_into(&job, finish, &value);
@@ -190,9 +315,8 @@ impl<R: Send + 'static> AsyncResult<R> {
     }
 }
 
-impl<R> Future for AsyncResult<R> {
-    type Output = Result<R>;
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+impl<R> JobResult<R> {
+    fn poll_job(&self, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
         if self.ready() {
             return Poll::Ready(self.take());
         }
@@ -220,7 +344,12 @@ pub(crate) struct Stream<'a, R> {
     window: usize,
     /// The input's exact length, if its size hint gives one.
     len: Option<usize>,
-    _r: PhantomData<fn() -> R>,
+    /// Decodes the next result of a chunk (fixed where `R` is known to decode).
+    decode: fn(&mut ChunkResult) -> Option<Result<R>>,
+}
+
+fn decode_next<R: DeserializeOwned>(c: &mut ChunkResult) -> Option<Result<R>> {
+    c.next::<R>()
 }
 
 impl<'a, R: DeserializeOwned> Stream<'a, R> {
@@ -232,11 +361,14 @@ impl<'a, R: DeserializeOwned> Stream<'a, R> {
         window: usize,
         len: Option<usize>,
     ) -> Result<Self> {
-        let mut s = Stream { driver, job, feeder: Some(feeder), current: None, window, len, _r: PhantomData };
+        let decode = decode_next::<R>;
+        let mut s = Stream { driver, job, feeder: Some(feeder), current: None, window, len, decode };
         s.top_up()?;
         Ok(s)
     }
+}
 
+impl<R> Stream<'_, R> {
     /// Submits more input while fewer than `window` items are outstanding.
     fn top_up(&mut self) -> Result<()> {
         let Some(feed) = &mut self.feeder else { return Ok(()) };
@@ -257,7 +389,7 @@ impl<'a, R: DeserializeOwned> Stream<'a, R> {
     fn next_item(&mut self) -> Option<Result<R>> {
         loop {
             if let Some(c) = &mut self.current {
-                if let Some(r) = c.next::<R>() {
+                if let Some(r) = (self.decode)(c) {
                     return Some(r);
                 }
                 self.current = None;
@@ -299,7 +431,30 @@ impl<'a, R: DeserializeOwned> Stream<'a, R> {
 /// }
 /// ```
 pub struct IMapIter<'a, R> {
-    stream: Stream<'a, R>,
+    stream: Streams<'a, R>,
+}
+
+/// Where an iterator's results come from: a backend's job, or (`dummy::Pool`,
+/// whose `imap_unordered` also yields an [`IMapIter`]) threads of this process.
+enum Streams<'a, R> {
+    Job(Stream<'a, R>),
+    Thread(ThreadStream<'a, R>),
+}
+
+impl<R> Streams<'_, R> {
+    fn next_item(&mut self) -> Option<Result<R>> {
+        match self {
+            Streams::Job(s) => s.next_item(),
+            Streams::Thread(s) => s.next_item(),
+        }
+    }
+
+    fn len(&self) -> Option<usize> {
+        match self {
+            Streams::Job(s) => s.len,
+            Streams::Thread(_) => None,
+        }
+    }
 }
 
 /// The iterator of [`Pool::imap_unordered`](crate::Pool::imap_unordered):
@@ -320,41 +475,46 @@ pub struct IMapIter<'a, R> {
 /// }
 /// ```
 pub struct IMapUnorderedIter<'a, R> {
-    stream: Stream<'a, R>,
+    stream: Streams<'a, R>,
 }
 
 impl<'a, R> IMapIter<'a, R> {
     pub(crate) fn new(stream: Stream<'a, R>) -> Self {
-        IMapIter { stream }
+        IMapIter { stream: Streams::Job(stream) }
+    }
+
+    /// The results of `dummy::Pool`'s threads.
+    pub(crate) fn from_threads(stream: ThreadStream<'a, R>) -> Self {
+        IMapIter { stream: Streams::Thread(stream) }
     }
 
     /// The input's exact length, if its size hint gave one (for a progress bar).
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(crate) fn input_len(&self) -> Option<usize> {
-        self.stream.len
+        self.stream.len()
     }
 }
 
 impl<'a, R> IMapUnorderedIter<'a, R> {
     pub(crate) fn new(stream: Stream<'a, R>) -> Self {
-        IMapUnorderedIter { stream }
+        IMapUnorderedIter { stream: Streams::Job(stream) }
     }
 
     /// The input's exact length, if its size hint gave one (for a progress bar).
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(crate) fn input_len(&self) -> Option<usize> {
-        self.stream.len
+        self.stream.len()
     }
 }
 
-impl<R: DeserializeOwned> Iterator for IMapIter<'_, R> {
+impl<R> Iterator for IMapIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
         self.stream.next_item()
     }
 }
 
-impl<R: DeserializeOwned> Iterator for IMapUnorderedIter<'_, R> {
+impl<R> Iterator for IMapUnorderedIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
         self.stream.next_item()

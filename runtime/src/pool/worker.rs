@@ -173,41 +173,7 @@ fn run_chunk(
         if !fds.is_empty() {
             return Err(Error::Decode { what: "pool frame", reason: "a batch of calls carries handles".into() });
         }
-        let args = c.rest();
-        let frame_at = wire::begin_frame(out);
-        let kind_at = out.len();
-        out.push(wire::DONE_SEQ);
-        wire::put_u32(out, count as u32);
-        wire::put_u16(out, name_len as u16);
-        out.extend_from_slice(name.as_bytes());
-        let res = match entry {
-            Ok(e) => unwind::capturing(|| e.invoke_seq(args, count, out, unwind::take)).unwrap_or_else(|| {
-                Err(Error::TaskFailed { task: name.to_string(), message: "the task has no batch invoker".into() })
-            }),
-            Err(e) => Err(e),
-        };
-        return match res {
-            Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
-                if reply.all_returned {
-                    out[kind_at] = wire::DONE_VALUES;
-                }
-                wire::end_frame(out, frame_at, reply.fds.len())?;
-                out_fds.extend(reply.fds);
-                Ok(())
-            }
-            Ok(_) => {
-                out.truncate(frame_at);
-                let msg = format!(
-                    "the results of one chunk carry more than {} handles; use a chunk size of 1",
-                    wire::MAX_FDS
-                );
-                failed_done(out, count, name, &msg)
-            }
-            Err(e) => {
-                out.truncate(frame_at);
-                failed_done(out, count, name, &e.to_string())
-            }
-        };
+        return run_seq(entry, name, c.rest(), count, out, out_fds);
     }
     let frame_at = wire::begin_frame(out);
     out.push(wire::DONE);
@@ -256,6 +222,50 @@ fn run_chunk(
         }
     }
     wire::end_frame(out, frame_at, fds_in_frame)
+}
+
+/// Runs a `RUN_SEQ` frame's calls (arguments end to end, one decoder pass)
+/// and appends its `DONE_SEQ` (or `DONE_VALUES`) frame to `out`.
+fn run_seq(
+    entry: Result<&'static TaskEntry>,
+    name: &str,
+    args: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+    out_fds: &mut Vec<OwnedFd>,
+) -> Result<()> {
+    let frame_at = wire::begin_frame(out);
+    let kind_at = out.len();
+    out.push(wire::DONE_SEQ);
+    wire::put_u32(out, count as u32);
+    wire::put_u16(out, name.len() as u16);
+    out.extend_from_slice(name.as_bytes());
+    let res = match entry {
+        Ok(e) => unwind::capturing(|| e.invoke_seq(args, count, out, unwind::take)).unwrap_or_else(|| {
+            Err(Error::TaskFailed { task: name.to_string(), message: "the task has no batch invoker".into() })
+        }),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
+            if reply.all_returned {
+                out[kind_at] = wire::DONE_VALUES;
+            }
+            wire::end_frame(out, frame_at, reply.fds.len())?;
+            out_fds.extend(reply.fds);
+            Ok(())
+        }
+        Ok(_) => {
+            out.truncate(frame_at);
+            let msg =
+                format!("the results of one chunk carry more than {} handles; use a chunk size of 1", wire::MAX_FDS);
+            failed_done(out, count, name, &msg)
+        }
+        Err(e) => {
+            out.truncate(frame_at);
+            failed_done(out, count, name, &e.to_string())
+        }
+    }
 }
 
 fn clone_lookup_error(e: &Error) -> Error {

@@ -21,14 +21,43 @@ const MAX_DEPTH: usize = 256;
 /// How much work (ns) to keep queued in each worker: covers a dispatch round trip.
 const LOOKAHEAD_NS: f64 = 500_000.0;
 
+/// Chunks in flight per worker: enough to cover [`LOOKAHEAD_NS`] of work at
+/// the measured time per chunk (`chunk_ns`, 0 before any reply).
+fn depth(chunk_ns: f64) -> usize {
+    if chunk_ns <= 0.0 { INITIAL_DEPTH } else { ((LOOKAHEAD_NS / chunk_ns).ceil() as usize).clamp(2, MAX_DEPTH) }
+}
+
+/// Sends `batch` to `w` in one write and records it in flight; whether the
+/// worker turned out lost.
+fn send_batch(w: &mut Worker, batch: Vec<Chunk>, send_buf: &mut Vec<u8>) -> bool {
+    let Some(link) = w.link.clone() else { return false };
+    let sent = if batch.len() == 1 {
+        wire::send(link.as_fd(), &batch[0].frame, &batch[0].fds)
+    } else {
+        send_buf.clear();
+        for ch in &batch {
+            send_buf.extend_from_slice(&ch.frame);
+        }
+        wire::send(link.as_fd(), send_buf, &[])
+    };
+    let lost = sent.is_err();
+    if lost {
+        w.lost = true;
+    }
+    let now = Instant::now();
+    for mut ch in batch {
+        ch.sent = Some(now);
+        w.inflight_bytes += ch.frame.len();
+        w.sent_items += ch.count;
+        w.inflight.push_back(ch);
+    }
+    lost
+}
+
 impl Shared {
     /// Sends queued chunks to workers with room, spread evenly.
     pub(super) fn dispatch(&self, c: &mut Core) {
-        let depth = if c.chunk_ns <= 0.0 {
-            INITIAL_DEPTH
-        } else {
-            ((LOOKAHEAD_NS / c.chunk_ns).ceil() as usize).clamp(2, MAX_DEPTH)
-        };
+        let depth = depth(c.chunk_ns);
         let max_tasks = self.cfg.max_tasks;
         let fits = |w: &Worker, n: usize, items: usize, bytes: usize, next: &Chunk| {
             w.ready
@@ -90,27 +119,10 @@ impl Shared {
                 if batch.is_empty() {
                     continue;
                 }
-                let Some(link) = w.link.clone() else { continue };
-                let sent = if batch.len() == 1 {
-                    wire::send(link.as_fd(), &batch[0].frame, &batch[0].fds)
-                } else {
-                    send_buf.clear();
-                    for ch in &batch {
-                        send_buf.extend_from_slice(&ch.frame);
-                    }
-                    wire::send(link.as_fd(), send_buf, &[])
-                };
-                if sent.is_err() {
-                    w.lost = true;
-                    any_lost = true;
+                if w.link.is_none() {
+                    continue;
                 }
-                let now = Instant::now();
-                for mut ch in batch {
-                    ch.sent = Some(now);
-                    w.inflight_bytes += ch.frame.len();
-                    w.sent_items += ch.count;
-                    w.inflight.push_back(ch);
-                }
+                any_lost |= send_batch(w, batch, send_buf);
                 sent_any = true;
             }
             if !sent_any {
