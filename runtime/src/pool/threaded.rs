@@ -108,12 +108,6 @@ impl<R> Slot<R> {
         g.value.take().unwrap_or_else(|| Err(Error::InvalidState("the result is not ready".into())))
     }
 
-    /// Waits for the result and returns it.
-    ///
-    /// # Errors
-    /// [`Error::TaskPanicked`] if the task panicked; [`Error::InvalidState`] if the
-    /// pool was terminated first.
-
     /// Whether the call finished without error.
     ///
     /// # Errors

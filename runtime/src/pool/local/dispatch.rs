@@ -279,7 +279,7 @@ impl Shared {
             }
             if progressed {
                 backoff.reset();
-            } else if !backoff.snooze() {
+            } else if !backoff.snooze_until(deadline) {
                 break None;
             }
         };
