@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::super::job::run_deferred;
-use super::super::state::RunState;
 use super::Shared;
+use crate::pool::job::run_deferred;
+use crate::pool::state::RunState;
 use crate::sys;
 
 /// The thread's body: until the pool is terminated or joined.

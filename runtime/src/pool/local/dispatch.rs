@@ -5,12 +5,12 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::super::job::{ChunkResult, Deferred, Driver, JobInner, JobShared, ewma, run_deferred};
-use super::super::wire::{self, WireError};
-use super::*;
+use super::{Chunk, Core, PARK, Shared, Worker, fail_chunk};
 use crate::backoff::Backoff;
 use crate::codec;
 use crate::error::Error;
+use crate::pool::job::{ChunkResult, Deferred, Driver, JobInner, JobShared, ewma, run_deferred};
+use crate::pool::wire::{self, WireError};
 
 /// Bytes of requests a worker may have in flight (well under its 4 MiB socket buffer).
 const MAX_INFLIGHT_BYTES: usize = 1 << 20;

@@ -5,11 +5,11 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::super::chunk::Feed;
-use super::super::job::{ChunkResult, Deferred, JobShared, run_deferred};
-use super::super::wire::{self};
 use super::Shared;
 use crate::error::{Error, Result};
+use crate::pool::chunk::Feed;
+use crate::pool::job::{ChunkResult, Deferred, JobShared, run_deferred};
+use crate::pool::wire;
 use crate::task::Task;
 use serde::Serialize;
 

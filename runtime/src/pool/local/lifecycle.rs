@@ -6,11 +6,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::super::job::{ChunkResult, Deferred, run_deferred};
-use super::super::wire::{Link, RecvBuf};
-use super::super::worker::{WorkerConfig, pool_worker};
-use super::*;
+use super::{Chunk, Core, EXIT_GRACE, RunState, Shared, Worker, fail_chunk};
 use crate::error::{Error, ExitStatus, IoContext, Result};
+use crate::pool::job::{ChunkResult, Deferred, run_deferred};
+use crate::pool::wire::{Link, RecvBuf};
+use crate::pool::worker::{WorkerConfig, pool_worker};
 use crate::process::Process;
 use crate::sys;
 
