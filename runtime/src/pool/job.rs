@@ -245,8 +245,8 @@ pub(crate) trait Driver: Send + Sync {
         true
     }
 
-    /// Moves results along once, without blocking.
-    fn progress(&self) {}
+    /// Moves results along once, without blocking (for a thread that polls `job`).
+    fn progress(&self, _job: &JobShared) {}
 }
 
 /// Work to run once no lock is held: callbacks and wakers of finished jobs.

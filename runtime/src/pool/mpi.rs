@@ -289,7 +289,7 @@ impl MpiShared {
                 break true;
             }
         };
-        self.progress_with(&mut deferred);
+        self.progress_with(&mut deferred, Some(&feed.job));
         run_deferred(deferred);
         Ok(exhausted)
     }
@@ -429,11 +429,35 @@ impl MpiShared {
         }
     }
 
-    /// Pumps once; if MPI fails, every outstanding call fails with its error.
-    fn progress_with(&self, deferred: &mut Vec<Deferred>) -> bool {
+    /// Fails the queued and in-flight calls of `job` alone with `err()`.
+    fn fail_job(st: &mut State, job: &JobShared, deferred: &mut Vec<Deferred>, err: &dyn Fn() -> Error) {
+        let mine = |s: &Sent| s.job.as_ref().is_some_and(|j| std::ptr::eq(Arc::as_ptr(j), job));
+        let (failed, kept): (Vec<Queued>, Vec<Queued>) = st.queue.drain(..).partition(|q| mine(&q.sent));
+        st.queue.extend(kept);
+        for q in failed {
+            fail_sent(q.sent, deferred, err);
+        }
+        for s in st.in_flight.iter_mut().flat_map(|q| q.iter_mut()).filter(|s| mine(s)) {
+            if let Some(j) = s.job.take() {
+                j.deliver(ChunkResult::failed(s.first, s.count, err), deferred);
+            }
+        }
+    }
+
+    /// Pumps once. If MPI is down, every outstanding call fails with the error;
+    /// if only this thread may not call MPI (no MPI_THREAD_SERIALIZED), the
+    /// calls of `waiting` (the job this thread waits for) fail, not the others'.
+    fn progress_with(&self, deferred: &mut Vec<Deferred>, waiting: Option<&JobShared>) -> bool {
         let mut st = self.state();
         match self.pump(&mut st, deferred) {
             Ok(any) => any,
+            Err(e) if world::info().is_ok() => {
+                let msg = e.to_string();
+                if let Some(job) = waiting {
+                    Self::fail_job(&mut st, job, deferred, &|| Error::InvalidState(msg.clone()));
+                }
+                waiting.is_some()
+            }
             Err(e) => {
                 let msg = e.to_string();
                 Self::fail_all(&mut st, deferred, &|| Error::InvalidState(msg.clone()));
@@ -443,9 +467,9 @@ impl MpiShared {
         }
     }
 
-    fn progress_once(&self) -> bool {
+    fn progress_once(&self, waiting: Option<&JobShared>) -> bool {
         let mut deferred = Vec::new();
-        let any = self.progress_with(&mut deferred);
+        let any = self.progress_with(&mut deferred, waiting);
         run_deferred(deferred);
         any
     }
@@ -478,6 +502,8 @@ impl MpiShared {
                 "the pool is still running; call close() or terminate() before join()".into(),
             ));
         }
+        // This thread must be allowed to drive MPI (and MPI must be up).
+        drop(world::lock()?);
         let mut idle = Idle::default();
         loop {
             {
@@ -487,7 +513,7 @@ impl MpiShared {
                     break;
                 }
             }
-            if self.progress_once() { idle.reset() } else { idle.pause() }
+            if self.progress_once(None) { idle.reset() } else { idle.pause() }
         }
         self.state().joined = true;
         Ok(())
@@ -501,7 +527,7 @@ impl Driver for MpiShared {
             if cond(&job.lock()) {
                 return true;
             }
-            let arrived = self.progress_once();
+            let arrived = self.progress_once(Some(job));
             if cond(&job.lock()) {
                 return true;
             }
@@ -517,7 +543,7 @@ impl Driver for MpiShared {
         false
     }
 
-    fn progress(&self) {
-        self.progress_once();
+    fn progress(&self, job: &JobShared) {
+        self.progress_once(Some(job));
     }
 }

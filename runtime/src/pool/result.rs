@@ -226,7 +226,7 @@ impl<R> JobResult<R> {
     /// Whether the call has finished (successfully or not). Python's `ready`.
     pub(crate) fn ready(&self) -> bool {
         if !self.driver.delivers_alone() {
-            self.driver.progress();
+            self.driver.progress(&self.job);
         }
         self.job.lock().complete()
     }
