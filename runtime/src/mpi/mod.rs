@@ -9,7 +9,7 @@
 //! `mpirun` stops every rank with a clear error instead of running N copies of
 //! the program.
 //!
-//! With the feature, [`Pool::mpi`](crate::Pool::mpi) (or [`Pool::auto`](crate::Pool::auto))
+//! With the feature, `Pool::mpi` (or [`Pool::auto`](crate::Pool::auto))
 //! is the pool over the worker ranks: the same `Pool`, with an MPI backend
 //! (`pool/mpi.rs`). This module keeps the MPI mechanism: start-up and shut-down
 //! (`world.rs`), the worker ranks' loop (`worker.rs`) and their messages (`wire.rs`).
