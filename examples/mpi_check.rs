@@ -1,4 +1,4 @@
-//! `mpi_pool` on the MPI pool directly: the sum of the squares of 0..N (N = 1 000 000,
+//! `mpi_pool` with the MPI pool asked for explicitly (`Pool::mpi()`): the sum of the squares of 0..N (N = 1 000 000,
 //! or the first argument).
 //!
 //! `cargo build --release --features mpi --example mpi_check`, then
