@@ -564,6 +564,13 @@ pub struct Chunked<'p> {
     _borrow: PhantomData<&'p Pool>,
 }
 
+impl Clone for Chunked<'_> {
+    fn clone(&self) -> Self {
+        let pool = Pool { backend: self.pool.backend.clone(), chunksize: self.pool.chunksize };
+        Chunked { pool, _borrow: PhantomData }
+    }
+}
+
 impl Deref for Chunked<'_> {
     type Target = Pool;
     fn deref(&self) -> &Pool {
