@@ -1,4 +1,4 @@
-//! `mpi_pool` on the MPI pool directly: the sum of the squares of 0..N (N = 1 000 000,
+//! `mpi_pool` with the MPI pool asked for explicitly (`Pool::mpi()`): the sum of the squares of 0..N (N = 1 000 000,
 //! or the first argument).
 //!
 //! `cargo build --release --features mpi --example mpi_check`, then
@@ -13,7 +13,7 @@ fn square(x: u64) -> u64 {
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let pool = multiproc::mpi::MpiPool::new()?;
+    let pool = multiproc::Pool::mpi()?;
     let v = pool.map(square, 0..n)?;
     println!("{}", v.iter().sum::<u64>());
     Ok(())

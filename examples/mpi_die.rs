@@ -13,8 +13,8 @@ fn doomed(x: u64) -> u64 {
 
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
-    let pool = multiproc::mpi::MpiPool::new()?;
-    let v = pool.map_chunked(doomed, 0..1000u64, 1)?;
+    let pool = multiproc::Pool::mpi()?;
+    let v = pool.with_chunksize(1).map(doomed, 0..1000u64)?;
     println!("unexpected: the map finished with sum {}", v.iter().sum::<u64>());
     Ok(())
 }

@@ -4,7 +4,7 @@
 //!
 //! `mpirun -n 3 target/debug/examples/mpi_methods`
 
-use multiproc::mpi::MpiPool;
+use multiproc::Pool;
 
 #[multiproc::task]
 fn square(x: u64) -> u64 {
@@ -36,7 +36,7 @@ fn rank_of(_x: u32) -> String {
 
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
-    let pool = MpiPool::new()?;
+    let pool = Pool::mpi()?;
     println!("workers {}", pool.processes());
 
     let v = pool.starmap(weighted, (0..1000u64).map(|x| (x, x % 7)))?;
@@ -62,7 +62,7 @@ fn main() -> multiproc::Result<()> {
 
     println!("apply {}", pool.apply(describe, ("bob".to_string(), 7))?);
 
-    let big = pool.map_chunked(bump, (0..24u8).map(|i| vec![i; 1 << 20]), 1)?;
+    let big = pool.with_chunksize(1).map(bump, (0..24u8).map(|i| vec![i; 1 << 20]))?;
     let big_ok = big.iter().enumerate().all(|(i, v)| v.len() == 1 << 20 && v.iter().all(|&b| b == i as u8 + 1));
     println!("big {} {big_ok}", big.len());
 
@@ -71,7 +71,7 @@ fn main() -> multiproc::Result<()> {
     println!("map_async {} {}", squares.get()?.iter().sum::<u64>(), products.get()?.iter().sum::<u64>());
 
     // A second pool, terminated with work outstanding; the first one is unaffected.
-    let other = MpiPool::new()?;
+    let other = Pool::mpi()?;
     let doomed = other.map_async(square, 0..100_000u64)?;
     other.terminate();
     println!("terminated {} {}", doomed.get().is_err(), other.apply(square, (2u64,)).is_err());

@@ -12,7 +12,7 @@ fn fragile(x: u64) -> u64 {
 
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
-    let pool = multiproc::mpi::MpiPool::new()?;
+    let pool = multiproc::Pool::mpi()?;
     let mut ok = 0u64;
     for (i, r) in pool.imap(fragile, 0..20u64)?.enumerate() {
         match r {

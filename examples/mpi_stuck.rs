@@ -17,7 +17,7 @@ fn stuck(x: u64) -> u64 {
 
 #[multiproc::main]
 fn main() -> multiproc::Result<()> {
-    let pool = multiproc::mpi::MpiPool::new()?;
+    let pool = multiproc::Pool::mpi()?;
     println!("unexpected: stuck returned {}", pool.apply(stuck, (1u64,))?);
     Ok(())
 }

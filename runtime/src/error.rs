@@ -160,6 +160,16 @@ pub enum Error {
         /// How it ended.
         status: ExitStatus,
     },
+    // -- Pool start-up (helper C's block) --
+    /// A pool's workers could not start (they keep dying before they report
+    /// ready, cannot be spawned, or their initializer failed), so the pool runs
+    /// no more calls: each call submitted since fails with this.
+    #[error("the pool's workers cannot start: {reason}")]
+    WorkersNotStarting {
+        /// What happened to the last worker that tried.
+        reason: String,
+    },
+    // -- end of helper C's block --
     /// The barrier was broken (aborted, reset or timed out).
     #[error("the barrier is broken")]
     BrokenBarrier,

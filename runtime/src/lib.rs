@@ -84,6 +84,7 @@ mod start;
 mod sync;
 mod sys;
 mod task;
+mod unwind;
 
 pub use crate::connection::{Connection, pipe, pipe_oneway};
 pub use crate::context::{

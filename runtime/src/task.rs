@@ -9,18 +9,6 @@ use crate::codec::{self, Payload};
 use crate::error::{Error, Result};
 use crate::registry::{self, SeqOutcome, SeqReply};
 
-/// A panic's message and `file:line:column`.
-pub(crate) fn describe_panic(info: &std::panic::PanicHookInfo<'_>) -> (String, String) {
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-    let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
-    (message, location)
-}
-
 /// A function that can run in another process with arguments `Args` (a tuple).
 ///
 /// Implemented for every `Fn(A1, …, An) -> R` (n ≤ 12) that is `Send + Sync +

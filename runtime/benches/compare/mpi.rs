@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use multiproc::mpi::MpiPool;
+use multiproc::Pool;
 
 use crate::table::{Figure, Table};
 
@@ -56,7 +56,7 @@ fn raw_farm_worker() -> u64 {
 }
 
 /// Rank 0's side: `n` tasks, `window` in flight per worker. Tasks per second.
-fn raw_farm(pool: &MpiPool, n: u64, window: u64) -> f64 {
+fn raw_farm(pool: &Pool, n: u64, window: u64) -> f64 {
     let workers = pool.processes();
     // An idle pool gives each of these to a different (the least loaded) worker.
     let served: Vec<_> = (0..workers).map(|_| pool.apply_async(raw_farm_worker, ()).expect("farm task")).collect();
@@ -107,7 +107,7 @@ pub(crate) fn run(t: &mut Table) {
         );
         return;
     }
-    let pool = match MpiPool::new() {
+    let pool = match Pool::mpi() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mpi group skipped: {e}");
@@ -174,7 +174,8 @@ pub(crate) fn run(t: &mut Table) {
         std::hint::black_box(s);
     });
     let parallel = best(2, || {
-        let s = pool.map_chunked(burn, inputs.clone(), 1).expect("map").into_iter().fold(0u64, u64::wrapping_add);
+        let s =
+            pool.with_chunksize(1).map(burn, inputs.clone()).expect("map").into_iter().fold(0u64, u64::wrapping_add);
         std::hint::black_box(s);
     });
     let speedup = serial.as_secs_f64() / parallel.as_secs_f64();

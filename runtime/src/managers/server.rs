@@ -9,7 +9,6 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -163,16 +162,11 @@ fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8
     }
     let object = table.get(id)?;
     calling("?");
-    match catch_unwind(AssertUnwindSafe(|| object.call(caller, call))) {
+    match crate::unwind::catch(|| object.call(caller, call)) {
         Ok(r) => r,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".into());
+        Err(crate::unwind::Panic { message, location }) => {
             let method = METHOD.with(Cell::get);
-            Err(Error::Remote(format!("method `{method}` of `{}` panicked: {message}", object.kind())))
+            Err(Error::Remote(format!("method `{method}` of `{}` panicked at {location}: {message}", object.kind())))
         }
     }
 }

@@ -9,19 +9,18 @@
 //! `mpirun` stops every rank with a clear error instead of running N copies of
 //! the program.
 //!
-//! With the feature, `MpiPool` offers the pool's methods over the worker ranks.
+//! With the feature, `Pool::mpi` (or [`Pool::auto`](crate::Pool::auto))
+//! is the pool over the worker ranks: the same `Pool`, with an MPI backend
+//! (`pool/mpi.rs`). This module keeps the MPI mechanism: start-up and shut-down
+//! (`world.rs`), the worker ranks' loop (`worker.rs`) and their messages (`wire.rs`).
 
 #[cfg(feature = "mpi")]
-mod pool;
-#[cfg(feature = "mpi")]
-mod wire;
+pub(crate) mod wire;
 #[cfg(feature = "mpi")]
 mod worker;
 #[cfg(feature = "mpi")]
-mod world;
+pub(crate) mod world;
 
-#[cfg(feature = "mpi")]
-pub use pool::{MpiAsyncResult, MpiImap, MpiImapUnordered, MpiPool};
 #[cfg(feature = "mpi")]
 pub(crate) use worker::run_main;
 

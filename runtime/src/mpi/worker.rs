@@ -7,9 +7,6 @@
 //! and the rank goes on. Results leave through non-blocking sends, so a worker
 //! never blocks on a send while rank 0 is sending it the next chunk.
 
-use std::cell::RefCell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use mpi::environment::Threading;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
@@ -21,24 +18,8 @@ use crate::registry;
 use crate::sys;
 use crate::sys::mpi::{OwnedSend, isend};
 
-thread_local! {
-    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
-fn record_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some(crate::task::describe_panic(info)));
-    }));
-}
-
-/// The message and location of the last panic on this thread (recorded by the hook).
-pub(crate) fn take_panic() -> (String, String) {
-    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| ("(no message)".into(), "(unknown location)".into()))
-}
-
 /// Serves rank 0 until it says stop.
 pub(crate) fn serve(world: &SimpleCommunicator) {
-    record_panics();
     let root = world.process_at_rank(0);
     let mut sends: Vec<OwnedSend> = Vec::new();
     let mut idle = Idle::default();
@@ -90,8 +71,7 @@ fn run_chunk(bytes: &[u8]) -> Result<Vec<u8>> {
                 continue;
             }
         };
-        LAST_PANIC.with(|p| p.borrow_mut().take());
-        match catch_unwind(AssertUnwindSafe(|| entry.invoke(args, Vec::new()))) {
+        match crate::unwind::catch(|| entry.invoke(args, Vec::new())) {
             Ok(Ok(p)) if p.fds.is_empty() => {
                 w.u8(OK);
                 w.bytes(&p.bytes)?;
@@ -104,8 +84,7 @@ fn run_chunk(bytes: &[u8]) -> Result<Vec<u8>> {
                 w.u8(FAILED);
                 w.bytes(e.to_string().as_bytes())?;
             }
-            Err(_) => {
-                let (message, location) = take_panic();
+            Err(crate::unwind::Panic { message, location }) => {
                 w.u8(PANICKED);
                 w.bytes(message.as_bytes())?;
                 w.bytes(location.as_bytes())?;
@@ -130,8 +109,7 @@ pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
     if world.rank() != 0 {
         // A panic of the loop itself (not of a task) must not unwind into
         // MPI_Finalize, which would wait for rank 0 forever: end the job instead.
-        if catch_unwind(AssertUnwindSafe(|| serve(&world))).is_err() {
-            let (message, location) = take_panic();
+        if let Err(crate::unwind::Panic { message, location }) = crate::unwind::catch(|| serve(&world)) {
             abort_job(&world, 3, &format!("the worker loop panicked at {location}: {message}"));
         }
         drop(universe); // MPI_Finalize
@@ -139,7 +117,7 @@ pub(crate) fn run_main<R>(body: impl FnOnce() -> R) -> R {
         sys::process::exit_now(0);
     }
     world::begin(&world, level);
-    let out = match catch_unwind(AssertUnwindSafe(body)) {
+    let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(out) => out,
         // The panic hook has printed the message. MPI_Finalize would wait for the
         // workers forever; MPI_Abort ends every rank at once.

@@ -15,19 +15,18 @@
 //! # Ok::<(), multiproc::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
+use super::chunk::map_chunksize;
+use super::threaded::{Slot, ThreadStream};
 use crate::error::{Error, Result};
 use crate::task::Task;
+use crate::unwind;
 
 type Job = Box<dyn FnOnce() + Send>;
-type Hook<R> = Box<dyn FnOnce(&Result<R>) + Send>;
 type Results<R> = Arc<Mutex<(Vec<Option<Result<R>>>, usize)>>;
 type ResultSender<R> = Sender<(usize, Result<R>)>;
 
@@ -67,36 +66,16 @@ impl Inner {
     }
 }
 
-thread_local! {
-    static IN_POOL: Cell<bool> = const { Cell::new(false) };
-    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
-/// Records panics of pool threads (message, location); other threads' panics
-/// go to the previous hook as before.
-fn install_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_POOL.with(Cell::get) {
-                return previous(info);
-            }
-            LAST_PANIC.with(|c| *c.borrow_mut() = Some(crate::task::describe_panic(info)));
-        }));
-    });
-}
-
+/// Runs one call; a panic fails only this call (the one panic capture, [`unwind`]).
 fn run_call<R>(f: impl FnOnce() -> R) -> Result<R> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
-        let (message, location) =
-            LAST_PANIC.with(|c| c.borrow_mut().take()).unwrap_or_else(|| ("unknown panic".into(), String::new()));
-        Error::TaskPanicked { task: "<thread pool task>".into(), message, location }
+    unwind::catch(f).map_err(|unwind::Panic { message, location }| Error::TaskPanicked {
+        task: "<thread pool task>".into(),
+        message,
+        location,
     })
 }
 
 fn worker(inner: Arc<Inner>) {
-    IN_POOL.with(|c| c.set(true));
     loop {
         let job = {
             let mut q = inner.lock();
@@ -130,54 +109,6 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// A result being computed by a [`Pool`] thread.
-struct Slot<R> {
-    state: Mutex<SlotState<R>>,
-    cv: Condvar,
-}
-
-struct SlotState<R> {
-    value: Option<Result<R>>,
-    done: bool,
-    taken: bool,
-    hooks: Vec<Hook<R>>,
-}
-
-impl<R> Slot<R> {
-    fn new() -> Arc<Self> {
-        Arc::new(Slot {
-            state: Mutex::new(SlotState { value: None, done: false, taken: false, hooks: Vec::new() }),
-            cv: Condvar::new(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn complete(&self, value: Result<R>) {
-        let hooks = {
-            let mut g = self.lock();
-            if g.done {
-                return;
-            }
-            g.done = true;
-            g.value = Some(value);
-            std::mem::take(&mut g.hooks)
-        };
-        if !hooks.is_empty() {
-            let g = self.lock();
-            if let Some(v) = g.value.as_ref() {
-                for h in hooks {
-                    // A callback that panics must not take the pool's thread down.
-                    let _ = catch_unwind(AssertUnwindSafe(|| h(v)));
-                }
-            }
-        }
-        self.cv.notify_all();
-    }
-}
-
 /// Completes its slot with an error if the job is dropped unrun (`terminate`).
 struct Completer<R>(Arc<Slot<R>>, bool);
 
@@ -200,195 +131,10 @@ impl<R> Drop for Completer<R> {
     }
 }
 
-/// The result of an asynchronous call on a [`Pool`] (Python's `AsyncResult`).
-pub struct AsyncResult<R> {
-    slot: Arc<Slot<R>>,
-}
-
-impl<R> std::fmt::Debug for AsyncResult<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("dummy::AsyncResult").field("ready", &self.ready()).finish()
-    }
-}
-
-impl<R> AsyncResult<R> {
-    /// Whether the call has finished.
-    pub fn ready(&self) -> bool {
-        self.slot.lock().done
-    }
-
-    /// Waits until the call has finished.
-    pub fn wait(&self) {
-        let mut g = self.slot.lock();
-        while !g.done {
-            g = self.slot.cv.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// Waits at most `timeout`; returns whether the call has finished.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut g = self.slot.lock();
-        while !g.done {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            g = self.slot.cv.wait_timeout(g, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
-        }
-        true
-    }
-
-    fn take(&self) -> Result<R> {
-        let mut g = self.slot.lock();
-        if g.taken {
-            return Err(Error::InvalidState("this result was already taken".into()));
-        }
-        g.taken = true;
-        g.value.take().unwrap_or_else(|| Err(Error::InvalidState("the result is not ready".into())))
-    }
-
-    /// Waits for the result and returns it.
-    ///
-    /// # Errors
-    /// [`Error::TaskPanicked`] if the task panicked; [`Error::InvalidState`] if the
-    /// pool was terminated first.
-    pub fn get(self) -> Result<R> {
-        self.wait();
-        self.take()
-    }
-
-    /// Waits at most `timeout` for the result and takes it.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] if it is not ready in time; otherwise as [`AsyncResult::get`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        if !self.wait_timeout(timeout) {
-            return Err(Error::Timeout(timeout));
-        }
-        self.take()
-    }
-
-    /// Whether the call finished without error.
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] if it has not finished yet.
-    pub fn successful(&self) -> Result<bool> {
-        let g = self.slot.lock();
-        if !g.done {
-            return Err(Error::InvalidState("the result is not ready".into()));
-        }
-        Ok(g.value.as_ref().is_none_or(|v| v.is_ok()))
-    }
-
-    fn on_done(self, hook: Hook<R>) -> Self {
-        let mut g = self.slot.lock();
-        if g.done {
-            if let Some(v) = g.value.as_ref() {
-                hook(v);
-            }
-        } else {
-            g.hooks.push(hook);
-        }
-        drop(g);
-        self
-    }
-}
-
-impl<R: 'static> AsyncResult<R> {
-    /// Calls `f` with the result once it is ready, if the call succeeded.
-    pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
-        self.on_done(Box::new(move |r| {
-            if let Ok(v) = r {
-                f(v);
-            }
-        }))
-    }
-
-    /// Calls `f` with the error once the call has failed.
-    pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
-        self.on_done(Box::new(move |r| {
-            if let Err(e) = r {
-                f(e);
-            }
-        }))
-    }
-}
-
-/// Lazily yields results of [`Pool::imap`] (in order) or [`Pool::imap_unordered`].
-pub struct IMapIter<'a, R> {
-    rx: Receiver<(usize, Result<R>)>,
-    submit: Option<Box<dyn FnMut(usize) -> Result<bool> + 'a>>,
-    ordered: bool,
-    pending: BTreeMap<usize, Result<R>>,
-    next: usize,
-    submitted: Arc<Mutex<usize>>,
-    received: usize,
-    window: usize,
-}
-
-impl<R> std::fmt::Debug for IMapIter<'_, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("dummy::IMapIter").field("ordered", &self.ordered).finish_non_exhaustive()
-    }
-}
-
-impl<R> IMapIter<'_, R> {
-    /// How many inputs have been handed to the threads so far.
-    fn submitted(&self) -> usize {
-        *self.submitted.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl<R> Iterator for IMapIter<'_, R> {
-    type Item = Result<R>;
-    fn next(&mut self) -> Option<Result<R>> {
-        loop {
-            if self.ordered {
-                if let Some(r) = self.pending.remove(&self.next) {
-                    self.next += 1;
-                    return Some(r);
-                }
-            } else if let Some((&k, _)) = self.pending.iter().next() {
-                self.next += 1;
-                return self.pending.remove(&k);
-            }
-            let submitted = self.submitted();
-            if let Some(submit) = &mut self.submit {
-                let outstanding = submitted - self.next;
-                if outstanding < self.window {
-                    match submit(self.window - outstanding) {
-                        Ok(false) => {}
-                        Ok(true) => self.submit = None,
-                        Err(e) => {
-                            self.submit = None;
-                            return Some(Err(e));
-                        }
-                    }
-                    continue;
-                }
-            }
-            let submitted = self.submitted();
-            if self.submit.is_none() && self.received == submitted {
-                return None;
-            }
-            match self.rx.recv() {
-                Ok((i, r)) => {
-                    self.received += 1;
-                    self.pending.insert(i, r);
-                }
-                // Every sender is gone: the pool was terminated under us.
-                Err(_) => {
-                    self.submit = None;
-                    self.received = submitted;
-                    if self.pending.is_empty() {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-}
+/// The result of an asynchronous call on a [`Pool`]: the one [`crate::AsyncResult`].
+pub use super::result::AsyncResult;
+/// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: the one [`crate::IMapIter`].
+pub use super::result::IMapIter;
 
 impl Pool {
     /// A pool of `threads` threads.
@@ -399,7 +145,6 @@ impl Pool {
         if threads == 0 {
             return Err(Error::InvalidArgument("a pool needs at least one thread".into()));
         }
-        install_hook();
         let inner = Arc::new(Inner {
             q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }),
             cv: Condvar::new(),
@@ -437,7 +182,7 @@ impl Pool {
             let r = run_call(|| task.call(args));
             c.0.complete(r);
         })])?;
-        Ok(AsyncResult { slot })
+        Ok(AsyncResult::from_slot(slot))
     }
 
     /// Runs `task(args…)` on a pool thread and waits for it.
@@ -466,13 +211,13 @@ impl Pool {
     {
         let items: Vec<A> = inputs.into_iter().collect();
         let n = items.len();
-        let chunksize = n.div_ceil(self.processes * 4).max(1);
+        let chunksize = map_chunksize(n, self.processes);
         let task = Arc::new(task);
         let slot = Slot::new();
         let results: Results<F::Output> = Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n)));
         if n == 0 {
             slot.complete(Ok(Vec::new()));
-            return Ok(AsyncResult { slot });
+            return Ok(AsyncResult::from_slot(slot));
         }
         let mut jobs: Vec<Job> = Vec::new();
         let mut items = items.into_iter().enumerate().peekable();
@@ -503,7 +248,7 @@ impl Pool {
             }));
         }
         self.inner.push(jobs)?;
-        Ok(AsyncResult { slot })
+        Ok(AsyncResult::from_slot(slot))
     }
 
     /// [`Pool::map`] without waiting.
@@ -584,7 +329,7 @@ impl Pool {
             *counter.lock().unwrap_or_else(|p| p.into_inner()) += n;
             Ok(exhausted)
         };
-        IMapIter {
+        IMapIter::from_threads(ThreadStream {
             rx,
             submit: Some(Box::new(submit)),
             ordered,
@@ -593,7 +338,7 @@ impl Pool {
             submitted,
             received: 0,
             window: self.processes * 64,
-        }
+        })
     }
 
     /// Lazily maps `task` over `inputs`; results in input order.

@@ -96,6 +96,13 @@ impl ChunkResult {
         }
     }
 
+    /// A chunk whose outcomes were read by a backend from `body` (ranges of
+    /// `Outcome::Ok` index it; they carry no handles).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn from_outcomes(first: usize, body: Vec<u8>, items: VecDeque<Outcome>) -> Self {
+        ChunkResult { first, body, items, fds: VecDeque::new(), seq: None }
+    }
+
     /// Parses a worker's `DONE` or `DONE_SEQ` frame (kind byte already checked by the caller).
     pub(crate) fn parse(first: usize, expected: usize, body: Vec<u8>, fds: Vec<OwnedFd>) -> Result<Self> {
         let kind = body.first().copied();
@@ -220,6 +227,26 @@ impl ChunkResult {
 /// nothing was measured yet (`old <= 0`).
 pub(crate) fn ewma(old: f64, sample: f64) -> f64 {
     if old <= 0.0 { sample } else { 0.8 * old + 0.2 * sample }
+}
+
+/// What moves a backend's results to their jobs while a thread waits: the
+/// local pool's links, or MPI's messages. Each backend implements it once; the
+/// result types (`AsyncResult`, the `imap` iterators) wait through it.
+pub(crate) trait Driver: Send + Sync {
+    /// Waits until `cond` holds for `job` or `deadline` passes (`false`),
+    /// moving results along meanwhile.
+    fn wait_job(&self, job: &JobShared, deadline: Option<std::time::Instant>, cond: &dyn Fn(&JobInner) -> bool)
+    -> bool;
+
+    /// Whether results arrive without a waiting thread (a background thread
+    /// delivers them, and wakes a `Future`). If not, a poll moves them along
+    /// itself ([`Driver::progress`]).
+    fn delivers_alone(&self) -> bool {
+        true
+    }
+
+    /// Moves results along once, without blocking (for a thread that polls `job`).
+    fn progress(&self, _job: &JobShared) {}
 }
 
 /// Work to run once no lock is held: callbacks and wakers of finished jobs.

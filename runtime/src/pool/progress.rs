@@ -30,7 +30,7 @@ fn bar(len: Option<usize>) -> ProgressBar {
 impl<'a, R> IMapIter<'a, R> {
     /// Shows a progress bar (length from the input's size hint) while iterating.
     pub fn progress(self) -> Progress<Self> {
-        let b = bar(self.stream.len);
+        let b = bar(self.input_len());
         Progress { inner: self, bar: b }
     }
 }
@@ -38,7 +38,7 @@ impl<'a, R> IMapIter<'a, R> {
 impl<'a, R> IMapUnorderedIter<'a, R> {
     /// Shows a progress bar (length from the input's size hint) while iterating.
     pub fn progress(self) -> Progress<Self> {
-        let b = bar(self.stream.len);
+        let b = bar(self.input_len());
         Progress { inner: self, bar: b }
     }
 }

@@ -2,15 +2,12 @@
 //! calls sent over its link until the link closes.
 //!
 //! Each call is looked up by name in this binary's registry and run under
-//! `catch_unwind`; a panic hook records the panic's message and location for
-//! the calling thread, so the parent gets [`Error::TaskPanicked`] with both.
+//! [`unwind::catch`](crate::unwind), the one panic capture, so the parent gets
+//! [`Error::TaskPanicked`] with the panic's message and location.
 //! Replies are batched: the worker answers every chunk it has buffered, then
 //! flushes, and never holds a finished reply longer than [`FLUSH_AFTER`].
 
-use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +16,7 @@ use super::wire::{self, Cursor, Link, RecvBuf, WireError};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry::{self, TaskEntry};
+use crate::unwind;
 
 /// Longest a finished reply waits for more to batch with.
 const FLUSH_AFTER: Duration = Duration::from_micros(50);
@@ -42,20 +40,6 @@ pub(crate) fn pool_worker(link: Link, config: WorkerConfig) {
     run(link.0, config);
 }
 
-thread_local! {
-    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
-/// Records each panic's message and location for its thread instead of printing it.
-fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            LAST_PANIC.with(|p| *p.borrow_mut() = Some(crate::task::describe_panic(info)));
-        }));
-    });
-}
-
 /// Runs one call of `entry`, appending its encoded result to `out`, and turns a
 /// panic or a failure into a [`WireError`] (leaving `out` for the caller to truncate).
 fn call(
@@ -66,13 +50,10 @@ fn call(
     out: &mut Vec<u8>,
 ) -> Result<Vec<OwnedFd>, WireError> {
     let entry = entry.map_err(|e| WireError::Failed { task: name.to_string(), message: e.to_string() })?;
-    match catch_unwind(AssertUnwindSafe(|| entry.invoke_into(args, fds, out))) {
+    match unwind::catch(|| entry.invoke_into(args, fds, out)) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(WireError::Failed { task: name.to_string(), message: e.to_string() }),
-        Err(_) => {
-            let (message, location) = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| ("unknown panic".to_string(), String::new()));
+        Err(unwind::Panic { message, location }) => {
             Err(WireError::Panicked { task: name.to_string(), message, location })
         }
     }
@@ -88,7 +69,6 @@ fn send_frame(link: BorrowedFd<'_>, kind: u8, body: &[u8]) -> Result<()> {
 }
 
 fn run(link: OwnedFd, config: WorkerConfig) {
-    install_panic_hook();
     let link = link.as_fd();
     if let Some((name, args)) = &config.initializer {
         let fds = config.init_fds.into_iter().map(|l| l.0).collect();
@@ -149,11 +129,6 @@ fn flush(link: BorrowedFd<'_>, out: &mut Vec<u8>, fds: &mut Vec<OwnedFd>, oldest
     Ok(())
 }
 
-/// The message and location of this thread's last panic (recorded by the hook).
-fn take_panic() -> (String, String) {
-    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| ("unknown panic".to_string(), String::new()))
-}
-
 /// Appends a `DONE` frame in which every one of `count` calls failed with `message`.
 fn failed_done(out: &mut Vec<u8>, count: usize, name: &str, message: &str) -> Result<()> {
     let frame_at = wire::begin_frame(out);
@@ -198,41 +173,7 @@ fn run_chunk(
         if !fds.is_empty() {
             return Err(Error::Decode { what: "pool frame", reason: "a batch of calls carries handles".into() });
         }
-        let args = c.rest();
-        let frame_at = wire::begin_frame(out);
-        let kind_at = out.len();
-        out.push(wire::DONE_SEQ);
-        wire::put_u32(out, count as u32);
-        wire::put_u16(out, name_len as u16);
-        out.extend_from_slice(name.as_bytes());
-        let res = match entry {
-            Ok(e) => e.invoke_seq(args, count, out, take_panic).unwrap_or_else(|| {
-                Err(Error::TaskFailed { task: name.to_string(), message: "the task has no batch invoker".into() })
-            }),
-            Err(e) => Err(e),
-        };
-        return match res {
-            Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
-                if reply.all_returned {
-                    out[kind_at] = wire::DONE_VALUES;
-                }
-                wire::end_frame(out, frame_at, reply.fds.len())?;
-                out_fds.extend(reply.fds);
-                Ok(())
-            }
-            Ok(_) => {
-                out.truncate(frame_at);
-                let msg = format!(
-                    "the results of one chunk carry more than {} handles; use a chunk size of 1",
-                    wire::MAX_FDS
-                );
-                failed_done(out, count, name, &msg)
-            }
-            Err(e) => {
-                out.truncate(frame_at);
-                failed_done(out, count, name, &e.to_string())
-            }
-        };
+        return run_seq(entry, name, c.rest(), count, out, out_fds);
     }
     let frame_at = wire::begin_frame(out);
     out.push(wire::DONE);
@@ -281,6 +222,50 @@ fn run_chunk(
         }
     }
     wire::end_frame(out, frame_at, fds_in_frame)
+}
+
+/// Runs a `RUN_SEQ` frame's calls (arguments end to end, one decoder pass)
+/// and appends its `DONE_SEQ` (or `DONE_VALUES`) frame to `out`.
+fn run_seq(
+    entry: Result<&'static TaskEntry>,
+    name: &str,
+    args: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+    out_fds: &mut Vec<OwnedFd>,
+) -> Result<()> {
+    let frame_at = wire::begin_frame(out);
+    let kind_at = out.len();
+    out.push(wire::DONE_SEQ);
+    wire::put_u32(out, count as u32);
+    wire::put_u16(out, name.len() as u16);
+    out.extend_from_slice(name.as_bytes());
+    let res = match entry {
+        Ok(e) => unwind::capturing(|| e.invoke_seq(args, count, out, unwind::take)).unwrap_or_else(|| {
+            Err(Error::TaskFailed { task: name.to_string(), message: "the task has no batch invoker".into() })
+        }),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
+            if reply.all_returned {
+                out[kind_at] = wire::DONE_VALUES;
+            }
+            wire::end_frame(out, frame_at, reply.fds.len())?;
+            out_fds.extend(reply.fds);
+            Ok(())
+        }
+        Ok(_) => {
+            out.truncate(frame_at);
+            let msg =
+                format!("the results of one chunk carry more than {} handles; use a chunk size of 1", wire::MAX_FDS);
+            failed_done(out, count, name, &msg)
+        }
+        Err(e) => {
+            out.truncate(frame_at);
+            failed_done(out, count, name, &e.to_string())
+        }
+    }
 }
 
 fn clone_lookup_error(e: &Error) -> Error {

@@ -1,0 +1,89 @@
+//! The pool's background thread: the one thread that blocks. It reaps lost
+//! workers (see `lifecycle.rs` for what happens to their calls), starts
+//! replacements, and otherwise sleeps in `poll` on the links (while no waiter
+//! is spinning), the workers' pidfds and a wake-up socket, pumping when woken.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::Shared;
+use crate::pool::job::run_deferred;
+use crate::pool::state::RunState;
+use crate::sys;
+
+/// The thread's body: until the pool is terminated or joined.
+pub(super) fn background(sh: Arc<Shared>) {
+    loop {
+        let Some((lost, to_spawn)) = sh.take_lost() else { return };
+        for w in lost {
+            sh.bury(w);
+        }
+        sh.start_replacements(to_spawn);
+        sleep_then_pump(&sh);
+    }
+}
+
+/// Sleeps until a link, a worker's end or a wake-up needs attention, then
+/// marks ended workers lost (after reading what they sent) and pumps.
+fn sleep_then_pump(sh: &Shared) {
+    let (links, pidfds): (Vec<Arc<OwnedFd>>, Vec<Arc<OwnedFd>>) = {
+        let c = sh.lock();
+        if c.workers.iter().any(|w| w.lost) || c.state == RunState::Terminated {
+            return;
+        }
+        let watch_links = sh.pumpers.load(Ordering::Acquire) == 0;
+        (
+            c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect(),
+            c.workers.iter().map(|w| w.pidfd.clone()).collect(),
+        )
+    };
+    let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd()];
+    fds.extend(pidfds.iter().map(|f| f.as_fd()));
+    fds.extend(links.iter().map(|f| f.as_fd()));
+    let ready = sys::fd::poll_readable(&fds, Some(Duration::from_secs(1))).unwrap_or_default();
+    if ready.first().copied().unwrap_or(false) {
+        drain_wakeups(sh);
+    }
+    let mut deferred = Vec::new();
+    {
+        let mut c = sh.lock();
+        for (k, pidfd) in pidfds.iter().enumerate() {
+            let ended = ready.get(1 + k).copied().unwrap_or(false);
+            if let Some(w) = c.workers.iter_mut().find(|w| ended && Arc::ptr_eq(&w.pidfd, pidfd)) {
+                // It ended: read what it sent before, then reap it.
+                w.lost = true;
+            }
+        }
+        // Drain final replies of ended workers before they are reaped.
+        for w in c.workers.iter_mut().filter(|w| w.lost) {
+            if let Some(link) = w.link.clone() {
+                while let Ok(true) = w.rx.fill(link.as_fd()) {}
+            }
+        }
+        let lost_idx: Vec<usize> = (0..c.workers.len()).filter(|&i| c.workers[i].lost).collect();
+        for i in lost_idx {
+            while let Ok(Some(frame)) = c.workers[i].rx.next_frame() {
+                sh.handle_frame(&mut c, i, frame, &mut deferred);
+            }
+            c.workers[i].lost = true;
+        }
+        sh.pump(&mut c, &mut deferred);
+    }
+    run_deferred(deferred);
+}
+
+/// Empties the wake-up socket. Drain first, then clear the flag: a wake-up
+/// that comes in between finds the flag still set and writes nothing, but this
+/// iteration has not looked at the pool yet, so it is not lost.
+fn drain_wakeups(sh: &Shared) {
+    let mut scratch = [0u8; 64];
+    let mut fds = Vec::new();
+    while let Ok(Some(n)) = sys::socket::recv_some(sh.wake_rx.as_fd(), &mut scratch, &mut fds, true) {
+        if n == 0 {
+            break;
+        }
+    }
+    sh.wake_pending.store(false, Ordering::Release);
+}

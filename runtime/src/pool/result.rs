@@ -1,0 +1,534 @@
+//! The results of a pool's calls, the same for every backend: [`AsyncResult`]
+//! (also a [`Future`]), and the iterators of `imap` ([`IMapIter`]) and
+//! `imap_unordered` ([`IMapUnorderedIter`]).
+//!
+//! A backend delivers encoded chunk results into a [`JobShared`]; these types
+//! decode them in the thread that asks, and wait through the backend's
+//! [`Driver`] (which moves results along while it waits).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use super::job::{ChunkResult, Driver, JobShared, run_deferred};
+use super::threaded::{Slot, ThreadStream};
+use crate::error::{Error, Result};
+
+/// Decodes a complete job's chunks into the call's value.
+pub(crate) type Finish<R> = fn(Vec<ChunkResult>) -> Result<R>;
+
+fn already_taken() -> Error {
+    Error::InvalidState("this result was already taken".into())
+}
+
+/// The result of an asynchronous call — Python's `AsyncResult`, and a [`Future`].
+///
+/// [`get`](AsyncResult::get) blocks until the result is ready; a thread that
+/// waits spins briefly (helping move results along) before it sleeps, so a
+/// quick call's round trip costs microseconds, not a kernel wake-up. Awaiting it
+/// needs no runtime in particular: the pool's thread wakes the task.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let r: multiproc::AsyncResult<u64> = pool.apply_async(add, (2, 3))?;
+///     assert_eq!(r.get()?, 5);
+///     Ok(())
+/// }
+/// ```
+pub struct AsyncResult<R> {
+    src: Source<R>,
+}
+
+/// Where an [`AsyncResult`]'s value comes from.
+enum Source<R> {
+    /// Encoded results of a backend's job.
+    Job(JobResult<R>),
+    /// A value computed by a thread of [`dummy::Pool`](crate::dummy::Pool).
+    Thread(Arc<Slot<R>>),
+}
+
+/// Runs the same expression on whichever source `$s` is.
+macro_rules! each_source {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            Source::Job($x) => $e,
+            Source::Thread($x) => $e,
+        }
+    };
+}
+
+impl<R> std::fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    /// The result of a backend's `job`, sealed, waited for through `driver`.
+    pub(crate) fn new(driver: Arc<dyn Driver>, job: Arc<JobShared>, finish: Finish<R>) -> Self {
+        AsyncResult { src: Source::Job(JobResult::new(driver, job, finish)) }
+    }
+
+    /// The result a thread of `dummy::Pool` puts in `slot`.
+    pub(crate) fn from_slot(slot: Arc<Slot<R>>) -> Self {
+        AsyncResult { src: Source::Thread(slot) }
+    }
+
+    /// Whether the call has finished (successfully or not). Python's `ready`.
+    pub fn ready(&self) -> bool {
+        each_source!(&self.src, s => s.ready())
+    }
+
+    /// Waits until the call has finished. Python's `wait()`.
+    pub fn wait(&self) {
+        each_source!(&self.src, s => s.wait())
+    }
+
+    /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        each_source!(&self.src, s => s.wait_timeout(timeout))
+    }
+
+    fn take(&self) -> Result<R> {
+        each_source!(&self.src, s => s.take())
+    }
+
+    /// Waits for the result and returns it. Python's `get()`.
+    ///
+    /// # Errors
+    /// The call's error ([`Error::TaskPanicked`], [`Error::WorkerLost`], …; for
+    /// `map_async`, the first failed item's); [`Error::InvalidState`] if the pool
+    /// was terminated first.
+    pub fn get(self) -> Result<R> {
+        self.wait();
+        self.take()
+    }
+
+    /// Waits at most `timeout` for the result and takes it. Python's `get(timeout)`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it is not ready in time (call again later);
+    /// [`Error::InvalidState`] if the result was already taken; otherwise as [`AsyncResult::get`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        if !self.wait_timeout(timeout) {
+            return Err(Error::Timeout(timeout));
+        }
+        self.take()
+    }
+
+    /// Whether the call finished without error. Python's `successful`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it has not finished yet (Python raises `ValueError`).
+    pub fn successful(&self) -> Result<bool> {
+        each_source!(&self.src, s => s.successful())
+    }
+}
+
+impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
+    /// As [`get`](AsyncResult::get) for a `map`, decoding chunks as they arrive.
+    pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
+        match self.src {
+            Source::Job(j) => j.get_streaming(),
+            Source::Thread(s) => {
+                s.wait();
+                s.take()
+            }
+        }
+    }
+}
+
+impl<R: Send + 'static> AsyncResult<R> {
+    /// Calls `f` with the result once it is ready, if the call succeeded
+    /// (Python's `callback`). It runs on the thread that completes the call (the
+    /// pool's thread, or one waiting on a result), or at once if already ready.
+    /// Keep it short: it holds up other results.
+    pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        match self.src {
+            Source::Job(j) => AsyncResult { src: Source::Job(j.callback(f)) },
+            Source::Thread(s) => {
+                s.on_done(Box::new(move |r| {
+                    if let Ok(v) = r {
+                        f(v);
+                    }
+                }));
+                AsyncResult { src: Source::Thread(s) }
+            }
+        }
+    }
+
+    /// Calls `f` with the error once the call has failed (Python's `error_callback`);
+    /// runs as [`AsyncResult::callback`] does.
+    pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        match self.src {
+            Source::Job(j) => AsyncResult { src: Source::Job(j.error_callback(f)) },
+            Source::Thread(s) => {
+                s.on_done(Box::new(move |r| {
+                    if let Err(e) = r {
+                        f(e);
+                    }
+                }));
+                AsyncResult { src: Source::Thread(s) }
+            }
+        }
+    }
+}
+
+impl<R> Future for AsyncResult<R> {
+    type Output = Result<R>;
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        match &self.src {
+            Source::Job(j) => j.poll_job(cx),
+            Source::Thread(s) => {
+                s.add_waker(cx.waker());
+                if s.ready() { Poll::Ready(s.take()) } else { Poll::Pending }
+            }
+        }
+    }
+}
+
+/// An [`AsyncResult`] whose calls run on a backend (local workers, MPI ranks).
+pub(crate) struct JobResult<R> {
+    driver: Arc<dyn Driver>,
+    job: Arc<JobShared>,
+    finish: Finish<R>,
+    value: Arc<Mutex<Option<Result<R>>>>,
+    taken: AtomicBool,
+}
+
+fn decode_into<R>(job: &JobShared, finish: Finish<R>, value: &Mutex<Option<Result<R>>>) {
+    let mut v = value.lock().unwrap_or_else(|p| p.into_inner());
+    if v.is_none() {
+        let chunks = job.lock().take_all();
+        *v = Some(finish(chunks));
+    }
+}
+
+impl<R> JobResult<R> {
+    /// The result of `job`, sealed (every call submitted), waited for through `driver`.
+    pub(crate) fn new(driver: Arc<dyn Driver>, job: Arc<JobShared>, finish: Finish<R>) -> Self {
+        let mut d = Vec::new();
+        job.seal(&mut d);
+        run_deferred(d);
+        JobResult { driver, job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+    }
+
+    /// Whether the call has finished (successfully or not). Python's `ready`.
+    pub(crate) fn ready(&self) -> bool {
+        if !self.driver.delivers_alone() {
+            self.driver.progress(&self.job);
+        }
+        self.job.lock().complete()
+    }
+
+    /// Waits until the call has finished. Python's `wait()`.
+    pub(crate) fn wait(&self) {
+        self.driver.wait_job(&self.job, None, &|g| g.complete());
+    }
+
+    /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
+    pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.driver.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete())
+    }
+
+    pub(crate) fn take(&self) -> Result<R> {
+        decode_into(&self.job, self.finish, &self.value);
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return Err(already_taken());
+        }
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| Err(already_taken()))
+    }
+
+    /// Whether the call finished without error. Python's `successful`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it has not finished yet (Python raises `ValueError`).
+    pub(crate) fn successful(&self) -> Result<bool> {
+        if !self.ready() {
+            return Err(Error::InvalidState("the result is not ready".into()));
+        }
+        decode_into(&self.job, self.finish, &self.value);
+        Ok(self.value.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|r| r.is_ok()))
+    }
+}
+
+impl<R: DeserializeOwned> JobResult<Vec<R>> {
+    /// As [`get`](AsyncResult::get) for a `map`, but the results are decoded as
+    /// their chunks arrive, while later chunks still run.
+    pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
+        let job = &self.job;
+        let mut out = Vec::with_capacity(job.lock().submitted);
+        loop {
+            let next = job.lock().take_chunk();
+            if let Some(mut chunk) = next {
+                chunk.take_all(&mut out)?;
+                continue;
+            }
+            {
+                let g = job.lock();
+                if g.complete() && g.taken == g.submitted {
+                    return Ok(out);
+                }
+            }
+            self.driver.wait_job(job, None, &|g| g.chunk_ready() || (g.complete() && g.taken == g.submitted));
+        }
+    }
+}
+
+impl<R: Send + 'static> JobResult<R> {
+    /// Calls `f` with the result once it is ready, if the call succeeded
+    /// (Python's `callback`). It runs on the thread that completes the call (the
+    /// pool's thread, or one waiting on a result), or at once if already ready.
+    /// Keep it short: it holds up other results.
+    pub(crate) fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
+        self.job.on_complete(Box::new(move || {
+            decode_into(&job, finish, &value);
+            if let Some(Ok(r)) = value.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                f(r);
+            }
+        }));
+        self
+    }
+
+    /// Calls `f` with the error once the call has failed (Python's `error_callback`);
+    /// runs as [`AsyncResult::callback`] does.
+    pub(crate) fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
+        self.job.on_complete(Box::new(move || {
+            decode_into(&job, finish, &value);
+            if let Some(Err(e)) = value.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                f(e);
+            }
+        }));
+        self
+    }
+}
+
+impl<R> JobResult<R> {
+    fn poll_job(&self, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        if self.ready() {
+            return Poll::Ready(self.take());
+        }
+        self.job.add_waker(cx.waker());
+        if self.ready() {
+            return Poll::Ready(self.take());
+        }
+        if !self.driver.delivers_alone() {
+            // Nobody else moves this backend's results: ask to be polled again.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// Submits up to `limit` more calls of a lazy job; `Ok(true)` once its input ran out.
+pub(crate) type Feeder<'a> = Box<dyn FnMut(usize) -> Result<bool> + 'a>;
+
+/// The shared machinery of `imap` and `imap_unordered`.
+pub(crate) struct Stream<'a, R> {
+    driver: Arc<dyn Driver>,
+    job: Arc<JobShared>,
+    feeder: Option<Feeder<'a>>,
+    current: Option<ChunkResult>,
+    window: usize,
+    /// The input's exact length, if its size hint gives one.
+    len: Option<usize>,
+    /// Decodes the next result of a chunk (fixed where `R` is known to decode).
+    decode: fn(&mut ChunkResult) -> Option<Result<R>>,
+}
+
+fn decode_next<R: DeserializeOwned>(c: &mut ChunkResult) -> Option<Result<R>> {
+    c.next::<R>()
+}
+
+impl<'a, R: DeserializeOwned> Stream<'a, R> {
+    /// A stream over `job`, fed by `feeder` while fewer than `window` calls are out.
+    pub(crate) fn start(
+        driver: Arc<dyn Driver>,
+        job: Arc<JobShared>,
+        feeder: Feeder<'a>,
+        window: usize,
+        len: Option<usize>,
+    ) -> Result<Self> {
+        let decode = decode_next::<R>;
+        let mut s = Stream { driver, job, feeder: Some(feeder), current: None, window, len, decode };
+        s.top_up()?;
+        Ok(s)
+    }
+}
+
+impl<R> Stream<'_, R> {
+    /// Submits more input while fewer than `window` items are outstanding.
+    fn top_up(&mut self) -> Result<()> {
+        let Some(feed) = &mut self.feeder else { return Ok(()) };
+        let outstanding = self.job.lock().outstanding();
+        if outstanding > self.window / 2 {
+            return Ok(());
+        }
+        let r = feed(self.window - outstanding);
+        if !matches!(r, Ok(false)) {
+            self.feeder = None;
+            let mut d = Vec::new();
+            self.job.seal(&mut d);
+            run_deferred(d);
+        }
+        r.map(drop)
+    }
+
+    fn next_item(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(c) = &mut self.current {
+                if let Some(r) = (self.decode)(c) {
+                    return Some(r);
+                }
+                self.current = None;
+            }
+            if let Err(e) = self.top_up() {
+                return Some(Err(e));
+            }
+            {
+                let mut g = self.job.lock();
+                if let Some(c) = g.take_chunk() {
+                    self.current = Some(c);
+                    continue;
+                }
+                if g.sealed && g.taken == g.submitted {
+                    return None;
+                }
+            }
+            let feeding = self.feeder.is_some();
+            let window = self.window;
+            self.driver.wait_job(&self.job, None, &|g| {
+                g.chunk_ready() || (g.sealed && g.taken == g.submitted) || (feeding && g.outstanding() <= window / 2)
+            });
+        }
+    }
+}
+
+/// The iterator of [`Pool::imap`](crate::Pool::imap): results in input order.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let it: multiproc::IMapIter<'_, u64> = pool.imap(square, 0..4)?;
+///     assert_eq!(it.collect::<multiproc::Result<Vec<_>>>()?, vec![0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
+pub struct IMapIter<'a, R> {
+    stream: Streams<'a, R>,
+}
+
+/// Where an iterator's results come from: a backend's job, or (`dummy::Pool`,
+/// whose `imap_unordered` also yields an [`IMapIter`]) threads of this process.
+enum Streams<'a, R> {
+    Job(Stream<'a, R>),
+    Thread(ThreadStream<'a, R>),
+}
+
+impl<R> Streams<'_, R> {
+    fn next_item(&mut self) -> Option<Result<R>> {
+        match self {
+            Streams::Job(s) => s.next_item(),
+            Streams::Thread(s) => s.next_item(),
+        }
+    }
+
+    fn len(&self) -> Option<usize> {
+        match self {
+            Streams::Job(s) => s.len,
+            Streams::Thread(_) => None,
+        }
+    }
+}
+
+/// The iterator of [`Pool::imap_unordered`](crate::Pool::imap_unordered):
+/// results in completion order.
+///
+/// ```no_run
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let it: multiproc::IMapUnorderedIter<'_, u64> = pool.imap_unordered(square, 0..4)?;
+///     let mut v = it.collect::<multiproc::Result<Vec<_>>>()?;
+///     v.sort();
+///     assert_eq!(v, vec![0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
+pub struct IMapUnorderedIter<'a, R> {
+    stream: Streams<'a, R>,
+}
+
+impl<'a, R> IMapIter<'a, R> {
+    pub(crate) fn new(stream: Stream<'a, R>) -> Self {
+        IMapIter { stream: Streams::Job(stream) }
+    }
+
+    /// The results of `dummy::Pool`'s threads.
+    pub(crate) fn from_threads(stream: ThreadStream<'a, R>) -> Self {
+        IMapIter { stream: Streams::Thread(stream) }
+    }
+
+    /// The input's exact length, if its size hint gave one (for a progress bar).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn input_len(&self) -> Option<usize> {
+        self.stream.len()
+    }
+}
+
+impl<'a, R> IMapUnorderedIter<'a, R> {
+    pub(crate) fn new(stream: Stream<'a, R>) -> Self {
+        IMapUnorderedIter { stream: Streams::Job(stream) }
+    }
+
+    /// The input's exact length, if its size hint gave one (for a progress bar).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn input_len(&self) -> Option<usize> {
+        self.stream.len()
+    }
+}
+
+impl<R> Iterator for IMapIter<'_, R> {
+    type Item = Result<R>;
+    fn next(&mut self) -> Option<Result<R>> {
+        self.stream.next_item()
+    }
+}
+
+impl<R> Iterator for IMapUnorderedIter<'_, R> {
+    type Item = Result<R>;
+    fn next(&mut self) -> Option<Result<R>> {
+        self.stream.next_item()
+    }
+}
+
+impl<R> std::fmt::Debug for IMapIter<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IMapIter").finish_non_exhaustive()
+    }
+}
+
+impl<R> std::fmt::Debug for IMapUnorderedIter<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IMapUnorderedIter").finish_non_exhaustive()
+    }
+}
