@@ -55,6 +55,7 @@
 //! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
 //! - `codec` — frames, bincode 2 + serde, fds collected out of band
 //! - `backoff` — the one wait policy (spin, yield, park)
+//! - `unwind` — the one panic capture (a chained hook, one text for message and location)
 //! - `logging` — `log_to_stderr`, a stderr logger for the `log` facade
 //! - `error` — `Error`, `Result`, `ExitStatus`
 //! - `sys/` — every `unsafe` syscall behind a safe fn; `forklock`, the fork-time lock registry

@@ -57,6 +57,13 @@ fn connect_with_a_wrong_authkey_fails_before_any_request() {
     assert!(matches!(wrong, Err(Error::Authentication(_))), "{wrong:?}");
     let right = Manager::connect(server.address(), KEY).unwrap();
     assert!(right.dict::<u8, u8>().is_ok());
+    // The process now holds authenticated connections to this address: a wrong
+    // key must still fail its own handshake, every time, and never borrow them.
+    for _ in 0..3 {
+        let again = Manager::connect(server.address(), b"wrong");
+        assert!(matches!(again, Err(Error::Authentication(_))), "{again:?}");
+    }
+    assert!(right.dict::<u8, u8>().is_ok(), "the right key's connections still work");
     drop(right);
     server.shutdown().unwrap();
 }

@@ -1,7 +1,7 @@
 //! The client side: [`Token`]s naming shared objects, and a per-process pool
 //! of authenticated connections to each manager.
 //!
-//! A call takes an idle connection for the manager's address (or connects and
+//! A call takes an idle connection for the manager's address and authkey (or connects and
 //! authenticates a new one), sends the request, reads the reply, and puts the
 //! connection back. Calls from several threads use several connections, so a
 //! blocking call (`queue.get()`) never holds up another thread. A forked child
@@ -23,7 +23,7 @@ use crate::error::Result;
 
 struct Pool {
     pid: u32,
-    idle: HashMap<Address, Vec<OwnedFd>>,
+    idle: HashMap<Peer, Vec<OwnedFd>>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -32,7 +32,16 @@ inventory::submit! { crate::sys::forklock::ForkLock::new(&POOL) }
 
 /// Runs `f` on this process's pool; `pid` is `std::process::id()`, passed in so
 /// a call asks the kernel once, not at take and again at put.
-fn with_pool<R>(pid: u32, f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) -> R) -> R {
+/// What an idle connection is good for: the manager it reaches **and** the key
+/// it was authenticated with. A connection proven with one key is never handed
+/// to a caller that holds another (a wrong key must fail its own handshake).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Peer {
+    address: Address,
+    authkey: Vec<u8>,
+}
+
+fn with_pool<R>(pid: u32, f: impl FnOnce(&mut HashMap<Peer, Vec<OwnedFd>>) -> R) -> R {
     let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
     if guard.as_ref().is_none_or(|p| p.pid != pid) {
         // A forked child: the parent's sockets are not ours (the runtime has
@@ -50,7 +59,10 @@ fn with_pool<R>(pid: u32, f: impl FnOnce(&mut HashMap<Address, Vec<OwnedFd>>) ->
 
 /// Closes this process's idle connections to `address` (after a shutdown).
 pub(crate) fn forget(address: &Address) {
-    let dropped = with_pool(std::process::id(), |idle| idle.remove(address));
+    let dropped: Vec<Vec<OwnedFd>> = with_pool(std::process::id(), |idle| {
+        let gone: Vec<Peer> = idle.keys().filter(|p| &p.address == address).cloned().collect();
+        gone.iter().filter_map(|p| idle.remove(p)).collect()
+    });
     drop(dropped);
 }
 
@@ -162,7 +174,8 @@ impl Token {
 fn call_raw(address: &Address, authkey: &[u8], envelope: &Envelope) -> Result<Vec<u8>> {
     let request = server::en(envelope)?;
     let pid = std::process::id();
-    let pooled = with_pool(pid, |idle| idle.get_mut(address).and_then(Vec::pop));
+    let peer = Peer { address: address.clone(), authkey: authkey.to_vec() };
+    let pooled = with_pool(pid, |idle| idle.get_mut(&peer).and_then(Vec::pop));
     let (fd, fresh) = match pooled {
         Some(fd) => (fd, false),
         None => (connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?, true),
@@ -180,6 +193,6 @@ fn call_raw(address: &Address, authkey: &[u8], envelope: &Envelope) -> Result<Ve
         Err(e) => return Err(e),
     };
     let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
-    with_pool(pid, |idle| idle.entry(address.clone()).or_default().push(fd));
+    with_pool(pid, |idle| idle.entry(peer).or_default().push(fd));
     server::de::<Reply>(&reply)?.into_result()
 }
