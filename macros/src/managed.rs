@@ -206,10 +206,7 @@ impl<'a> Model<'a> {
                 }
                 const TYPE_NAME: &'static str = <#proxy as #krate::managers::Proxy>::KIND;
                 #[allow(unreachable_code)]
-                fn serve(
-                    &mut self,
-                    call: #krate::managers::__managed::Call,
-                ) -> #krate::Result<::std::vec::Vec<u8>> {
+                fn serve(&mut self, call: &[u8]) -> #krate::Result<::std::vec::Vec<u8>> {
                     let request = #krate::managers::__managed::decode_call::<Self, __MultiprocRequest>(
                         call,
                         __multiproc_named,

@@ -146,15 +146,16 @@ impl Token {
         &self.0.address
     }
 
-    /// Sends `call` to the object; returns the encoded result.
-    fn send(&self, call: Call) -> Result<Vec<u8>> {
-        call_raw(&self.0.address, &self.0.authkey, &Envelope { id: self.0.id, call })
+    /// Sends `call` to the object (the envelope encoded once) and decodes the reply.
+    fn send<Q: Serialize, R: DeserializeOwned>(&self, call: Call<Q>) -> Result<R> {
+        let request = server::en(&Envelope { id: self.0.id, call })?;
+        let reply = round_trip(&self.0.address, &self.0.authkey, &request)?;
+        server::de::<Reply<R>>(&reply)?.into_result()
     }
 
     /// Makes the typed call `request` (a kind's `Request` value) and decodes its result.
     pub(crate) fn request<Q: Serialize, R: DeserializeOwned>(&self, request: &Q) -> Result<R> {
-        let bytes = self.send(Call::Typed(server::en(request)?))?;
-        server::de(&bytes)
+        self.send(Call::Typed(request))
     }
 
     /// Calls `method(args)` by name and decodes its result: the generic escape
@@ -165,14 +166,12 @@ impl Token {
     /// a method the object does not have);
     /// [`Error::Io`](crate::Error::Io) / [`Error::Closed`](crate::Error::Closed) if the manager cannot be reached.
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
-        let bytes = self.send(Call::Named { method: method.to_string(), args: server::en(args)? })?;
-        server::de(&bytes)
+        self.send(Call::<()>::Named { method: method.to_string(), args: server::en(args)? })
     }
 }
 
-/// One request/reply on a pooled connection.
-fn call_raw(address: &Address, authkey: &[u8], envelope: &Envelope) -> Result<Vec<u8>> {
-    let request = server::en(envelope)?;
+/// One request/reply on a pooled connection; the reply's bytes.
+fn round_trip(address: &Address, authkey: &[u8], request: &[u8]) -> Result<Vec<u8>> {
     let pid = std::process::id();
     let peer = Peer { address: address.clone(), authkey: authkey.to_vec() };
     let pooled = with_pool(pid, |idle| idle.get_mut(&peer).and_then(Vec::pop));
@@ -180,19 +179,19 @@ fn call_raw(address: &Address, authkey: &[u8], envelope: &Envelope) -> Result<Ve
         Some(fd) => (fd, false),
         None => (connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?, true),
     };
-    let fd = match codec::write_frame(fd.as_fd(), &request, &[]) {
+    let fd = match codec::write_frame(fd.as_fd(), request, &[]) {
         Ok(()) => fd,
         // A pooled connection the server closed (it restarted): the request was
         // not delivered, so one retry on a fresh connection is safe.
         Err(_) if !fresh => {
             drop(fd);
             let fd = connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?;
-            codec::write_frame(fd.as_fd(), &request, &[])?;
+            codec::write_frame(fd.as_fd(), request, &[])?;
             fd
         }
         Err(e) => return Err(e),
     };
     let reply = super::wire::Reader::default().read(fd.as_fd(), MAX_REQUEST)?;
     with_pool(pid, |idle| idle.entry(peer).or_default().push(fd));
-    server::de::<Reply>(&reply)?.into_result()
+    Ok(reply)
 }

@@ -75,12 +75,17 @@ pub trait Managed: Send + 'static {
     /// # Errors
     /// [`Error::Remote`] for an unknown method; [`Error::Decode`] for bad arguments.
     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-        self.serve(__managed::Call::Named { method: method.to_string(), args: args.to_vec() })
+        let call = server::en(&__managed::Call::<()>::Named { method: method.to_string(), args: args.to_vec() })?;
+        let reply = self.serve(&call)?;
+        // `Reply::Ok(r)` is its variant tag followed by `r`'s bytes: read the tag, keep the rest.
+        let (head, n) = crate::codec::decode_prefix::<server::Reply<()>>(&reply, "a manager reply")?;
+        head.into_result()?;
+        Ok(reply[n..].to_vec())
     }
-    /// Runs one call from the proxy: the typed request enum generated beside
-    /// the proxy, or a call by name; returns the encoded result.
+    /// Runs one call from the proxy (the codec bytes of a `Call` of the
+    /// request enum generated beside the proxy); the encoded `Reply::Ok` of its result.
     #[doc(hidden)]
-    fn serve(&mut self, call: __managed::Call) -> Result<Vec<u8>>;
+    fn serve(&mut self, call: &[u8]) -> Result<Vec<u8>>;
     /// The value encoded for the server process, if the type is also
     /// `Serialize + Deserialize` (`None`: it is served by the creating process).
     #[doc(hidden)]
@@ -95,7 +100,7 @@ pub mod __managed {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use super::server::{Call, calling, de as decode_args, en as encode_result};
+    pub use super::server::{Call, calling, de as decode_args, ok_reply as encode_result};
     use super::{Managed, Token, server};
     use crate::error::Result;
 
@@ -112,7 +117,7 @@ pub mod __managed {
     /// Decodes `call` into the generated request enum `Q`; `named` maps a call
     /// by name (`None`: `T` has no such method).
     pub fn decode_call<T: Managed, Q: DeserializeOwned>(
-        call: Call,
+        call: &[u8],
         named: fn(&str, &[u8]) -> Option<Result<Q>>,
     ) -> Result<Q> {
         super::protocol::decode_call(call, named, |m| unknown_method(T::TYPE_NAME, m))
@@ -121,11 +126,11 @@ pub mod __managed {
     /// A managed value behind a type-erased box, as the server holds it.
     pub trait Erased: Send {
         /// As [`Managed::serve`].
-        fn serve(&mut self, call: Call) -> Result<Vec<u8>>;
+        fn serve(&mut self, call: &[u8]) -> Result<Vec<u8>>;
     }
 
     impl<T: Managed> Erased for T {
-        fn serve(&mut self, call: Call) -> Result<Vec<u8>> {
+        fn serve(&mut self, call: &[u8]) -> Result<Vec<u8>> {
             Managed::serve(self, call)
         }
     }

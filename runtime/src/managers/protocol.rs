@@ -21,16 +21,16 @@ pub(crate) fn no_method(kind: &str, method: &str) -> Error {
     Error::Remote(format!("`{kind}` has no method `{method}`"))
 }
 
-/// Decodes `call` into a kind's request: a typed call by its serde encoding,
+/// Decodes the bytes of a [`Call`] into a kind's request: a typed call as is,
 /// a named call through `named` (`None`: no method of that name, reported
 /// by `unknown`).
 pub(crate) fn decode_call<Q: DeserializeOwned>(
-    call: Call,
+    call: &[u8],
     named: impl FnOnce(&str, &[u8]) -> Option<Result<Q>>,
     unknown: impl FnOnce(&str) -> Error,
 ) -> Result<Q> {
-    match call {
-        Call::Typed(bytes) => de(&bytes),
+    match de::<Call<Q>>(call)? {
+        Call::Typed(request) => Ok(request),
         Call::Named { method, args } => named(&method, &args).unwrap_or_else(|| Err(unknown(&method))),
     }
 }
@@ -67,12 +67,12 @@ macro_rules! protocol {
             ) -> $crate::error::Result<$ret>; )*
         }
 
-        /// Decodes `call` and runs it on `object` (of `kind`, for errors); the result's codec bytes.
+        /// Decodes `call` and runs it on `object` (of `kind`, for errors); the encoded `Reply::Ok` of its result.
         pub(crate) fn serve(
             kind: &str,
             object: &(impl Serve + ?Sized),
             caller: &$crate::managers::server::Caller<'_>,
-            call: $crate::managers::server::Call,
+            call: &[u8],
         ) -> $crate::error::Result<Vec<u8>> {
             let request = $crate::managers::protocol::decode_call(call, named_request, |m| {
                 $crate::managers::protocol::no_method(kind, m)
@@ -80,7 +80,7 @@ macro_rules! protocol {
             match request {
                 $( Request::$method { $($arg),* } => {
                     $crate::managers::server::calling(stringify!($method));
-                    $crate::managers::server::en(&object.$method(caller, $($arg),*)?)
+                    $crate::managers::server::ok_reply(&object.$method(caller, $($arg),*)?)
                 } )*
             }
         }

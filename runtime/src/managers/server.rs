@@ -3,8 +3,10 @@
 //!
 //! Wire format: inside ordinary [`codec`](crate::codec) frames (after the HMAC
 //! handshake), a request is one codec-encoded [`Envelope`] (the object's id
-//! and the [`Call`]) and a reply one codec-encoded [`Reply`]. What a call
-//! means is up to the object's kind (see [`protocol`](super::protocol)).
+//! and the [`Call`], the kind's request inline) and a reply one codec-encoded
+//! [`Reply`] of the method's result type: each side encodes and decodes a
+//! message once. What a call means is up to the object's kind (see
+//! [`protocol`](super::protocol)).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -25,22 +27,25 @@ use crate::sys;
 /// The largest request a server reads.
 pub(crate) const MAX_REQUEST: usize = 1 << 30;
 
-/// A request: which object, and the call on it.
+/// A request: the object's id, then the call on it (`C`: a [`Call`] of the
+/// object's request type). Encoded once by the client; bincode lays a struct
+/// out as its fields in order, so the server reads `id` alone
+/// ([`open_envelope`]) and the object decodes `call` with its own type.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Envelope {
+pub(crate) struct Envelope<C> {
     /// The object's id in the server's table (0: the manager itself).
     pub(crate) id: u64,
     /// The call.
-    pub(crate) call: Call,
+    pub(crate) call: C,
 }
 
-/// A call on a shared object, as its proxy sends it.
+/// A call on a shared object, as its proxy sends it (`Q`: the kind's request enum).
 #[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Call {
-    /// A typed call: the codec bytes of the kind's `Request` enum.
-    Typed(Vec<u8>),
-    /// A call by method name ([`Token::call`](super::Token::call)), with the arguments' codec bytes.
+pub enum Call<Q> {
+    /// A typed call: the kind's request, one variant per method.
+    Typed(Q),
+    /// A call by method name ([`Token::call`](super::client::Token::call)), with the arguments' codec bytes.
     Named {
         /// The method's name.
         method: String,
@@ -49,11 +54,12 @@ pub enum Call {
     },
 }
 
-/// The server's answer to one [`Envelope`].
+/// The server's answer to one request (`R`: the method's result type; an
+/// error reply is encoded as `Reply<()>`, which decodes as any `Reply<R>`).
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Reply {
-    /// The result's codec bytes.
-    Ok(Vec<u8>),
+pub(crate) enum Reply<R> {
+    /// The result.
+    Ok(R),
     /// [`Error::Remote`], or any other error by its text.
     Remote(String),
     /// [`Error::Empty`].
@@ -66,25 +72,25 @@ pub(crate) enum Reply {
     BrokenBarrier,
 }
 
-impl From<Result<Vec<u8>>> for Reply {
-    fn from(result: Result<Vec<u8>>) -> Reply {
-        match result {
-            Ok(bytes) => Reply::Ok(bytes),
-            Err(Error::Empty) => Reply::Empty,
-            Err(Error::Full) => Reply::Full,
-            Err(Error::Timeout(d)) => Reply::Timeout { micros: d.as_micros().min(u128::from(u64::MAX)) as u64 },
-            Err(Error::BrokenBarrier) => Reply::BrokenBarrier,
-            Err(Error::Remote(m)) => Reply::Remote(m),
-            Err(e) => Reply::Remote(e.to_string()),
+impl Reply<()> {
+    /// The reply that carries `error`.
+    pub(crate) fn error(error: Error) -> Reply<()> {
+        match error {
+            Error::Empty => Reply::Empty,
+            Error::Full => Reply::Full,
+            Error::Timeout(d) => Reply::Timeout { micros: d.as_micros().min(u128::from(u64::MAX)) as u64 },
+            Error::BrokenBarrier => Reply::BrokenBarrier,
+            Error::Remote(m) => Reply::Remote(m),
+            e => Reply::Remote(e.to_string()),
         }
     }
 }
 
-impl Reply {
-    /// The result's codec bytes, or the error the reply carries.
-    pub(crate) fn into_result(self) -> Result<Vec<u8>> {
+impl<R> Reply<R> {
+    /// The result, or the error the reply carries.
+    pub(crate) fn into_result(self) -> Result<R> {
         match self {
-            Reply::Ok(bytes) => Ok(bytes),
+            Reply::Ok(r) => Ok(r),
             Reply::Remote(m) => Err(Error::Remote(m)),
             Reply::Empty => Err(Error::Empty),
             Reply::Full => Err(Error::Full),
@@ -94,14 +100,24 @@ impl Reply {
     }
 }
 
-/// Decodes a manager message: an `Envelope`, a `Reply`, a request, method
-/// arguments or a result.
+/// The encoded `Reply::Ok(value)`: what a served call returns.
+pub fn ok_reply<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
+    en(&Reply::Ok(value))
+}
+
+/// Splits an encoded [`Envelope`] into the object's id and the call's bytes.
+pub(crate) fn open_envelope(bytes: &[u8]) -> Result<(u64, &[u8])> {
+    let (id, n) = codec::decode_prefix::<u64>(bytes, "a manager request")?;
+    Ok((id, &bytes[n..]))
+}
+
+/// Decodes a manager message: a call, a reply, method arguments or a result.
 pub fn de<A: DeserializeOwned>(bytes: &[u8]) -> Result<A> {
     codec::decode(bytes, Vec::new(), "a manager message")
 }
 
 /// Encodes a manager message (no file descriptors: they cannot cross a manager).
-pub fn en<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
+pub(crate) fn en<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
     let p = codec::encode(value, "a manager message")?;
     if !p.fds.is_empty() {
         return Err(Error::Encode {
@@ -136,8 +152,9 @@ pub(crate) const CALLER_CHECK: Duration = Duration::from_millis(50);
 pub(crate) trait Object: Send + Sync {
     /// What the object is: `dict`, `queue`, or a managed type's name.
     fn kind(&self) -> &str;
-    /// Runs one call.
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>>;
+    /// Runs one call (the codec bytes of a [`Call`] of the kind's request);
+    /// the encoded `Reply::Ok` of its result.
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>>;
 }
 
 thread_local! {
@@ -156,7 +173,7 @@ pub fn calling(method: &'static str) {
 /// Runs one request against `table`. The one place in managers that catches
 /// a panic: a method that panics fails its call, and the server keeps serving.
 fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8>> {
-    let Envelope { id, call } = de(request)?;
+    let (id, call) = open_envelope(request)?;
     if id == 0 {
         return table::serve("the manager", table, caller, call);
     }
@@ -177,9 +194,9 @@ fn serve_connection(fd: &OwnedFd, table: &Table) {
     let mut reader = super::wire::Reader::default();
     loop {
         let Ok(request) = reader.read(fd.as_fd(), MAX_REQUEST) else { return };
-        let reply = Reply::from(dispatch(table, &caller, &request));
-        // Encoding a reply of bytes and strings cannot fail; if it did, say so rather than hang the caller.
-        let Ok(answer) = en(&reply).or_else(|e| en(&Reply::Remote(e.to_string()))) else { return };
+        // Encoding an error reply (a string at most) cannot fail; if it did, hang up rather than hang the caller.
+        let answer = dispatch(table, &caller, &request).or_else(|e| en(&Reply::error(e)));
+        let Ok(answer) = answer.or_else(|e| en(&Reply::error(e))) else { return };
         if codec::write_frame(fd.as_fd(), &answer, &[]).is_err() {
             return;
         }

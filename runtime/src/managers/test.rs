@@ -4,9 +4,9 @@ use std::os::fd::AsFd;
 
 use std::time::Duration;
 
-use super::server::{Call, Caller, Envelope, Reply, de, en};
+use super::server::{Call, Caller, Envelope, Reply, de, en, ok_reply, open_envelope};
 use super::wire::Reader;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::sys;
 
 /// xorshift64*: deterministic noise.
@@ -25,24 +25,27 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
 #[test]
 fn replies_round_trip_every_status() {
     let errors = || [Error::Empty, Error::Full, Error::BrokenBarrier, Error::Remote("boom".into())];
-    let round_trip = |r: Result<Vec<u8>>| de::<Reply>(&en(&Reply::from(r)).unwrap()).unwrap().into_result();
+    let back = |e: Error| de::<Reply<Vec<u8>>>(&en(&Reply::error(e)).unwrap()).unwrap().into_result();
     for (sent, expected) in errors().into_iter().zip(errors()) {
-        let back = round_trip(Err(sent)).unwrap_err();
+        let back = back(sent).unwrap_err();
         assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&expected), "{back:?}");
     }
-    let timeout = round_trip(Err(Error::Timeout(Duration::from_millis(3)))).unwrap_err();
+    let timeout = back(Error::Timeout(Duration::from_millis(3))).unwrap_err();
     assert!(matches!(timeout, Error::Timeout(d) if d == Duration::from_millis(3)));
-    assert_eq!(round_trip(Ok(vec![1, 2, 3])).unwrap(), vec![1, 2, 3]);
-    let other = round_trip(Err(Error::Closed("the pipe"))).unwrap_err();
+    let other = back(Error::Closed("the pipe")).unwrap_err();
     assert!(matches!(&other, Error::Remote(m) if m.contains("the pipe")), "{other:?}");
+    let ok = de::<Reply<Vec<u8>>>(&ok_reply(&vec![1u8, 2, 3]).unwrap()).unwrap();
+    assert_eq!(ok.into_result().unwrap(), vec![1, 2, 3]);
 }
 
 #[test]
 fn random_envelopes_and_replies_never_panic() {
     for seed in 0..500 {
         let bytes = noise(seed, (seed % 40) as usize);
-        let _ = de::<Reply>(&bytes);
-        let _ = de::<Envelope>(&bytes);
+        let _ = de::<Reply<Vec<u8>>>(&bytes);
+        if let Ok((_, call)) = open_envelope(&bytes) {
+            let _ = de::<Call<probe::Request>>(call);
+        }
     }
 }
 
@@ -76,20 +79,25 @@ mod probe {
 fn typed_and_named_calls_reach_the_same_method() {
     let (_a, b) = sys::fd::socketpair().unwrap();
     let caller = Caller::new(b.as_fd());
-    let typed = Call::Typed(en(&probe::Request::put { key: 7, value: "x".into() }).unwrap());
-    let named = Call::Named { method: "put".into(), args: en(&(7u32, "x")).unwrap() };
-    for call in [typed, named] {
-        let call = de::<Envelope>(&en(&Envelope { id: 3, call }).unwrap()).unwrap().call;
-        let out = probe::serve("probe", &probe::Probe, &caller, call).unwrap();
-        assert!(de::<bool>(&out).unwrap());
+    let run = |bytes: Vec<u8>| {
+        let (id, call) = open_envelope(&bytes).unwrap();
+        assert_eq!(id, 3);
+        probe::serve("probe", &probe::Probe, &caller, call)
+    };
+    let typed = en(&Envelope { id: 3, call: Call::Typed(probe::Request::put { key: 7, value: "x".into() }) });
+    let named =
+        en(&Envelope { id: 3, call: Call::<()>::Named { method: "put".into(), args: en(&(7u32, "x")).unwrap() } });
+    for request in [typed, named] {
+        let out = run(request.unwrap()).unwrap();
+        assert!(de::<Reply<bool>>(&out).unwrap().into_result().unwrap());
     }
-    let len = Call::Named { method: "len".into(), args: en(&()).unwrap() };
-    assert_eq!(de::<u64>(&probe::serve("probe", &probe::Probe, &caller, len).unwrap()).unwrap(), 42);
-    let bad = Call::Named { method: "lenn".into(), args: Vec::new() };
-    let err = probe::serve("probe", &probe::Probe, &caller, bad).unwrap_err();
+    let len = en(&Envelope { id: 3, call: Call::<()>::Named { method: "len".into(), args: Vec::new() } }).unwrap();
+    assert_eq!(de::<Reply<u64>>(&run(len).unwrap()).unwrap().into_result().unwrap(), 42);
+    let bad = en(&Envelope { id: 3, call: Call::<()>::Named { method: "lenn".into(), args: Vec::new() } }).unwrap();
+    let err = run(bad).unwrap_err();
     assert!(matches!(&err, Error::Remote(m) if m.contains("`lenn`") && m.contains("`probe`")), "{err:?}");
-    let garbage = Call::Typed(vec![0xff; 3]);
-    assert!(matches!(probe::serve("probe", &probe::Probe, &caller, garbage), Err(Error::Decode { .. })));
+    let garbage = en(&Envelope { id: 3, call: [0xffu8; 3] }).unwrap();
+    assert!(matches!(run(garbage), Err(Error::Decode { .. })));
 }
 
 #[test]
@@ -140,4 +148,28 @@ fn reader_splits_back_to_back_frames() {
     assert_eq!(reader.read(b.as_fd(), 100).unwrap(), b"three");
     drop(a);
     assert!(matches!(reader.read(b.as_fd(), 100), Err(Error::Closed(_))));
+}
+
+struct Adder {
+    total: u64,
+}
+
+#[multiproc::managed]
+impl Adder {
+    fn add(&mut self, by: u64) -> u64 {
+        self.total += by;
+        self.total
+    }
+}
+
+/// `Managed::dispatch` (by name, without a server) still returns the
+/// method's encoded result, and names a method the type does not have.
+#[test]
+fn dispatch_by_name_returns_the_encoded_result() {
+    use super::Managed;
+    let mut a = Adder { total: 1 };
+    let out = a.dispatch("add", &en(&(2u64,)).unwrap()).unwrap();
+    assert_eq!(de::<u64>(&out).unwrap(), 3);
+    let err = a.dispatch("sub", &[]).unwrap_err();
+    assert!(matches!(&err, Error::Remote(m) if m.contains("`sub`") && m.contains("Adder")), "{err:?}");
 }

@@ -8,7 +8,7 @@ use super::{lock, micros, timeout, wait_until};
 use crate::error::{Error, Result};
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object};
+use crate::managers::server::{Caller, Object};
 
 const KIND: &str = "barrier";
 
@@ -48,7 +48,7 @@ impl Object for Barrier {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }

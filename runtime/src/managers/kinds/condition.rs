@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::managers::client::owner_token;
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object};
+use crate::managers::server::{Caller, Object};
 
 const KIND: &str = "condition";
 
@@ -66,7 +66,7 @@ impl Object for Condition {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }

@@ -7,7 +7,7 @@ use super::lock;
 use crate::error::Result;
 use crate::managers::__managed::Erased as ErasedManaged;
 use crate::managers::Managed;
-use crate::managers::server::{Call, Caller, Object};
+use crate::managers::server::{Caller, Object};
 
 /// A managed value served by the process that created it.
 pub(crate) struct Custom<T>(pub(crate) Mutex<T>);
@@ -17,7 +17,7 @@ impl<T: Managed> Object for Custom<T> {
         T::TYPE_NAME
     }
 
-    fn call(&self, _: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, _: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         lock(&self.0).serve(call)
     }
 }
@@ -33,7 +33,7 @@ impl Object for Erased {
         &self.name
     }
 
-    fn call(&self, _: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, _: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         lock(&self.value).serve(call)
     }
 }

@@ -9,7 +9,7 @@ use super::{Bytes, decode_all, decode_opt, lock};
 use crate::error::{Error, Result};
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object, de, en};
+use crate::managers::server::{Caller, Object, de, en};
 
 const KIND: &str = "list";
 
@@ -42,7 +42,7 @@ impl Object for List {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::managers::client::owner_token;
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object};
+use crate::managers::server::{Caller, Object};
 
 protocol! {
     fn acquire(owner: u64, block: bool, timeout: Option<u64>) -> bool;
@@ -38,7 +38,7 @@ impl Object for Lock {
         if self.rlock { RLOCK } else { LOCK }
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(self.kind(), self, caller, call)
     }
 }

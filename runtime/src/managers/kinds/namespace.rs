@@ -10,7 +10,7 @@ use super::{Bytes, decode_opt, lock};
 use crate::error::Result;
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object, en};
+use crate::managers::server::{Caller, Object, en};
 
 const KIND: &str = "namespace";
 
@@ -32,7 +32,7 @@ impl Object for Namespace {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }

@@ -11,7 +11,7 @@ use super::{Bytes, lock, micros, timeout, wait_or_try};
 use crate::error::{Error, Result};
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object, de, en};
+use crate::managers::server::{Caller, Object, de, en};
 
 const KIND: &str = "queue";
 
@@ -44,7 +44,7 @@ impl Object for Queue {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }

@@ -7,7 +7,7 @@ use super::{lock, micros, timeout, wait_or_try};
 use crate::error::Result;
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
-use crate::managers::server::{Call, Caller, Object};
+use crate::managers::server::{Caller, Object};
 
 const KIND: &str = "semaphore";
 
@@ -31,7 +31,7 @@ impl Object for Semaphore {
         KIND
     }
 
-    fn call(&self, caller: &Caller<'_>, call: Call) -> Result<Vec<u8>> {
+    fn call(&self, caller: &Caller<'_>, call: &[u8]) -> Result<Vec<u8>> {
         serve(KIND, self, caller, call)
     }
 }
