@@ -65,8 +65,8 @@ impl Shared {
                 && w.link.is_some()
                 && max_tasks.is_none_or(|m| w.sent_items + items < m)
                 && w.inflight.len() + n < depth
-                && !w.inflight.front().is_some_and(|c| c.suspect)
-                && (!next.suspect || (w.inflight.is_empty() && n == 0))
+                && !w.inflight.front().is_some_and(|c| c.suspect || c.lead)
+                && (!(next.suspect || next.lead) || (w.inflight.is_empty() && n == 0))
                 && ((w.inflight.is_empty() && n == 0)
                     || w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES)
         };
@@ -110,7 +110,7 @@ impl Shared {
                     taken += 1;
                     items += chunk.count;
                     bytes += chunk.frame.len();
-                    let alone = !chunk.fds.is_empty() || chunk.suspect;
+                    let alone = !chunk.fds.is_empty() || chunk.suspect || chunk.lead;
                     batch.push(chunk);
                     if alone {
                         break;
