@@ -480,6 +480,7 @@ impl MpiShared {
         let mut st = self.state();
         if st.run == RunState::Running {
             st.run = RunState::Closed;
+            log::info!(target: "multiproc", "pool (MPI): closed");
         }
     }
 
@@ -490,6 +491,9 @@ impl MpiShared {
         let mut deferred = Vec::new();
         {
             let mut st = self.state();
+            if st.run != RunState::Terminated {
+                log::info!(target: "multiproc", "pool (MPI): terminating");
+            }
             st.run = RunState::Terminated;
             Self::fail_all(&mut st, &mut deferred, &|| Stopped::Terminated.into());
         }

@@ -31,6 +31,10 @@ fn depth(chunk_ns: f64) -> usize {
 /// worker turned out lost.
 fn send_batch(w: &mut Worker, batch: Vec<Chunk>, send_buf: &mut Vec<u8>) -> bool {
     let Some(link) = w.link.clone() else { return false };
+    if log::log_enabled!(target: "multiproc", log::Level::Trace) {
+        let calls: usize = batch.iter().map(|ch| ch.count).sum();
+        log::trace!(target: "multiproc", "pool: {} chunks ({calls} calls) to worker {}", batch.len(), w.pid);
+    }
     let sent = if batch.len() == 1 {
         wire::send(link.as_fd(), &batch[0].frame, &batch[0].fds)
     } else {

@@ -391,6 +391,9 @@ where
         continuing: feed.continuing,
         lead: feed.leads(),
     };
+    if feed.next == 0 && log::log_enabled!(target: "multiproc", log::Level::Trace) {
+        log::trace!(target: "multiproc", "pool: job of `{}` in chunks of up to {} calls", feed.name, feed.chunksize);
+    }
     let mut done = 0;
     let exhausted = loop {
         if done >= limit {
