@@ -597,3 +597,65 @@ fn results_carrying_handles_arrive_in_a_batch() {
         }
     }
 }
+
+static GATE: std::sync::OnceLock<multiproc::Event> = std::sync::OnceLock::new();
+
+#[multiproc::task]
+fn keep_gate(gate: multiproc::Event) {
+    let _ = GATE.set(gate);
+}
+
+/// Item 0 returns at once; every other item waits for the gate (bounded, so
+/// a failing run ends), which the test opens only after the first result.
+#[multiproc::task]
+fn gated(x: u64) -> u64 {
+    if x > 0
+        && let Some(g) = GATE.get()
+    {
+        g.wait(Some(DEADLINE));
+    }
+    x
+}
+
+/// Waits up to half the deadline for a first result (then opens the gate
+/// anyway, so the pool drains); returns it if it came in time.
+fn first_result_before_the_gate_opens(gate: &multiproc::Event, first: impl FnOnce() -> Option<u64>) -> Option<u64> {
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            let in_time = got_rx.recv_timeout(DEADLINE / 2).is_ok();
+            gate.set();
+            in_time
+        })
+    };
+    let first = first();
+    let _ = got_tx.send(());
+    let in_time = watchdog.join().unwrap();
+    first.filter(|_| in_time)
+}
+
+#[multiproc::test]
+fn imap_gives_its_first_result_before_a_second_call_ends() {
+    let _g = leak_guard();
+    for m in METHODS {
+        for ordered in [true, false] {
+            let gate = multiproc::Event::new().unwrap();
+            let pool = Pool::builder().processes(2).start_method(m).initializer(keep_gate, (gate.clone(),)).build();
+            let pool = pool.unwrap();
+            // 40 calls on 2 workers: 5 a chunk by the default rule.
+            let mut it: Box<dyn Iterator<Item = multiproc::Result<u64>>> = if ordered {
+                Box::new(pool.imap(gated, 0..40u64).unwrap())
+            } else {
+                Box::new(pool.imap_unordered(gated, 0..40u64).unwrap())
+            };
+            let first = first_result_before_the_gate_opens(&gate, || it.next().map(|r| r.unwrap()));
+            assert_eq!(first, Some(0), "{m} ordered={ordered}: the first result waited for later calls");
+            let rest: Vec<u64> = it.map(|r| r.unwrap()).collect();
+            assert_eq!(rest.len(), 39, "{m} ordered={ordered}");
+            if ordered {
+                assert_eq!(rest, (1..40).collect::<Vec<_>>(), "{m}");
+            }
+        }
+    }
+}

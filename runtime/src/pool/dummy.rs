@@ -303,7 +303,12 @@ impl Pool {
     {
         let (tx, rx): (ResultSender<F::Output>, _) = mpsc::channel();
         let task = Arc::new(task);
-        let mut it = inputs.into_iter().enumerate();
+        let it = inputs.into_iter();
+        let len = match it.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        };
+        let mut it = it.enumerate();
         let inner = self.inner.clone();
         let submitted = Arc::new(Mutex::new(0usize));
         let counter = submitted.clone();
@@ -338,6 +343,7 @@ impl Pool {
             submitted,
             received: 0,
             window: self.processes * 64,
+            len,
         })
     }
 

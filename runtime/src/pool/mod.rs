@@ -535,10 +535,17 @@ impl Pool {
             _ => None,
         };
         let processes = self.backend.processes();
-        let chunksize = self.chunksize.unwrap_or_else(|| imap_chunksize(it.size_hint(), processes));
-        let window = (chunksize * processes * 16).max(1024);
         let job = Arc::new(JobShared::new(ordered));
-        let feeder = self.backend.feeder(Feed::new(task, name, job.clone(), chunksize), it.map(|x| (x,)));
+        let (chunksize, feed) = match self.chunksize {
+            Some(c) => (c, Feed::new(task, name, job.clone(), c)),
+            None => {
+                // The default rule starts small: an early first result.
+                let c = imap_chunksize(it.size_hint(), processes);
+                (c, Feed::ramped(task, name, job.clone(), c))
+            }
+        };
+        let window = (chunksize * processes * 16).max(1024);
+        let feeder = self.backend.feeder(feed, it.map(|x| (x,)));
         Stream::start(self.backend.driver(), job, feeder, window, len)
     }
 }

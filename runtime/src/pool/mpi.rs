@@ -255,7 +255,7 @@ impl MpiShared {
         }
     }
 
-    /// Encodes calls from `items` into chunks of `feed.chunksize` and queues
+    /// Encodes calls from `items` into chunks of `feed.chunk_len()` and queues
     /// them, at most `limit` calls; returns whether `items` ran out. A call
     /// that cannot be encoded (or holds a handle) fails on its own.
     pub(crate) fn submit_items<F, A>(
@@ -275,7 +275,7 @@ impl MpiShared {
             if done >= limit {
                 break false;
             }
-            let want = feed.chunksize.min(limit - done);
+            let want = feed.chunk_len().min(limit - done);
             let (first, batch) = feed.take(items, want);
             if batch.is_empty() {
                 break true;
@@ -285,6 +285,7 @@ impl MpiShared {
             feed.job.add_submitted(batch.len());
             feed.continuing = true;
             self.encode_batch(feed, first, &batch, &mut deferred)?;
+            feed.chunk_done();
             if ran_out {
                 break true;
             }
@@ -479,6 +480,7 @@ impl MpiShared {
         let mut st = self.state();
         if st.run == RunState::Running {
             st.run = RunState::Closed;
+            log::info!(target: "multiproc", "pool (MPI): closed");
         }
     }
 
@@ -489,6 +491,9 @@ impl MpiShared {
         let mut deferred = Vec::new();
         {
             let mut st = self.state();
+            if st.run != RunState::Terminated {
+                log::info!(target: "multiproc", "pool (MPI): terminating");
+            }
             st.run = RunState::Terminated;
             Self::fail_all(&mut st, &mut deferred, &|| Stopped::Terminated.into());
         }

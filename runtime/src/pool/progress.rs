@@ -43,6 +43,44 @@ impl<'a, R> IMapUnorderedIter<'a, R> {
     }
 }
 
+impl<I> Progress<I> {
+    /// Items seen so far: the bar's count, one per result the iterator has
+    /// yielded (failed calls included).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn double(x: u64) -> u64 { 2 * x }
+    ///
+    /// let pool = multiproc::dummy::Pool::new(2).unwrap();
+    /// let mut it = pool.imap(double, 0..5u64).unwrap().progress();
+    /// assert_eq!(it.position(), 0);
+    /// it.next();
+    /// it.next();
+    /// assert_eq!(it.position(), 2);
+    /// assert_eq!(it.by_ref().count(), 3);
+    /// assert_eq!(it.position(), 5);
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// The bar's length: the number of inputs when the input's size is known
+    /// exactly, `None` for an input of unknown length (a spinner then).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn double(x: u64) -> u64 { 2 * x }
+    ///
+    /// let pool = multiproc::dummy::Pool::new(2).unwrap();
+    /// assert_eq!(pool.imap(double, 0..7u64).unwrap().progress().length(), Some(7));
+    /// let unsized_input = (0..7u64).filter(|x| x % 2 == 0);
+    /// assert_eq!(pool.imap(double, unsized_input).unwrap().progress().length(), None);
+    /// ```
+    pub fn length(&self) -> Option<u64> {
+        self.bar.length()
+    }
+}
+
 impl<I: Iterator> Iterator for Progress<I> {
     type Item = I::Item;
     fn next(&mut self) -> Option<I::Item> {

@@ -452,7 +452,7 @@ impl<R> Streams<'_, R> {
     fn len(&self) -> Option<usize> {
         match self {
             Streams::Job(s) => s.len,
-            Streams::Thread(_) => None,
+            Streams::Thread(s) => s.len,
         }
     }
 }

@@ -150,6 +150,8 @@ pub(crate) struct ThreadStream<'a, R> {
     pub(crate) submitted: Arc<Mutex<usize>>,
     pub(crate) received: usize,
     pub(crate) window: usize,
+    /// The number of inputs, if the input's size was known exactly.
+    pub(crate) len: Option<usize>,
 }
 
 impl<R> ThreadStream<'_, R> {

@@ -31,6 +31,10 @@ fn depth(chunk_ns: f64) -> usize {
 /// worker turned out lost.
 fn send_batch(w: &mut Worker, batch: Vec<Chunk>, send_buf: &mut Vec<u8>) -> bool {
     let Some(link) = w.link.clone() else { return false };
+    if log::log_enabled!(target: "multiproc", log::Level::Trace) {
+        let calls: usize = batch.iter().map(|ch| ch.count).sum();
+        log::trace!(target: "multiproc", "pool: {} chunks ({calls} calls) to worker {}", batch.len(), w.pid);
+    }
     let sent = if batch.len() == 1 {
         wire::send(link.as_fd(), &batch[0].frame, &batch[0].fds)
     } else {
@@ -65,8 +69,8 @@ impl Shared {
                 && w.link.is_some()
                 && max_tasks.is_none_or(|m| w.sent_items + items < m)
                 && w.inflight.len() + n < depth
-                && !w.inflight.front().is_some_and(|c| c.suspect)
-                && (!next.suspect || (w.inflight.is_empty() && n == 0))
+                && !w.inflight.front().is_some_and(|c| c.suspect || c.lead)
+                && (!(next.suspect || next.lead) || (w.inflight.is_empty() && n == 0))
                 && ((w.inflight.is_empty() && n == 0)
                     || w.inflight_bytes + bytes + next.frame.len() <= MAX_INFLIGHT_BYTES)
         };
@@ -110,7 +114,7 @@ impl Shared {
                     taken += 1;
                     items += chunk.count;
                     bytes += chunk.frame.len();
-                    let alone = !chunk.fds.is_empty() || chunk.suspect;
+                    let alone = !chunk.fds.is_empty() || chunk.suspect || chunk.lead;
                     batch.push(chunk);
                     if alone {
                         break;

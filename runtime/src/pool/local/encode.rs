@@ -31,6 +31,11 @@ pub(crate) struct Chunk {
     /// Was in flight with others on a worker that died: runs alone from now on,
     /// so that if it is the cause, it is known.
     pub(super) suspect: bool,
+    /// The first chunk of a job whose first result should come early (an
+    /// `imap` by the default rule): sent only to an idle worker, with nothing
+    /// behind it, so the worker answers it at once instead of holding its
+    /// reply to batch it with the chunks after it.
+    pub(super) lead: bool,
     pub(super) sent: Option<Instant>,
     /// Lone calls merged into this one `RUN_SEQ` frame (see [`Chunk::absorb`]):
     /// where each call's arguments start in `frame`. Empty otherwise.
@@ -50,7 +55,7 @@ impl Chunk {
     /// The task name and argument bytes of a lone call without handles (a
     /// per-call frame of one call, as `chunksize=1` makes); `None` otherwise.
     pub(super) fn lone_call(&self) -> Option<(&[u8], &[u8])> {
-        if self.count != 1 || !self.fds.is_empty() || self.suspect || !self.parts.is_empty() {
+        if self.count != 1 || !self.fds.is_empty() || self.suspect || self.lead || !self.parts.is_empty() {
             return None;
         }
         let (kind, name, mut c) = self.header()?;
@@ -304,6 +309,7 @@ impl ChunkBuilder {
             fds: self.fds,
             attempts: 0,
             suspect: false,
+            lead: false,
             sent: None,
             parts: Vec::new(),
         })
@@ -327,6 +333,8 @@ struct Outbox<'s> {
     builder: Option<ChunkBuilder>,
     deferred: Vec<Deferred>,
     continuing: bool,
+    /// The next chunk pushed is the job's lead ([`Chunk::lead`]).
+    lead: bool,
 }
 
 impl Outbox<'_> {
@@ -342,7 +350,9 @@ impl Outbox<'_> {
     /// Adds a finished chunk of `bytes` bytes; submits once enough is pending.
     fn push(&mut self, chunk: ChunkBuilder) -> Result<()> {
         self.pending_bytes += chunk.bytes();
-        self.pending.push(chunk.finish(self.job)?);
+        let mut chunk = chunk.finish(self.job)?;
+        chunk.lead = std::mem::take(&mut self.lead);
+        self.pending.push(chunk);
         if self.pending.len() >= SUBMIT_BATCH || self.pending_bytes >= SUBMIT_BYTES {
             self.flush()?;
         }
@@ -358,7 +368,7 @@ impl Outbox<'_> {
     }
 }
 
-/// Encodes calls from `items` into chunks of `feed.chunksize` and submits
+/// Encodes calls from `items` into chunks of `feed.chunk_len()` and submits
 /// them, at most `limit` calls. Returns whether `items` ran out.
 pub(crate) fn submit_items<F, A>(
     sh: &Shared,
@@ -379,13 +389,17 @@ where
         builder: None,
         deferred: Vec::new(),
         continuing: feed.continuing,
+        lead: feed.leads(),
     };
+    if feed.next == 0 && log::log_enabled!(target: "multiproc", log::Level::Trace) {
+        log::trace!(target: "multiproc", "pool: job of `{}` in chunks of up to {} calls", feed.name, feed.chunksize);
+    }
     let mut done = 0;
     let exhausted = loop {
         if done >= limit {
             break false;
         }
-        let want = feed.chunksize.min(limit - done);
+        let want = feed.chunk_len().min(limit - done);
         let (first, batch) = feed.take(items, want);
         if batch.is_empty() {
             break true;
@@ -394,6 +408,7 @@ where
         done += batch.len();
         out.uncounted += batch.len();
         encode_batch(feed, &mut out, first, batch)?;
+        feed.chunk_done();
         if ran_out {
             break true;
         }
@@ -435,7 +450,7 @@ where
             out.job.deliver(ChunkResult::one_error(index, e), &mut out.deferred);
             continue;
         }
-        if b.len() >= feed.chunksize || b.nfds() >= CHUNK_FDS {
+        if b.len() >= feed.chunk_len() || b.nfds() >= CHUNK_FDS {
             out.close_builder()?;
         }
     }

@@ -18,14 +18,17 @@ use crate::sys;
 pub(super) fn reap(w: &mut Worker) -> ExitStatus {
     w.link = None;
     let Some(mut p) = w.proc.take() else { return ExitStatus::Code(0) };
-    match p.join_timeout(EXIT_GRACE) {
+    let status = match p.join_timeout(EXIT_GRACE) {
         Ok(Some(s)) => s,
         _ => {
+            log::warn!(target: "multiproc", "pool: worker {} did not exit in {EXIT_GRACE:?}; killed", w.pid);
             let _ = p.kill();
             let _ = p.join();
             p.exitcode().unwrap_or(ExitStatus::Signal(libc::SIGKILL))
         }
-    }
+    };
+    log::info!(target: "multiproc", "pool: worker {} exited ({status})", w.pid);
+    status
 }
 
 /// Starts one worker process.
@@ -45,6 +48,7 @@ pub(super) fn spawn_worker(sh: &Shared, id: usize) -> Result<Worker> {
         .build()?;
     p.start()?;
     let pid = p.pid().unwrap_or(0);
+    log::info!(target: "multiproc", "pool: worker {id} started (pid {pid})");
     let pidfd = sys::fd::dup(p.sentinel()?).ctx("dup")?;
     Ok(Worker {
         proc: Some(p),
@@ -87,6 +91,11 @@ impl Shared {
     /// Reaps a lost worker and settles the calls it held: failed, or retried.
     pub(super) fn bury(&self, mut w: Worker) {
         let status = reap(&mut w);
+        if w.inflight.is_empty() && matches!(status, ExitStatus::Code(0)) {
+            log::info!(target: "multiproc", "pool: worker {} retired; a new one replaces it", w.pid);
+        } else {
+            log::warn!(target: "multiproc", "pool: worker {} lost ({status}) holding {} chunks; a new one replaces it", w.pid, w.inflight.len());
+        }
         let mut deferred = Vec::new();
         {
             let mut c = self.lock();
@@ -112,6 +121,7 @@ impl Shared {
         if c.early_deaths >= 3 * self.cfg.processes.max(1) && c.broken.is_none() {
             let msg =
                 format!("pool workers keep dying before they start ({} in a row; the last: {status})", c.early_deaths);
+            log::error!(target: "multiproc", "pool: broken: {msg}");
             if c.start_error.is_none() {
                 c.start_error = Some(Error::Handshake { pid: w.pid, reason: msg.clone() });
             }
@@ -163,8 +173,13 @@ impl Shared {
             } else {
                 c.outstanding = c.outstanding.saturating_sub(1);
                 let pid = w.pid;
+                log::warn!(target: "multiproc", "pool: {} calls failed with lost worker {pid} ({status})", chunk.count);
                 fail_chunk(chunk, deferred, || Error::WorkerLost { pid, status });
             }
+        }
+        if !requeue.is_empty() {
+            let calls: usize = requeue.iter().map(|ch| ch.count).sum();
+            log::warn!(target: "multiproc", "pool: retrying {calls} calls held by lost worker {}", w.pid);
         }
         for chunk in requeue.into_iter().rev() {
             c.queue.push_front(chunk);
@@ -179,6 +194,7 @@ impl Shared {
                 c.next_id += 1;
                 c.next_id - 1
             };
+            log::debug!(target: "multiproc", "pool: starting worker {id}");
             let started = spawn_worker(self, id);
             let mut deferred = Vec::new();
             let mut extra = None;
@@ -190,6 +206,7 @@ impl Shared {
                     Ok(w) => c.workers.push(w),
                     Err(e) => {
                         let msg = format!("cannot start a pool worker: {e}");
+                        log::error!(target: "multiproc", "pool: {msg}");
                         if c.start_error.is_none() {
                             c.start_error = Some(e);
                         }

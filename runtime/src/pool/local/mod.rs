@@ -170,8 +170,12 @@ impl LocalPool {
             }
         };
         match failure {
-            None => Ok(pool),
+            None => {
+                log::info!(target: "multiproc", "pool: {processes} workers ready");
+                Ok(pool)
+            }
             Some(e) => {
+                log::warn!(target: "multiproc", "pool: cannot start: {e}");
                 pool.shared.terminate();
                 Err(e)
             }
@@ -236,6 +240,7 @@ impl Shared {
         let mut c = self.lock();
         if c.state == RunState::Running {
             c.state = RunState::Closed;
+            log::info!(target: "multiproc", "pool: closed ({} chunks outstanding)", c.outstanding);
         }
     }
 
@@ -243,6 +248,9 @@ impl Shared {
     pub(crate) fn terminate(&self) {
         let (workers, queue) = {
             let mut c = self.lock();
+            if c.state != RunState::Terminated {
+                log::info!(target: "multiproc", "pool: terminating ({} chunks unfinished)", c.outstanding);
+            }
             c.state = RunState::Terminated;
             c.outstanding = 0;
             (std::mem::take(&mut c.workers), std::mem::take(&mut c.queue))
@@ -292,6 +300,7 @@ impl Shared {
         }
         c.joined = true;
         let mut workers = std::mem::take(&mut c.workers);
+        log::info!(target: "multiproc", "pool: joining {} workers", workers.len());
         drop(c);
         // The pool's thread may hold the links (polling them): stop it first.
         self.stop_background();
