@@ -12,11 +12,11 @@
 //! - [`read_frame`] ([`read_frame_with`]): one frame at a time, the body
 //!   received straight into its own `Vec`, so a large message is copied once;
 //! - [`RecvBuf`]: a buffer one `recv` fills with many small frames (the
-//!   pool's and managers' streams of small frames).
+//!   pool's links), the caller waiting with [`wait_until_readable`].
 //!
-//! Both refuse a frame longer than their limit before allocating it, retry on
-//! EINTR, and on a miss wait as the policy says: spin or yield while that
-//! pays, then park in `poll` until the writer's bytes wake them.
+//! Both retry on EINTR; [`read_frame`] refuses a frame longer than its limit
+//! before allocating it. On a miss every reader waits as the policy says:
+//! yield while that pays, then park in `poll` until the writer's bytes wake it.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -118,7 +118,7 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, backoff: &mut Backoff, deadline:
 
 /// Blocks until `fd` is readable (or hung up), waiting as the policy says.
 pub(crate) fn wait_until_readable(fd: BorrowedFd<'_>) -> Result<()> {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::yielding();
     while !sys::fd::readable_now(fd).map_err(io("poll"))? {
         wait_readable(fd, &mut backoff, None)?;
     }
@@ -208,7 +208,7 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duratio
 /// End of stream before the first byte is [`Error::Closed`]; inside a frame,
 /// [`Error::Decode`].
 pub(crate) fn read_frame_with(fd: BorrowedFd<'_>, limits: Limits) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut rx = Rx { fd, backoff: Backoff::new(), fds: Vec::new() };
+    let mut rx = Rx { fd, backoff: Backoff::yielding(), fds: Vec::new() };
     let mut head = [0u8; HEAD];
     let mut got = 0;
     while got < HEAD {
@@ -246,19 +246,14 @@ pub(crate) struct Frame {
 /// The initial (and compaction) size of a trusted peer's [`RecvBuf`].
 const RECV_CHUNK: usize = 256 << 10;
 
-/// Buffered frame reader: one `recv` takes in as many frames as have arrived.
+/// Buffered frame reader for a trusted peer (a pool link): one `recv` takes in
+/// as many frames as have arrived, and the buffer grows at once to a long
+/// frame's announced length.
 pub(crate) struct RecvBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
     fds: VecDeque<OwnedFd>,
-    /// The longest body accepted.
-    max: usize,
-    /// Bytes free at the end below which unread bytes move to the front.
-    slack: usize,
-    /// Grow straight to an announced length (a trusted peer), rather than as
-    /// the bytes arrive (a peer that may lie about it).
-    eager: bool,
     /// The peer closed its end.
     pub(crate) eof: bool,
 }
@@ -270,36 +265,9 @@ impl Default for RecvBuf {
 }
 
 impl RecvBuf {
-    /// A reader for a trusted peer (a pool link): 256 KiB to start, grown at
-    /// once to a long frame's announced length.
+    /// An empty reader with 256 KiB of room.
     pub(crate) fn new() -> Self {
-        Self::make(RECV_CHUNK, MAX_LEN, true)
-    }
-
-    /// A reader of frames of at most `max` bytes from a peer that may lie: a
-    /// longer length is refused before anything is allocated for it, and the
-    /// buffer grows with the bytes that actually arrive.
-    pub(crate) fn bounded(max: usize) -> Self {
-        Self::make(4096, max, false)
-    }
-
-    fn make(size: usize, max: usize, eager: bool) -> Self {
-        RecvBuf { buf: vec![0; size], start: 0, end: 0, fds: VecDeque::new(), max, slack: size / 4, eager, eof: false }
-    }
-
-    /// Changes the longest body accepted from now on.
-    pub(crate) fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
-    /// Whether no byte of a next frame is buffered.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// Closes the fds received but not yet claimed by a frame.
-    pub(crate) fn discard_fds(&mut self) {
-        self.fds.clear();
+        RecvBuf { buf: vec![0; RECV_CHUNK], start: 0, end: 0, fds: VecDeque::new(), eof: false }
     }
 
     /// Reads what is available without blocking; returns whether any byte arrived.
@@ -326,21 +294,16 @@ impl RecvBuf {
 
     /// Moves unread bytes to the front and grows the buffer for a long frame.
     fn make_room(&mut self) {
-        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < self.slack) {
+        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < RECV_CHUNK / 4) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let want = match self.pending() {
-            Some((len, _)) if len <= self.max => HEAD + len,
-            _ => 0,
-        };
-        let have = self.buf.len();
-        if want > have {
-            let to = if self.eager { want.next_power_of_two() } else { want.min(have.saturating_mul(2)) };
-            self.buf.resize(to.min(MAX_LEN + HEAD), 0);
-        } else if self.end == have {
-            self.buf.resize(have.saturating_mul(2), 0);
+        let want = self.pending().map_or(0, |(len, _)| HEAD + len);
+        if want > self.buf.len() {
+            self.buf.resize(want.next_power_of_two().min(MAX_LEN + HEAD), 0);
+        } else if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
         }
     }
 
@@ -349,13 +312,9 @@ impl RecvBuf {
         parse_header(&self.buf[self.start..self.end])
     }
 
-    /// The next complete frame, if one is buffered; [`Error::MessageTooLarge`]
-    /// as soon as a header announces more than the limit.
+    /// The next complete frame, if one is buffered.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>> {
         let Some((len, nfds)) = self.pending() else { return Ok(None) };
-        if len > self.max {
-            return Err(Error::MessageTooLarge { size: len, limit: self.max });
-        }
         if self.end - self.start < HEAD + len {
             return Ok(None);
         }
@@ -367,26 +326,6 @@ impl RecvBuf {
         self.start = from + len;
         let fds = self.fds.drain(..nfds).collect();
         Ok(Some(Frame { body, fds }))
-    }
-
-    /// Blocks until a whole frame is buffered and takes it, waiting as the
-    /// policy says; `deadline` bounds the wait for a frame's first byte. End of
-    /// stream between frames is [`Error::Closed`]; inside one, [`Error::Decode`].
-    pub(crate) fn read(&mut self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Frame> {
-        let mut backoff = Backoff::new();
-        loop {
-            if let Some(frame) = self.next_frame()? {
-                return Ok(frame);
-            }
-            if self.fill(fd)? {
-                backoff.reset();
-                continue;
-            }
-            if self.eof {
-                return Err(if self.is_empty() { Error::Closed(PEER) } else { cut() });
-            }
-            wait_readable(fd, &mut backoff, if self.is_empty() { deadline } else { None })?;
-        }
     }
 }
 
@@ -436,28 +375,30 @@ mod tests {
     #[test]
     fn the_buffered_reader_splits_frames_and_items_share_the_header() {
         let (a, b) = sys::fd::socketpair().unwrap();
+        let (x, _y) = sys::fd::socketpair().unwrap();
         let mut out = Vec::new();
         for body in [&b"one"[..], b"", b"three"] {
             let at = begin(&mut out);
             out.extend_from_slice(body);
-            end(&mut out, at, 0).unwrap();
+            end(&mut out, at, usize::from(body.is_empty())).unwrap();
         }
         assert_eq!(parse_header(&out), Some((3, 0)));
-        send(a.as_fd(), &[], &out, &[], PEER).unwrap();
-        let mut rx = RecvBuf::bounded(100);
-        for want in [&b"one"[..], b"", b"three"] {
-            assert_eq!(rx.read(b.as_fd(), None).unwrap().body, want);
-        }
+        send(a.as_fd(), &[], &out, &[x.as_raw_fd()], PEER).unwrap();
         drop(a);
-        assert!(matches!(rx.read(b.as_fd(), None), Err(Error::Closed(_))));
+        let mut rx = RecvBuf::new();
+        wait_until_readable(b.as_fd()).unwrap();
+        assert!(rx.fill(b.as_fd()).unwrap());
+        for (want, nfds) in [(&b"one"[..], 0), (b"", 1), (b"three", 0)] {
+            let f = rx.next_frame().unwrap().unwrap();
+            assert_eq!((f.body.as_slice(), f.fds.len()), (want, nfds));
+        }
+        assert!(rx.next_frame().unwrap().is_none());
+        assert!(!rx.fill(b.as_fd()).unwrap() && rx.eof);
     }
 
     #[test]
-    fn the_buffered_reader_refuses_a_long_frame_before_its_body() {
-        let (a, b) = sys::fd::socketpair().unwrap();
-        sys::socket::send_all(a.as_fd(), &header(1 << 31, 0).unwrap(), &[], &[]).unwrap();
-        let r = RecvBuf::bounded(1 << 20).read(b.as_fd(), None);
-        assert!(matches!(r, Err(Error::MessageTooLarge { .. })), "{r:?}");
+    fn headers_refuse_what_they_cannot_hold() {
         assert!(header(MAX_LEN + 1, 0).is_err() && header(0, MAX_FDS + 1).is_err());
+        assert!(end(&mut [0; 3], 0, 0).is_err());
     }
 }
