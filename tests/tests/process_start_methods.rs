@@ -90,7 +90,7 @@ fn server_pid() -> u32 {
 }
 
 #[multiproc::test]
-fn killed_fork_server_is_restarted() {
+fn killed_fork_server_kills_nobody_and_is_restarted() {
     let _g = leak_guard();
     for signal in ["-KILL", "-TERM"] {
         let old = server_pid();
@@ -103,9 +103,13 @@ fn killed_fork_server_is_restarted() {
         assert!(Command::new("kill").args([signal, &old.to_string()]).status().unwrap().success());
         wait_until(|| exited(old), format_args!("fork server {old} to exit after kill {signal}"));
 
-        // The running child ends (it dies with its server) and its join does not hang.
+        // The running child outlives its server (CPython's bpo-31308): it still
+        // runs, finishes when told to, and its real parent joins and reaps it.
+        assert!(running.is_alive(), "{signal}: the server's child died with it");
+        a.send(&1).unwrap();
         let status = running.join_timeout(DEADLINE).unwrap();
-        assert!(status.is_some(), "{signal}: the server's child did not end");
+        assert_eq!(status, Some(ExitStatus::Code(0)), "{signal}: the server's child did not finish normally");
+        assert_eq!(running.exitcode(), Some(ExitStatus::Code(0)), "{signal}");
 
         // The next start brings up a new server transparently.
         let (a, b) = pipe().unwrap();
