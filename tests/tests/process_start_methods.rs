@@ -145,7 +145,7 @@ fn fork_server_ignores_sigint_like_pythons() {
 fn run_unannotated(arg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String, Duration) {
     let t = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unannotated"));
-    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").envs(env.iter().copied());
+    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").env_remove("MULTIPROC_BACKEND").envs(env.iter().copied());
     let (status, stdout, stderr) = run_bounded(&mut cmd);
     (status.code(), stdout, stderr, t.elapsed())
 }
@@ -177,6 +177,31 @@ fn default_method_comes_from_the_environment() {
     assert!(stdout.contains("child ran"), "{stdout:?}");
     let (code, stdout, _, _) = run_unannotated("default", &[]);
     assert_eq!(code, Some(3), "the default is forkserver, which needs an annotated main: {stdout:?}");
+}
+
+#[multiproc::test]
+fn unknown_multiproc_values_are_errors_at_start() {
+    let _g = leak_guard();
+    let cases = [
+        ("MULTIPROC_START_METHOD", "bogus", "fork, spawn, forkserver"),
+        ("MULTIPROC_START_METHOD", "", "fork, spawn, forkserver"),
+        ("MULTIPROC_BACKEND", "bogus", "mpi, local"),
+    ];
+    for (var, value, allowed) in cases {
+        // Under fork the start needs no annotated main, so only the variable can fail it.
+        let (code, stdout, stderr, _) = run_unannotated("fork", &[(var, value)]);
+        assert_eq!(code, Some(4), "{var}={value:?}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(!stdout.contains("child ran"), "{var}={value:?}: a child started: {stdout:?}");
+        for part in [var, &format!("{value:?}"), allowed] {
+            assert!(stdout.contains(part), "{var}={value:?}: the error must name {part:?}: {stdout:?}");
+        }
+    }
+    // Known values still start.
+    for (var, value) in [("MULTIPROC_START_METHOD", "spawn"), ("MULTIPROC_BACKEND", "local")] {
+        let (code, stdout, stderr, _) = run_unannotated("fork", &[(var, value)]);
+        assert_eq!(code, Some(0), "{var}={value}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(stdout.contains("child ran"), "{var}={value}: {stdout:?}");
+    }
 }
 
 #[multiproc::test]

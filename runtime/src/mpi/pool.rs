@@ -323,12 +323,31 @@ impl Inner {
     }
 }
 
+/// The environment variable that sets the MPI pool's no-progress timeout.
+const TIMEOUT_VAR: &str = "MULTIPROC_MPI_TIMEOUT";
+
+/// [`TIMEOUT_VAR`]'s value: unset is no timeout; else a positive, finite
+/// number of seconds, or [`Error::InvalidArgument`] naming the variable, the
+/// value and what is allowed.
+fn timeout_from_env(value: Option<&std::ffi::OsStr>) -> Result<Option<Duration>> {
+    let Some(value) = value else { return Ok(None) };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e12 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(Error::InvalidArgument(format!(
+            "{TIMEOUT_VAR}={text:?} is not a timeout; expected a positive number of seconds (e.g. 30 or 2.5)"
+        ))),
+    }
+}
+
 impl MpiPool {
     /// A pool over every rank but this one (rank 0).
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the program was not launched under MPI with
-    /// `#[multiproc::main]` (or is not rank 0), or if the job has a single rank.
+    /// `#[multiproc::main]` (or is not rank 0), or if the job has a single rank;
+    /// [`Error::InvalidArgument`] if `MULTIPROC_MPI_TIMEOUT` is set but is not a
+    /// positive number of seconds.
     pub fn new() -> Result<MpiPool> {
         let info = world::info()?;
         if info.size < 2 {
@@ -337,11 +356,7 @@ impl MpiPool {
             ));
         }
         let workers = (info.size - 1) as usize;
-        let timeout = std::env::var("MULTIPROC_MPI_TIMEOUT")
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64);
+        let timeout = timeout_from_env(std::env::var_os(TIMEOUT_VAR).as_deref())?;
         let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         let tag = FIRST_POOL_TAG + (tag - FIRST_POOL_TAG).rem_euclid(32_000);
         Ok(MpiPool {
@@ -932,6 +947,27 @@ impl<R: DeserializeOwned> Iterator for MpiImapUnordered<'_, R> {
             if let Err(e) = step {
                 self.stream.failed = true;
                 return Some(Err(e));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_timeout_variable_is_seconds_or_an_error_naming_it() {
+        assert_eq!(timeout_from_env(None).unwrap(), None);
+        assert_eq!(timeout_from_env(Some(OsStr::new(" 2.5 "))).unwrap(), Some(Duration::from_millis(2500)));
+        for bad in ["", "soon", "0", "-1", "inf", "NaN", "1e300"] {
+            match timeout_from_env(Some(OsStr::new(bad))) {
+                Err(Error::InvalidArgument(msg)) => {
+                    assert!(msg.contains(TIMEOUT_VAR) && msg.contains(&format!("{bad:?}")), "{msg}");
+                    assert!(msg.contains("positive number of seconds"), "{msg}");
+                }
+                other => panic!("{bad:?} gave {other:?}"),
             }
         }
     }
