@@ -18,16 +18,51 @@ pub fn get_all_start_methods() -> Vec<StartMethod> {
     vec![StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
 }
 
+/// The environment variable that names the default start method.
+pub(crate) const START_METHOD_VAR: &str = "MULTIPROC_START_METHOD";
+
+/// [`START_METHOD_VAR`] from the environment: `None` if unset;
+/// [`Error::InvalidArgument`] naming the variable, its value and the allowed
+/// values if it names no start method.
+pub(crate) fn start_method_from_env() -> Result<Option<StartMethod>> {
+    let value = match std::env::var(START_METHOD_VAR) {
+        Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
+        Ok(v) => match StartMethod::from_name(&v) {
+            Ok(m) => return Ok(Some(m)),
+            Err(_) => v,
+        },
+    };
+    Err(Error::InvalidArgument(format!(
+        "{START_METHOD_VAR}={value:?} names no start method; expected one of fork, spawn, forkserver"
+    )))
+}
+
+/// The default start method, as [`get_start_method`], or the error of an
+/// unknown `MULTIPROC_START_METHOD` (nothing is remembered then).
+pub(crate) fn default_start_method() -> Result<StartMethod> {
+    let mut g = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = *g {
+        return Ok(m);
+    }
+    let m = start_method_from_env()?.unwrap_or(StartMethod::ForkServer);
+    *g = Some(m);
+    Ok(m)
+}
+
 /// The default start method: the one set by [`set_start_method`], else
 /// `MULTIPROC_START_METHOD` from the environment, else forkserver.
+///
+/// An unknown `MULTIPROC_START_METHOD` is reported by the first start (an
+/// [`Error::InvalidArgument`] naming the variable and the allowed values);
+/// until then this returns forkserver.
+///
+/// ```
+/// let m = multiproc::get_start_method();
+/// assert!(multiproc::get_all_start_methods().contains(&m));
+/// ```
 pub fn get_start_method() -> StartMethod {
-    let mut g = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
-    *g.get_or_insert_with(|| {
-        std::env::var("MULTIPROC_START_METHOD")
-            .ok()
-            .and_then(|v| StartMethod::from_name(&v).ok())
-            .unwrap_or(StartMethod::ForkServer)
-    })
+    default_start_method().unwrap_or(StartMethod::ForkServer)
 }
 
 /// Sets the default start method.

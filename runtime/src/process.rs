@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::boot::{self, Boot};
 use crate::codec;
-use crate::context::{Context, get_start_method};
+use crate::context::{Context, default_start_method, get_start_method};
 use crate::error::{Error, ExitStatus, Result};
 use crate::identity::{self, Me};
 use crate::registry;
@@ -175,9 +175,14 @@ where
     /// # Errors
     /// [`Error::Encode`] if the arguments cannot be encoded;
     /// [`Error::NotRegistered`] if the start method needs a registered task and
-    /// `task` is not one (a closure, or a function without `#[multiproc::task]`).
+    /// `task` is not one (a closure, or a function without `#[multiproc::task]`);
+    /// [`Error::InvalidArgument`] if the default start method is wanted and
+    /// `MULTIPROC_START_METHOD` names none.
     pub fn build(self) -> Result<Process> {
-        let method = self.method.unwrap_or_else(get_start_method);
+        let method = match self.method {
+            Some(m) => m,
+            None => default_start_method()?,
+        };
         let task = self.task.task_name();
         if method != StartMethod::Fork
             && let Err(e) = task
@@ -243,7 +248,8 @@ impl Process {
     /// # Errors
     /// [`Error::InvalidState`] if already started or closed, or if this process is
     /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
-    /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start.
+    /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start;
+    /// [`Error::InvalidArgument`] if a `MULTIPROC_*` variable has an unknown value.
     pub fn start(&mut self) -> Result<()> {
         boot::refuse_stray_child();
         if identity::me().daemon {
@@ -255,6 +261,7 @@ impl Process {
                 _ => format!("process `{}` was already started; a process can only be started once", self.name),
             }));
         };
+        check_env()?;
         reap_finished();
         let State::Ready { task, payload, runner } = std::mem::replace(&mut self.state, State::Closed) else {
             return Err(Error::InvalidState("process state changed during start".into()));
@@ -535,6 +542,21 @@ pub fn active_children() -> Vec<Process> {
 /// The number of CPUs this process may use (its affinity mask, not the machine's total).
 pub fn cpu_count() -> usize {
     sys::process::cpu_count()
+}
+
+/// Every `MULTIPROC_*` setting a start depends on, checked at each start so an
+/// unknown value is an [`Error::InvalidArgument`] naming the variable, the
+/// value and the allowed values, never silently ignored.
+fn check_env() -> Result<()> {
+    crate::context::start_method_from_env()?;
+    match std::env::var_os(crate::mpi::BACKEND_VAR) {
+        Some(v) if v != "mpi" && v != "local" => Err(Error::InvalidArgument(format!(
+            "{}={:?} names no backend; expected one of mpi, local",
+            crate::mpi::BACKEND_VAR,
+            v.to_string_lossy()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Not public API: child processes the runtime keeps for its own use (tests' leak checks).

@@ -122,14 +122,15 @@ impl Raw {
 }
 
 /// Hostile payloads: random bytes, an oversized length, a truncated frame, a wrong answer.
+/// A frame header is the body's length (u32 LE) and its fd count (u16 LE).
 fn hostile(rng: &mut Rng) -> Vec<Vec<u8>> {
     let mut oversized = u32::MAX.to_le_bytes().to_vec();
-    oversized.extend([0, 0, 0, 0]);
+    oversized.extend([0, 0]);
     let mut truncated = 100u32.to_le_bytes().to_vec();
-    truncated.extend([0, 0, 0, 0]);
+    truncated.extend([0, 0]);
     truncated.extend(b"{sha256}");
     let mut wrong_answer = 40u32.to_le_bytes().to_vec();
-    wrong_answer.extend([0, 0, 0, 0]);
+    wrong_answer.extend([0, 0]);
     wrong_answer.extend(b"{sha256}");
     wrong_answer.extend(rng.bytes(32));
     let mut out = vec![oversized, truncated, wrong_answer, Vec::new()];

@@ -162,11 +162,12 @@ fn hostile_bytes_never_crash_a_live_manager() {
     let Address::Abstract(name) = manager.address().clone() else { panic!("expected an abstract address") };
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
 
-    // Before authentication: garbage, oversized and truncated handshakes.
+    // Before authentication: garbage, oversized and truncated handshakes
+    // (a frame header is the body's length, u32 LE, and its fd count, u16 LE).
     let mut oversized = u32::MAX.to_le_bytes().to_vec();
-    oversized.extend([0; 4]);
+    oversized.extend([0; 2]);
     let mut truncated = 200u32.to_le_bytes().to_vec();
-    truncated.extend([0, 0, 0, 0, 1, 2, 3]);
+    truncated.extend([0, 0, 1, 2, 3]);
     let mut peers = Vec::new();
     for payload in [oversized, truncated, rng.bytes(1), rng.bytes(13), rng.bytes(4096)] {
         let mut s = UnixStream::connect_addr(&addr).unwrap();

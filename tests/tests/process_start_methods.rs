@@ -90,7 +90,7 @@ fn server_pid() -> u32 {
 }
 
 #[multiproc::test]
-fn killed_fork_server_is_restarted() {
+fn killed_fork_server_kills_nobody_and_is_restarted() {
     let _g = leak_guard();
     for signal in ["-KILL", "-TERM"] {
         let old = server_pid();
@@ -103,9 +103,13 @@ fn killed_fork_server_is_restarted() {
         assert!(Command::new("kill").args([signal, &old.to_string()]).status().unwrap().success());
         wait_until(|| exited(old), format_args!("fork server {old} to exit after kill {signal}"));
 
-        // The running child ends (it dies with its server) and its join does not hang.
+        // The running child outlives its server (CPython's bpo-31308): it still
+        // runs, finishes when told to, and its real parent joins and reaps it.
+        assert!(running.is_alive(), "{signal}: the server's child died with it");
+        a.send(&1).unwrap();
         let status = running.join_timeout(DEADLINE).unwrap();
-        assert!(status.is_some(), "{signal}: the server's child did not end");
+        assert_eq!(status, Some(ExitStatus::Code(0)), "{signal}: the server's child did not finish normally");
+        assert_eq!(running.exitcode(), Some(ExitStatus::Code(0)), "{signal}");
 
         // The next start brings up a new server transparently.
         let (a, b) = pipe().unwrap();
@@ -141,7 +145,7 @@ fn fork_server_ignores_sigint_like_pythons() {
 fn run_unannotated(arg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String, Duration) {
     let t = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unannotated"));
-    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").envs(env.iter().copied());
+    cmd.arg(arg).env_remove("MULTIPROC_START_METHOD").env_remove("MULTIPROC_BACKEND").envs(env.iter().copied());
     let (status, stdout, stderr) = run_bounded(&mut cmd);
     (status.code(), stdout, stderr, t.elapsed())
 }
@@ -173,6 +177,31 @@ fn default_method_comes_from_the_environment() {
     assert!(stdout.contains("child ran"), "{stdout:?}");
     let (code, stdout, _, _) = run_unannotated("default", &[]);
     assert_eq!(code, Some(3), "the default is forkserver, which needs an annotated main: {stdout:?}");
+}
+
+#[multiproc::test]
+fn unknown_multiproc_values_are_errors_at_start() {
+    let _g = leak_guard();
+    let cases = [
+        ("MULTIPROC_START_METHOD", "bogus", "fork, spawn, forkserver"),
+        ("MULTIPROC_START_METHOD", "", "fork, spawn, forkserver"),
+        ("MULTIPROC_BACKEND", "bogus", "mpi, local"),
+    ];
+    for (var, value, allowed) in cases {
+        // Under fork the start needs no annotated main, so only the variable can fail it.
+        let (code, stdout, stderr, _) = run_unannotated("fork", &[(var, value)]);
+        assert_eq!(code, Some(4), "{var}={value:?}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(!stdout.contains("child ran"), "{var}={value:?}: a child started: {stdout:?}");
+        for part in [var, &format!("{value:?}"), allowed] {
+            assert!(stdout.contains(part), "{var}={value:?}: the error must name {part:?}: {stdout:?}");
+        }
+    }
+    // Known values still start.
+    for (var, value) in [("MULTIPROC_START_METHOD", "spawn"), ("MULTIPROC_BACKEND", "local")] {
+        let (code, stdout, stderr, _) = run_unannotated("fork", &[(var, value)]);
+        assert_eq!(code, Some(0), "{var}={value}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(stdout.contains("child ran"), "{var}={value}: {stdout:?}");
+    }
 }
 
 #[multiproc::test]

@@ -55,6 +55,23 @@ const MAX_ITEMS: usize = 256;
 /// A chunk is closed once its arguments reach this many bytes.
 const CHUNK_BYTES: usize = 4 << 20;
 
+/// The environment variable that sets the MPI pool's no-progress timeout.
+const TIMEOUT_VAR: &str = "MULTIPROC_MPI_TIMEOUT";
+
+/// [`TIMEOUT_VAR`]'s value: unset is no timeout; else a positive, finite
+/// number of seconds, or [`Error::InvalidArgument`] naming the variable, the
+/// value and what is allowed.
+fn timeout_from_env(value: Option<&std::ffi::OsStr>) -> Result<Option<Duration>> {
+    let Some(value) = value else { return Ok(None) };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e12 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(Error::InvalidArgument(format!(
+            "{TIMEOUT_VAR}={text:?} is not a timeout; expected a positive number of seconds (e.g. 30 or 2.5)"
+        ))),
+    }
+}
+
 static NEXT_TAG: AtomicI32 = AtomicI32::new(FIRST_POOL_TAG);
 
 /// The owning handle: dropping it terminates the pool (its worker ranks stay
@@ -207,11 +224,7 @@ impl MpiPool {
             ));
         }
         let workers = (info.size - 1) as usize;
-        let timeout = std::env::var("MULTIPROC_MPI_TIMEOUT")
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64);
+        let timeout = timeout_from_env(std::env::var_os(TIMEOUT_VAR).as_deref())?;
         let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         let tag = FIRST_POOL_TAG + (tag - FIRST_POOL_TAG).rem_euclid(32_000);
         let state = State {
@@ -550,5 +563,26 @@ impl Driver for MpiShared {
 
     fn progress(&self, job: &JobShared) {
         self.progress_once(Some(job));
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_timeout_variable_is_seconds_or_an_error_naming_it() {
+        assert_eq!(timeout_from_env(None).unwrap(), None);
+        assert_eq!(timeout_from_env(Some(OsStr::new(" 2.5 "))).unwrap(), Some(Duration::from_millis(2500)));
+        for bad in ["", "soon", "0", "-1", "inf", "NaN", "1e300"] {
+            match timeout_from_env(Some(OsStr::new(bad))) {
+                Err(Error::InvalidArgument(msg)) => {
+                    assert!(msg.contains(TIMEOUT_VAR) && msg.contains(&format!("{bad:?}")), "{msg}");
+                    assert!(msg.contains("positive number of seconds"), "{msg}");
+                }
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
     }
 }

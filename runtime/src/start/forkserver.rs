@@ -1,21 +1,26 @@
 //! The forkserver start method: one clean, single-threaded server process per
 //! parent, started lazily through the spawn path, forks each child on request.
 //!
-//! Parent → server: the child's boot message, with fds `[status socket, args…]`.
-//! Server → parent: `Ok(pid)` with the child's pidfd attached. When the child
-//! ends, the server reaps it and writes its exit status on the status socket.
-//! The server exits when its parent's end of the control socket closes; its
-//! children die with it (`PR_SET_PDEATHSIG`). A dead server is restarted on
-//! the next start.
+//! Parent → server: the child's boot message, with fds `[go socket, args…]`.
+//! Server → parent: `Ok(pid)` with the child's pidfd attached; then the parent
+//! sends one byte on the go socket, the child's go (a child whose start the
+//! parent never heard of reads end-of-file and runs nothing). The server exits
+//! when its parent's end of the control socket closes.
+//!
+//! The server's death kills nobody (CPython's bpo-31308): the server forks
+//! each child as its own *sibling* (`clone(CLONE_PARENT)`,
+//! [`sys::process::fork_sibling`]), so the child's parent is the real parent
+//! from birth. The parent waits for it and reaps it like a child it forked
+//! itself, and the child's death signal follows the real parent, not the
+//! server. A dead server is restarted on the next start.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::{ChildHandle, Waiter, spawn};
 use crate::boot::{Boot, Entry, ServerBoot};
 use crate::codec;
-use crate::error::{Error, ExitStatus, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::identity;
 use crate::sys;
 
@@ -95,19 +100,20 @@ fn start_once(server: &mut Option<Server>, entry: &Entry, request: &[u8], fds: &
         Some(s) if usable => s,
         slot => slot.insert(launch_server(entry)?),
     };
-    let (status, status_child) = sys::fd::socketpair().ctx("socketpair")?;
-    let mut out: Vec<BorrowedFd<'_>> = vec![status_child.as_fd()];
+    let (go, go_child) = sys::fd::socketpair().ctx("socketpair")?;
+    let mut out: Vec<BorrowedFd<'_>> = vec![go_child.as_fd()];
     out.extend(fds.iter().map(AsFd::as_fd));
     let sent = codec::write_frame(server.ctl.as_fd(), request, &out)
         .and_then(|()| codec::read_frame(server.ctl.as_fd(), 64 << 10, None))
         .map_err(died);
-    drop(status_child);
+    drop(go_child);
     let (bytes, mut pidfds) = sent?;
     let pid = codec::decode::<Reply>(&bytes, Vec::new(), "fork server reply")?
         .map_err(|reason| Error::Handshake { pid: 0, reason })?;
     let pidfd =
         pidfds.pop().ok_or_else(|| Error::Decode { what: "fork server reply", reason: "no pidfd attached".into() })?;
-    Ok(ChildHandle { pid, pidfd, waiter: Waiter::Server(status) })
+    sys::socket::send_all(go.as_fd(), GO, &[], &[]).ctx("fork server child's go")?;
+    Ok(ChildHandle { pid, pidfd, waiter: Waiter::Own })
 }
 
 /// What the frame layer says when the server is gone (the socket closed, or
@@ -119,17 +125,6 @@ fn died(e: Error) -> Error {
     }
 }
 
-/// Reads a fork-server child's exit status from its status socket, waiting up
-/// to `timeout` (`None`: forever); `Ok(None)` if it is still running.
-/// [`Error::ForkServerDied`] if the server went away without writing it.
-pub(crate) fn read_status(status: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
-    match codec::read_frame(status, 1024, timeout) {
-        Ok((bytes, _)) => Ok(Some(codec::decode(&bytes, Vec::new(), "exit status")?)),
-        Err(Error::Timeout(_)) => Ok(None),
-        Err(e) => Err(Error::ForkServerDied { reason: format!("no exit status: {e}") }),
-    }
-}
-
 fn retire(server: Server) {
     let Server { handle, ctl, .. } = server;
     drop(ctl);
@@ -137,89 +132,84 @@ fn retire(server: Server) {
     let _ = handle.wait(None);
 }
 
-struct Child {
-    pid: i32,
-    pidfd: OwnedFd,
-    status: OwnedFd,
+/// The byte that lets a freshly forked child run (see the module docs).
+const GO: &[u8] = b"g";
+
+/// In a freshly forked child: waits for the parent's go; leaves at once if it
+/// does not come (the parent gave up on this start).
+fn await_go(go: OwnedFd) {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
+        sys::process::exit_now(1);
+    }
 }
 
 /// The fork server's loop (runs in the server process; never returns). Each
 /// forked child runs `child` (the child body, handed down by the role that
 /// made this process a server) with its boot message and fds.
-#[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
 pub(crate) fn serve(ctl: OwnedFd, child: fn(Boot, Vec<OwnedFd>) -> !) -> ! {
-    let me = sys::process::getpid();
     // As Python's, the server ignores SIGINT: Ctrl-C reaches the whole
     // foreground process group, and a parent that handles it keeps its server.
     // Children get back what the server inherited.
     let sigint_was_ignored = sys::process::ignore_sigint();
-    let mut children: Vec<Child> = Vec::new();
     loop {
-        let mut watch: Vec<BorrowedFd<'_>> = vec![ctl.as_fd()];
-        watch.extend(children.iter().map(|c| c.pidfd.as_fd()));
-        let ready = match sys::fd::poll_readable(&watch, None) {
-            Ok(r) => r,
-            Err(_) => {
-                sys::process::flush_stdio();
-                sys::process::exit_now(1)
-            }
-        };
-        let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
-        for i in exited.into_iter().rev() {
-            let c = children.swap_remove(i);
-            if let Ok(Some(raw)) = sys::process::wait_child(c.pid, false) {
-                if let Ok(p) = codec::encode(&ExitStatus::from(raw), "exit status") {
-                    let _ = codec::write_frame(c.status.as_fd(), &p.bytes, &[]);
-                }
-            } else {
-                children.push(c);
-            }
-        }
-        if !ready[0] {
-            continue;
-        }
         let (bytes, mut fds) = match codec::read_frame(ctl.as_fd(), codec::DEFAULT_MAX_MESSAGE, None) {
             Ok(frame) => frame,
-            // The parent is gone: leave; our children die with us.
+            // The parent is gone: leave. Our children are its, not ours.
             Err(_) => sys::process::exit_now(0),
         };
         let reply: Reply = match (codec::decode::<Boot>(&bytes, Vec::new(), "boot message"), fds.is_empty()) {
             (Ok(boot), false) => {
-                let status = fds.remove(0);
-                let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-                keep.push(status.as_raw_fd());
-                keep.sort_unstable();
-                // SAFETY: the fork server is single-threaded, so the child may run anything.
-                match unsafe { sys::process::fork() } {
-                    Ok(None) => {
-                        sys::process::child_prelude(me, &keep);
-                        if !sigint_was_ignored {
-                            sys::process::default_sigint();
+                let go = fds.remove(0);
+                match fork_child(go, boot, fds, sigint_was_ignored, child) {
+                    Ok((pid, pidfd)) => {
+                        if let Ok(p) = codec::encode(&Reply::Ok(pid), "fork server reply") {
+                            let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[pidfd.as_fd()]);
                         }
-                        super::forget_after_fork();
-                        drop(status);
-                        child(boot, fds)
+                        continue;
                     }
-                    Ok(Some(pid)) => match sys::process::pidfd_open(pid) {
-                        Ok(pidfd) => {
-                            let reply: Reply = Ok(pid);
-                            if let Ok(p) = codec::encode(&reply, "fork server reply") {
-                                let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[pidfd.as_fd()]);
-                            }
-                            children.push(Child { pid, pidfd, status });
-                            continue;
-                        }
-                        Err(e) => Err(format!("pidfd_open: {e}")),
-                    },
-                    Err(e) => Err(format!("fork: {e}")),
+                    Err(e) => Err(e),
                 }
             }
-            (Ok(_), true) => Err("request without a status socket".into()),
+            (Ok(_), true) => Err("request without a go socket".into()),
             (Err(e), _) => Err(e.to_string()),
         };
         if let Ok(p) = codec::encode(&reply, "fork server reply") {
             let _ = codec::write_frame(ctl.as_fd(), &p.bytes, &[]);
         }
+    }
+}
+
+/// Forks one child as a sibling of the server (a child of the real parent);
+/// in the server, returns its pid and pidfd.
+#[allow(unsafe_code)] // the one fork call of this start method; see its SAFETY comment
+fn fork_child(
+    go: OwnedFd,
+    boot: Boot,
+    fds: Vec<OwnedFd>,
+    sigint_was_ignored: bool,
+    child: fn(Boot, Vec<OwnedFd>) -> !,
+) -> std::result::Result<(i32, OwnedFd), String> {
+    let real_parent = sys::process::getppid();
+    let mut keep: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    keep.push(go.as_raw_fd());
+    keep.sort_unstable();
+    // SAFETY: the fork server is single-threaded, so the child may run
+    // anything; it refreshes the cached ids first (no atfork handlers ran).
+    match unsafe { sys::process::fork_sibling() } {
+        Ok(None) => {
+            sys::futex::after_fork_child();
+            sys::process::child_prelude(real_parent, &keep);
+            if !sigint_was_ignored {
+                sys::process::default_sigint();
+            }
+            super::forget_after_fork();
+            await_go(go);
+            child(boot, fds)
+        }
+        Ok(Some(pid)) => sys::process::pidfd_open(pid).map(|fd| (pid, fd)).map_err(|e| format!("pidfd_open: {e}")),
+        Err(e) => Err(format!("clone(CLONE_PARENT): {e}")),
     }
 }
 

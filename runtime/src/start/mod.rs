@@ -74,10 +74,9 @@ impl std::fmt::Display for StartMethod {
 /// How the parent learns a child's exit status.
 #[derive(Debug)]
 enum Waiter {
-    /// Our own child: `waitpid`.
+    /// Our own child: `waitpid` (fork-server children too: the server forks
+    /// them as its siblings, so they are ours).
     Own,
-    /// A fork-server child: the server writes the status on this socket.
-    Server(OwnedFd),
 }
 
 /// A started child process.
@@ -117,25 +116,13 @@ impl ChildHandle {
                 }
                 Ok(sys::process::wait_child(self.pid, true).ctx("waitpid")?.map(ExitStatus::from))
             }
-            Waiter::Server(status) => match forkserver::read_status(status.as_fd(), timeout) {
-                Err(Error::ForkServerDied { .. }) => {
-                    // Its children died with it (PR_SET_PDEATHSIG).
-                    sys::fd::poll_readable(&[self.pidfd.as_fd()], None).ctx("poll")?;
-                    Ok(Some(ExitStatus::Signal(libc::SIGKILL)))
-                }
-                other => other,
-            },
         }
     }
 
     /// Waits up to `timeout` (`None`: forever) until [`wait`](Self::wait) would
     /// not block. Reaps nothing, so several threads may call it at once.
     pub(crate) fn wait_ready(&self, timeout: Option<Duration>) -> Result<bool> {
-        let fd = match &self.waiter {
-            Waiter::Own => self.pidfd.as_fd(),
-            Waiter::Server(status) => status.as_fd(),
-        };
-        Ok(sys::fd::poll_readable(&[fd], timeout).ctx("poll")?[0])
+        Ok(sys::fd::poll_readable(&[self.pidfd.as_fd()], timeout).ctx("poll")?[0])
     }
 
     /// Sends `signal`; a child that already ended is not an error.
@@ -155,24 +142,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fork_server_childs_status_comes_on_its_socket() {
-        let (status, server_end) = sys::fd::socketpair().unwrap();
-        assert_eq!(forkserver::read_status(status.as_fd(), Some(Duration::ZERO)).unwrap(), None);
-        let p = crate::codec::encode(&ExitStatus::Code(3), "exit status").unwrap();
-        crate::codec::write_frame(server_end.as_fd(), &p.bytes, &[]).unwrap();
-        assert_eq!(forkserver::read_status(status.as_fd(), None).unwrap(), Some(ExitStatus::Code(3)));
-    }
-
-    #[test]
-    fn a_dead_fork_server_is_one_typed_error_and_its_child_counts_as_killed() {
-        let (status, server_end) = sys::fd::socketpair().unwrap();
-        drop(server_end); // the server is gone without writing the status
-        let got = forkserver::read_status(status.as_fd(), Some(Duration::ZERO));
-        assert!(matches!(got, Err(Error::ForkServerDied { .. })), "{got:?}");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+    fn a_started_child_is_waited_for_and_reaped() {
+        let mut child = std::process::Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
         let pid = child.id() as i32;
-        let handle = ChildHandle { pid, pidfd: sys::process::pidfd_open(pid).unwrap(), waiter: Waiter::Server(status) };
-        assert_eq!(handle.wait(None).unwrap(), Some(ExitStatus::Signal(libc::SIGKILL)));
-        child.wait().unwrap();
+        let handle = ChildHandle { pid, pidfd: sys::process::pidfd_open(pid).unwrap(), waiter: Waiter::Own };
+        assert!(handle.wait_ready(None).unwrap());
+        let got = handle.wait(Some(Duration::ZERO));
+        let reaped = child.try_wait().is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD));
+        if !reaped {
+            let _ = child.wait();
+        }
+        assert_eq!(got.unwrap(), Some(ExitStatus::Code(3)));
+        assert!(reaped, "wait did not reap the child");
     }
 }

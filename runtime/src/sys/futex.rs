@@ -39,7 +39,9 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
 static FORK_GENERATION: AtomicU32 = AtomicU32::new(1);
 static ATFORK: Once = Once::new();
 
-extern "C" fn after_fork_child() {
+/// Marks the ids cached in this process as stale (a `pthread_atfork` child
+/// handler; also called by hand after a raw clone, `process::fork_sibling`).
+pub(crate) extern "C" fn after_fork_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -27,6 +27,25 @@ pub(crate) unsafe fn fork() -> io::Result<Option<i32>> {
     Ok(if pid == 0 { None } else { Some(pid) })
 }
 
+/// `clone(CLONE_PARENT)`: a `fork` whose child is our *sibling*: its parent
+/// is our parent, who waits for it and reaps it as its own child, and whose
+/// death signal follows that parent. So the fork server's children outlive
+/// the server. Returns `None` in the child, `Some(pid)` in the caller.
+///
+/// # Safety
+/// The caller must be single-threaded. Being a raw `clone`, it runs no
+/// `pthread_atfork` handlers, so the child then calls
+/// [`super::futex::after_fork_child`] to refresh the ids cached before.
+pub(crate) unsafe fn fork_sibling() -> io::Result<Option<i32>> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: clone(2) without CLONE_VM and with a null stack duplicates the
+    // caller like fork (the child runs on its copy of our stack); the null
+    // tid pointers and tls are unused without the flags that read them; the
+    // caller upholds the single-thread contract above.
+    let pid = cvt(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
+    Ok(if pid == 0 { None } else { Some(pid as i32) })
+}
+
 /// What a freshly forked child does before anything else: die with the
 /// thread that forked it (`PR_SET_PDEATHSIG`), exit at once if that parent is
 /// already gone (the race `PR_SET_PDEATHSIG` alone leaves), and close every fd
