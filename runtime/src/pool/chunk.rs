@@ -95,6 +95,33 @@ impl<F> Feed<F> {
     pub(crate) fn chunk_done(&mut self) {
         self.size = self.size.saturating_mul(2).min(self.chunksize);
     }
+
+    /// Cuts at most `limit` calls from `items` into chunks (the one chunk
+    /// builder of every backend) and hands each to `submit` with the index of
+    /// its first call. Returns whether `items` ran out.
+    pub(crate) fn cut<A>(
+        &mut self,
+        items: &mut dyn Iterator<Item = A>,
+        limit: usize,
+        mut submit: impl FnMut(&mut Self, usize, Vec<A>) -> crate::error::Result<()>,
+    ) -> crate::error::Result<bool> {
+        let mut done = 0;
+        while done < limit {
+            let want = self.chunk_len().min(limit - done);
+            let (first, batch) = self.take(items, want);
+            if batch.is_empty() {
+                return Ok(true);
+            }
+            let ran_out = batch.len() < want;
+            done += batch.len();
+            submit(self, first, batch)?;
+            self.chunk_done();
+            if ran_out {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

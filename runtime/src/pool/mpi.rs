@@ -283,26 +283,11 @@ impl MpiShared {
     {
         self.check_open(feed.continuing)?;
         let mut deferred = Vec::new();
-        let mut done = 0;
-        let exhausted = loop {
-            if done >= limit {
-                break false;
-            }
-            let want = feed.chunk_len().min(limit - done);
-            let (first, batch) = feed.take(items, want);
-            if batch.is_empty() {
-                break true;
-            }
-            let ran_out = batch.len() < want;
-            done += batch.len();
+        let exhausted = feed.cut(items, limit, |feed, first, batch| {
             feed.job.add_submitted(batch.len());
             feed.continuing = true;
-            self.encode_batch(feed, first, &batch, &mut deferred)?;
-            feed.chunk_done();
-            if ran_out {
-                break true;
-            }
-        };
+            self.encode_batch(feed, first, &batch, &mut deferred)
+        })?;
         self.progress_with(&mut deferred, Some(&feed.job));
         run_deferred(deferred);
         Ok(exhausted)

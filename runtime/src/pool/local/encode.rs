@@ -394,25 +394,10 @@ where
     if feed.next == 0 && log::log_enabled!(target: "multiproc", log::Level::Trace) {
         log::trace!(target: "multiproc", "pool: job of `{}` in chunks of up to {} calls", feed.name, feed.chunksize);
     }
-    let mut done = 0;
-    let exhausted = loop {
-        if done >= limit {
-            break false;
-        }
-        let want = feed.chunk_len().min(limit - done);
-        let (first, batch) = feed.take(items, want);
-        if batch.is_empty() {
-            break true;
-        }
-        let ran_out = batch.len() < want;
-        done += batch.len();
+    let exhausted = feed.cut(items, limit, |feed, first, batch| {
         out.uncounted += batch.len();
-        encode_batch(feed, &mut out, first, batch)?;
-        feed.chunk_done();
-        if ran_out {
-            break true;
-        }
-    };
+        encode_batch(feed, &mut out, first, batch)
+    })?;
     out.close_builder()?;
     let r = out.flush();
     feed.continuing = out.continuing;
