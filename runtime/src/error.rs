@@ -152,6 +152,37 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A call ran longer than its timeout ([`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout),
+    /// [`AsyncResult::timeout`](crate::AsyncResult::timeout)); its worker was
+    /// killed and replaced. Make the limit longer, or the call shorter.
+    #[error(
+        "task `{task}` ran longer than its timeout of {after:?}; its worker was killed (raise the timeout, or split the work into shorter calls)"
+    )]
+    TaskTimeout {
+        /// The task's registered name.
+        task: String,
+        /// The timeout it ran past.
+        after: Duration,
+    },
+    /// The call was cancelled ([`AsyncResult::cancel`](crate::AsyncResult::cancel),
+    /// or its result or iterator was dropped) before it ran, or stopped by
+    /// [`AsyncResult::cancel_running`](crate::AsyncResult::cancel_running).
+    #[error("the call was cancelled before it finished")]
+    Cancelled,
+    /// A fallible task returned `Err` ([`Pool::try_map`](crate::Pool::try_map) and
+    /// friends): the first such error, by input order, with the input's index.
+    /// [`Error::task_error`] decodes the task's own error value.
+    #[error("task `{task}` returned an error for input {index}: {message}")]
+    Task {
+        /// The task's registered name.
+        task: String,
+        /// The index of the input (in input order) whose call returned the error.
+        index: usize,
+        /// The error, as its `Display` shows it.
+        message: String,
+        /// The error value, encoded (see [`Error::task_error`]).
+        encoded: Vec<u8>,
+    },
     /// A worker process died while it held tasks.
     #[error("worker {pid} was lost: {status}")]
     WorkerLost {

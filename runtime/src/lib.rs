@@ -51,6 +51,7 @@
 //! - `shared/` — `Value`, `Array`, `SharedMemory`, `ShareableList`; the resource tracker
 //! - `sync/` — `Lock` … `Barrier`, on futexes in shared memory
 //! - `task` — the `Task` trait, `lambda!`'s types, the generic invoker bodies
+//! - `callmark` — a pool worker's mark (the call it runs) and the pool's cancel table, in shared memory
 //! - `registry` — task entries (inventory), lookup by name and by fn-item type, the build fingerprint
 //! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
 //! - `codec` — frames, bincode 2 + serde, fds collected out of band
@@ -66,6 +67,7 @@ extern crate self as multiproc;
 
 mod backoff;
 mod boot;
+mod callmark;
 mod codec;
 pub mod connection;
 mod context;

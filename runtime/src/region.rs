@@ -31,6 +31,8 @@ pub(crate) enum Kind {
     Barrier = 6,
     Queue = 7,
     Value = 8,
+    PoolMark = 9,
+    PoolCancels = 10,
 }
 
 /// A mapped shared-memory object.

@@ -5,6 +5,7 @@ use std::os::fd::OwnedFd;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::callmark::{self, Step};
 use crate::codec::{self, Payload};
 use crate::error::{Error, Result};
 use crate::registry::{self, SeqOutcome, SeqReply};
@@ -221,18 +222,31 @@ where
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(|_| describe_panic())
     };
     let mut values = Vec::with_capacity(calls.len());
-    let mut calls = calls.into_iter();
-    while let Some(args) = calls.next() {
-        match run(args) {
-            Ok(v) => values.push(v),
-            Err(panic) => {
-                // A call panicked: from here on every outcome travels as a `Result`.
-                let outcomes: Vec<SeqOutcome<F::Output>> =
-                    values.into_iter().map(Ok).chain(std::iter::once(Err(panic))).chain(calls.map(run)).collect();
-                let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
-                return Ok(SeqReply { fds, all_returned: false });
-            }
+    // Once a call panicked, every outcome travels as a `Result`.
+    let mut outcomes: Option<Vec<SeqOutcome<F::Output>>> = None;
+    for (i, args) in calls.into_iter().enumerate() {
+        // A pool worker runs only its window of the chunk, and stops early
+        // when the job is cancelled (see `callmark`).
+        match callmark::next(i) {
+            Step::Skip => continue,
+            Step::Stop => break,
+            Step::Run => {}
         }
+        let outcome = run(args);
+        callmark::done(i);
+        match (&mut outcomes, outcome) {
+            (None, Ok(v)) => values.push(v),
+            (None, Err(panic)) => {
+                let mut all: Vec<SeqOutcome<F::Output>> = values.drain(..).map(Ok).collect();
+                all.push(Err(panic));
+                outcomes = Some(all);
+            }
+            (Some(all), o) => all.push(o),
+        }
+    }
+    if let Some(outcomes) = outcomes {
+        let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
+        return Ok(SeqReply { fds, all_returned: false });
     }
     let fds = codec::encode_into(&codec::EndToEnd(&values), out, "task results")?;
     Ok(SeqReply { fds, all_returned: true })

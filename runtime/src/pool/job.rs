@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -33,11 +33,12 @@ impl Seq {
     }
 }
 
-/// Skips a reply's kind byte and reads its result count, which must be `expected`.
+/// Skips a reply's kind byte and reads its result count, at most `expected`
+/// (fewer when the chunk stopped early: the pool sees to the rest).
 fn reply_count(c: &mut Cursor<'_>, expected: usize) -> Result<usize> {
     c.u8()?;
     let count = c.u32()? as usize;
-    if count != expected {
+    if count > expected {
         return Err(Error::Decode {
             what: "pool frame",
             reason: format!("a reply has {count} results for a chunk of {expected} calls"),
@@ -329,7 +330,16 @@ pub(crate) struct JobShared {
     /// Exponential average of one call's service time in this job, in ns (`f64`
     /// bits; 0 until a reply arrived): how many lone calls may share a frame.
     item_ns: AtomicU64,
+    /// This job's id (unique in the process; never 0).
+    id: u64,
+    /// Cancelled: calls not yet run never run.
+    cancelled: AtomicBool,
+    /// Longest one call may run, in ns (0: the pool's `task_timeout`, if any).
+    timeout_ns: AtomicU64,
 }
+
+/// Ids of jobs.
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
 impl JobShared {
     pub(crate) fn new(ordered: bool) -> Self {
@@ -348,6 +358,38 @@ impl JobShared {
             }),
             cv: Condvar::new(),
             item_ns: AtomicU64::new(0),
+            id: NEXT_JOB.fetch_add(1, Ordering::Relaxed),
+            cancelled: AtomicBool::new(false),
+            timeout_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// This job's id (unique in the process; never 0).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Marks the job cancelled; whether it was not already.
+    pub(crate) fn set_cancelled(&self) -> bool {
+        !self.cancelled.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the job was cancelled.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Sets the longest one call of this job may run.
+    pub(crate) fn set_timeout(&self, t: std::time::Duration) {
+        let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.timeout_ns.store(ns, Ordering::Release);
+    }
+
+    /// The longest one call of this job may run, if it has its own limit.
+    pub(crate) fn timeout(&self) -> Option<std::time::Duration> {
+        match self.timeout_ns.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
         }
     }
 

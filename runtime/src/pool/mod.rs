@@ -29,6 +29,7 @@ mod progress;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -195,6 +196,8 @@ pub struct PoolBuilder {
     initializer: Option<Result<EncodedCall>>,
     max_tasks: Option<usize>,
     retries: u32,
+    task_timeout: Option<Duration>,
+    max_memory: Option<u64>,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -204,6 +207,8 @@ impl std::fmt::Debug for PoolBuilder {
             .field("start_method", &self.method)
             .field("max_tasks_per_child", &self.max_tasks)
             .field("retries", &self.retries)
+            .field("task_timeout", &self.task_timeout)
+            .field("max_memory_per_child", &self.max_memory)
             .finish()
     }
 }
@@ -260,10 +265,53 @@ impl PoolBuilder {
         self
     }
 
+    /// The longest one call may run. A call still running after `timeout` is
+    /// stopped by killing its worker (the only way to stop arbitrary code): it
+    /// fails with [`Error::TaskTimeout`], is not retried, and the worker is
+    /// replaced; the other calls that worker held run elsewhere. Measured from
+    /// the moment the call starts in its worker (time spent queued does not
+    /// count); the kill comes within a tenth of `timeout` (at most 100 ms) after
+    /// it is due. A call's own [`AsyncResult::timeout`] wins over this.
+    ///
+    /// Local pools only: [`PoolBuilder::build`] refuses it for other backends,
+    /// and a thread of [`dummy::Pool`] cannot be stopped.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(1).task_timeout(Duration::from_millis(200)).build()?;
+    ///     assert!(matches!(pool.apply(nap, (10_000,)), Err(multiproc::Error::TaskTimeout { .. })));
+    ///     pool.apply(nap, (1,))?; // a new worker took over
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Replace a worker whose resident memory (RSS) exceeds `bytes` after a
+    /// call, before it takes the next (loky's memory leak protection): calls it
+    /// held but had not started run on another worker; none is lost. The check
+    /// reads `/proc/self/status` after each call, which costs a few µs a call.
+    /// A worker killed for its memory by the kernel (the OOM killer, or a
+    /// failed allocation under `RLIMIT_AS`) is a [`Error::WorkerLost`] for the
+    /// call it ran, with its signal.
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
     /// Starts the workers; returns once every worker has run its initializer.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for 0 processes or `max_tasks_per_child(0)`;
+    /// [`Error::InvalidArgument`] for 0 processes, `max_tasks_per_child(0)`,
+    /// a zero `task_timeout` or `max_memory_per_child(0)`;
     /// [`Error::NotRegistered`] for an unregistered initializer; the initializer's
     /// own failure ([`Error::TaskPanicked`], [`Error::TaskFailed`]); the errors of
     /// [`Process::start`](crate::Process::start) if a worker cannot start.
@@ -274,6 +322,16 @@ impl PoolBuilder {
         }
         if self.max_tasks == Some(0) {
             return Err(Error::InvalidArgument("max_tasks_per_child must be at least 1".into()));
+        }
+        if self.task_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidArgument(
+                "task_timeout must be longer than zero; leave it unset for no limit".into(),
+            ));
+        }
+        if self.max_memory == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_memory_per_child must be at least 1 byte; leave it unset for no limit".into(),
+            ));
         }
         let (initializer, init_fds) = match self.initializer.transpose()? {
             Some((name, bytes, fds)) => (Some((name, bytes)), fds),
@@ -286,6 +344,8 @@ impl PoolBuilder {
             init_fds,
             max_tasks: self.max_tasks,
             retries: self.retries,
+            task_timeout: self.task_timeout,
+            max_memory: self.max_memory,
         };
         Ok(Pool { backend: Arc::new(Backend::Local(LocalPool::start(cfg)?)), chunksize: None })
     }

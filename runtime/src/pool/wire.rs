@@ -5,8 +5,10 @@
 //! writer, the buffered reader and the wait are the codec's.
 //!
 //! Bodies (first byte is the kind):
-//! - parent → worker `RUN`: `name_len: u16`, name, `count: u32`, then per item
-//!   `len: u32`, `nfds: u16`, the encoded arguments.
+//! - parent → worker `RUN`: the [window](Window) (`tag: u32`, `skip: u32`,
+//!   `end: u32`, `job: u64`), `name_len: u16`, name, `count: u32`, then per item
+//!   `len: u32`, `nfds: u16`, the encoded arguments. The worker runs calls
+//!   `skip .. end` of the frame (the rest of a chunk that was cut short).
 //! - worker → parent `READY`: nothing more. `INIT_FAILED`: an encoded [`WireError`].
 //!   `DONE`: `count: u32`, then per item `status: u8` (0 ok, 1 error), `len: u32`,
 //!   `nfds: u16`, the encoded result or [`WireError`].
@@ -15,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use crate::codec::fields::{Cursor, put_u16, put_u32};
+pub(crate) use crate::codec::fields::{Cursor, put_u16, put_u32, put_u64};
 use crate::codec::frame;
 pub(crate) use crate::codec::frame::{Frame, RecvBuf};
 use crate::error::{Error, Result};
@@ -35,6 +37,51 @@ pub(crate) const DONE_SEQ: u8 = 6;
 /// `R` laid end to end (no `Result` around each: the common case decodes
 /// straight into the caller's vector).
 pub(crate) const DONE_VALUES: u8 = 7;
+
+/// Where a `RUN`/`RUN_SEQ` frame's [`Window`] starts: right after its kind byte.
+pub(crate) const WINDOW_AT: usize = HEAD + 1;
+/// Bytes of a [`Window`].
+const WINDOW_LEN: usize = 20;
+
+/// Which calls of a `RUN`/`RUN_SEQ` frame a worker runs, and what it tells
+/// the pool about them (see `callmark`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// The chunk's tag for this sending (the worker's mark names it).
+    pub(crate) tag: u32,
+    /// The first call to run.
+    pub(crate) skip: u32,
+    /// One past the last call to run.
+    pub(crate) end: u32,
+    /// The job's id (its entry in the pool's cancel table).
+    pub(crate) job: u64,
+}
+
+impl Window {
+    /// Appends the window (a frame's, right after its kind byte).
+    pub(crate) fn put(&self, buf: &mut Vec<u8>) {
+        put_u32(buf, self.tag);
+        put_u32(buf, self.skip);
+        put_u32(buf, self.end);
+        put_u64(buf, self.job);
+    }
+
+    /// Overwrites the window of `frame` (a whole `RUN`/`RUN_SEQ` frame).
+    pub(crate) fn set(&self, frame: &mut [u8]) {
+        let mut w = Vec::with_capacity(WINDOW_LEN);
+        self.put(&mut w);
+        if let Some(dst) = frame.get_mut(WINDOW_AT..WINDOW_AT + WINDOW_LEN) {
+            dst.copy_from_slice(&w);
+        }
+    }
+
+    /// Reads a window (a cursor just past the kind byte).
+    pub(crate) fn read(c: &mut Cursor<'_>) -> Result<Window> {
+        let (tag, skip, end) = (c.u32()?, c.u32()?, c.u32()?);
+        let job = c.u64()?;
+        Ok(Window { tag, skip, end, job })
+    }
+}
 
 /// Frame (and item) header length.
 pub(crate) const HEAD: usize = frame::HEAD;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::{self, Cursor, Link, RecvBuf, WireError};
+use super::wire::{self, Cursor, Link, RecvBuf, Window, WireError};
+use crate::callmark::{self, Step, WorkerBoard};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry::{self, TaskEntry};
@@ -32,6 +33,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) initializer: Option<(String, Vec<u8>)>,
     /// The handles inside the initializer's arguments.
     pub(crate) init_fds: Vec<Link>,
+    /// The worker's mark and the pool's cancel table (see `callmark`).
+    pub(crate) board: Option<WorkerBoard>,
 }
 
 /// The pool worker task. Not for users: the pool starts it.
@@ -70,6 +73,9 @@ fn send_frame(link: BorrowedFd<'_>, kind: u8, body: &[u8]) -> Result<()> {
 
 fn run(link: OwnedFd, config: WorkerConfig) {
     let link = link.as_fd();
+    if let Some(board) = config.board {
+        callmark::install(board);
+    }
     if let Some((name, args)) = &config.initializer {
         let fds = config.init_fds.into_iter().map(|l| l.0).collect();
         if let Err(w) = call(registry::lookup(name), name, args, fds, &mut Vec::new()) {
@@ -99,6 +105,11 @@ fn serve(link: BorrowedFd<'_>) -> Result<()> {
             pending += 1;
             let now = Instant::now();
             let due = pending >= FLUSH_FRAMES || now.duration_since(*oldest.get_or_insert(now)) >= FLUSH_AFTER;
+            if callmark::over_memory() {
+                // Above `max_memory_per_child`: answer what ran, then exit; the
+                // pool re-queues what this worker held and starts another.
+                return flush(link, &mut out, &mut out_fds, &mut oldest);
+            }
             if out_fds.len() > fds_before || out.len() >= FLUSH_BYTES || due {
                 flush(link, &mut out, &mut out_fds, &mut oldest)?;
                 pending = 0;
@@ -148,7 +159,7 @@ fn failed_done(out: &mut Vec<u8>, count: usize, name: &str, message: &str) -> Re
 /// `DONE_SEQ` frame to `out`.
 fn run_chunk(
     body: &[u8],
-    mut fds: Vec<OwnedFd>,
+    fds: Vec<OwnedFd>,
     cached: &mut Option<(String, Result<&'static TaskEntry>)>,
     out: &mut Vec<u8>,
     out_fds: &mut Vec<OwnedFd>,
@@ -158,6 +169,7 @@ fn run_chunk(
     if kind != wire::RUN && kind != wire::RUN_SEQ {
         return Err(Error::Decode { what: "pool frame", reason: "expected a chunk of calls".into() });
     }
+    let window = Window::read(&mut c)?;
     let name_len = c.u16()? as usize;
     let name = std::str::from_utf8(c.bytes(name_len)?)
         .map_err(|_| Error::Decode { what: "pool frame", reason: "task name is not UTF-8".into() })?;
@@ -169,18 +181,38 @@ fn run_chunk(
         _ => registry::lookup(name),
     };
     let count = c.u32()? as usize;
-    if kind == wire::RUN_SEQ {
+    callmark::begin(window.tag, window.job, window.skip, window.end.min(count as u32));
+    let r = if kind == wire::RUN_SEQ {
         if !fds.is_empty() {
             return Err(Error::Decode { what: "pool frame", reason: "a batch of calls carries handles".into() });
         }
-        return run_seq(entry, name, c.rest(), count, out, out_fds);
-    }
+        run_seq(entry, name, c.rest(), count, out, out_fds)
+    } else {
+        run_items(entry, name, c, count, fds, out, out_fds)
+    };
+    callmark::end();
+    r
+}
+
+/// Runs the calls of a `RUN` frame (one header per call, `c` just before the
+/// first) and appends its `DONE` frame to `out`.
+fn run_items(
+    entry: Result<&'static TaskEntry>,
+    name: &str,
+    mut c: Cursor<'_>,
+    count: usize,
+    mut fds: Vec<OwnedFd>,
+    out: &mut Vec<u8>,
+    out_fds: &mut Vec<OwnedFd>,
+) -> Result<()> {
     let frame_at = wire::begin_frame(out);
     out.push(wire::DONE);
-    wire::put_u32(out, count as u32);
+    let count_at = out.len();
+    wire::put_u32(out, 0);
+    let mut ran = 0u32;
     let mut fds_in_frame = 0usize;
     fds.reverse(); // pop from the back in order
-    for _ in 0..count {
+    for i in 0..count {
         let len = c.u32()? as usize;
         let nfds = c.u16()? as usize;
         let args = c.bytes(len)?;
@@ -191,11 +223,18 @@ fn run_chunk(
             });
         }
         let item_fds: Vec<OwnedFd> = (0..nfds).filter_map(|_| fds.pop()).collect();
+        match callmark::next(i) {
+            Step::Skip => continue,
+            Step::Stop => break,
+            Step::Run => ran += 1,
+        }
         let entry = entry.as_ref().map(|e| *e).map_err(clone_lookup_error);
         let item_at = out.len();
         out.push(0);
         let at = wire::begin_item(out);
-        let result = match call(entry, name, args, item_fds, out) {
+        let called = call(entry, name, args, item_fds, out);
+        callmark::done(i);
+        let result = match called {
             Ok(fds) if fds.len() + fds_in_frame + out_fds.len() > wire::MAX_FDS => Err(WireError::Failed {
                 task: name.to_string(),
                 message: format!(
@@ -221,6 +260,7 @@ fn run_chunk(
             }
         }
     }
+    out[count_at..count_at + 4].copy_from_slice(&ran.to_le_bytes());
     wire::end_frame(out, frame_at, fds_in_frame)
 }
 
@@ -237,6 +277,7 @@ fn run_seq(
     let frame_at = wire::begin_frame(out);
     let kind_at = out.len();
     out.push(wire::DONE_SEQ);
+    let count_at = out.len();
     wire::put_u32(out, count as u32);
     wire::put_u16(out, name.len() as u16);
     out.extend_from_slice(name.as_bytes());
@@ -246,8 +287,13 @@ fn run_seq(
         }),
         Err(e) => Err(e),
     };
+    // The reply holds the calls that ran (fewer than the frame's when it had
+    // a window, or stopped early); a failure fails the whole window.
+    let (ran, window) = callmark::progress();
+    let failed = if ran > 0 { ran as usize } else { window as usize };
     match res {
         Ok(reply) if reply.fds.len() + out_fds.len() <= wire::MAX_FDS => {
+            out[count_at..count_at + 4].copy_from_slice(&ran.to_le_bytes());
             if reply.all_returned {
                 out[kind_at] = wire::DONE_VALUES;
             }
@@ -259,11 +305,11 @@ fn run_seq(
             out.truncate(frame_at);
             let msg =
                 format!("the results of one chunk carry more than {} handles; use a chunk size of 1", wire::MAX_FDS);
-            failed_done(out, count, name, &msg)
+            failed_done(out, failed, name, &msg)
         }
         Err(e) => {
             out.truncate(frame_at);
-            failed_done(out, count, name, &e.to_string())
+            failed_done(out, failed, name, &e.to_string())
         }
     }
 }

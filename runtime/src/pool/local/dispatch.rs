@@ -27,10 +27,14 @@ fn depth(chunk_ns: f64) -> usize {
     if chunk_ns <= 0.0 { INITIAL_DEPTH } else { ((LOOKAHEAD_NS / chunk_ns).ceil() as usize).clamp(2, MAX_DEPTH) }
 }
 
-/// Sends `batch` to `w` in one write and records it in flight; whether the
-/// worker turned out lost.
-fn send_batch(w: &mut Worker, batch: Vec<Chunk>, send_buf: &mut Vec<u8>) -> bool {
+/// Sends `batch` to `w` in one write (each chunk tagged from `next_tag`) and
+/// records it in flight; whether the worker turned out lost.
+fn send_batch(w: &mut Worker, mut batch: Vec<Chunk>, send_buf: &mut Vec<u8>, next_tag: &mut u32) -> bool {
     let Some(link) = w.link.clone() else { return false };
+    for ch in &mut batch {
+        ch.stamp(*next_tag);
+        *next_tag = next_tag.wrapping_add(1).max(1);
+    }
     if log::log_enabled!(target: "multiproc", log::Level::Trace) {
         let calls: usize = batch.iter().map(|ch| ch.count).sum();
         log::trace!(target: "multiproc", "pool: {} chunks ({calls} calls) to worker {}", batch.len(), w.pid);
@@ -76,7 +80,7 @@ impl Shared {
         };
         let mut any_lost = false;
         loop {
-            let Core { workers, queue, send_buf, outstanding, .. } = &mut *c;
+            let Core { workers, queue, send_buf, outstanding, next_tag, .. } = &mut *c;
             let Some(front) = queue.front() else { break };
             let eligible = workers.iter().filter(|w| fits(w, 0, 0, 0, front)).count();
             if eligible == 0 {
@@ -126,7 +130,7 @@ impl Shared {
                 if w.link.is_none() {
                     continue;
                 }
-                any_lost |= send_batch(w, batch, send_buf);
+                any_lost |= send_batch(w, batch, send_buf, next_tag);
                 sent_any = true;
             }
             if !sent_any {
@@ -223,7 +227,14 @@ impl Shared {
                 chunk.job.record_item_ns(per_item);
                 let (first, count) = (chunk.first, chunk.count);
                 match ChunkResult::parse(first, count, frame.body, frame.fds) {
-                    Ok(r) => chunk.job.deliver(r, deferred),
+                    Ok(r) => {
+                        let ran = r.len();
+                        chunk.job.deliver(r, deferred);
+                        if ran < count {
+                            // The worker stopped early (a cancel, its memory): see to the rest.
+                            return self.rest_of(c, &chunk, ran, deferred);
+                        }
+                    }
                     Err(e) => {
                         let msg = e.to_string();
                         fail_chunk(chunk, deferred, || Error::Decode { what: "task result", reason: msg.clone() });
@@ -235,6 +246,35 @@ impl Shared {
                 }
             }
             _ => c.workers[i].lost = true,
+        }
+    }
+
+    /// The calls of `chunk` after its first `ran`, which its worker did not
+    /// run: cancelled with their job, or queued again (first, uncharged).
+    fn rest_of(&self, c: &mut Core, chunk: &Chunk, ran: usize, deferred: &mut Vec<Deferred>) {
+        let rest = chunk.sub(ran, chunk.count - ran);
+        match rest {
+            Some(rest) if !rest.job.cancelled() => c.queue.push_front(rest),
+            _ => {
+                c.outstanding -= 1;
+                let err = if chunk.job.cancelled() {
+                    Error::Cancelled
+                } else {
+                    Error::InvalidState("cannot duplicate the handles of the calls to run them again".into())
+                };
+                let n = chunk.count - ran;
+                let msg = err.to_string();
+                let cancelled = chunk.job.cancelled();
+                chunk.job.deliver(
+                    ChunkResult::failed(chunk.first + ran, n, || {
+                        if cancelled { Error::Cancelled } else { Error::InvalidState(msg.clone()) }
+                    }),
+                    deferred,
+                );
+                if c.outstanding == 0 {
+                    self.core_cv.notify_all();
+                }
+            }
         }
     }
 

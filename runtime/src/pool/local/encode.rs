@@ -23,13 +23,21 @@ const MAX_MERGE: usize = 256;
 /// One encoded chunk of calls on its way to a worker.
 pub(crate) struct Chunk {
     pub(super) job: Arc<JobShared>,
+    /// Index in the job of the first call to run (the frame's call `base`).
     pub(super) first: usize,
+    /// Calls to run: the frame's calls `base .. base + count`.
     pub(super) count: usize,
+    /// The frame's first call to run (above 0 for the rest of a chunk cut short).
+    pub(super) base: usize,
+    /// The tag of its latest sending (the worker's mark names it; 0 before).
+    pub(super) tag: u32,
     pub(super) frame: Vec<u8>,
     pub(super) fds: Vec<OwnedFd>,
     pub(super) attempts: u32,
-    /// Was in flight with others on a worker that died: runs alone from now on,
-    /// so that if it is the cause, it is known.
+    /// Times it was held by a worker that died before it ran (see `lifecycle.rs`).
+    pub(super) bystander: u32,
+    /// Was running when its worker died: runs alone from now on, so that if
+    /// it kills a worker again, nothing else is hit.
     pub(super) suspect: bool,
     /// The first chunk of a job whose first result should come early (an
     /// `imap` by the default rule): sent only to an idle worker, with nothing
@@ -47,6 +55,7 @@ impl Chunk {
     pub(super) fn header(&self) -> Option<(u8, &[u8], wire::Cursor<'_>)> {
         let mut c = wire::Cursor::new(self.frame.get(wire::HEAD..)?);
         let kind = c.u8().ok()?;
+        wire::Window::read(&mut c).ok()?;
         let name_len = c.u16().ok()? as usize;
         let name = c.bytes(name_len).ok()?;
         Some((kind, name, c))
@@ -55,7 +64,13 @@ impl Chunk {
     /// The task name and argument bytes of a lone call without handles (a
     /// per-call frame of one call, as `chunksize=1` makes); `None` otherwise.
     pub(super) fn lone_call(&self) -> Option<(&[u8], &[u8])> {
-        if self.count != 1 || !self.fds.is_empty() || self.suspect || self.lead || !self.parts.is_empty() {
+        if self.count != 1
+            || self.base != 0
+            || !self.fds.is_empty()
+            || self.suspect
+            || self.lead
+            || !self.parts.is_empty()
+        {
             return None;
         }
         let (kind, name, mut c) = self.header()?;
@@ -91,6 +106,7 @@ impl Chunk {
             let mut frame = Vec::with_capacity(64 + 2 * (own.len() + args.len()));
             let at = wire::begin_frame(&mut frame);
             frame.push(wire::RUN_SEQ);
+            self.window().put(&mut frame);
             wire::put_u16(&mut frame, name.len() as u16);
             frame.extend_from_slice(name);
             wire::put_u32(&mut frame, 1);
@@ -113,30 +129,43 @@ impl Chunk {
         true
     }
 
-    /// Undoes [`Chunk::absorb`]: the lone calls again, each in its own frame.
-    pub(super) fn split(self) -> Result<Vec<Chunk>> {
-        if self.parts.is_empty() {
-            return Ok(vec![self]);
-        }
-        let name = self
-            .header()
-            .and_then(|(_, name, _)| std::str::from_utf8(name).ok())
-            .ok_or_else(|| Error::Decode { what: "pool frame", reason: "a merged frame without a task name".into() })?;
-        let mut out = Vec::with_capacity(self.parts.len());
-        for (k, &start) in self.parts.iter().enumerate() {
-            let end = self.parts.get(k + 1).map_or(self.frame.len(), |&e| e as usize);
-            let args = &self.frame[start as usize..end];
-            let mut b = ChunkBuilder::new_per_call(name, self.first + k)?;
-            b.push(|buf| {
-                buf.extend_from_slice(args);
-                Ok(Vec::new())
-            })?;
-            let mut c = b.finish(&self.job)?;
-            c.attempts = self.attempts;
-            c.suspect = self.suspect;
-            out.push(c);
-        }
-        Ok(out)
+    /// The task's name, from the frame.
+    pub(super) fn task_name(&self) -> String {
+        self.header().map(|(_, name, _)| String::from_utf8_lossy(name).into_owned()).unwrap_or_default()
+    }
+
+    /// The window this chunk's frame is sent with.
+    pub(super) fn window(&self) -> wire::Window {
+        wire::Window { tag: self.tag, skip: self.base as u32, end: (self.base + self.count) as u32, job: self.job.id() }
+    }
+
+    /// Gives the chunk its tag for a sending, in its frame too.
+    pub(super) fn stamp(&mut self, tag: u32) {
+        self.tag = tag;
+        let w = self.window();
+        w.set(&mut self.frame);
+    }
+
+    /// Calls `from .. from + n` of this chunk (relative to its first call to
+    /// run) as a chunk of their own: the same frame, a narrower window. Its
+    /// handles are duplicated; `None` if that fails.
+    pub(super) fn sub(&self, from: usize, n: usize) -> Option<Chunk> {
+        let fds = self.fds.iter().map(|f| f.try_clone().ok()).collect::<Option<Vec<_>>>()?;
+        Some(Chunk {
+            job: self.job.clone(),
+            first: self.first + from,
+            count: n,
+            base: self.base + from,
+            tag: 0,
+            frame: self.frame.clone(),
+            fds,
+            attempts: 0,
+            bystander: 0,
+            suspect: false,
+            lead: false,
+            sent: None,
+            parts: Vec::new(),
+        })
     }
 }
 
@@ -162,6 +191,7 @@ impl ChunkBuilder {
         let frame_at = wire::begin_frame(&mut frame);
         let kind_at = frame.len();
         frame.push(wire::RUN_SEQ);
+        wire::Window { tag: 0, skip: 0, end: 0, job: 0 }.put(&mut frame);
         wire::put_u16(&mut frame, name_len);
         frame.extend_from_slice(name.as_bytes());
         let count_at = frame.len();
@@ -305,9 +335,12 @@ impl ChunkBuilder {
             job: job.clone(),
             first: self.first,
             count: self.count,
+            base: 0,
+            tag: 0,
             frame: self.frame,
             fds: self.fds,
             attempts: 0,
+            bystander: 0,
             suspect: false,
             lead: false,
             sent: None,

@@ -6,13 +6,38 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Chunk, Core, EXIT_GRACE, RunState, Shared, Worker, fail_chunk};
+use super::{Chunk, Core, EXIT_GRACE, Kill, RunState, Shared, Worker, fail_chunk};
+use crate::callmark::{MarkCell, WorkerBoard};
 use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::pool::job::{ChunkResult, Deferred, run_deferred};
 use crate::pool::wire::{Link, RecvBuf};
 use crate::pool::worker::{WorkerConfig, pool_worker};
 use crate::process::Process;
 use crate::sys;
+
+/// Times a chunk may be held by a dying worker without ever running (beyond
+/// the pool's retries) before it fails: a frame that kills its worker before
+/// the first call starts (say, while its arguments are decoded) cannot loop.
+const MAX_BYSTANDER: u32 = 3;
+
+/// Cuts `chunk` around its call `k` (counted from its first call to run):
+/// the calls before it, the call itself (keeping the chunk's attempts if it
+/// ran alone already), the calls after it. The chunk back when its handles
+/// could not be duplicated.
+type Cut = (Option<Chunk>, Chunk, Option<Chunk>);
+fn cut_at(chunk: Chunk, k: usize) -> std::result::Result<Cut, Chunk> {
+    if chunk.count <= 1 {
+        return Ok((None, chunk, None));
+    }
+    let rest = chunk.count - k - 1;
+    let before = if k > 0 { chunk.sub(0, k) } else { None };
+    let culprit = chunk.sub(k, 1);
+    let after = if rest > 0 { chunk.sub(k + 1, rest) } else { None };
+    match culprit {
+        Some(culprit) if (k == 0) == before.is_none() && (rest == 0) == after.is_none() => Ok((before, culprit, after)),
+        _ => Err(chunk),
+    }
+}
 
 /// Waits for a worker to exit (killing it after a grace period); its status.
 pub(super) fn reap(w: &mut Worker) -> ExitStatus {
@@ -40,7 +65,9 @@ pub(super) fn spawn_worker(sh: &Shared, id: usize) -> Result<Worker> {
     for f in &sh.cfg.init_fds {
         init_fds.push(Link(sys::fd::dup(f.as_fd()).ctx("dup")?));
     }
-    let config = WorkerConfig { initializer: sh.cfg.initializer.clone(), init_fds };
+    let mark = MarkCell::new()?;
+    let board = WorkerBoard { mark: mark.clone(), cancels: sh.cancels.clone(), max_rss: sh.cfg.max_memory };
+    let config = WorkerConfig { initializer: sh.cfg.initializer.clone(), init_fds, board: Some(board) };
     let mut p = Process::builder(pool_worker, (Link(theirs), config))
         .name(format!("PoolWorker-{id}"))
         .daemon(true)
@@ -62,6 +89,9 @@ pub(super) fn spawn_worker(sh: &Shared, id: usize) -> Result<Worker> {
         ready: false,
         lost: false,
         last_reply: Instant::now(),
+        mark,
+        seen: None,
+        killed: None,
     })
 }
 
@@ -131,58 +161,77 @@ impl Shared {
         }
     }
 
-    /// Without retries, every call the worker held fails (at most once). With
-    /// retries, calls that were in flight together are run again, each alone,
-    /// so that only the one that kills a worker by itself is charged an attempt.
+    /// Settles the calls a lost worker held. Its mark says which call was
+    /// running: that call alone is charged (it fails — with the kill's reason,
+    /// or [`Error::WorkerLost`] once out of retries — or runs again, alone).
+    /// The calls before it in its chunk ran but their results were lost, and
+    /// the calls after it and in the chunks behind it never started: all of
+    /// them run again, uncharged. A chunk that keeps being held by dying
+    /// workers without ever running fails after [`MAX_BYSTANDER`] + retries.
     fn settle_held(&self, c: &mut Core, w: &mut Worker, status: ExitStatus, deferred: &mut Vec<Deferred>) {
-        let running = c.state != RunState::Terminated && self.cfg.retries > 0;
-        let mut held_chunks: Vec<Chunk> = Vec::new();
-        for chunk in w.inflight.drain(..) {
-            if !running || chunk.parts.is_empty() {
-                held_chunks.push(chunk);
+        let pid = w.pid;
+        let lost = move || Error::WorkerLost { pid, status };
+        let running = c.state != RunState::Terminated;
+        let mark = w.mark.read();
+        let mut requeue: Vec<Chunk> = Vec::new();
+        for mut chunk in w.inflight.drain(..).collect::<Vec<_>>() {
+            chunk.sent = None;
+            let hit = mark.running && chunk.tag != 0 && mark.tag == chunk.tag;
+            if !running || (!hit && chunk.bystander >= MAX_BYSTANDER + self.cfg.retries) {
+                c.outstanding = c.outstanding.saturating_sub(1);
+                fail_chunk(chunk, deferred, lost);
                 continue;
             }
-            // Merged lone calls are retried as the separate calls they are.
-            let parts = chunk.parts.len();
-            let job = chunk.job.clone();
-            let (first, count) = (chunk.first, chunk.count);
-            match chunk.split() {
-                Ok(singles) => {
-                    c.outstanding += parts - 1;
-                    held_chunks.extend(singles);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
+            if !hit {
+                chunk.bystander += 1;
+                requeue.push(chunk);
+                continue;
+            }
+            let k = (mark.index as usize).saturating_sub(chunk.base).min(chunk.count.saturating_sub(1));
+            let (before, mut culprit, after) = match cut_at(chunk, k) {
+                Ok(cut) => cut,
+                Err(chunk) => {
                     c.outstanding = c.outstanding.saturating_sub(1);
-                    job.deliver(ChunkResult::failed(first, count, || Error::InvalidState(msg.clone())), deferred);
+                    let msg = "cannot duplicate the handles of the calls to run them again";
+                    fail_chunk(chunk, deferred, || Error::InvalidState(msg.into()));
+                    continue;
+                }
+            };
+            c.outstanding += usize::from(before.is_some()) + usize::from(after.is_some());
+            requeue.extend(before);
+            let outcome = match w.killed {
+                Some(Kill::Timeout { mark: m, after: t }) if m == mark => {
+                    Some(Error::TaskTimeout { task: culprit.task_name(), after: t })
+                }
+                Some(Kill::Cancelled { mark: m }) if m == mark => Some(Error::Cancelled),
+                _ if culprit.attempts >= self.cfg.retries => Some(lost()),
+                _ => None,
+            };
+            match outcome {
+                Some(err) => {
+                    log::warn!(target: "multiproc", "pool: call {} failed with worker {pid} ({status}): {err}", culprit.first);
+                    c.outstanding = c.outstanding.saturating_sub(1);
+                    culprit.job.deliver(ChunkResult::one_error(culprit.first, err), deferred);
+                }
+                None => {
+                    culprit.attempts += 1;
+                    culprit.suspect = true;
+                    requeue.push(culprit);
                 }
             }
-        }
-        let held = held_chunks.len();
-        let mut requeue = Vec::new();
-        for mut chunk in held_chunks {
-            if running && held > 1 && !chunk.suspect {
-                chunk.suspect = true;
-                chunk.sent = None;
-                requeue.push(chunk);
-            } else if running && chunk.attempts < self.cfg.retries {
-                chunk.attempts += 1;
-                chunk.suspect = true;
-                chunk.sent = None;
-                requeue.push(chunk);
-            } else {
-                c.outstanding = c.outstanding.saturating_sub(1);
-                let pid = w.pid;
-                log::warn!(target: "multiproc", "pool: {} calls failed with lost worker {pid} ({status})", chunk.count);
-                fail_chunk(chunk, deferred, || Error::WorkerLost { pid, status });
-            }
+            requeue.extend(after);
         }
         if !requeue.is_empty() {
             let calls: usize = requeue.iter().map(|ch| ch.count).sum();
-            log::warn!(target: "multiproc", "pool: retrying {calls} calls held by lost worker {}", w.pid);
+            log::warn!(target: "multiproc", "pool: re-queueing {calls} calls held by lost worker {pid}");
         }
         for chunk in requeue.into_iter().rev() {
-            c.queue.push_front(chunk);
+            if chunk.job.cancelled() {
+                c.outstanding = c.outstanding.saturating_sub(1);
+                fail_chunk(chunk, deferred, || Error::Cancelled);
+            } else {
+                c.queue.push_front(chunk);
+            }
         }
     }
 

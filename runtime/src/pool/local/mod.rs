@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use super::job::{ChunkResult, Deferred, run_deferred};
 use super::wire::{self, RecvBuf};
+use crate::callmark::{CancelTable, Mark, MarkCell};
 use crate::context::StartMethod;
 use crate::error::{Error, IoContext, Result};
 use crate::process::Process;
@@ -61,6 +62,19 @@ pub(crate) struct Config {
     pub(crate) init_fds: Vec<OwnedFd>,
     pub(crate) max_tasks: Option<usize>,
     pub(crate) retries: u32,
+    /// Longest one call may run (a job's own limit wins).
+    pub(crate) task_timeout: Option<Duration>,
+    /// Replace a worker whose resident memory exceeds this after a call.
+    pub(crate) max_memory: Option<u64>,
+}
+
+/// Why the pool killed a worker: the call it was running ends with this.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    /// The call ran longer than its timeout.
+    Timeout { mark: Mark, after: Duration },
+    /// The call's job was cancelled with `cancel_running`.
+    Cancelled { mark: Mark },
 }
 
 struct Worker {
@@ -76,6 +90,12 @@ struct Worker {
     /// Gone or going: to be reaped by the background thread.
     lost: bool,
     last_reply: Instant,
+    /// Which call it runs (see `callmark`).
+    mark: MarkCell,
+    /// The running call's mark, and when it was first seen (for timeouts).
+    seen: Option<(Mark, Instant)>,
+    /// Killed by the pool: what the running call ends with.
+    killed: Option<Kill>,
 }
 
 struct Core {
@@ -97,6 +117,8 @@ struct Core {
     chunk_ns: f64,
     send_buf: Vec<u8>,
     next_id: usize,
+    /// The tag of the next chunk sent (never 0).
+    next_tag: u32,
 }
 
 /// State shared by the pool handle, its results and its background thread.
@@ -109,6 +131,8 @@ pub(crate) struct Shared {
     pumpers: AtomicUsize,
     cfg: Config,
     bg: Mutex<Option<JoinHandle<()>>>,
+    /// The ids of cancelled jobs, read by every worker.
+    cancels: CancelTable,
 }
 
 /// The owning handle: dropping it terminates the pool.
@@ -135,6 +159,7 @@ impl LocalPool {
                 chunk_ns: 0.0,
                 send_buf: Vec::new(),
                 next_id: 1,
+                next_tag: 1,
             }),
             core_cv: Condvar::new(),
             wake_rx,
@@ -143,6 +168,7 @@ impl LocalPool {
             pumpers: AtomicUsize::new(0),
             cfg,
             bg: Mutex::new(None),
+            cancels: CancelTable::new()?,
         });
         let pool = LocalPool { shared: shared.clone() };
         let bg = std::thread::Builder::new()
