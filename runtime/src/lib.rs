@@ -98,7 +98,10 @@ pub use crate::logging::log_to_stderr;
 pub use crate::managers::Manager;
 #[cfg(feature = "progress")]
 pub use crate::pool::Progress;
-pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
+pub use crate::pool::{
+    AsCompleted, AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, PoolIterator, ReturnWhen,
+    TryIMapIter, Waited, as_completed, dummy, wait_results,
+};
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };

@@ -248,6 +248,13 @@ pub(crate) trait Driver: Send + Sync {
 
     /// Moves results along once, without blocking (for a thread that polls `job`).
     fn progress(&self, _job: &JobShared) {}
+
+    /// Cancels `job` (see `AsyncResult::cancel`); with `running`, also stops
+    /// its running calls where the backend can. Whether it was not already.
+    fn cancel(&self, job: &Arc<JobShared>, running: bool) -> bool;
+
+    /// `job`'s timeout changed: look at its running calls again.
+    fn watch(&self) {}
 }
 
 /// Work to run once no lock is held: callbacks and wakers of finished jobs.

@@ -11,7 +11,10 @@
 //! pipelined: several chunks are in flight per worker, and a thread waiting for
 //! a result helps move results along before it sleeps (see `local/`).
 
+mod adaptor;
 mod chunk;
+mod fallible;
+mod futures;
 mod job;
 mod local;
 #[cfg(feature = "mpi")]
@@ -34,7 +37,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::adaptor::PoolIterator;
 use self::chunk::{Feed, imap_chunksize, map_chunksize};
+pub use self::fallible::TryIMapIter;
+pub use self::futures::{AsCompleted, ReturnWhen, Waited, as_completed, wait_results};
 use self::job::{Driver, JobShared, finish_one, finish_vec};
 use self::local::{Config, LocalPool};
 pub use self::result::{AsyncResult, IMapIter, IMapUnorderedIter};
@@ -491,7 +497,9 @@ impl Pool {
             None => &mut it,
         };
         self.backend.submit_all(&mut feed, items)?;
-        Ok(AsyncResult::new(self.backend.driver(), job, finish_vec::<F::Output>))
+        // Dropped before it is done (and with no callback), nobody can see the
+        // rest of its results: the calls not yet run are cancelled.
+        Ok(AsyncResult::new(self.backend.driver(), job, finish_vec::<F::Output>).cancel_on_drop(true))
     }
 
     /// Lazily maps `task` over `inputs`, yielding results in input order as
@@ -558,6 +566,37 @@ impl Pool {
         feed.strict = true;
         self.backend.submit_all(&mut feed, &mut std::iter::once(args))?;
         Ok(AsyncResult::new(self.backend.driver(), job, finish_one::<F::Output>))
+    }
+
+    /// Runs `task(args…)` in a worker, as a future: [`Pool::apply_async`], but a
+    /// result dropped before it is done cancels its call (it never runs if it
+    /// had not started). `concurrent.futures`' `Executor.submit`; take many with
+    /// [`as_completed`](crate::as_completed) or [`wait_results`](crate::wait_results).
+    ///
+    /// ```no_run
+    /// #[multiproc::task]
+    /// fn crunch(n: u64) -> u64 { (0..n).sum() }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let futs: Vec<_> = (0..10u64).map(|n| pool.submit(crunch, (n,))).collect::<multiproc::Result<_>>()?;
+    ///     let mut sums = multiproc::as_completed(futs).collect::<multiproc::Result<Vec<u64>>>()?;
+    ///     sums.sort();
+    ///     assert_eq!(sums[9], 36);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Pool::apply_async`].
+    pub fn submit<F, A>(&self, task: F, args: A) -> Result<AsyncResult<F::Output>>
+    where
+        F: Task<A>,
+        A: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        Ok(self.apply_async(task, args)?.cancel_on_drop(true))
     }
 
     /// Stops accepting work; submitted work still runs. Python's `close`.

@@ -549,6 +549,16 @@ impl Driver for MpiShared {
     fn progress(&self, job: &JobShared) {
         self.progress_once(Some(job));
     }
+
+    /// A rank cannot be stopped: the job's calls still queued never run, and
+    /// those already sent are reported cancelled (their results are dropped).
+    fn cancel(&self, job: &Arc<JobShared>, _running: bool) -> bool {
+        let first = job.set_cancelled();
+        let mut deferred = Vec::new();
+        Self::fail_job(&mut self.state(), job, &mut deferred, &|| Error::Cancelled);
+        run_deferred(deferred);
+        first
+    }
 }
 
 #[cfg(test)]

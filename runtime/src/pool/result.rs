@@ -133,6 +133,117 @@ impl<R> AsyncResult<R> {
     pub fn successful(&self) -> Result<bool> {
         each_source!(&self.src, s => s.successful())
     }
+
+    /// Limits how long each of this result's calls may run, from the moment
+    /// it starts in its worker (the pool's
+    /// [`task_timeout`](crate::PoolBuilder::task_timeout) says what happens
+    /// then: [`Error::TaskTimeout`], the worker is killed and replaced). It
+    /// takes effect at once, also for a call already running. A zero `after`
+    /// is a no-op (no limit), as are timeouts on an MPI pool and on
+    /// [`dummy::Pool`](crate::dummy::Pool), whose ranks and threads cannot be stopped.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let r = pool.apply_async(nap, (10_000,))?.timeout(Duration::from_millis(100));
+    ///     assert!(matches!(r.get(), Err(multiproc::Error::TaskTimeout { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn timeout(self, after: Duration) -> Self {
+        if let Source::Job(j) = &self.src
+            && !after.is_zero()
+        {
+            j.job.set_timeout(after);
+            j.driver.watch();
+        }
+        self
+    }
+
+    /// Cancels the calls of this result that have not started: they never
+    /// run, and [`get`](AsyncResult::get) reports [`Error::Cancelled`] (calls
+    /// that already finished keep their results; a `map`'s `get` reports the
+    /// first cancelled call). Calls already running go on; see
+    /// [`cancel_running`](AsyncResult::cancel_running). Returns `false` if it
+    /// was done already or cancelled before (then this is a no-op), and on a
+    /// [`dummy::Pool`](crate::dummy::Pool), whose calls cannot be cancelled.
+    ///
+    /// On an MPI pool, calls already sent to a rank still run there, but are
+    /// reported cancelled.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let busy = pool.apply_async(nap, (300,))?;
+    ///     let waiting = pool.apply_async(nap, (300,))?;
+    ///     assert!(waiting.cancel());
+    ///     assert!(matches!(waiting.get(), Err(multiproc::Error::Cancelled)));
+    ///     busy.get()
+    /// }
+    /// ```
+    pub fn cancel(&self) -> bool {
+        match &self.src {
+            Source::Job(j) => j.cancel(false),
+            Source::Thread(_) => false,
+        }
+    }
+
+    /// As [`cancel`](AsyncResult::cancel), and stops the calls already running
+    /// by killing their workers (local pools; each is replaced): they too
+    /// report [`Error::Cancelled`]. The other calls those workers held run
+    /// elsewhere. On other backends, as `cancel`.
+    pub fn cancel_running(&self) -> bool {
+        match &self.src {
+            Source::Job(j) => j.cancel(true),
+            Source::Thread(_) => false,
+        }
+    }
+
+    /// Whether [`cancel`](AsyncResult::cancel) or
+    /// [`cancel_running`](AsyncResult::cancel_running) was called (or the
+    /// result was dropped while it cancels on drop). Python's `Future.cancelled`.
+    pub fn cancelled(&self) -> bool {
+        match &self.src {
+            Source::Job(j) => j.job.cancelled(),
+            Source::Thread(_) => false,
+        }
+    }
+
+    /// Whether this result moves only while someone polls it (an MPI pool's).
+    pub(crate) fn needs_polling(&self) -> bool {
+        match &self.src {
+            Source::Job(j) => !j.driver.delivers_alone(),
+            Source::Thread(_) => false,
+        }
+    }
+
+    /// Runs `hook` once the call is done (at once if it is).
+    pub(crate) fn on_done(&self, hook: Box<dyn FnOnce() + Send>) {
+        match &self.src {
+            Source::Job(j) => j.job.on_complete(hook),
+            Source::Thread(s) => s.on_done(Box::new(move |_| hook())),
+        }
+    }
+
+    /// Whether dropping this result before it is done cancels its calls.
+    pub(crate) fn cancel_on_drop(self, yes: bool) -> Self {
+        if let Source::Job(j) = &self.src {
+            j.cancel_on_drop.store(yes, Ordering::Relaxed);
+        }
+        self
+    }
 }
 
 impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
@@ -143,6 +254,19 @@ impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
             Source::Thread(s) => {
                 s.wait();
                 s.take()
+            }
+        }
+    }
+}
+
+impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
+    /// As [`JobResult::try_each`] (a thread pool's result: once it is complete).
+    pub(crate) fn try_each(self, mut f: impl FnMut(usize, R) -> Result<()>) -> Result<()> {
+        match &self.src {
+            Source::Job(j) => j.try_each(f),
+            Source::Thread(s) => {
+                s.wait();
+                s.take()?.into_iter().enumerate().try_for_each(|(i, r)| f(i, r))
             }
         }
     }
@@ -204,6 +328,17 @@ pub(crate) struct JobResult<R> {
     finish: Finish<R>,
     value: Arc<Mutex<Option<Result<R>>>>,
     taken: AtomicBool,
+    /// Dropping it before it is done cancels its calls (`submit`, `map_async`
+    /// without callbacks).
+    cancel_on_drop: AtomicBool,
+}
+
+impl<R> Drop for JobResult<R> {
+    fn drop(&mut self) {
+        if self.cancel_on_drop.load(Ordering::Relaxed) && !self.job.lock().complete() {
+            self.driver.cancel(&self.job, false);
+        }
+    }
 }
 
 fn decode_into<R>(job: &JobShared, finish: Finish<R>, value: &Mutex<Option<Result<R>>>) {
@@ -220,7 +355,22 @@ impl<R> JobResult<R> {
         let mut d = Vec::new();
         job.seal(&mut d);
         run_deferred(d);
-        JobResult { driver, job, finish, value: Arc::new(Mutex::new(None)), taken: false.into() }
+        JobResult {
+            driver,
+            job,
+            finish,
+            value: Arc::new(Mutex::new(None)),
+            taken: false.into(),
+            cancel_on_drop: false.into(),
+        }
+    }
+
+    /// Cancels the job (see [`AsyncResult::cancel`]); whether that did anything.
+    pub(crate) fn cancel(&self, running: bool) -> bool {
+        if self.job.lock().complete() {
+            return false;
+        }
+        self.driver.cancel(&self.job, running)
     }
 
     /// Whether the call has finished (successfully or not). Python's `ready`.
@@ -285,12 +435,47 @@ impl<R: DeserializeOwned> JobResult<Vec<R>> {
     }
 }
 
+impl<R: DeserializeOwned> JobResult<Vec<R>> {
+    /// Hands each result to `f` in input order, decoding chunks as they
+    /// arrive; at the first failed call, or the first error of `f`, cancels
+    /// the calls not yet run and returns that error.
+    pub(crate) fn try_each(&self, mut f: impl FnMut(usize, R) -> Result<()>) -> Result<()> {
+        let job = &self.job;
+        let mut each = || -> Result<()> {
+            loop {
+                let next = job.lock().take_chunk();
+                if let Some(mut chunk) = next {
+                    let mut index = chunk.first;
+                    while let Some(item) = chunk.next::<R>() {
+                        f(index, item?)?;
+                        index += 1;
+                    }
+                    continue;
+                }
+                {
+                    let g = job.lock();
+                    if g.complete() && g.taken == g.submitted {
+                        return Ok(());
+                    }
+                }
+                self.driver.wait_job(job, None, &|g| g.chunk_ready() || (g.complete() && g.taken == g.submitted));
+            }
+        };
+        let r = each();
+        if r.is_err() {
+            self.driver.cancel(job, false);
+        }
+        r
+    }
+}
+
 impl<R: Send + 'static> JobResult<R> {
     /// Calls `f` with the result once it is ready, if the call succeeded
     /// (Python's `callback`). It runs on the thread that completes the call (the
     /// pool's thread, or one waiting on a result), or at once if already ready.
     /// Keep it short: it holds up other results.
     pub(crate) fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        self.cancel_on_drop.store(false, Ordering::Relaxed);
         let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
         self.job.on_complete(Box::new(move || {
             decode_into(&job, finish, &value);
@@ -304,6 +489,7 @@ impl<R: Send + 'static> JobResult<R> {
     /// Calls `f` with the error once the call has failed (Python's `error_callback`);
     /// runs as [`AsyncResult::callback`] does.
     pub(crate) fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        self.cancel_on_drop.store(false, Ordering::Relaxed);
         let (job, finish, value) = (self.job.clone(), self.finish, self.value.clone());
         self.job.on_complete(Box::new(move || {
             decode_into(&job, finish, &value);
@@ -365,6 +551,23 @@ impl<'a, R: DeserializeOwned> Stream<'a, R> {
         let mut s = Stream { driver, job, feeder: Some(feeder), current: None, window, len, decode };
         s.top_up()?;
         Ok(s)
+    }
+}
+
+impl<R> Drop for Stream<'_, R> {
+    /// An iterator dropped before its end cancels the calls not yet run.
+    fn drop(&mut self) {
+        self.feeder = None;
+        let unfinished = {
+            let g = self.job.lock();
+            !(g.sealed && g.delivered == g.submitted)
+        };
+        if unfinished {
+            let mut d = Vec::new();
+            self.job.seal(&mut d);
+            run_deferred(d);
+            self.driver.cancel(&self.job, false);
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The pool's background thread: the one thread that blocks. It reaps lost
 //! workers (see `lifecycle.rs` for what happens to their calls), starts
 //! replacements, and otherwise sleeps in `poll` on the links (while no waiter
-//! is spinning), the workers' pidfds and a wake-up socket, pumping when woken.
+//! is spinning), the workers' pidfds and a wake-up socket, pumping when woken;
+//! while a running call has a timeout, it wakes to check it (`stop.rs`).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use super::Shared;
 use crate::pool::job::run_deferred;
 use crate::pool::state::RunState;
 use crate::sys;
+
+/// Longest sleep when nothing is due.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// The thread's body: until the pool is terminated or joined.
 pub(super) fn background(sh: Arc<Shared>) {
@@ -28,21 +32,24 @@ pub(super) fn background(sh: Arc<Shared>) {
 /// Sleeps until a link, a worker's end or a wake-up needs attention, then
 /// marks ended workers lost (after reading what they sent) and pumps.
 fn sleep_then_pump(sh: &Shared) {
-    let (links, pidfds): (Vec<Arc<OwnedFd>>, Vec<Arc<OwnedFd>>) = {
-        let c = sh.lock();
+    let (links, pidfds, wait) = {
+        let mut c = sh.lock();
+        let wait = sh.check_timeouts(&mut c).map_or(IDLE, |d| d.min(IDLE));
         if c.workers.iter().any(|w| w.lost) || c.state == RunState::Terminated {
             return;
         }
         let watch_links = sh.pumpers.load(Ordering::Acquire) == 0;
         (
             c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect(),
-            c.workers.iter().map(|w| w.pidfd.clone()).collect(),
+            c.workers.iter().map(|w| w.pidfd.clone()).collect::<Vec<_>>(),
+            wait,
         )
     };
+    let links: Vec<Arc<OwnedFd>> = links;
     let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd()];
     fds.extend(pidfds.iter().map(|f| f.as_fd()));
     fds.extend(links.iter().map(|f| f.as_fd()));
-    let ready = sys::fd::poll_readable(&fds, Some(Duration::from_secs(1))).unwrap_or_default();
+    let ready = sys::fd::poll_readable(&fds, Some(wait)).unwrap_or_default();
     if ready.first().copied().unwrap_or(false) {
         drain_wakeups(sh);
     }

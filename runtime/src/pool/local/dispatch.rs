@@ -365,4 +365,12 @@ impl Driver for Shared {
     fn wait_job(&self, job: &JobShared, deadline: Option<Instant>, cond: &dyn Fn(&JobInner) -> bool) -> bool {
         Shared::wait_job(self, job, deadline, cond)
     }
+
+    fn cancel(&self, job: &std::sync::Arc<JobShared>, running: bool) -> bool {
+        Shared::cancel(self, job, running)
+    }
+
+    fn watch(&self) {
+        self.wake();
+    }
 }

@@ -204,6 +204,8 @@ impl Shared {
                     Some(Error::TaskTimeout { task: culprit.task_name(), after: t })
                 }
                 Some(Kill::Cancelled { mark: m }) if m == mark => Some(Error::Cancelled),
+                // The pool killed the worker for another call, which had just ended.
+                Some(_) => None,
                 _ if culprit.attempts >= self.cfg.retries => Some(lost()),
                 _ => None,
             };
@@ -214,7 +216,7 @@ impl Shared {
                     culprit.job.deliver(ChunkResult::one_error(culprit.first, err), deferred);
                 }
                 None => {
-                    culprit.attempts += 1;
+                    culprit.attempts += u32::from(w.killed.is_none());
                     culprit.suspect = true;
                     requeue.push(culprit);
                 }

@@ -21,13 +21,14 @@
 //!
 //! Files, one concept each: `encode.rs` (chunks and their frames), `dispatch.rs`
 //! (sending, pumping replies, waiting), `lifecycle.rs` (starting, reaping and
-//! replacing workers; retrying the calls of a lost one), `background.rs` (the
-//! pool's thread).
+//! replacing workers; retrying the calls of a lost one), `stop.rs` (timeouts
+//! and cancellation), `background.rs` (the pool's thread).
 
 mod background;
 mod dispatch;
 mod encode;
 mod lifecycle;
+mod stop;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
