@@ -1,5 +1,5 @@
 //! A worker that dies does not hang the pool: Python's `Pool.map` waits forever
-//! here; multiproc fails the calls the worker held and carries on.
+//! here; multiproc fails the call the worker was running and carries on.
 //!
 //! Run it with `cargo run --release --example pool_crash`.
 
@@ -24,7 +24,8 @@ fn unlucky(x: u64) -> u64 {
 fn main() -> multiproc::Result<()> {
     let pool = multiproc::Pool::new(2)?;
 
-    // Each result is a value, or `WorkerLost` for the calls the dead worker held.
+    // Each result is a value, or `WorkerLost` for the call the dead worker was
+    // running; the calls it held but had not started run on another worker.
     for (x, r) in pool.with_chunksize(1).imap(fragile, 0..6)?.enumerate() {
         match r {
             Ok(v) => println!("{x}: {v}"),
@@ -41,8 +42,8 @@ fn main() -> multiproc::Result<()> {
     // The pool replaced the worker and still works.
     println!("{:?}", pool.map(fragile, vec![1, 2])?);
 
-    // With retries, calls that were in flight on the dead worker run again, each
-    // alone: only the one that kills a worker by itself is charged an attempt.
+    // With retries, the call that killed its worker runs again, alone, up to
+    // `retries` more times before it fails.
     let careful = multiproc::Pool::builder().processes(2).retries(1).build()?;
     let results: Vec<String> = careful
         .with_chunksize(1)

@@ -154,11 +154,20 @@ impl Backend {
 /// # Failures (where Python's pool hangs, this one does not)
 /// - A task that panics fails only its own call, with [`Error::TaskPanicked`]
 ///   (message, `file:line:col`, task name); the worker carries on.
-/// - A worker that dies (killed, aborted, `exit`) fails the calls it held (sent
-///   to it, not yet answered: several chunks are in flight per worker) with
-///   [`Error::WorkerLost`] (pid and exit status); the worker is replaced and every
-///   other call completes. With [`PoolBuilder::retries`], the held calls run
-///   again, each alone, and only a call that kills a worker by itself is charged.
+/// - A worker that dies (killed, aborted, `exit`) fails the one call it was
+///   running with [`Error::WorkerLost`] (pid and exit status); the calls it held
+///   but had not started run on other workers, the worker is replaced and every
+///   other call completes. With [`PoolBuilder::retries`], the call that was
+///   running runs again, alone, up to that many times.
+///
+/// # Beyond Python's pool
+/// Per-call timeouts ([`PoolBuilder::task_timeout`], [`AsyncResult::timeout`]),
+/// cancellation ([`AsyncResult::cancel`]; dropping a [`Pool::submit`] result or
+/// an `imap` iterator cancels too), memory limits
+/// ([`PoolBuilder::max_memory_per_child`]), futures-style submission
+/// ([`Pool::submit`], [`as_completed`](crate::as_completed),
+/// [`wait_results`](crate::wait_results)), fallible tasks ([`Pool::try_map`]) and
+/// `inputs.pool_map(&pool, task)` ([`PoolIterator`]).
 ///
 /// # Lifetime
 /// [`close`](Pool::close) stops new work, [`join`](Pool::join) waits for the
@@ -261,11 +270,12 @@ impl PoolBuilder {
         self
     }
 
-    /// When a worker dies, run the calls it held again (default 0: they fail with
-    /// [`Error::WorkerLost`], so each call runs at most once). Calls that were in
-    /// flight together are re-run each alone, uncharged; a call that kills a
-    /// worker by itself is charged one attempt, and fails after `n` retries. A
-    /// call may so run more than once.
+    /// When a worker dies, run the call it was running again, alone, up to `n`
+    /// times (default 0: it fails with [`Error::WorkerLost`]). Whatever `n`, the
+    /// calls the worker held but had not started run on another worker,
+    /// uncharged; the calls of the same chunk that had finished but whose
+    /// results had not left the worker yet run again too (so a call may run
+    /// more than once when its worker dies).
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
