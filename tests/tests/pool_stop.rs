@@ -2,6 +2,7 @@
 //! and the crash accounting under them — a dead worker charges only the call
 //! it was running; calls that had not started are never failed.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use multiproc::{Error, Pool, Queue};
@@ -237,4 +238,23 @@ fn bad_limits_are_clear_errors() {
     let e = Pool::builder().processes(1).max_memory_per_child(0).build().unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("max_memory_per_child"), "{e}");
     let _ = DEADLINE;
+}
+
+#[multiproc::test]
+fn an_awaited_result_dropped_unfinished_is_cancelled() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let pool = Pool::builder().processes(1).start_method(m).build().unwrap();
+        let ran: Queue<u64> = Queue::new().unwrap();
+        let busy = pool.apply_async(noted, (ran.clone(), 1, 300)).unwrap();
+        let mut fut = pool.apply_async(noted, (ran.clone(), 2, 0)).unwrap();
+        // What a tokio `timeout()` does: poll once, then drop.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::Pin::new(&mut fut).poll(&mut cx).is_pending(), "{m}");
+        drop(fut);
+        assert_eq!(busy.get().unwrap(), 1, "{m}");
+        pool.close();
+        pool.join().unwrap();
+        assert_eq!(drain(&ran), vec![1], "{m}: the dropped future's call ran");
+    }
 }

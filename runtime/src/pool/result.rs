@@ -503,6 +503,9 @@ impl<R: Send + 'static> JobResult<R> {
 
 impl<R> JobResult<R> {
     fn poll_job(&self, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        // An awaited result dropped before it is done (a `select!`, a tokio
+        // `timeout()`) is cancelled, as any Rust future dropped unfinished.
+        self.cancel_on_drop.store(true, Ordering::Relaxed);
         if self.ready() {
             return Poll::Ready(self.take());
         }
