@@ -25,7 +25,7 @@ const MAX_BYSTANDER: u32 = 3;
 /// ran alone already), the calls after it. The chunk back when its handles
 /// could not be duplicated.
 type Cut = (Option<Chunk>, Chunk, Option<Chunk>);
-fn cut_at(chunk: Chunk, k: usize) -> std::result::Result<Cut, Chunk> {
+fn cut_at(chunk: Chunk, k: usize) -> std::result::Result<Cut, Box<Chunk>> {
     if chunk.count <= 1 {
         return Ok((None, chunk, None));
     }
@@ -35,7 +35,7 @@ fn cut_at(chunk: Chunk, k: usize) -> std::result::Result<Cut, Chunk> {
     let after = if rest > 0 { chunk.sub(k + 1, rest) } else { None };
     match culprit {
         Some(culprit) if (k == 0) == before.is_none() && (rest == 0) == after.is_none() => Ok((before, culprit, after)),
-        _ => Err(chunk),
+        _ => Err(Box::new(chunk)),
     }
 }
 
@@ -193,7 +193,7 @@ impl Shared {
                 Err(chunk) => {
                     c.outstanding = c.outstanding.saturating_sub(1);
                     let msg = "cannot duplicate the handles of the calls to run them again";
-                    fail_chunk(chunk, deferred, || Error::InvalidState(msg.into()));
+                    fail_chunk(*chunk, deferred, || Error::InvalidState(msg.into()));
                     continue;
                 }
             };
