@@ -14,6 +14,8 @@ use crate::pool::wire::{self, WireError};
 
 /// Bytes of requests a worker may have in flight (well under its 4 MiB socket buffer).
 const MAX_INFLIGHT_BYTES: usize = 1 << 20;
+/// Why calls could not be queued again.
+pub(super) const NO_DUP: &str = "cannot duplicate the handles of the calls to run them again";
 /// Chunks in flight per worker before anything is measured.
 const INITIAL_DEPTH: usize = 4;
 /// Most chunks in flight per worker.
@@ -252,25 +254,14 @@ impl Shared {
     /// The calls of `chunk` after its first `ran`, which its worker did not
     /// run: cancelled with their job, or queued again (first, uncharged).
     fn rest_of(&self, c: &mut Core, chunk: &Chunk, ran: usize, deferred: &mut Vec<Deferred>) {
-        let rest = chunk.sub(ran, chunk.count - ran);
-        match rest {
-            Some(rest) if !rest.job.cancelled() => c.queue.push_front(rest),
-            _ => {
+        let n = chunk.count - ran;
+        let cancelled = chunk.job.cancelled();
+        match chunk.sub(ran, n).filter(|_| !cancelled) {
+            Some(rest) => c.queue.push_front(rest),
+            None => {
                 c.outstanding -= 1;
-                let err = if chunk.job.cancelled() {
-                    Error::Cancelled
-                } else {
-                    Error::InvalidState("cannot duplicate the handles of the calls to run them again".into())
-                };
-                let n = chunk.count - ran;
-                let msg = err.to_string();
-                let cancelled = chunk.job.cancelled();
-                chunk.job.deliver(
-                    ChunkResult::failed(chunk.first + ran, n, || {
-                        if cancelled { Error::Cancelled } else { Error::InvalidState(msg.clone()) }
-                    }),
-                    deferred,
-                );
+                let err = move || if cancelled { Error::Cancelled } else { Error::InvalidState(NO_DUP.into()) };
+                chunk.job.deliver(ChunkResult::failed(chunk.first + ran, n, err), deferred);
                 if c.outstanding == 0 {
                     self.core_cv.notify_all();
                 }

@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::dispatch::NO_DUP;
 use super::{Chunk, Core, EXIT_GRACE, Kill, RunState, Shared, Worker, fail_chunk};
 use crate::callmark::{MarkCell, WorkerBoard};
 use crate::error::{Error, ExitStatus, IoContext, Result};
@@ -192,8 +193,7 @@ impl Shared {
                 Ok(cut) => cut,
                 Err(chunk) => {
                     c.outstanding = c.outstanding.saturating_sub(1);
-                    let msg = "cannot duplicate the handles of the calls to run them again";
-                    fail_chunk(*chunk, deferred, || Error::InvalidState(msg.into()));
+                    fail_chunk(*chunk, deferred, || Error::InvalidState(NO_DUP.into()));
                     continue;
                 }
             };
