@@ -42,6 +42,20 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// What usually ends a worker with `status`, for [`Error::WorkerLost`]'s message.
+fn lost_hint(status: ExitStatus) -> &'static str {
+    match status {
+        ExitStatus::Signal(9) => {
+            "; the OOM killer or someone's `kill -9` (see `dmesg`; limit a worker's memory with max_memory_per_child)"
+        }
+        ExitStatus::Signal(6) => {
+            "; it aborted (a failed allocation under RLIMIT_AS, a panic while panicking, or abort())"
+        }
+        ExitStatus::Signal(11) | ExitStatus::Signal(7) => "; a memory fault in the task (unsafe code or a C library)",
+        _ => "",
+    }
+}
+
 /// Everything that can go wrong in multiproc. Each variant says what happened and to what.
 ///
 /// `Debug` prints the same sentence as `Display` (with the OS error's source
@@ -183,8 +197,8 @@ pub enum Error {
         /// The error value, encoded (see [`Error::task_error`]).
         encoded: Vec<u8>,
     },
-    /// A worker process died while it held tasks.
-    #[error("worker {pid} was lost: {status}")]
+    /// A worker process died while it ran this call.
+    #[error("worker {pid} was lost: {status}{}", lost_hint(*status))]
     WorkerLost {
         /// The worker's pid.
         pid: u32,

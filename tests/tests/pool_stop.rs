@@ -258,3 +258,33 @@ fn an_awaited_result_dropped_unfinished_is_cancelled() {
         assert_eq!(drain(&ran), vec![1], "{m}: the dropped future's call ran");
     }
 }
+
+/// Limits its own address space to what it uses plus 64 MiB, then asks for 1 GiB.
+#[multiproc::task]
+fn starve(_: ()) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let limit = (vm_kib << 10) + (64 << 20);
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, limit, limit).unwrap();
+    let v = vec![1u8; 1 << 30];
+    std::hint::black_box(&v);
+    v.len()
+}
+
+#[multiproc::test]
+fn a_worker_killed_by_its_memory_limit_is_a_worker_lost_with_the_cause() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let pool = Pool::builder().processes(1).start_method(m).build().unwrap();
+        let e = pool.apply(starve, ((),)).unwrap_err();
+        assert!(matches!(e, Error::WorkerLost { status: multiproc::ExitStatus::Signal(6), .. }), "{m}: {e}");
+        assert!(e.to_string().contains("RLIMIT_AS"), "{m}: the message names the likely cause: {e}");
+        assert_eq!(pool.apply(nap, ((1, 0),)).unwrap(), 1, "{m}: a new worker took over");
+        pool.close();
+        pool.join().unwrap();
+    }
+}
