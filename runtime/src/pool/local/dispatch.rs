@@ -150,7 +150,11 @@ impl Shared {
         let mut progress = false;
         let mut any_lost = false;
         for i in 0..c.workers.len() {
-            if c.workers[i].lost {
+            let w = &c.workers[i];
+            // An idle worker (ready, nothing in flight) has nothing to say: its
+            // end is seen by the pool's thread on its pidfd. Skipping it keeps
+            // a pump one `recv` per busy worker in a large pool.
+            if w.lost || (w.ready && w.inflight.is_empty()) {
                 continue;
             }
             let Some(link) = c.workers[i].link.clone() else { continue };
