@@ -72,8 +72,11 @@ impl MarkCell {
         Mark::unpack(self.region.u64(0).load(Ordering::Acquire))
     }
 
+    #[inline]
     fn write(&self, m: Mark) {
-        self.region.u64(0).store(m.pack(), Ordering::Release);
+        // Read by the pool after the worker died, or while it watches a
+        // timeout: no other memory is published with it.
+        self.region.u64(0).store(m.pack(), Ordering::Relaxed);
     }
 }
 
@@ -96,6 +99,7 @@ impl CancelTable {
         Ok(CancelTable { region: Region::create(Kind::PoolCancels, CANCEL_SLOTS * 8, 0)? })
     }
 
+    #[inline]
     fn slot(&self, job: u64) -> &std::sync::atomic::AtomicU64 {
         self.region.u64((job as usize % CANCEL_SLOTS) * 8)
     }
@@ -107,8 +111,9 @@ impl CancelTable {
 
     /// Whether `job` was cancelled (while no more than [`CANCEL_SLOTS`] later
     /// jobs were; the pool stops what it can of the others itself).
+    #[inline]
     fn cancelled(&self, job: u64) -> bool {
-        job != 0 && self.slot(job).load(Ordering::Acquire) == job
+        job != 0 && self.slot(job).load(Ordering::Relaxed) == job
     }
 }
 
@@ -176,30 +181,50 @@ pub(crate) enum Step {
     Stop,
 }
 
-/// Asks before the call at `index` of the chunk being run (every call runs
-/// outside a pool worker).
-pub(crate) fn next(index: usize) -> Step {
-    let Some(mut c) = CURRENT.get() else { return Step::Run };
-    let Some(installed) = BOARD.get() else { return Step::Run };
-    let index = index as u32;
-    if index < c.skip || index >= c.end {
-        return Step::Skip;
-    }
-    if c.stopped || installed.board.cancels.cancelled(c.job) || (c.ran > 0 && over_memory()) {
-        c.stopped = true;
-        CURRENT.set(Some(c));
-        return Step::Stop;
-    }
-    c.ran += 1;
-    CURRENT.set(Some(c));
-    installed.board.mark.write(Mark { tag: c.tag, index, running: true });
-    Step::Run
+/// A walk over the calls of the chunk being run: what an invoker asks before
+/// each call. It holds everything a look needs, so a call costs one store
+/// (the mark) and one load (the job's cancel slot) in shared memory, and no
+/// thread-local access. The mark of a call that returned stays "running"
+/// until the next call's replaces it, or the walk ends (dropping it clears the
+/// running bit and hands the count back): a worker killed in that gap of a few
+/// instructions charges a call that had finished.
+pub(crate) struct Walk {
+    run: Option<(Current, &'static Installed)>,
 }
 
-/// Says the call at `index` returned (or panicked).
-pub(crate) fn done(index: usize) {
-    if let (Some(c), Some(installed)) = (CURRENT.get(), BOARD.get()) {
-        installed.board.mark.write(Mark { tag: c.tag, index: index as u32, running: false });
+/// Starts a walk over the chunk being run (outside a pool worker, a walk
+/// that runs every call).
+pub(crate) fn walk() -> Walk {
+    Walk { run: CURRENT.get().zip(BOARD.get()) }
+}
+
+impl Walk {
+    /// Asks before the call at `index`.
+    #[inline]
+    pub(crate) fn next(&mut self, index: usize) -> Step {
+        let Some((c, installed)) = &mut self.run else { return Step::Run };
+        let index = index as u32;
+        if index < c.skip || index >= c.end {
+            return Step::Skip;
+        }
+        let board = &installed.board;
+        if c.stopped || board.cancels.cancelled(c.job) || (c.ran > 0 && board.max_rss.is_some() && over_memory()) {
+            c.stopped = true;
+            return Step::Stop;
+        }
+        c.ran += 1;
+        board.mark.write(Mark { tag: c.tag, index, running: true });
+        Step::Run
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        if let Some((c, installed)) = self.run {
+            let last = installed.board.mark.read();
+            installed.board.mark.write(Mark { running: false, ..last });
+            CURRENT.set(Some(c));
+        }
     }
 }
 

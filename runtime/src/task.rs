@@ -224,16 +224,16 @@ where
     let mut values = Vec::with_capacity(calls.len());
     // Once a call panicked, every outcome travels as a `Result`.
     let mut outcomes: Option<Vec<SeqOutcome<F::Output>>> = None;
+    // A pool worker runs only its window of the chunk, marks each call, and
+    // stops early when the job is cancelled (see `callmark`).
+    let mut walk = callmark::walk();
     for (i, args) in calls.into_iter().enumerate() {
-        // A pool worker runs only its window of the chunk, and stops early
-        // when the job is cancelled (see `callmark`).
-        match callmark::next(i) {
+        match walk.next(i) {
             Step::Skip => continue,
             Step::Stop => break,
             Step::Run => {}
         }
         let outcome = run(args);
-        callmark::done(i);
         match (&mut outcomes, outcome) {
             (None, Ok(v)) => values.push(v),
             (None, Err(panic)) => {

@@ -210,6 +210,7 @@ fn run_items(
     let count_at = out.len();
     wire::put_u32(out, 0);
     let mut ran = 0u32;
+    let mut walk = callmark::walk();
     let mut fds_in_frame = 0usize;
     fds.reverse(); // pop from the back in order
     for i in 0..count {
@@ -223,7 +224,7 @@ fn run_items(
             });
         }
         let item_fds: Vec<OwnedFd> = (0..nfds).filter_map(|_| fds.pop()).collect();
-        match callmark::next(i) {
+        match walk.next(i) {
             Step::Skip => continue,
             Step::Stop => break,
             Step::Run => ran += 1,
@@ -233,7 +234,6 @@ fn run_items(
         out.push(0);
         let at = wire::begin_item(out);
         let called = call(entry, name, args, item_fds, out);
-        callmark::done(i);
         let result = match called {
             Ok(fds) if fds.len() + fds_in_frame + out_fds.len() > wire::MAX_FDS => Err(WireError::Failed {
                 task: name.to_string(),
