@@ -36,6 +36,9 @@ pub(crate) struct Boot {
     pub(crate) me: Me,
     /// The parent's build ([`registry::fingerprint`](crate::registry::fingerprint)).
     pub(crate) fingerprint: u64,
+    /// The name of the start method that started the child: its default
+    /// from then on, as CPython sets it at bootstrap.
+    pub(crate) method: String,
 }
 
 /// The first message to a new fork server.

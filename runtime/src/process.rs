@@ -277,6 +277,7 @@ impl Process {
                 parent: Some((me.name.clone(), sys::process::getpid() as u32)),
             },
             fingerprint: registry::fingerprint(),
+            method: self.method.to_string(),
         };
         let result = match self.method {
             StartMethod::Fork => {
@@ -471,6 +472,12 @@ pub(crate) fn bootstrap(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner
     forget_children();
     let task = boot.task.clone();
     identity::set_me(boot.me);
+    // Input is the parent's: a child reads nothing from it (Python does the same).
+    let _ = sys::process::stdin_from_devnull();
+    // `get_start_method()` in the child names the method that started it.
+    if let Ok(m) = StartMethod::from_name(&boot.method) {
+        let _ = crate::context::set_start_method(m, true);
+    }
     // A registered task runs through its entry, which can tell an `Err` return
     // value; the fork-only typed runner serves closures and unregistered fns.
     let result = catch_unwind(AssertUnwindSafe(|| match (registry::lookup(&task), runner) {

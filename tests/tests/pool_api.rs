@@ -659,3 +659,30 @@ fn imap_gives_its_first_result_before_a_second_call_ends() {
         }
     }
 }
+
+/// Sleeps `ms`, returns it.
+#[multiproc::task]
+fn nap_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Python's `next(timeout)` on `imap` iterators: a timeout leaves the iterator usable.
+#[multiproc::test]
+fn imap_next_timeout_times_out_then_goes_on() {
+    let _g = leak_guard();
+    for (m, pool) in pools() {
+        let mut it = pool.imap(nap_ms, [400, 1]).unwrap();
+        assert!(matches!(it.next_timeout(Duration::from_millis(20)), Some(Err(Error::Timeout(_)))), "{m}");
+        assert_eq!(it.next_timeout(DEADLINE).unwrap().unwrap(), 400, "{m}");
+        assert_eq!(it.next_timeout(DEADLINE).unwrap().unwrap(), 1, "{m}");
+        assert!(it.next_timeout(Duration::from_millis(20)).is_none(), "{m}");
+        let mut un = pool.imap_unordered(nap_ms, [300]).unwrap();
+        assert!(matches!(un.next_timeout(Duration::from_millis(20)), Some(Err(Error::Timeout(_)))), "{m}");
+        assert_eq!(un.next_timeout(DEADLINE).unwrap().unwrap(), 300, "{m}");
+        let dummy = multiproc::dummy::Pool::new(1).unwrap();
+        let mut t = dummy.imap(|ms: u64| nap_ms(ms), [300]).unwrap();
+        assert!(matches!(t.next_timeout(Duration::from_millis(20)), Some(Err(Error::Timeout(_)))), "{m}");
+        assert_eq!(t.next_timeout(DEADLINE).unwrap().unwrap(), 300, "{m}");
+    }
+}

@@ -277,3 +277,33 @@ fn lambdas_run_under_every_method() {
         assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
     }
 }
+
+/// Sends the start method this child sees as its default, and what its stdin is.
+#[multiproc::task]
+fn report_context(conn: Connection<(String, String)>) {
+    let stdin = std::fs::read_link("/proc/self/fd/0").map(|p| p.display().to_string()).unwrap_or_default();
+    conn.send(&(multiproc::get_start_method().to_string(), stdin)).unwrap();
+}
+
+/// CPython's `TestStartMethod.test_context`/`test_set_get`: a child's
+/// `get_start_method()` names the method that started it; and, as in every
+/// Python child, its stdin is `/dev/null`, not the parent's input.
+#[multiproc::test]
+fn a_child_knows_its_start_method_and_reads_no_input() {
+    let _g = leak_guard();
+    // Give this process a stdin a child could read from: a pipe holding data.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    nix::unistd::write(&w, b"the parent's input").unwrap();
+    nix::unistd::dup2_stdin(&r).unwrap();
+    for m in METHODS {
+        let (parent, child) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(report_context, (child,)).unwrap();
+        p.start().unwrap();
+        let (method, stdin) = parent.recv().unwrap();
+        p.join().unwrap();
+        assert_eq!(method, m.to_string(), "{m}");
+        assert_eq!(stdin, "/dev/null", "{m}");
+    }
+    let null = std::fs::File::open("/dev/null").unwrap();
+    nix::unistd::dup2_stdin(&null).unwrap();
+}

@@ -592,7 +592,7 @@ impl<R> Stream<'_, R> {
         r.map(drop)
     }
 
-    fn next_item(&mut self) -> Option<Result<R>> {
+    fn next_item(&mut self, deadline: Option<(Instant, Duration)>) -> Option<Result<R>> {
         loop {
             if let Some(c) = &mut self.current {
                 if let Some(r) = (self.decode)(c) {
@@ -615,9 +615,12 @@ impl<R> Stream<'_, R> {
             }
             let feeding = self.feeder.is_some();
             let window = self.window;
-            self.driver.wait_job(&self.job, None, &|g| {
+            let arrived = self.driver.wait_job(&self.job, deadline.map(|(at, _)| at), &|g| {
                 g.chunk_ready() || (g.sealed && g.taken == g.submitted) || (feeding && g.outstanding() <= window / 2)
             });
+            if let (false, Some((_, timeout))) = (arrived, deadline) {
+                return Some(Err(Error::Timeout(timeout)));
+            }
         }
     }
 }
@@ -648,11 +651,15 @@ enum Streams<'a, R> {
 }
 
 impl<R> Streams<'_, R> {
-    fn next_item(&mut self) -> Option<Result<R>> {
+    fn next_item(&mut self, deadline: Option<(Instant, Duration)>) -> Option<Result<R>> {
         match self {
-            Streams::Job(s) => s.next_item(),
-            Streams::Thread(s) => s.next_item(),
+            Streams::Job(s) => s.next_item(deadline),
+            Streams::Thread(s) => s.next_item(deadline),
         }
+    }
+
+    fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.next_item(Some((Instant::now() + timeout, timeout)))
     }
 
     fn len(&self) -> Option<usize> {
@@ -716,14 +723,47 @@ impl<'a, R> IMapUnorderedIter<'a, R> {
 impl<R> Iterator for IMapIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
-        self.stream.next_item()
+        self.stream.next_item(None)
     }
 }
 
 impl<R> Iterator for IMapUnorderedIter<'_, R> {
     type Item = Result<R>;
     fn next(&mut self) -> Option<Result<R>> {
-        self.stream.next_item()
+        self.stream.next_item(None)
+    }
+}
+
+impl<R> IMapIter<'_, R> {
+    /// The next result, waiting at most `timeout` — Python's `next(timeout)`:
+    /// [`Error::Timeout`] if none is ready in time (the iterator goes on: call
+    /// again), `None` at the end.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let mut it = pool.imap(nap, [500])?;
+    ///     assert!(matches!(it.next_timeout(Duration::from_millis(10)), Some(Err(multiproc::Error::Timeout(_)))));
+    ///     assert_eq!(it.next_timeout(Duration::from_secs(10)).unwrap()?, 500);
+    ///     assert!(it.next_timeout(Duration::from_secs(1)).is_none());
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.stream.next_timeout(timeout)
+    }
+}
+
+impl<R> IMapUnorderedIter<'_, R> {
+    /// As [`IMapIter::next_timeout`]: the next result to finish, waiting at most `timeout`.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.stream.next_timeout(timeout)
     }
 }
 

@@ -163,7 +163,9 @@ impl<R> ThreadStream<'_, R> {
 
 impl<R> ThreadStream<'_, R> {
     /// The next result, waiting for it (`None` once every input has its result).
-    pub(crate) fn next_item(&mut self) -> Option<Result<R>> {
+    /// The next result; with a `deadline` (and the timeout it came from), an
+    /// [`Error::Timeout`] once it passes with nothing ready.
+    pub(crate) fn next_item(&mut self, deadline: Option<(Instant, Duration)>) -> Option<Result<R>> {
         loop {
             if self.ordered {
                 if let Some(r) = self.pending.remove(&self.next) {
@@ -193,11 +195,21 @@ impl<R> ThreadStream<'_, R> {
             if self.submit.is_none() && self.received == submitted {
                 return None;
             }
-            match self.rx.recv() {
+            let got = match deadline {
+                None => self.rx.recv().map_err(|_| None),
+                Some((at, timeout)) => {
+                    self.rx.recv_timeout(at.saturating_duration_since(Instant::now())).map_err(|e| match e {
+                        std::sync::mpsc::RecvTimeoutError::Timeout => Some(timeout),
+                        std::sync::mpsc::RecvTimeoutError::Disconnected => None,
+                    })
+                }
+            };
+            match got {
                 Ok((i, r)) => {
                     self.received += 1;
                     self.pending.insert(i, r);
                 }
+                Err(Some(timeout)) => return Some(Err(Error::Timeout(timeout))),
                 // Every sender is gone: the pool was terminated under us.
                 Err(_) => {
                     self.submit = None;

@@ -164,6 +164,13 @@ pub(crate) fn cpu_count() -> usize {
     }
 }
 
+/// Points this process's stdin (fd 0) at `/dev/null`, as Python does in every
+/// child: a child must not read input meant for its parent.
+pub(crate) fn stdin_from_devnull() -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null).map_err(io::Error::from)
+}
+
 /// Flushes Rust's stdout and stderr (used before `exit_now`).
 pub(crate) fn flush_stdio() {
     use std::io::Write;
