@@ -1,6 +1,6 @@
 //! Every method of the MPI pool once, each printing `<method> <value>` for the tests
 //! to check: starmap, imap, imap_unordered, apply, apply_async, map_async,
-//! starmap_async, terminate, close and join.
+//! starmap_async, submit, as_completed, try_map, cancel, terminate, close and join.
 //!
 //! `mpirun -n 3 target/debug/examples/mpi_methods`
 
@@ -26,6 +26,12 @@ fn describe(name: String, n: u32) -> String {
 fn bump(mut v: Vec<u8>) -> Vec<u8> {
     v.iter_mut().for_each(|b| *b = b.wrapping_add(1));
     v
+}
+
+/// A number, or the text that is not one.
+#[multiproc::task]
+fn parse(s: String) -> Result<u64, String> {
+    s.parse().map_err(|_| s)
 }
 
 /// The MPI rank running the task (as the launcher told it).
@@ -75,6 +81,16 @@ fn main() -> multiproc::Result<()> {
     let doomed = other.map_async(square, 0..100_000u64)?;
     other.terminate();
     println!("terminated {} {}", doomed.get().is_err(), other.apply(square, (2u64,)).is_err());
+
+    // Futures-style submission, fallible tasks, cancellation (issue 13).
+    let futs: Vec<_> = (0..20u64).map(|x| pool.submit(square, (x,))).collect::<multiproc::Result<_>>()?;
+    let done: u64 = multiproc::as_completed(futs).map(|r| r.unwrap_or(0)).sum();
+    println!("as_completed {done}");
+    let parsed = pool.try_map(parse, vec!["1".to_string(), "x".into(), "3".into()]);
+    println!("try_map {}", matches!(parsed, Err(multiproc::Error::Task { index: 1, .. })));
+    let many = pool.with_chunksize(1).map_async(square, 0..100_000u64)?;
+    let cancelled = many.cancel();
+    println!("cancel {cancelled} {}", matches!(many.get(), Err(multiproc::Error::Cancelled)));
 
     let late = pool.apply_async(square, (12u64,))?;
     pool.close();

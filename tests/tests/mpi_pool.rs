@@ -139,6 +139,9 @@ fn starmap_imap_unordered_apply_async_and_large_messages_give_their_results() {
     assert_eq!(line(&job, "map_async"), format!("{} {}", sum_of_squares(300), (0..300u64).map(|x| 2 * x).sum::<u64>()));
     assert_eq!(line(&job, "terminated"), "true true");
     assert_eq!(line(&job, "late"), "144");
+    assert_eq!(line(&job, "as_completed"), (0..20u64).map(|x| x * x).sum::<u64>().to_string());
+    assert_eq!(line(&job, "try_map"), "true");
+    assert_eq!(line(&job, "cancel"), "true true");
 }
 
 #[test]
