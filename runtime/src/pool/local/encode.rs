@@ -151,13 +151,20 @@ impl Chunk {
     /// handles are duplicated; `None` if that fails.
     pub(super) fn sub(&self, from: usize, n: usize) -> Option<Chunk> {
         let fds = self.fds.iter().map(|f| f.try_clone().ok()).collect::<Option<Vec<_>>>()?;
-        Some(Chunk {
-            job: self.job.clone(),
-            first: self.first + from,
-            count: n,
-            base: self.base + from,
+        let mut c = Chunk::fresh(&self.job, self.first + from, n, self.frame.clone(), fds);
+        c.base = self.base + from;
+        Some(c)
+    }
+
+    /// A chunk of `count` calls from the job's call `first`, never sent.
+    fn fresh(job: &Arc<JobShared>, first: usize, count: usize, frame: Vec<u8>, fds: Vec<OwnedFd>) -> Chunk {
+        Chunk {
+            job: job.clone(),
+            first,
+            count,
+            base: 0,
             tag: 0,
-            frame: self.frame.clone(),
+            frame,
             fds,
             attempts: 0,
             bystander: 0,
@@ -165,7 +172,7 @@ impl Chunk {
             lead: false,
             sent: None,
             parts: Vec::new(),
-        })
+        }
     }
 }
 
@@ -331,21 +338,7 @@ impl ChunkBuilder {
         let count = self.count as u32;
         self.frame[self.count_at..self.count_at + 4].copy_from_slice(&count.to_le_bytes());
         wire::end_frame(&mut self.frame, self.frame_at, self.fds.len())?;
-        Ok(Chunk {
-            job: job.clone(),
-            first: self.first,
-            count: self.count,
-            base: 0,
-            tag: 0,
-            frame: self.frame,
-            fds: self.fds,
-            attempts: 0,
-            bystander: 0,
-            suspect: false,
-            lead: false,
-            sent: None,
-            parts: Vec::new(),
-        })
+        Ok(Chunk::fresh(job, self.first, self.count, self.frame, self.fds))
     }
 }
 
