@@ -2,7 +2,7 @@
 //! handle, and the child body ([`bootstrap`], Python's `_bootstrap`) that the
 //! parent hands down to the start method.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::boot::{self, Boot};
 use crate::codec;
 use crate::context::{Context, default_start_method, get_start_method};
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::identity::{self, Me};
 use crate::registry;
 use crate::start::{ChildHandle, StartMethod, fork, forkserver, spawn};
@@ -471,6 +471,8 @@ pub(crate) fn bootstrap(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner
     // A forked child inherits the parent's table: those children are not ours.
     forget_children();
     let task = boot.task.clone();
+    let parent = boot.me.parent.as_ref().map(|(_, pid)| *pid as i32);
+    let _ = PARENT.set(parent.and_then(|pid| sys::process::pidfd_open(pid).ok()));
     identity::set_me(boot.me);
     // Input is the parent's: a child reads nothing from it (Python does the same).
     let _ = sys::process::stdin_from_devnull();
@@ -517,6 +519,97 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// Whether it is a daemon.
     pub daemon: bool,
+}
+
+/// A pidfd of this process's parent, opened at bootstrap while it surely ran
+/// (`None` in the main process, or if it had already ended).
+static PARENT: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+
+impl ProcessInfo {
+    /// Whether the process is running (always `true` for the current process).
+    /// Python's `is_alive()`.
+    ///
+    /// ```
+    /// assert!(multiproc::current_process().is_alive());
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        if self.pid == sys::process::getpid() as u32 {
+            return true;
+        }
+        match self.pidfd() {
+            Some(fd) => !sys::fd::readable_now(fd).unwrap_or(true),
+            None => false,
+        }
+    }
+
+    /// How it ended: `None` — only a process's own parent learns its exit
+    /// status (see [`Process::exitcode`]), as Python's `parent_process().exitcode`
+    /// is `None`.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::current_process().exitcode(), None);
+    /// ```
+    pub fn exitcode(&self) -> Option<ExitStatus> {
+        None
+    }
+
+    /// A file descriptor that becomes readable when the process ends (Python's
+    /// `sentinel`; use it with `poll` or [`connection::wait`](crate::connection::wait)-style loops).
+    ///
+    /// ```
+    /// // The main process has no parent started by multiproc.
+    /// assert!(multiproc::parent_process().is_none());
+    /// assert!(multiproc::current_process().sentinel().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] for the current process, or one that ended
+    /// before it could be watched.
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        if self.pid == sys::process::getpid() as u32 {
+            return Err(Error::InvalidState(
+                "the current process has no sentinel: it cannot wait for its own end".into(),
+            ));
+        }
+        self.pidfd().ok_or_else(|| Error::InvalidState(format!("process {} has ended", self.pid)))
+    }
+
+    /// Waits for the process to end (Python's `parent_process().join()`).
+    ///
+    /// ```
+    /// assert!(multiproc::current_process().join().is_err()); // it would wait for ever
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] for the current process.
+    pub fn join(&self) -> Result<()> {
+        self.join_timeout(None).map(drop)
+    }
+
+    /// Waits at most `timeout` (`None`: for ever) for the process to end;
+    /// whether it has.
+    ///
+    /// # Errors
+    /// As [`ProcessInfo::join`].
+    pub fn join_timeout(&self, timeout: Option<Duration>) -> Result<bool> {
+        let Ok(fd) = self.sentinel() else {
+            if self.pid == sys::process::getpid() as u32 {
+                return Err(Error::InvalidState("a process cannot join itself".into()));
+            }
+            return Ok(true);
+        };
+        let ready = sys::fd::poll_readable(&[fd], timeout).ctx("poll")?;
+        Ok(ready.first().copied().unwrap_or(false))
+    }
+
+    /// The pidfd that watches this process: the parent's, opened at bootstrap.
+    fn pidfd(&self) -> Option<BorrowedFd<'static>> {
+        let parent = identity::me().parent.map(|(_, pid)| pid);
+        if parent != Some(self.pid) {
+            return None;
+        }
+        PARENT.get().and_then(|p| p.as_ref()).map(|fd| fd.as_fd())
+    }
 }
 
 /// This process: `MainProcess`, or the name a child was given.

@@ -307,3 +307,28 @@ fn a_child_knows_its_start_method_and_reads_no_input() {
     let null = std::fs::File::open("/dev/null").unwrap();
     nix::unistd::dup2_stdin(&null).unwrap();
 }
+
+/// Reports on its parent: alive, not ended after 10 ms, and watchable.
+#[multiproc::task]
+fn watch_parent(report: Connection<(bool, bool, bool)>) {
+    let p = multiproc::parent_process().expect("a parent");
+    let running = !p.join_timeout(Some(Duration::from_millis(10))).unwrap();
+    report.send(&(p.is_alive(), running, p.sentinel().is_ok())).unwrap();
+}
+
+/// CPython's `test_parent_process`: a child sees its parent alive and can
+/// wait on it. (Its end cannot be watched here: children die with their parent.)
+#[multiproc::test]
+fn a_child_watches_its_parent() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (report_rx, report_tx) = pipe().unwrap();
+        let mut p = multiproc::get_context(m).process(watch_parent, (report_tx,)).unwrap();
+        p.start().unwrap();
+        assert_eq!(report_rx.recv().unwrap(), (true, true, true), "{m}");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
+    }
+    let me = multiproc::current_process();
+    assert!(me.is_alive() && me.exitcode().is_none() && me.join().is_err() && me.sentinel().is_err());
+}
