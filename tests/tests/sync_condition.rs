@@ -239,3 +239,52 @@ fn timed_out_waiters_leave_no_registration_behind() {
         assert!(!c.wait_timeout(Duration::from_millis(10)).unwrap());
     }
 }
+
+/// The barrier action of the tests: records which process ran it.
+#[multiproc::task]
+fn note_round() {
+    let path = std::env::var("MULTIPROC_TEST_BARRIER_LOG").unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()).unwrap();
+}
+
+/// A barrier action that panics.
+#[multiproc::task]
+fn bad_action() {
+    panic!("the action failed");
+}
+
+/// CPython's `_TestBarrier.test_action`: the last to arrive runs the action
+/// once per round, before anyone is released.
+#[multiproc::test]
+fn a_barrier_action_runs_once_a_round_before_the_release() {
+    let _g = leak_guard();
+    let log = std::env::temp_dir().join(format!("multiproc-barrier-{}", std::process::id()));
+    // SAFETY: no other thread of this test binary reads or writes the environment meanwhile.
+    unsafe { std::env::set_var("MULTIPROC_TEST_BARRIER_LOG", &log) };
+    for m in METHODS {
+        let _ = std::fs::remove_file(&log);
+        let b = Barrier::with_action(3, note_round, Some(DEADLINE)).unwrap();
+        let out: Queue<(u32, u32)> = Queue::new().unwrap();
+        let mut kids: Vec<_> =
+            (0..2).map(|_| get_context(m).process(barrier_rounds, (b.clone(), 2, out.clone())).unwrap()).collect();
+        kids.iter_mut().for_each(|k| k.start().unwrap());
+        for round in 1..=2 {
+            b.wait().unwrap();
+            // Released: the action of this round has run, exactly once.
+            let ran = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+            assert!(ran >= round, "{m}: round {round}: the action ran {ran} times");
+        }
+        kids.iter_mut().for_each(|k| k.join().unwrap());
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "{m}");
+        let _ = std::fs::remove_file(&log);
+    }
+    // An action that fails: its party gets the error, the barrier breaks.
+    let b = Barrier::with_action(1, bad_action, None).unwrap();
+    assert!(matches!(b.wait(), Err(Error::TaskPanicked { .. })));
+    assert!(b.broken());
+    let sem = multiproc::Semaphore::new(1).unwrap();
+    assert!(!sem.locked());
+    let _held = sem.lock();
+    assert!(sem.locked());
+}

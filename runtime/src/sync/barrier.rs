@@ -6,9 +6,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::raw;
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::region::{Kind, Region, region_serde};
+use crate::registry;
 use crate::sys::futex;
+use crate::task::Task;
+use crate::unwind;
 
 const LOCK: usize = 0;
 const COUNT: usize = 4;
@@ -17,6 +21,11 @@ const BROKEN: usize = 12;
 const EPOCH: usize = 16;
 const SLEEPERS: usize = 20;
 const TIMEOUT_NS: usize = 24;
+/// Length of the action's task name (0: no action); the name is at [`ACTION`].
+const ACTION_LEN: usize = 32;
+const ACTION: usize = 64;
+/// Longest action name.
+const MAX_ACTION: usize = 256;
 const NO_TIMEOUT: u64 = u64::MAX;
 
 /// A barrier for a fixed number of processes (Python's `multiprocessing.Barrier`).
@@ -27,8 +36,9 @@ const NO_TIMEOUT: u64 = u64::MAX;
 /// round: every waiter gets [`Error::BrokenBarrier`], and so does every later
 /// `wait` until `reset`.
 ///
-/// Python's `action` callable is not offered: run the action in the party that
-/// gets index 0.
+/// With [`Barrier::with_action`], the last party to arrive runs an action (a
+/// registered task, in whichever process that party is) before any is
+/// released, as Python's `action` callable.
 #[derive(Clone)]
 pub struct Barrier {
     region: Arc<Region>,
@@ -68,14 +78,62 @@ impl Barrier {
         Barrier::build(parties, Some(timeout))
     }
 
+    /// Python's `Barrier(parties, action, timeout)`: the last party to arrive
+    /// runs `action` (a `#[multiproc::task]` without arguments) before the
+    /// others are released. If the action panics or returns `Err`, that party
+    /// gets the error and the barrier breaks for the others.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn announce() { println!("all here"); }
+    ///
+    /// let b = multiproc::Barrier::with_action(1, announce, None)?;
+    /// assert_eq!(b.wait()?, 0); // prints "all here"
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Barrier::new`]; [`Error::NotRegistered`] for an action that is not a task.
+    pub fn with_action<F: Task<()>>(parties: u32, action: F, timeout: Option<Duration>) -> Result<Barrier> {
+        let name = action.task_name()?;
+        if name.len() > MAX_ACTION {
+            return Err(Error::InvalidArgument(format!(
+                "the barrier action's name `{name}` is over {MAX_ACTION} bytes"
+            )));
+        }
+        let b = Barrier::build(parties, timeout)?;
+        b.region.write(ACTION, name.as_bytes());
+        b.region.u32(ACTION_LEN).store(name.len() as u32, Ordering::Release);
+        Ok(b)
+    }
+
     fn build(parties: u32, timeout: Option<Duration>) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidArgument("a barrier needs at least one party".into()));
         }
-        let region = Region::create(Kind::Barrier, 64, u64::from(parties))?;
+        let region = Region::create(Kind::Barrier, ACTION + MAX_ACTION, u64::from(parties))?;
         let ns = timeout.map_or(NO_TIMEOUT, |t| t.as_nanos().min(u128::from(NO_TIMEOUT - 1)) as u64);
         region.u64(TIMEOUT_NS).store(ns, Ordering::Release);
         Ok(Barrier { region })
+    }
+
+    /// Runs the barrier's action, if it has one (the last party, before the release).
+    fn run_action(&self) -> Result<()> {
+        let len = (self.region.u32(ACTION_LEN).load(Ordering::Acquire) as usize).min(MAX_ACTION);
+        if len == 0 {
+            return Ok(());
+        }
+        let mut name = vec![0u8; len];
+        self.region.read(ACTION, &mut name);
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let entry = registry::lookup(&name)?;
+        let args = codec::encode(&(), "barrier action")?;
+        match unwind::catch(|| entry.run_target(&args.bytes, Vec::new())) {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(returned))) => Err(Error::TaskFailed { task: name, message: returned }),
+            Ok(Err(e)) => Err(e),
+            Err(unwind::Panic { message, location }) => Err(Error::TaskPanicked { task: name, message, location }),
+        }
     }
 
     fn hold(&self) -> Held<'_> {
@@ -127,6 +185,11 @@ impl Barrier {
             }
             let index = r.u32(COUNT).load(Ordering::Relaxed);
             if index + 1 >= self.parties() {
+                // Python runs the action under the barrier's lock, before the release.
+                if let Err(e) = self.run_action() {
+                    self.break_locked();
+                    return Err(e);
+                }
                 r.u32(COUNT).store(0, Ordering::Relaxed);
                 r.u32(RELEASED).fetch_add(1, Ordering::SeqCst);
                 raw::notify(r.u32(EPOCH), r.u32(SLEEPERS), u32::MAX);

@@ -153,6 +153,12 @@ macro_rules! semaphore_methods {
         pub fn get_value(&self) -> u32 {
             value(&self.region).load(Ordering::Relaxed)
         }
+
+        /// Whether an `acquire` now would have to wait (the value is 0).
+        /// Python's `locked()`.
+        pub fn locked(&self) -> bool {
+            self.get_value() == 0
+        }
     };
 }
 
