@@ -13,7 +13,7 @@ use crate::task::Task;
 /// the input is pulled as results are consumed, and dropping the results
 /// cancels the calls not yet run.
 ///
-/// ```no_run
+/// ```
 /// use multiproc::PoolIterator;
 ///
 /// #[multiproc::task]

@@ -27,7 +27,7 @@ impl Error {
     /// The task's own error value of an [`Error::Task`], decoded as `E` (the
     /// task's error type); `None` for other errors or another type.
     ///
-    /// ```no_run
+    /// ```
     /// #[multiproc::task]
     /// fn parse(s: String) -> Result<u64, String> { s.parse().map_err(|_| format!("not a number: {s}")) }
     ///
@@ -53,7 +53,7 @@ impl Pool {
     /// index, its `Display` text and the value itself ([`Error::task_error`]).
     /// At the first error the calls not yet run are cancelled.
     ///
-    /// ```no_run
+    /// ```
     /// #[multiproc::task]
     /// fn parse(line: String) -> Result<u64, String> {
     ///     line.trim().parse().map_err(|e| format!("{line:?}: {e}"))
@@ -112,7 +112,7 @@ impl Pool {
     /// first failed call's error), and then nothing more; the calls not yet
     /// run are cancelled.
     ///
-    /// ```no_run
+    /// ```
     /// #[multiproc::task]
     /// fn parse(line: String) -> Result<u64, String> { line.parse().map_err(|_| line) }
     ///

@@ -106,7 +106,7 @@ impl<R> std::fmt::Debug for AsCompleted<R> {
 /// Yields the results' values in the order their calls finish, whatever the
 /// order given — `concurrent.futures.as_completed`.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn crunch(n: u64) -> u64 { (0..n).sum() }
 ///
@@ -180,7 +180,7 @@ pub struct Waited {
 /// [`connection::wait`](crate::connection::wait)). The results stay the
 /// caller's: take the values of the `done` ones with [`AsyncResult::get`].
 ///
-/// ```no_run
+/// ```
 /// use multiproc::ReturnWhen;
 ///
 /// #[multiproc::task]

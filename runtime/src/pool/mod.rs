@@ -134,7 +134,7 @@ impl Backend {
 
 /// A pool of worker processes running registered tasks — Python's `multiprocessing.Pool`.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
@@ -292,7 +292,7 @@ impl PoolBuilder {
     /// Local pools only: [`PoolBuilder::build`] refuses it for other backends,
     /// and a thread of [`dummy::Pool`] cannot be stopped.
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     ///
     /// #[multiproc::task]
@@ -583,7 +583,7 @@ impl Pool {
     /// had not started). `concurrent.futures`' `Executor.submit`; take many with
     /// [`as_completed`](crate::as_completed) or [`wait_results`](crate::wait_results).
     ///
-    /// ```no_run
+    /// ```
     /// #[multiproc::task]
     /// fn crunch(n: u64) -> u64 { (0..n).sum() }
     ///
@@ -662,7 +662,7 @@ impl Pool {
 /// Pool operations with a chosen chunk size ([`Pool::with_chunksize`]): it
 /// dereferences to the same [`Pool`], whose methods then use that chunk size.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
@@ -698,7 +698,7 @@ impl Context {
     /// A [`Pool`] of `processes` workers started with this context's method
     /// (here rather than in `context`, which stays below the pool).
     ///
-    /// ```no_run
+    /// ```
     /// #[multiproc::task]
     /// fn square(x: u64) -> u64 { x * x }
     ///

@@ -33,7 +33,7 @@ fn already_taken() -> Error {
 /// quick call's round trip costs microseconds, not a kernel wake-up. Awaiting it
 /// needs no runtime in particular: the pool's thread wakes the task.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn add(a: u64, b: u64) -> u64 { a + b }
 ///
@@ -142,7 +142,7 @@ impl<R> AsyncResult<R> {
     /// is a no-op (no limit), as are timeouts on an MPI pool and on
     /// [`dummy::Pool`](crate::dummy::Pool), whose ranks and threads cannot be stopped.
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     ///
     /// #[multiproc::task]
@@ -177,7 +177,7 @@ impl<R> AsyncResult<R> {
     /// On an MPI pool, calls already sent to a rank still run there, but are
     /// reported cancelled.
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     ///
     /// #[multiproc::task]
@@ -627,7 +627,7 @@ impl<R> Stream<'_, R> {
 
 /// The iterator of [`Pool::imap`](crate::Pool::imap): results in input order.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
@@ -673,7 +673,7 @@ impl<R> Streams<'_, R> {
 /// The iterator of [`Pool::imap_unordered`](crate::Pool::imap_unordered):
 /// results in completion order.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
@@ -739,7 +739,7 @@ impl<R> IMapIter<'_, R> {
     /// [`Error::Timeout`] if none is ready in time (the iterator goes on: call
     /// again), `None` at the end.
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     ///
     /// #[multiproc::task]
