@@ -2,12 +2,14 @@
 //! the same run, vs the raw OS floor where one exists.
 //!
 //! `cargo bench -p multiproc --bench compare` (add `-- <filter>` to run only the
-//! cases whose group name contains the filter: core, pool, queues, managers;
+//! cases whose group name contains the filter: core, pool, futures, queues, managers;
 //! `mpi` needs `--features mpi` and mpirun, see compare/mpi.rs).
 //! The Python counterparts live in `benches/python/` and run with `python3`.
 
 #[path = "compare/core.rs"]
 mod core_cases;
+#[path = "compare/futures.rs"]
+mod futures_cases;
 #[path = "compare/managers.rs"]
 mod managers;
 #[cfg(feature = "mpi")]
@@ -30,6 +32,9 @@ fn main() {
     }
     if wants("pool") {
         pool_cases::run(&mut t);
+    }
+    if wants("futures") {
+        futures_cases::run(&mut t);
     }
     #[cfg(feature = "mpi")]
     if wants("mpi") {

@@ -95,6 +95,8 @@ pub struct AsCompleted<R> {
     results: Vec<Option<AsyncResult<R>>>,
     finished: Arc<Finished>,
     left: usize,
+    /// Some result moves only while polled (MPI): poll while waiting.
+    poll: bool,
 }
 
 impl<R> std::fmt::Debug for AsCompleted<R> {
@@ -129,7 +131,8 @@ where
     let results: Vec<AsyncResult<R>> = results.into_iter().collect();
     let finished = Finished::listen(&results);
     let left = results.len();
-    AsCompleted { results: results.into_iter().map(Some).collect(), finished, left }
+    let poll = results.iter().any(AsyncResult::needs_polling);
+    AsCompleted { results: results.into_iter().map(Some).collect(), finished, left, poll }
 }
 
 impl<R> Iterator for AsCompleted<R> {
@@ -139,10 +142,24 @@ impl<R> Iterator for AsCompleted<R> {
         if self.left == 0 {
             return None;
         }
-        let poll = poller(self.results.iter().flatten());
-        self.finished.wait(poll.as_deref(), None, &|order| !order.is_empty());
-        drop(poll);
-        let i = self.finished.lock().pop_front()?;
+        let i = loop {
+            let mut g = self.finished.lock();
+            if let Some(i) = g.pop_front() {
+                break i;
+            }
+            if self.poll {
+                drop(g);
+                self.results.iter().flatten().for_each(|r| {
+                    r.ready();
+                });
+                g = self.finished.lock();
+                if let Some(i) = g.pop_front() {
+                    break i;
+                }
+            }
+            let nap = if self.poll { POLL } else { PARK };
+            let _ = self.finished.cv.wait_timeout_while(g, nap, |o| o.is_empty());
+        };
         let r = self.results.get_mut(i)?.take()?;
         self.left -= 1;
         Some(r.get())
