@@ -62,8 +62,8 @@ fn the_pool_logs_its_workers_life_and_loss() {
         assert!(has(&got, Level::Info, &["started", &format!("pid {pid})")]), "{pid}: {got:#?}");
     }
     assert!(has(&got, Level::Warn, &["lost", "a new one replaces it"]), "{got:#?}");
-    assert!(has(&got, Level::Warn, &["retrying 1 calls held by lost worker"]), "{got:#?}");
-    assert!(has(&got, Level::Warn, &["calls failed with lost worker"]), "{got:#?}");
+    assert!(has(&got, Level::Warn, &["retrying call 0 held by lost worker"]), "{got:#?}");
+    assert!(has(&got, Level::Warn, &["call 0 failed with lost worker"]), "{got:#?}");
     assert!(has(&got, Level::Info, &["closed"]), "{got:#?}");
     assert!(has(&got, Level::Info, &["exited"]), "{got:#?}");
     assert!(has(&got, Level::Trace, &["chunks", "calls) to worker"]), "{got:#?}");

@@ -211,11 +211,12 @@ impl Shared {
             };
             match outcome {
                 Some(err) => {
-                    log::warn!(target: "multiproc", "pool: call {} failed with worker {pid} ({status}): {err}", culprit.first);
+                    log::warn!(target: "multiproc", "pool: call {} failed with lost worker {pid}: {err}", culprit.first);
                     c.outstanding = c.outstanding.saturating_sub(1);
                     culprit.job.deliver(ChunkResult::one_error(culprit.first, err), deferred);
                 }
                 None => {
+                    log::warn!(target: "multiproc", "pool: retrying call {} held by lost worker {pid} ({status})", culprit.first);
                     culprit.attempts += u32::from(w.killed.is_none());
                     culprit.suspect = true;
                     requeue.push(culprit);
@@ -225,7 +226,7 @@ impl Shared {
         }
         if !requeue.is_empty() {
             let calls: usize = requeue.iter().map(|ch| ch.count).sum();
-            log::warn!(target: "multiproc", "pool: re-queueing {calls} calls held by lost worker {pid}");
+            log::info!(target: "multiproc", "pool: re-queueing {calls} calls held by lost worker {pid}");
         }
         for chunk in requeue.into_iter().rev() {
             if chunk.job.cancelled() {
