@@ -248,3 +248,131 @@ fn the_same_program_runs_on_threads() {
     let _g = leak_guard();
     assert_eq!(threads::run().unwrap(), expected());
 }
+
+// What only the thread version does (or cannot do).
+
+mod on_threads {
+    use std::time::Duration;
+
+    use multiproc::dummy as mp;
+    use multiproc::{Error, ExitStatus};
+    use tests::{DEADLINE, leak_guard};
+
+    #[multiproc::task]
+    fn block(started: mp::Event, go: mp::Event) {
+        started.set();
+        go.wait(None);
+    }
+
+    #[multiproc::task]
+    fn boom() {
+        panic!("boom");
+    }
+
+    #[multiproc::task]
+    fn whoami(conn: mp::Connection<(String, u32, bool)>) {
+        let me = mp::current_process();
+        conn.send(&(me.name, me.pid, me.daemon)).unwrap();
+    }
+
+    #[multiproc::task]
+    fn nothing(_: u32) {}
+
+    fn started_blocker() -> (mp::Process, mp::Event) {
+        let (started, go) = (mp::Event::new().unwrap(), mp::Event::new().unwrap());
+        let mut p = mp::Process::builder(block, (started.clone(), go.clone())).name("blocker").build().unwrap();
+        p.start().unwrap();
+        assert!(started.wait_timeout(DEADLINE), "the thread never started");
+        (p, go)
+    }
+
+    #[multiproc::test]
+    fn a_thread_cannot_be_stopped_and_says_so() {
+        let _g = leak_guard();
+        let (mut p, go) = started_blocker();
+        for r in [p.terminate(), p.kill(), p.interrupt(), p.sentinel().map(drop)] {
+            match r {
+                Err(Error::InvalidState(m)) => assert!(m.contains("blocker") && m.contains("thread"), "{m}"),
+                other => panic!("expected InvalidState, got {other:?}"),
+            }
+        }
+        assert!(p.is_alive());
+        assert!(matches!(p.close(), Err(Error::InvalidState(_))), "closing a running thread");
+        assert_eq!(p.join_timeout(Duration::from_millis(20)).unwrap(), None);
+        assert_eq!(p.exitcode(), None);
+        go.set();
+        assert_eq!(p.join_timeout(DEADLINE).unwrap(), Some(ExitStatus::Code(0)));
+        p.close().unwrap();
+        assert!(matches!(p.join(), Err(Error::InvalidState(_))), "joining a closed process");
+    }
+
+    #[multiproc::test]
+    fn a_panicking_thread_ends_with_code_1() {
+        let _g = leak_guard();
+        let mut p = mp::Process::new(boom, ()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(1)));
+        assert!(!p.is_alive());
+    }
+
+    #[multiproc::test]
+    fn start_and_join_in_the_wrong_order_are_errors() {
+        let _g = leak_guard();
+        let mut p = mp::Process::new(nothing, (1,)).unwrap();
+        assert!(p.name().starts_with("Thread-"), "{}", p.name());
+        assert_eq!(p.pid(), None);
+        assert!(matches!(p.join(), Err(Error::InvalidState(_))), "join before start");
+        p.start().unwrap();
+        assert!(matches!(p.start(), Err(Error::InvalidState(_))), "second start");
+        p.join().unwrap();
+    }
+
+    #[multiproc::test]
+    fn current_process_in_a_thread_is_its_process() {
+        let _g = leak_guard();
+        let (here, there) = mp::pipe().unwrap();
+        let mut p = mp::Process::builder(whoami, (there,)).name("named").daemon(true).build().unwrap();
+        p.start().unwrap();
+        let (name, pid, daemon) = here.recv().unwrap();
+        p.join().unwrap();
+        assert_eq!(name, "named");
+        assert!(daemon);
+        assert_eq!(Some(pid), p.pid(), "pid is the thread's OS id");
+        assert_ne!(pid, std::process::id(), "a thread that is not the main one has its own id");
+        // This test's own thread is no dummy::Process: it reports its own name.
+        let me = mp::current_process();
+        assert_eq!(me.name, std::thread::current().name().unwrap_or_default());
+    }
+
+    #[multiproc::test]
+    fn active_children_are_those_of_the_calling_thread() {
+        let _g = leak_guard();
+        let (mut p, go) = started_blocker();
+        assert_eq!(mp::active_children().len(), 1);
+        let seen_elsewhere = std::thread::spawn(|| mp::active_children().len()).join().unwrap();
+        assert_eq!(seen_elsewhere, 0, "another thread did not start it");
+        let mut handle = mp::active_children().pop().unwrap();
+        go.set();
+        handle.join().unwrap(); // the handle shares the original's state
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
+        p.join().unwrap();
+        assert!(mp::active_children().is_empty());
+    }
+
+    #[multiproc::task]
+    fn init_boom(_: u32) {
+        panic!("no init");
+    }
+
+    #[multiproc::test]
+    fn a_pool_initializer_that_panics_fails_build() {
+        let _g = leak_guard();
+        match mp::Pool::builder().processes(2).initializer(init_boom, (0,)).build() {
+            Err(Error::TaskPanicked { message, .. }) => assert_eq!(message, "no init"),
+            other => panic!("expected TaskPanicked, got {other:?}"),
+        }
+        assert!(matches!(mp::Pool::builder().processes(0).build(), Err(Error::InvalidArgument(_))));
+        assert_eq!(mp::Pool::new(3).unwrap().processes(), 3);
+    }
+}
