@@ -11,7 +11,10 @@
 //!   API of [`crate::Process`] (Python's `DummyProcess`); see [`Process`] for
 //!   what a thread cannot do.
 //! - [`Pool`] (and [`PoolBuilder`], [`AsyncResult`], [`IMapIter`]): a thread
-//!   pool with the API of [`crate::Pool`] (Python's `ThreadPool`).
+//!   pool with the API of [`crate::Pool`] (Python's `ThreadPool`). Values are
+//!   not encoded, and results come back unwrapped: a task returning
+//!   `Result<T, E>` gives you that `Result<T, E>`; a panic fails only its call,
+//!   with [`Error::TaskPanicked`].
 //! - Everything else is the process-shared object itself, which works between
 //!   threads as it does between processes: [`Queue`], [`JoinableQueue`],
 //!   [`pipe`], [`Lock`] … [`Barrier`], [`Value`], [`Array`], [`Manager`],

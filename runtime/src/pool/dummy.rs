@@ -96,7 +96,7 @@ fn worker(inner: Arc<Inner>) {
     }
 }
 
-/// A pool of threads with the API of [`crate::Pool`]. See the [module docs](self).
+/// A pool of threads with the API of [`crate::Pool`] (re-exported as `multiproc::dummy::Pool`).
 pub struct Pool {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
