@@ -376,3 +376,11 @@ mod on_threads {
         assert_eq!(mp::Pool::new(3).unwrap().processes(), 3);
     }
 }
+
+#[test]
+fn the_end_of_main_joins_non_daemon_threads_only() {
+    let (status, stdout, stderr) =
+        tests::run_bounded(&mut std::process::Command::new(env!("CARGO_BIN_EXE_dummy_helper")));
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(stdout, "main returns\nnon-daemon thread done\n", "{stderr}");
+}
