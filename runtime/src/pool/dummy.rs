@@ -186,9 +186,14 @@ impl PoolBuilder {
     pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
     where
         F: Task<A>,
-        A: Clone + Send + Sync + 'static,
+        A: Clone + Send + 'static,
     {
-        self.initializer = Some(Arc::new(move || run_call(|| drop(task.call(args.clone())))));
+        // Behind a mutex, `args` need not be `Sync`: each thread takes a clone.
+        let args = Mutex::new(args);
+        self.initializer = Some(Arc::new(move || {
+            let args = args.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            run_call(|| drop(task.call(args)))
+        }));
         self
     }
 
