@@ -92,8 +92,16 @@ macro_rules! program {
             /// What the program observed, line by line.
             pub(crate) fn run() -> mp::Result<Vec<String>> {
                 let mut out = Vec::new();
-                let deadline = std::time::Duration::from_secs(20);
+                processes_pipes_queues(&mut out)?;
+                synchronisation(&mut out)?;
+                manager_and_children(&mut out)?;
+                pools(&mut out)?;
+                Ok(out)
+            }
 
+            const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+            fn processes_pipes_queues(out: &mut Vec<String>) -> mp::Result<()> {
                 // Process, Queue, current_process, exitcode.
                 let q = mp::Queue::new()?;
                 let mut p = mp::Process::builder(report, (q.clone(),)).name("child-1").daemon(true).build()?;
@@ -120,7 +128,10 @@ macro_rules! program {
                 jq.join();
                 out.push(format!("joined total={}", total.get()));
                 p.join()?;
+                Ok(())
+            }
 
+            fn synchronisation(out: &mut Vec<String>) -> mp::Result<()> {
                 // Lock, RLock, Value, Array.
                 let (lock, rlock, n) = (mp::Lock::new()?, mp::RLock::new()?, mp::Value::new(0u64)?);
                 let squares = mp::Array::<u64>::zeroed(4)?;
@@ -146,17 +157,18 @@ macro_rules! program {
                     p.start()?;
                     ps.push(p);
                 }
-                b.wait_timeout(deadline)?;
+                b.wait_timeout(DEADLINE)?;
                 for p in &mut ps {
                     p.join()?;
                 }
                 out.push(format!("inside={} over-release={}", inside.get(), bsem.release().is_err()));
 
                 // Event, Condition.
+                let q = mp::Queue::new()?;
                 let (ready, cond, flag) = (mp::Event::new()?, mp::Condition::new()?, mp::Value::new(0u32)?);
                 let mut p = mp::Process::new(waiter, (ready.clone(), cond.clone(), flag.clone(), q.clone()))?;
                 p.start()?;
-                out.push(format!("ready={}", ready.wait_timeout(deadline)));
+                out.push(format!("ready={}", ready.wait_timeout(DEADLINE)));
                 {
                     let _g = cond.lock()?;
                     flag.set(1);
@@ -164,7 +176,10 @@ macro_rules! program {
                 }
                 out.push(q.get()?);
                 p.join()?;
+                Ok(())
+            }
 
+            fn manager_and_children(out: &mut Vec<String>) -> mp::Result<()> {
                 // Manager.
                 let manager = mp::Manager::start()?;
                 let d = manager.dict::<String, u64>()?;
@@ -180,13 +195,16 @@ macro_rules! program {
                 let (started, go) = (mp::Event::new()?, mp::Event::new()?);
                 let mut p = mp::Process::builder(block, (started.clone(), go.clone())).name("blocker").build()?;
                 p.start()?;
-                started.wait_timeout(deadline);
+                started.wait_timeout(DEADLINE);
                 let names: Vec<String> = mp::active_children().iter().map(|c| c.name().to_string()).collect();
                 out.push(format!("active={names:?}"));
                 go.set();
                 p.join()?;
                 out.push(format!("active after join={}", mp::active_children().len()));
+                Ok(())
+            }
 
+            fn pools(out: &mut Vec<String>) -> mp::Result<()> {
                 // Pool, with an initializer; cpu_count.
                 let inits = mp::Value::new(0u32)?;
                 let pool = mp::Pool::builder().processes(2).initializer(init, (inits.clone(),)).build()?;
@@ -200,7 +218,7 @@ macro_rules! program {
                 pool.join()?;
                 let pool = mp::Pool::builder().build()?;
                 out.push(format!("default size is cpu_count: {}", pool.processes() == mp::cpu_count()));
-                Ok(out)
+                Ok(())
             }
         }
     };
