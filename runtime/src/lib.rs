@@ -38,6 +38,7 @@
 //! project's `modcycles.py runtime/src`: no cycle across top-level modules).
 //!
 //! - `role` — the child entry (`main_entry`, `test_entry`): takes a role, hands the child body down
+//! - `dummy/` — `multiproc::dummy`, the API on threads: `Process` on a thread, `current_process`, `active_children`; re-exports `pool`'s `dummy::Pool` and the shared objects
 //! - `managers/` — `Manager`, proxies, the server process; `#[managed]` support
 //! - `pool/` — `Pool`, `AsyncResult`, imap iterators, the worker loop, `dummy::Pool`; `Context::pool`
 //! - `mpi/` — MPI start-up and shut-down, the worker ranks' loop, its wire
@@ -71,6 +72,7 @@ mod callmark;
 mod codec;
 pub mod connection;
 mod context;
+pub mod dummy;
 mod error;
 mod identity;
 mod logging;
@@ -100,7 +102,7 @@ pub use crate::managers::Manager;
 pub use crate::pool::Progress;
 pub use crate::pool::{
     AsCompleted, AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, PoolIterator, ReturnWhen,
-    TryIMapIter, Waited, as_completed, dummy, wait_results,
+    TryIMapIter, Waited, as_completed, wait_results,
 };
 pub use crate::process::{
     Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,

@@ -49,12 +49,14 @@ pub fn main_entry<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(feature = "mpi")]
     if crate::mpi::is_mpi_launch() {
         let out = crate::mpi::run_main(body);
+        crate::dummy::join_threads(None);
         process::shutdown_children(None);
         return out;
     }
     #[cfg(not(feature = "mpi"))]
     crate::mpi::refuse_launch_without_feature();
     let out = body();
+    crate::dummy::join_threads(None);
     process::shutdown_children(None);
     out
 }
@@ -78,6 +80,7 @@ pub fn test_entry<R>(path: &'static str, body: impl FnOnce() -> R) -> R {
     impl Drop for Reset {
         fn drop(&mut self) {
             boot::set_this_test(None);
+            crate::dummy::join_threads(Some(std::thread::current().id()));
             process::shutdown_children(Some(std::thread::current().id()));
         }
     }

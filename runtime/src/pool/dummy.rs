@@ -96,7 +96,7 @@ fn worker(inner: Arc<Inner>) {
     }
 }
 
-/// A pool of threads with the API of [`crate::Pool`]. See the [module docs](self).
+/// A pool of threads with the API of [`crate::Pool`] (re-exported as `multiproc::dummy::Pool`).
 pub struct Pool {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -136,12 +136,80 @@ pub use super::result::AsyncResult;
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: the one [`crate::IMapIter`].
 pub use super::result::IMapIter;
 
-impl Pool {
-    /// A pool of `threads` threads.
+/// What each thread of a [`Pool`] runs once before its first call.
+type Init = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
+/// Configures a [`Pool`] ([`Pool::builder`]): the same shape as [`crate::PoolBuilder`].
+///
+/// ```
+/// let pool = multiproc::dummy::Pool::builder().processes(2).build()?;
+/// assert_eq!(pool.processes(), 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<Init>,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("dummy::PoolBuilder")
+            .field("processes", &self.processes)
+            .field("initializer", &self.initializer.is_some())
+            .finish()
+    }
+}
+
+impl PoolBuilder {
+    /// The number of threads (default: [`cpu_count`](crate::cpu_count), as [`crate::PoolBuilder`]).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// A task each thread runs once, before its first call (Python's
+    /// `initializer`, `initargs`); each thread gets its own clone of `args`.
+    /// If it panics, [`PoolBuilder::build`] reports it. (Its result is
+    /// dropped: a thread cannot tell an `Err` it returns from a value.)
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn hello(greeting: String) { println!("{greeting}"); }
+    ///
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::dummy::Pool::builder().processes(2).initializer(hello, ("hi".to_string(),)).build()?;
+    ///     assert_eq!(pool.processes(), 2);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
+    where
+        F: Task<A>,
+        A: Clone + Send + 'static,
+    {
+        // Behind a mutex, `args` need not be `Sync`: each thread takes a clone.
+        let args = Mutex::new(args);
+        self.initializer = Some(Arc::new(move || {
+            let args = args.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            run_call(|| drop(task.call(args)))
+        }));
+        self
+    }
+
+    /// Accepted so that code written for [`crate::PoolBuilder`] compiles
+    /// unchanged; threads have no start method, so it changes nothing.
+    pub fn start_method(self, _method: crate::StartMethod) -> Self {
+        self
+    }
+
+    /// Starts the threads; returns once every thread has run its initializer.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `threads` is 0; [`Error::Io`] if a thread cannot start.
-    pub fn new(threads: usize) -> Result<Pool> {
+    /// [`Error::InvalidArgument`] for 0 threads; [`Error::Io`] if a thread
+    /// cannot start; the initializer's panic ([`Error::TaskPanicked`]).
+    pub fn build(self) -> Result<Pool> {
+        let threads = self.processes.unwrap_or_else(crate::cpu_count);
         if threads == 0 {
             return Err(Error::InvalidArgument("a pool needs at least one thread".into()));
         }
@@ -149,16 +217,52 @@ impl Pool {
             q: Mutex::new(Queue { jobs: VecDeque::new(), state: RunState::Running }),
             cv: Condvar::new(),
         });
-        let mut handles = Vec::new();
+        let pool = Pool { inner, threads: Mutex::new(Vec::new()), processes: threads };
+        let (ready_tx, ready) = mpsc::channel::<Result<()>>();
         for i in 0..threads {
-            let inner = inner.clone();
+            let (inner, init, ready_tx) = (pool.inner.clone(), self.initializer.clone(), ready_tx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("multiproc-dummy-{i}"))
-                .spawn(move || worker(inner))
+                .spawn(move || {
+                    let r = init.map_or(Ok(()), |f| f());
+                    let ok = r.is_ok();
+                    let _ = ready_tx.send(r);
+                    if ok {
+                        worker(inner);
+                    }
+                })
                 .map_err(|e| Error::Io { op: "spawn a pool thread", source: e })?;
-            handles.push(h);
+            pool.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
         }
-        Ok(Pool { inner, threads: Mutex::new(handles), processes: threads })
+        drop(ready_tx);
+        // Each thread sends once; a thread that ends without sending cannot
+        // (it sends before anything that may panic outside `run_call`).
+        for r in ready.iter().take(threads) {
+            r?; // dropping `pool` terminates the threads that did start
+        }
+        Ok(pool)
+    }
+}
+
+impl Pool {
+    /// A pool of `threads` threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `threads` is 0; [`Error::Io`] if a thread cannot start.
+    pub fn new(threads: usize) -> Result<Pool> {
+        Pool::builder().processes(threads).build()
+    }
+
+    /// A builder for the other options: the number of threads (default
+    /// [`cpu_count`](crate::cpu_count), Python's `ThreadPool()`) and an initializer.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::builder().build()?;
+    /// assert_eq!(pool.processes(), multiproc::cpu_count());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
     }
 
     /// The number of threads.

@@ -25,7 +25,7 @@ mod threaded;
 mod wire;
 mod worker;
 
-pub mod dummy;
+pub(crate) mod dummy;
 #[cfg(feature = "progress")]
 mod progress;
 
@@ -187,7 +187,7 @@ impl Backend {
 /// adaptor that draws a progress bar (indicatif) on stderr.
 ///
 /// # Threads
-/// [`dummy::Pool`] has the same API on threads of this process.
+/// [`dummy::Pool`](self::dummy::Pool) has the same API on threads of this process.
 pub struct Pool {
     backend: Arc<Backend>,
     /// Chosen with [`Pool::with_chunksize`]; `None`: the rule of `chunk.rs`.
@@ -290,7 +290,7 @@ impl PoolBuilder {
     /// it is due. A call's own [`AsyncResult::timeout`] wins over this.
     ///
     /// Local pools only: [`PoolBuilder::build`] refuses it for other backends,
-    /// and a thread of [`dummy::Pool`] cannot be stopped.
+    /// and a thread of [`dummy::Pool`](self::dummy::Pool) cannot be stopped.
     ///
     /// ```
     /// use std::time::Duration;

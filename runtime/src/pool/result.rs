@@ -53,7 +53,7 @@ pub struct AsyncResult<R> {
 enum Source<R> {
     /// Encoded results of a backend's job.
     Job(JobResult<R>),
-    /// A value computed by a thread of [`dummy::Pool`](crate::dummy::Pool).
+    /// A value computed by a thread of [`dummy::Pool`](super::dummy::Pool).
     Thread(Arc<Slot<R>>),
 }
 
@@ -140,7 +140,7 @@ impl<R> AsyncResult<R> {
     /// then: [`Error::TaskTimeout`], the worker is killed and replaced). It
     /// takes effect at once, also for a call already running. A zero `after`
     /// is a no-op (no limit), as are timeouts on an MPI pool and on
-    /// [`dummy::Pool`](crate::dummy::Pool), whose ranks and threads cannot be stopped.
+    /// [`dummy::Pool`](super::dummy::Pool), whose ranks and threads cannot be stopped.
     ///
     /// ```
     /// use std::time::Duration;
@@ -172,7 +172,7 @@ impl<R> AsyncResult<R> {
     /// first cancelled call). Calls already running go on; see
     /// [`cancel_running`](AsyncResult::cancel_running). Returns `false` if it
     /// was done already or cancelled before (then this is a no-op), and on a
-    /// [`dummy::Pool`](crate::dummy::Pool), whose calls cannot be cancelled.
+    /// [`dummy::Pool`](super::dummy::Pool), whose calls cannot be cancelled.
     ///
     /// On an MPI pool, calls already sent to a rank still run there, but are
     /// reported cancelled.

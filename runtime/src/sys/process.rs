@@ -99,6 +99,12 @@ pub(crate) fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
+/// This thread's id (Linux's TID; the pid for the main thread).
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid(2) takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
 /// The parent's process id.
 pub(crate) fn getppid() -> i32 {
     // SAFETY: getppid(2) cannot fail.
