@@ -125,8 +125,8 @@ fn list_methods_behave_like_a_vec() {
     let l = manager.list_from(0..10u32).unwrap();
     assert_eq!(l.snapshot().unwrap(), (0..10).collect::<Vec<_>>());
     l.reverse().unwrap();
-    assert_eq!(l.get(0).unwrap(), Some(9));
-    assert_eq!(l.get(10).unwrap(), None);
+    assert_eq!(l.get(0).unwrap(), 9);
+    assert!(matches!(l.get(10), Err(Error::Remote(ref m)) if m.contains("out of range")), "an IndexError");
     l.set(0, 100).unwrap();
     assert!(matches!(l.set(10, 1), Err(Error::Remote(_))));
     l.push(7).unwrap();
@@ -138,6 +138,16 @@ fn list_methods_behave_like_a_vec() {
     assert_eq!(seen.len(), 12);
     l.insert(1, 42).unwrap();
     assert_eq!(l.remove(1).unwrap(), 42);
+    // count, index, sort, and comparing with a Vec (Python's `l == [..]`).
+    let c = manager.list_from([3u32, 1, 3, 2]).unwrap();
+    assert_eq!(c.count(&3).unwrap(), 2);
+    assert_eq!(c.index(&2).unwrap(), 3);
+    assert!(matches!(c.index(&9), Err(Error::InvalidArgument(_))));
+    c.sort().unwrap();
+    assert!(c == vec![1, 2, 3, 3]);
+    c.sort_by(|a, b| b.cmp(a)).unwrap();
+    assert!(c == vec![3, 3, 2, 1]);
+    assert!(c != vec![3, 3, 2]);
     l.clear().unwrap();
     assert_eq!(l.pop().unwrap(), None);
     manager.shutdown().unwrap();

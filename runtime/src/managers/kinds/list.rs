@@ -15,7 +15,7 @@ const KIND: &str = "list";
 
 protocol! {
     fn push(value: Bytes) -> ();
-    fn get(index: u64) -> Option<Bytes>;
+    fn get(index: u64) -> Bytes;
     fn set(index: u64, value: Bytes) -> ();
     fn insert(index: u64, value: Bytes) -> ();
     fn remove(index: u64) -> Bytes;
@@ -25,6 +25,7 @@ protocol! {
     fn snapshot() -> Vec<Bytes>;
     fn reverse() -> ();
     fn clear() -> ();
+    fn replace_if(expected: Vec<Bytes>, items: Vec<Bytes>) -> bool;
 }
 
 struct List(Mutex<Vec<Bytes>>);
@@ -52,8 +53,9 @@ impl Serve for List {
         lock(&self.0).push(value);
         Ok(())
     }
-    fn get(&self, _: &Caller<'_>, index: u64) -> Result<Option<Bytes>> {
-        Ok(lock(&self.0).get(index as usize).cloned())
+    fn get(&self, _: &Caller<'_>, index: u64) -> Result<Bytes> {
+        let l = lock(&self.0);
+        l.get(index as usize).cloned().ok_or_else(|| out_of_range(index, l.len()))
     }
     fn set(&self, _: &Caller<'_>, index: u64, value: Bytes) -> Result<()> {
         let mut l = lock(&self.0);
@@ -97,6 +99,14 @@ impl Serve for List {
         lock(&self.0).clear();
         Ok(())
     }
+    fn replace_if(&self, _: &Caller<'_>, expected: Vec<Bytes>, items: Vec<Bytes>) -> Result<bool> {
+        let mut l = lock(&self.0);
+        if *l != expected {
+            return Ok(false);
+        }
+        *l = items;
+        Ok(true)
+    }
 }
 
 proxy_type! {
@@ -114,12 +124,13 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         Client(&self.token).push(en(&value)?)
     }
 
-    /// The element at `index`, if in range.
+    /// The element at `index` (Python's `l[index]`).
     ///
     /// # Errors
-    /// As [`push`](Self::push).
-    pub fn get(&self, index: usize) -> Result<Option<T>> {
-        decode_opt(Client(&self.token).get(index as u64)?)
+    /// [`Error::Remote`](crate::Error::Remote) if `index` is out of range
+    /// (Python's `IndexError`); as [`push`](Self::push).
+    pub fn get(&self, index: usize) -> Result<T> {
+        de(&Client(&self.token).get(index as u64)?)
     }
 
     /// Replaces the element at `index` (`l[index] = value`).
@@ -203,11 +214,74 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         decode_all(Client(&self.token).snapshot()?)
     }
 
+    /// How many elements equal `value` (Python's `count`).
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn count(&self, value: &T) -> Result<usize>
+    where
+        T: PartialEq,
+    {
+        Ok(self.snapshot()?.iter().filter(|v| *v == value).count())
+    }
+
+    /// The index of the first element equal to `value` (Python's `index`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if there is
+    /// none (Python's `ValueError`); as [`push`](Self::push).
+    pub fn index(&self, value: &T) -> Result<usize>
+    where
+        T: PartialEq + std::fmt::Debug,
+    {
+        self.snapshot()?
+            .iter()
+            .position(|v| v == value)
+            .ok_or_else(|| Error::InvalidArgument(format!("{value:?} is not in the list")))
+    }
+
+    /// Sorts the list (Python's `sort()`), atomically: the elements are sorted
+    /// here and put back only if nobody changed the list meanwhile (else it
+    /// tries again).
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn sort(&self) -> Result<()>
+    where
+        T: Ord,
+    {
+        self.sort_by(T::cmp)
+    }
+
+    /// As [`sort`](Self::sort), with a comparison (Python's `sort(key=...)`).
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn sort_by(&self, mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering) -> Result<()> {
+        loop {
+            let raw = Client(&self.token).snapshot()?;
+            let mut items: Vec<T> = decode_all(raw.clone())?;
+            items.sort_by(&mut compare);
+            let sorted = items.iter().map(en).collect::<Result<Vec<_>>>()?;
+            if Client(&self.token).replace_if(raw, sorted)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Iterates over a [`snapshot`](Self::snapshot).
     ///
     /// # Errors
     /// As [`push`](Self::push).
     pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
         Ok(self.snapshot()?.into_iter())
+    }
+}
+
+/// Python's `manager.list(...) == [1, 2, 3]`: compares a snapshot (a list that
+/// cannot be read compares unequal).
+impl<T: Serialize + DeserializeOwned + PartialEq> PartialEq<Vec<T>> for ListProxy<T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        self.snapshot().is_ok_and(|v| v == *other)
     }
 }
