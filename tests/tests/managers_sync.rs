@@ -73,6 +73,7 @@ fn lock_and_rlock_state_is_visible_across_processes() {
         assert!(lock.locked().unwrap());
         assert!(!lock.try_acquire().unwrap());
         assert!(!r.try_acquire().unwrap(), "an rlock held by another process is not ours");
+        assert!(r.locked().unwrap(), "held by the child");
         assert!(matches!(r.release(), Err(Error::Remote(_))), "releasing another owner's rlock fails");
         release.set().unwrap();
         assert!(lock.acquire_timeout(DEADLINE).unwrap(), "{m:?}");
@@ -80,6 +81,7 @@ fn lock_and_rlock_state_is_visible_across_processes() {
         assert!(matches!(lock.release(), Err(Error::Remote(_))), "a double release is an error");
         assert!(r.acquire_timeout(DEADLINE).unwrap());
         r.release().unwrap();
+        assert!(!r.locked().unwrap());
         joined_ok(p);
         manager.shutdown().unwrap();
     }

@@ -142,3 +142,13 @@ proxy_type! {
     RLockProxy [] RLOCK
 }
 lock_methods!(RLockProxy, Client);
+
+impl RLockProxy {
+    /// Whether the lock is held, by anyone (Python 3.14's `RLock.locked()`).
+    ///
+    /// # Errors
+    /// A connection error.
+    pub fn locked(&self) -> Result<bool> {
+        Client(&self.token).locked()
+    }
+}
