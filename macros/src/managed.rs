@@ -16,9 +16,9 @@ use crate::args::Args;
 
 /// Expands `#[managed]` on an inherent `impl` block.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = Args::parse(args)?;
+    let args = Args::parse_with_exposed(args)?;
     let imp: ItemImpl = syn::parse2(item)?;
-    let model = Model::parse(&imp)?;
+    let model = Model::parse(&imp, args.exposed.as_ref())?;
     Ok(model.emit(&args, &imp))
 }
 
@@ -56,15 +56,33 @@ fn has_ref(ty: &Type) -> bool {
 }
 
 impl<'a> Model<'a> {
-    /// Reads the impl block and reports every method that cannot be proxied, each on its own span.
-    fn parse(imp: &'a ItemImpl) -> syn::Result<Model<'a>> {
+    /// Reads the impl block and reports every method that cannot be proxied,
+    /// each on its own span. The proxy offers the `exposed` methods, or else
+    /// every method whose name does not start with `_` (as Python's managers
+    /// hide them).
+    fn parse(imp: &'a ItemImpl, exposed: Option<&(Vec<String>, Span)>) -> syn::Result<Model<'a>> {
         let mut errors = Vec::new();
         let self_ident = check_impl(imp, &mut errors)?;
         let mut methods = Vec::new();
+        let offered = |name: &str| match exposed {
+            Some((names, _)) => names.iter().any(|n| n == name),
+            None => !name.starts_with('_'),
+        };
         for item in &imp.items {
             let ImplItem::Fn(func) = item else { continue };
+            if !offered(&func.sig.ident.to_string()) {
+                continue;
+            }
             if let Some(m) = parse_method(func, &mut errors) {
                 methods.push(m);
+            }
+        }
+        if let Some((names, span)) = exposed {
+            for n in names.iter().filter(|n| !methods.iter().any(|m| m.func.sig.ident == n.as_str())) {
+                errors.push(syn::Error::new(
+                    *span,
+                    format!("`exposed` names `{n}`, which is not a method of this impl block"),
+                ));
             }
         }
         combine(errors)?;

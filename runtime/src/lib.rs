@@ -177,6 +177,12 @@ pub use multiproc_macros::lambda;
 /// keeps serving. The proxy is a valid task argument under every start method.
 /// A type has at most one `#[multiproc::managed]` impl block.
 ///
+/// As in Python's `BaseManager.register`, methods whose name starts with `_`
+/// are not offered by the proxy, nor callable by name from other processes;
+/// `#[multiproc::managed(exposed = "get, _peek")]` names the methods to offer
+/// instead (Python's `exposed=`; a name that is not a method of the block is a
+/// compile error).
+///
 /// If the type is also `Serialize + Deserialize`, `create` moves the value to
 /// the manager's server process (found there by type name); otherwise the
 /// value is served by a thread of the creating process.

@@ -34,6 +34,11 @@ impl Counter {
     fn explode(&self, why: String) -> u64 {
         panic!("asked to explode: {why}")
     }
+
+    /// Hidden from other processes, as Python's managers hide `_` methods.
+    fn _reset(&mut self) {
+        self.n = 0;
+    }
 }
 
 #[multiproc::task]
@@ -219,6 +224,10 @@ fn method_errors_and_unknown_methods_reach_the_caller() {
     }
     let d = manager.dict::<u8, u8>().unwrap();
     assert!(matches!(d.token().call::<_, u8>("no_such_method", &()), Err(Error::Remote(_))));
+    // CPython's `_TestMyManager`: a `_` method cannot be called from outside.
+    let c = manager.create(Counter { n: 4 }).unwrap();
+    assert!(matches!(c.token().call::<_, ()>("_reset", &()), Err(Error::Remote(_))));
+    assert_eq!(c.get().unwrap(), 4);
     manager.shutdown().unwrap();
 }
 
