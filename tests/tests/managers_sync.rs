@@ -228,3 +228,50 @@ fn namespace_and_value_are_shared() {
         manager.shutdown().unwrap();
     }
 }
+
+#[multiproc::task]
+fn consume_all(q: QueueProxy<u32>, n: u32) {
+    for _ in 0..n {
+        q.get().unwrap();
+        q.task_done().unwrap();
+    }
+}
+
+/// Python's `manager.JoinableQueue()`, `BoundedSemaphore`, `set()`, `Array`.
+#[multiproc::test]
+fn joinable_queue_bounded_semaphore_set_and_array() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let manager = Manager::builder().start_method(m).start().unwrap();
+        let q = manager.joinable_queue::<u32>().unwrap();
+        for i in 0..5 {
+            q.put(i).unwrap();
+        }
+        assert!(!q.join_timeout(Duration::from_millis(20)).unwrap(), "{m}: items not done yet");
+        let p = run(m, consume_all, (q.clone(), 5));
+        q.join().unwrap();
+        joined_ok(p);
+        assert!(matches!(q.task_done(), Err(Error::Remote(_))), "{m}: one task_done too many");
+
+        let s = manager.bounded_semaphore(1).unwrap();
+        assert!(s.acquire().unwrap());
+        s.release().unwrap();
+        assert!(matches!(s.release(), Err(Error::Remote(_))), "{m}: released above its bound");
+        let plain = manager.semaphore(1).unwrap();
+        plain.release().unwrap();
+        assert_eq!(plain.value().unwrap(), 2);
+
+        let set = manager.set_from([1u32, 2]).unwrap();
+        assert!(set.add(3).unwrap());
+        assert!(!set.add(1).unwrap());
+        assert!(set.discard(&2).unwrap());
+        assert!(!set.contains(&2).unwrap());
+        assert_eq!(set.snapshot().unwrap(), vec![1, 3]);
+
+        let a = manager.array([1.5f64, 2.5]).unwrap();
+        a.set(1, 4.0).unwrap();
+        assert_eq!(a.get(1).unwrap(), 4.0);
+        assert_eq!(a.len().unwrap(), 2);
+        manager.shutdown().unwrap();
+    }
+}

@@ -58,7 +58,7 @@ use kinds::Init;
 pub use client::Token;
 pub use kinds::{
     BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
-    SemaphoreProxy, ValueProxy,
+    SemaphoreProxy, SetProxy, ValueProxy,
 };
 pub use proxy::Proxy;
 
@@ -453,6 +453,34 @@ impl Manager {
         self.create_builtin(Init::List(raw))
     }
 
+    /// A new, empty shared set (Python's `manager.set()`; see [`SetProxy`]
+    /// for what makes two values the same).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn set<T: Serialize + DeserializeOwned>(&self) -> Result<SetProxy<T>> {
+        self.create_builtin(Init::Set(Vec::new()))
+    }
+
+    /// A new shared set holding `items`.
+    ///
+    /// # Errors
+    /// As [`dict_from`](Self::dict_from).
+    pub fn set_from<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<SetProxy<T>> {
+        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        self.create_builtin(Init::Set(raw))
+    }
+
+    /// A new shared array (Python's `manager.Array(typecode, sequence)`): a
+    /// [`ListProxy`] holding `items`; `get`, `set` and `len` are Python's
+    /// `a[i]`, `a[i] = v` and `len(a)`.
+    ///
+    /// # Errors
+    /// As [`dict_from`](Self::dict_from).
+    pub fn array<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<ListProxy<T>> {
+        self.list_from(items)
+    }
+
     /// A new shared value (Python's `manager.Value(typecode, value)`).
     ///
     /// # Errors
@@ -475,6 +503,16 @@ impl Manager {
     /// As [`dict`](Self::dict).
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
         self.create_builtin(Init::Queue { maxsize: 0 })
+    }
+
+    /// A new unbounded queue whose consumers mark items done (Python's
+    /// `manager.JoinableQueue()`): a [`QueueProxy`], with
+    /// [`task_done`](QueueProxy::task_done) and [`join`](QueueProxy::join).
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
+        self.queue()
     }
 
     /// A new queue holding at most `maxsize` items (Python's `manager.Queue(maxsize)`).
@@ -506,7 +544,16 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        self.create_builtin(Init::Semaphore { value })
+        self.create_builtin(Init::Semaphore { value, bounded: false })
+    }
+
+    /// A new bounded semaphore (Python's `manager.BoundedSemaphore(n)`): a
+    /// release that would take it above `value` fails with [`Error::Remote`].
+    ///
+    /// # Errors
+    /// As [`dict`](Self::dict).
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.create_builtin(Init::Semaphore { value, bounded: true })
     }
 
     /// A new condition variable with its own re-entrant lock (Python's `manager.Condition()`).

@@ -19,6 +19,7 @@ mod lock;
 mod namespace;
 mod queue;
 mod semaphore;
+mod set;
 mod value;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -40,6 +41,7 @@ pub use lock::{LockProxy, RLockProxy};
 pub use namespace::NamespaceProxy;
 pub use queue::QueueProxy;
 pub use semaphore::SemaphoreProxy;
+pub use set::SetProxy;
 pub use value::ValueProxy;
 
 /// An encoded value, as the server stores it.
@@ -55,10 +57,11 @@ pub(crate) enum Init {
     Queue { maxsize: u64 },
     Lock,
     RLock,
-    Semaphore { value: u64 },
+    Semaphore { value: u64, bounded: bool },
     Condition,
     Event,
     Barrier { parties: u64 },
+    Set(Vec<Bytes>),
 }
 
 impl Init {
@@ -75,10 +78,11 @@ impl Init {
             Init::Queue { maxsize } => queue::new(maxsize),
             Init::Lock => lock::new(false),
             Init::RLock => lock::new(true),
-            Init::Semaphore { value } => semaphore::new(value),
+            Init::Semaphore { value, bounded } => semaphore::new(value, bounded),
             Init::Condition => condition::new(),
             Init::Event => event::new(),
             Init::Barrier { parties } => barrier::new(parties)?,
+            Init::Set(items) => set::new(items),
         })
     }
 }

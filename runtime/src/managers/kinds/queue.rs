@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Bytes, lock, micros, timeout, wait_or_try};
+use super::{Bytes, lock, micros, timeout, wait_or_try, wait_until};
 use crate::error::{Error, Result};
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
@@ -21,21 +21,30 @@ protocol! {
     fn qsize() -> u64;
     fn empty() -> bool;
     fn full() -> bool;
+    fn task_done() -> ();
+    fn join(timeout: Option<u64>) -> bool;
+}
+
+/// The items, and how many put items have not been marked done (`join`).
+#[derive(Default)]
+struct State {
+    items: VecDeque<Bytes>,
+    unfinished: u64,
 }
 
 struct Queue {
-    state: Mutex<VecDeque<Bytes>>,
+    state: Mutex<State>,
     cv: Condvar,
     maxsize: usize,
 }
 
 pub(super) fn new(maxsize: u64) -> Arc<dyn Object> {
-    Arc::new(Queue { state: Mutex::new(VecDeque::new()), cv: Condvar::new(), maxsize: maxsize as usize })
+    Arc::new(Queue { state: Mutex::new(State::default()), cv: Condvar::new(), maxsize: maxsize as usize })
 }
 
 impl Queue {
-    fn is_full(&self, q: &VecDeque<Bytes>) -> bool {
-        self.maxsize > 0 && q.len() >= self.maxsize
+    fn is_full(&self, s: &State) -> bool {
+        self.maxsize > 0 && s.items.len() >= self.maxsize
     }
 }
 
@@ -56,31 +65,49 @@ impl Serve for Queue {
         if !ok {
             return Err(Error::Full);
         }
-        g.push_back(item);
+        g.items.push_back(item);
+        g.unfinished += 1;
         self.cv.notify_all();
         Ok(())
     }
     fn get(&self, caller: &Caller<'_>, block: bool, t: Option<u64>) -> Result<Bytes> {
         let g = lock(&self.state);
-        let (mut g, ok) = wait_or_try(&self.cv, g, caller, block, timeout(t), |q| !q.is_empty())?;
-        let item = if ok { g.pop_front() } else { None };
+        let (mut g, ok) = wait_or_try(&self.cv, g, caller, block, timeout(t), |q| !q.items.is_empty())?;
+        let item = if ok { g.items.pop_front() } else { None };
         let item = item.ok_or(Error::Empty)?;
         self.cv.notify_all();
         Ok(item)
     }
     fn qsize(&self, _: &Caller<'_>) -> Result<u64> {
-        Ok(lock(&self.state).len() as u64)
+        Ok(lock(&self.state).items.len() as u64)
     }
     fn empty(&self, _: &Caller<'_>) -> Result<bool> {
-        Ok(lock(&self.state).is_empty())
+        Ok(lock(&self.state).items.is_empty())
     }
     fn full(&self, _: &Caller<'_>) -> Result<bool> {
         Ok(self.is_full(&lock(&self.state)))
     }
+    fn task_done(&self, _: &Caller<'_>) -> Result<()> {
+        let mut g = lock(&self.state);
+        if g.unfinished == 0 {
+            return Err(Error::InvalidState("task_done() called more times than there were items put".into()));
+        }
+        g.unfinished -= 1;
+        if g.unfinished == 0 {
+            self.cv.notify_all();
+        }
+        Ok(())
+    }
+    fn join(&self, caller: &Caller<'_>, t: Option<u64>) -> Result<bool> {
+        let g = lock(&self.state);
+        Ok(wait_until(&self.cv, g, caller, timeout(t), |s| s.unfinished == 0)?.1)
+    }
 }
 
 proxy_type! {
-    /// A FIFO queue in a manager (Python's `manager.Queue()`), optionally bounded.
+    /// A FIFO queue in a manager (Python's `manager.Queue()` and
+    /// `manager.JoinableQueue()`, which share a type, as Python's `queue.Queue`
+    /// has `task_done` and `join`), optionally bounded.
     QueueProxy [T] KIND
 }
 
@@ -155,5 +182,30 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// A connection error.
     pub fn full(&self) -> Result<bool> {
         Client(&self.token).full()
+    }
+
+    /// Marks one item taken with `get` as processed (Python's `task_done`).
+    ///
+    /// # Errors
+    /// [`Error::Remote`](crate::Error::Remote) if called more times than items
+    /// were put; a connection error.
+    pub fn task_done(&self) -> Result<()> {
+        Client(&self.token).task_done()
+    }
+
+    /// Waits until every item put has been marked done (Python's `join`).
+    ///
+    /// # Errors
+    /// A connection error.
+    pub fn join(&self) -> Result<()> {
+        Client(&self.token).join(None).map(drop)
+    }
+
+    /// As [`join`](Self::join), waiting at most `timeout`; whether all were done.
+    ///
+    /// # Errors
+    /// A connection error.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        Client(&self.token).join(micros(Some(timeout)))
     }
 }

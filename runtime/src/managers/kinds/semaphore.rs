@@ -4,7 +4,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::{lock, micros, timeout, wait_or_try};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::managers::protocol::protocol;
 use crate::managers::proxy::proxy_type;
 use crate::managers::server::{Caller, Object};
@@ -20,10 +20,13 @@ protocol! {
 struct Semaphore {
     value: Mutex<u64>,
     cv: Condvar,
+    /// A bounded semaphore's initial value, which a release may not exceed.
+    bound: Option<u64>,
 }
 
-pub(super) fn new(value: u64) -> Arc<dyn Object> {
-    Arc::new(Semaphore { value: Mutex::new(value), cv: Condvar::new() })
+/// A semaphore of `value` units; `bounded`: releases beyond `value` are errors.
+pub(super) fn new(value: u64, bounded: bool) -> Arc<dyn Object> {
+    Arc::new(Semaphore { value: Mutex::new(value), cv: Condvar::new(), bound: bounded.then_some(value) })
 }
 
 impl Object for Semaphore {
@@ -46,6 +49,9 @@ impl Serve for Semaphore {
     }
     fn release(&self, _: &Caller<'_>, n: u64) -> Result<()> {
         let mut v = lock(&self.value);
+        if self.bound.is_some_and(|b| v.saturating_add(n) > b) {
+            return Err(Error::InvalidState("a bounded semaphore was released too many times".into()));
+        }
         *v = v.saturating_add(n);
         drop(v);
         self.cv.notify_all();
@@ -57,7 +63,8 @@ impl Serve for Semaphore {
 }
 
 proxy_type! {
-    /// A counting semaphore in a manager (Python's `manager.Semaphore(n)`).
+    /// A counting semaphore in a manager (Python's `manager.Semaphore(n)`, and
+    /// `manager.BoundedSemaphore(n)`, whose releases may not exceed `n`).
     SemaphoreProxy [] KIND
 }
 
