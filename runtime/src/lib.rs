@@ -51,7 +51,7 @@
 //! - `shared/` — `Value`, `Array`, `SharedMemory`, `ShareableList`; the resource tracker
 //! - `sync/` — `Lock` … `Barrier`, on futexes in shared memory
 //! - `task` — the `Task` trait, `lambda!`'s types, the generic invoker bodies
-//! - `registry` — task entries (inventory), lookup by name and by fn-item type, the build fingerprint
+//! - `registry` — task entries (inventory), lookup by name, the build fingerprint
 //! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
 //! - `codec` — frames, bincode 2 + serde, fds collected out of band
 //! - `backoff` — the one wait policy (spin, yield, park)
@@ -98,7 +98,7 @@ pub use crate::managers::Manager;
 pub use crate::pool::Progress;
 pub use crate::pool::{AsyncResult, Chunked, IMapIter, IMapUnorderedIter, Pool, PoolBuilder, dummy};
 pub use crate::process::{
-    Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+    ForkClosure, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
 pub use crate::queues::{DEFAULT_RING_BYTES, JoinableQueue, Queue, SimpleQueue};
 pub use crate::shared::{Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, Value, ValueGuard};
@@ -106,7 +106,7 @@ pub use crate::sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
-pub use crate::task::Task;
+pub use crate::task::{Task, ThreadTask};
 /// The level filter [`log_to_stderr`] takes (the `log` crate's, re-exported).
 pub use log::LevelFilter;
 
@@ -200,7 +200,7 @@ pub mod __private {
     pub use crate::codec::{Payload, share_fd, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
-        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, type_id_of_val,
+        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry,
     };
     pub use crate::role::{main_entry, test_entry};
     pub use crate::task::{Lambda, LambdaWith, invoke, invoke_seq};

@@ -2,7 +2,8 @@
 //! process — Python's `multiprocessing.dummy` / `ThreadPool`.
 //!
 //! Calls run in the pool's threads, so any `Fn` works (closures that capture,
-//! types that are not serde) and values are not encoded. As in Python, results
+//! types that are not serde), as do `#[multiproc::task]` functions and
+//! `lambda!`s ([`ThreadTask`](crate::ThreadTask)), and values are not encoded. As in Python, results
 //! and the task's own errors come back unwrapped: a task returning
 //! `Result<T, E>` gives you that `Result<T, E>` itself. A panic in a task fails
 //! only its call, with [`Error::TaskPanicked`] (message and location); the
@@ -23,7 +24,7 @@ use std::thread::JoinHandle;
 use super::chunk::map_chunksize;
 use super::threaded::{Slot, ThreadStream};
 use crate::error::{Error, Result};
-use crate::task::Task;
+use crate::task::ThreadTask;
 use crate::unwind;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -172,14 +173,14 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is closed or terminated.
     pub fn apply_async<F, A>(&self, task: F, args: A) -> Result<AsyncResult<F::Output>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         F::Output: Send + 'static,
     {
         let slot = Slot::new();
         let c = Completer::new(&slot);
         self.inner.push(vec![Box::new(move || {
-            let r = run_call(|| task.call(args));
+            let r = run_call(|| task.call_here(args));
             c.0.complete(r);
         })])?;
         Ok(AsyncResult::from_slot(slot))
@@ -191,7 +192,7 @@ impl Pool {
     /// As [`AsyncResult::get`] and [`Pool::apply_async`].
     pub fn apply<F, A>(&self, task: F, args: A) -> Result<F::Output>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         F::Output: Send + 'static,
     {
@@ -204,7 +205,7 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is closed or terminated.
     pub fn starmap_async<F, A, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         I: IntoIterator<Item = A>,
         F::Output: Send + 'static,
@@ -227,7 +228,7 @@ impl Pool {
             jobs.push(Box::new(move || {
                 let mut out = Vec::with_capacity(chunk.len());
                 for (i, a) in chunk {
-                    out.push((i, run_call(|| task.call(a))));
+                    out.push((i, run_call(|| task.call_here(a))));
                 }
                 let mut g = results.lock().unwrap_or_else(|p| p.into_inner());
                 for (i, r) in out {
@@ -257,7 +258,7 @@ impl Pool {
     /// As [`Pool::starmap_async`].
     pub fn map_async<F, T, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         F::Output: Send + 'static,
@@ -271,7 +272,7 @@ impl Pool {
     /// The first failed call's error.
     pub fn map<F, T, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         F::Output: Send + 'static,
@@ -285,7 +286,7 @@ impl Pool {
     /// The first failed call's error.
     pub fn starmap<F, A, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         I: IntoIterator<Item = A>,
         F::Output: Send + 'static,
@@ -295,7 +296,7 @@ impl Pool {
 
     fn stream<'a, F, T, I>(&self, task: F, inputs: I, ordered: bool) -> IMapIter<'a, F::Output>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
@@ -323,7 +324,7 @@ impl Pool {
                 };
                 let (task, Some(tx)) = (task.clone(), tx.clone()) else { break };
                 jobs.push(Box::new(move || {
-                    let _ = tx.send((i, run_call(|| task.call((x,)))));
+                    let _ = tx.send((i, run_call(|| task.call_here((x,)))));
                 }));
             }
             let n = jobs.len();
@@ -353,7 +354,7 @@ impl Pool {
     /// Never at the call; each item is `Ok` or its call's error.
     pub fn imap<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
@@ -368,7 +369,7 @@ impl Pool {
     /// As [`Pool::imap`].
     pub fn imap_unordered<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
