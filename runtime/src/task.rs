@@ -31,8 +31,9 @@ use crate::registry::{SeqOutcome, SeqReply};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a multiproc task",
     label = "not a registered task: a child process could not find it by name",
-    note = "annotate the function with `#[multiproc::task]`, or wrap a closure in `multiproc::lambda!(|x: T| ...)`",
-    note = "a task is passed by its name (`pool.map(square, ..)`), and its arguments are a tuple: `(a,)`, `(a, b)`, or `()`"
+    note = "annotate the function with `#[multiproc::task]`, or wrap the closure in `multiproc::lambda!(|x: T| ...)`",
+    note = "a closure that cannot be a task runs in a forked child through `multiproc::Process::fork_closure`, or on threads in a `multiproc::dummy::Pool`",
+    note = "if it is a `#[multiproc::task]` already, check the arguments: a tuple of its parameter types, `(a,)`, `(a, b)` or `()`"
 )]
 pub trait Task<Args>: Send + Sync + 'static {
     /// What the function returns.

@@ -151,11 +151,17 @@ impl Pool {
             cv: Condvar::new(),
         });
         let mut handles = Vec::new();
+        // A task that starts processes on a pool thread starts them for the
+        // creating thread's #[multiproc::test].
+        let test = crate::boot::this_test();
         for i in 0..threads {
             let inner = inner.clone();
             let h = std::thread::Builder::new()
                 .name(format!("multiproc-dummy-{i}"))
-                .spawn(move || worker(inner))
+                .spawn(move || {
+                    crate::boot::set_this_test(test);
+                    worker(inner)
+                })
                 .map_err(|e| Error::Io { op: "spawn a pool thread", source: e })?;
             handles.push(h);
         }
