@@ -58,8 +58,8 @@ pub enum Error {
     /// A function or closure that is not a registered task was sent to another process.
     #[error(
         "`{type_name}` is not a registered task; add #[multiproc::task] to the function \
-         (a closure: wrap it in multiproc::lambda!); pools need a registered task under every start \
-         method, and only a Process started with the fork method may run a plain closure"
+         (a closure: wrap it in multiproc::lambda!, or run it with Process::fork_closure under the \
+         fork start method)"
     )]
     NotRegistered {
         /// The Rust type of the function or closure.

@@ -25,7 +25,8 @@
 //! ## How a child finds its code
 //!
 //! Rust cannot pickle a closure. `#[multiproc::task]` registers the function
-//! under a stable name (`module::path::name`); a child process — this same
+//! under a stable name (`module::path::name`), checked at compile time: only
+//! registered tasks implement [`Task`]; a child process — this same
 //! binary, forked or re-executed — looks the name up and runs it. Under the
 //! spawn and forkserver start methods the child re-executes the binary, so
 //! `fn main` must carry [`#[multiproc::main]`](main) (the counterpart of
@@ -112,16 +113,33 @@ pub use log::LevelFilter;
 
 /// Registers a free function as a task that child processes run by name.
 ///
-/// The function stays as written and can still be called directly. Its
-/// arguments must be owned serde types (or multiproc handles such as
-/// [`Connection`]); its result a serde type. Generic, `async` and method
-/// functions, and reference or `impl Trait` arguments, are compile errors
-/// that say what to do.
+/// Its arguments must be owned serde types (or multiproc handles such as
+/// [`Connection`]); its result a serde type. Generic, `async`, `unsafe` and
+/// method functions, and reference or `impl Trait` arguments, are compile
+/// errors that say what to do.
 ///
-/// ```no_run
+/// Only such tasks (and [`lambda!`] closures) implement [`Task`], so passing
+/// a plain function or closure to a [`Pool`] or [`Process`] is a compile
+/// error that says to add `#[multiproc::task]`. To make that possible, the
+/// name becomes a `const` of a unique wrapper type (keeping the function's
+/// visibility and doc comment; the function itself moves to a hidden name).
+/// The wrapper implements [`Task`] and derefs to the function pointer, so the
+/// task is still called directly as `square(3)`, imported with `use`, and
+/// turned into a plain `fn` pointer with `*square` (`iter.map(*square)`).
+/// One thing changes: like any `const`, the name cannot be shadowed by a
+/// `let` binding or parameter in its scope (`let square = ..` is read as a
+/// pattern, and rustc says so): name the binding differently.
+///
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
-/// # fn main() {}
+///
+/// assert_eq!(square(3), 9);
+/// let squares: Vec<u64> = (0..4).map(*square).collect();
+/// assert_eq!(squares, [0, 1, 4, 9]);
+/// let pool = multiproc::get_context(multiproc::StartMethod::Fork).pool(2)?;
+/// assert_eq!(pool.map(square, 0..4)?, squares);
+/// # Ok::<(), multiproc::Error>(())
 /// ```
 pub use multiproc_macros::task;
 

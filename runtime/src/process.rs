@@ -217,28 +217,34 @@ impl Process {
         Process::builder(task, args).build()
     }
 
-    /// A process that runs any closure (capturing anything, serde or not) in
-    /// a forked copy of this process: the fork start method only, since no
-    /// other child could find the closure. To use spawn or forkserver, make
-    /// it a [`#[multiproc::task]`](crate::task) or a [`lambda!`](crate::lambda!)
-    /// and use [`Process::new`]. The closure's return value is dropped (it
-    /// cannot fail the process; panic or `std::process::exit` to do that).
+    /// A process that runs `f(args…)` for any closure `f` (capturing
+    /// anything, serde or not) in a forked copy of this process: the fork
+    /// start method only, since no other child could find the closure. To use
+    /// spawn or forkserver, make it a [`#[multiproc::task]`](crate::task) or a
+    /// [`lambda!`](crate::lambda!) and use [`Process::new`].
+    ///
+    /// The child keeps only the file descriptors found in `args` (as for any
+    /// task), so pass handles such as a [`Connection`](crate::Connection) as
+    /// arguments, not as captures. The closure's return value is dropped (it
+    /// does not fail the process: panic or `std::process::exit` for that).
     ///
     /// ```
     /// let (here, there) = multiproc::pipe::<u64>()?;
-    /// let k = 40;
-    /// let mut p = multiproc::Process::fork_closure(move || there.send(&(k + 2)).unwrap()).build()?;
+    /// let k = 40; // captured: any value will do
+    /// let send = move |conn: multiproc::Connection<u64>| conn.send(&(k + 2)).unwrap();
+    /// let mut p = multiproc::Process::fork_closure(send, (there,)).build()?;
     /// p.start()?;
     /// assert_eq!(here.recv()?, 42);
     /// p.join()?;
     /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    pub fn fork_closure<F, R>(f: F) -> ProcessBuilder<ForkClosure<F>, ()>
+    pub fn fork_closure<F, A>(f: F, args: A) -> ProcessBuilder<ForkClosure<F>, A>
     where
-        F: FnOnce() -> R + Send + 'static,
+        ForkClosure<F>: Task<A>,
+        A: Serialize + DeserializeOwned + 'static,
     {
-        Process::builder(ForkClosure(Mutex::new(Some(f))), ()).start_method(StartMethod::Fork)
+        Process::builder(ForkClosure(Mutex::new(Some(f))), args).start_method(StartMethod::Fork)
     }
 
     /// A builder to set the name, daemon flag or start method.
@@ -486,25 +492,41 @@ impl Context {
 #[doc(hidden)]
 pub struct ForkClosure<F>(Mutex<Option<F>>);
 
-impl<F, R> Task<()> for ForkClosure<F>
-where
-    F: FnOnce() -> R + Send + 'static,
-{
-    type Output = ();
-    fn call(&self, (): ()) {
-        // Called once, in the forked child (the parent never runs it).
-        let f = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(f) = f {
-            drop(f());
+macro_rules! fork_closure_task {
+    ($($a:ident $A:ident),*) => {
+        impl<Func, Ret, $($A: 'static,)*> Task<($($A,)*)> for ForkClosure<Func>
+        where
+            Func: FnOnce($($A),*) -> Ret + Send + 'static,
+        {
+            type Output = ();
+            fn call(&self, ($($a,)*): ($($A,)*)) {
+                // Called once, in the forked child (the parent never runs it).
+                let f = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some(f) = f {
+                    drop(f($($a),*));
+                }
+            }
+            fn task_name(&self) -> Result<&'static str> {
+                Err(fork_closure_elsewhere())
+            }
         }
-    }
-    fn task_name(&self) -> Result<&'static str> {
-        Err(Error::InvalidArgument(
-            "a Process::fork_closure runs only under the fork start method (no other child can find a closure); \
-             make it a #[multiproc::task] fn or a multiproc::lambda! and use Process::new for spawn or forkserver"
-                .into(),
-        ))
-    }
+    };
+}
+
+fork_closure_task!();
+fork_closure_task!(a A);
+fork_closure_task!(a A, b B);
+fork_closure_task!(a A, b B, c C);
+fork_closure_task!(a A, b B, c C, d D);
+fork_closure_task!(a A, b B, c C, d D, e E);
+fork_closure_task!(a A, b B, c C, d D, e E, f F);
+
+fn fork_closure_elsewhere() -> Error {
+    Error::InvalidArgument(
+        "a Process::fork_closure runs only under the fork start method (no other child can find a closure); \
+         make it a #[multiproc::task] fn or a multiproc::lambda! and use Process::new for spawn or forkserver"
+            .into(),
+    )
 }
 
 /// Runs the task a child was started for (the fork start method's typed path,

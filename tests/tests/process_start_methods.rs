@@ -222,7 +222,8 @@ fn fork_closure_runs_any_closure_under_fork_only() {
     let _g = leak_guard();
     let k = 5u32;
     let (a, b) = pipe().unwrap();
-    let mut p = Process::fork_closure(move || b.send(&(2 + k)).unwrap()).name("closure").build().unwrap();
+    let send = move |conn: Connection<u32>, x: u32| conn.send(&(x + k)).unwrap();
+    let mut p = Process::fork_closure(send, (b, 2)).name("closure").build().unwrap();
     assert_eq!(p.start_method(), StartMethod::Fork);
     p.start().unwrap();
     assert_eq!(a.recv().unwrap(), 7);
@@ -230,7 +231,7 @@ fn fork_closure_runs_any_closure_under_fork_only() {
     assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
 
     for m in [StartMethod::Spawn, StartMethod::ForkServer] {
-        match Process::fork_closure(move || k).start_method(m).build() {
+        match Process::fork_closure(move || k, ()).start_method(m).build() {
             Err(e @ Error::InvalidArgument(_)) => {
                 let msg = e.to_string();
                 assert!(
