@@ -121,12 +121,19 @@ pub(crate) fn refuse_stray_child() {
 /// Error for a spawn/forkserver start from a thread without an annotated entry.
 pub(crate) fn not_annotated() -> Error {
     let thread = std::thread::current();
-    let what = match thread.name() {
-        Some("main") | None => "cannot start a child with the spawn or forkserver start method: \
-             the program's `fn main` is not annotated with #[multiproc::main] \
-             (in a doctest, write the example's `fn main` out and annotate it)"
+    // rustdoc runs each doctest with one of these set (merged doctests: the first).
+    let doctest =
+        ["RUSTDOC_DOCTEST_RUN_NB_TEST", "UNSTABLE_RUSTDOC_TEST_PATH"].iter().any(|v| std::env::var_os(v).is_some());
+    let what = match (doctest, thread.name()) {
+        (true, _) => "cannot start a child with the spawn or forkserver start method in a doctest: \
+             its `fn main` is generated, so no child can re-enter it; use the fork start method there \
+             (multiproc::get_context(multiproc::StartMethod::Fork)), or write `#[multiproc::main] fn main()` \
+             out in the example"
             .to_string(),
-        Some(name) => format!(
+        (false, Some("main") | None) => "cannot start a child with the spawn or forkserver start method: \
+             the program's `fn main` is not annotated with #[multiproc::main]"
+            .to_string(),
+        (false, Some(name)) => format!(
             "cannot start a child with the spawn or forkserver start method from thread `{name}`: \
              it runs no #[multiproc::test] (a plain #[test] cannot host children, since a child re-runs \
              its test: use #[multiproc::test] instead of #[test]; in a thread you start yourself inside \

@@ -72,6 +72,25 @@ pub enum Error {
         name: String,
     },
     /// The program's entry point is not annotated, so a spawned child could not take its role.
+    ///
+    /// A plain `#[test]` gets it every time (use `#[multiproc::test]`), and so
+    /// does a doctest (use the fork start method there):
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn noop() {}
+    ///
+    /// let spawn = multiproc::get_context(multiproc::StartMethod::Spawn);
+    /// let e = spawn.process(noop, ())?.start().unwrap_err();
+    /// assert!(matches!(e, multiproc::Error::NotAnnotated { .. }), "{e}");
+    /// assert!(e.to_string().contains("use the fork start method"), "{e}");
+    ///
+    /// let fork = multiproc::get_context(multiproc::StartMethod::Fork);
+    /// let mut p = fork.process(noop, ())?;
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[error(
         "{what}: annotate `fn main` with #[multiproc::main] (or the test with #[multiproc::test]) \
          so spawn and forkserver children can start"

@@ -149,6 +149,20 @@ pub use multiproc_macros::task;
 /// the annotated `main` takes the child role before any user code runs. At the
 /// end of `main`, daemon children are terminated and the others joined
 /// (Python's exit behaviour). `main` may return `()` or a `Result`.
+///
+/// It works in a doctest too, when the example writes its `fn main` out:
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::get_context(multiproc::StartMethod::Spawn).pool(2)?;
+///     assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
 pub use multiproc_macros::main;
 
 /// A `#[test]` whose spawn/forkserver children re-run exactly this test.
