@@ -112,7 +112,6 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let vals: Vec<proc_macro2::Ident> = (0..tys.len()).map(|i| format_ident!("__mp_arg{i}")).collect();
     let ret = match &func.sig.output {
         syn::ReturnType::Default => quote!(()),
         syn::ReturnType::Type(_, ty) => quote!(#ty),
@@ -123,6 +122,7 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
     inner.attrs = cfgs.iter().chain(&others).cloned().cloned().collect();
     let name = quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
     let submit = submit_entry(&quote!(#krate), "new", quote!(#name,), &quote!(#ident), &quote!((#(#tys,)*)));
+    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &ret, &cfgs, &name);
     let about = format!(
         " *A [`#[multiproc::task]`](https://docs.rs/multiproc/latest/multiproc/attr.task.html): \
          call it as `{ident}(..)`, or pass `{ident}` to a `Pool` or `Process`.*"
@@ -145,6 +145,30 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
         #[allow(non_upper_case_globals)]
         #vis const #ident: #wrapper = #wrapper;
 
+        #impls
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, clippy::all)]
+        const _: () = {
+            #submit
+        };
+    }
+}
+
+/// The wrapper type's impls: `Deref` to the function pointer, `Task` (named
+/// `name`) and `ThreadTask`, each calling the hidden function `hidden`.
+fn wrapper_impls(
+    krate: &syn::Path,
+    wrapper: &proc_macro2::Ident,
+    hidden: &proc_macro2::Ident,
+    tys: &[&Type],
+    ret: &TokenStream,
+    cfgs: &[&Attribute],
+    name: &TokenStream,
+) -> TokenStream {
+    let vals: Vec<proc_macro2::Ident> = (0..tys.len()).map(|i| format_ident!("__mp_arg{i}")).collect();
+    quote! {
         #(#cfgs)*
         impl ::core::ops::Deref for #wrapper {
             type Target = fn(#(#tys),*) -> #ret;
@@ -174,13 +198,6 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
                 #hidden(#(#vals),*)
             }
         }
-
-        #(#cfgs)*
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, clippy::all)]
-        const _: () = {
-            #submit
-        };
     }
 }
 
