@@ -33,22 +33,23 @@ enum Val {
 }
 // ANCHOR_END: types
 
+// (The formatter is not `f`: that names the task below, a `const`, which a binding cannot shadow.)
 impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Key::Int(i) => write!(f, "{i}"),
-            Key::Str(s) => write!(f, "'{s}'"),
-            Key::Float(x) => write!(f, "{x}"),
+            Key::Int(i) => write!(out, "{i}"),
+            Key::Str(s) => write!(out, "'{s}'"),
+            Key::Float(x) => write!(out, "{x}"),
         }
     }
 }
 
 impl fmt::Display for Val {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Val::Int(i) => write!(f, "{i}"),
-            Val::Str(s) => write!(f, "'{s}'"),
-            Val::None => write!(f, "None"),
+            Val::Int(i) => write!(out, "{i}"),
+            Val::Str(s) => write!(out, "'{s}'"),
+            Val::None => write!(out, "None"),
         }
     }
 }

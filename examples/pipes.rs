@@ -16,11 +16,12 @@ enum Item {
 }
 
 impl fmt::Display for Item {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // (Not `f`: that names the task below, a `const`, which a binding cannot shadow.)
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Item::Int(i) => write!(f, "{i}"),
-            Item::None => write!(f, "None"),
-            Item::Str(s) => write!(f, "'{s}'"),
+            Item::Int(i) => write!(out, "{i}"),
+            Item::None => write!(out, "None"),
+            Item::Str(s) => write!(out, "'{s}'"),
         }
     }
 }

@@ -170,7 +170,8 @@ fn emit(text: &str, captures: &[Capture], closure: &ExprClosure, params: &[Pat],
     };
     if captures.is_empty() {
         let f = quote!(|#(#params: #tys),*| #ret #body);
-        let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!((#(#tys,)*)));
+        let lifted = quote!(#krate::__private::Lambda::new(#name, #f));
+        let submit = submit_entry(&krate, "new", quote!(#name,), &lifted, &quote!((#(#tys,)*)));
         return quote! {{
             #submit
             #krate::__private::Lambda::new(#name, #f)
@@ -189,7 +190,8 @@ fn emit(text: &str, captures: &[Capture], closure: &ExprClosure, params: &[Pat],
         let (#(#cap_idents,)*) = #caps;
         #body
     });
-    let submit = submit_entry(&krate, "lambda", quote!(#name,), &f, &quote!(((#(#cap_tys,)*), #(#tys,)*)));
+    let lifted = quote!(#krate::__private::Lambda::new(#name, #f));
+    let submit = submit_entry(&krate, "new", quote!(#name,), &lifted, &quote!(((#(#cap_tys,)*), #(#tys,)*)));
     quote! {{
         #submit
         #krate::__private::Lambda::with_captures(#name, (#(#cap_idents.clone(),)*), #f)

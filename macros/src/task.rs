@@ -1,8 +1,8 @@
 //! `#[multiproc::task]`: parse → validate → emit.
 
 use proc_macro2::TokenStream;
-use quote::quote;
-use syn::{FnArg, ItemFn, Type};
+use quote::{format_ident, quote};
+use syn::{Attribute, FnArg, ItemFn, Type};
 
 use crate::args::Args;
 
@@ -21,6 +21,12 @@ fn validate(func: &ItemFn) -> syn::Result<()> {
     let mut fault = |span: &dyn quote::ToTokens, msg: &str| errors.push(syn::Error::new_spanned(span, msg));
     if let Some(a) = &sig.asyncness {
         fault(a, "a task cannot be `async`; make it a plain fn (a child process calls it synchronously)");
+    }
+    if let Some(u) = &sig.unsafety {
+        fault(u, "a task cannot be `unsafe`: a pool or child process calls it with no way to uphold its contract");
+    }
+    if let Some(a) = &sig.abi {
+        fault(a, "a task cannot have an `extern` ABI; make it a plain Rust fn");
     }
     if !sig.generics.params.is_empty() {
         fault(
@@ -88,10 +94,15 @@ fn contains_impl_trait(ty: &Type) -> bool {
     }
 }
 
-/// The function unchanged, plus its registry entry in an anonymous const.
+/// The user's function under a hidden name; under its own name a `const` of a
+/// unique wrapper type that implements `Task` (and derefs to the function, so
+/// calls still work); and its registry entry in an anonymous const.
 fn emit(args: &Args, func: &ItemFn) -> TokenStream {
     let krate = &args.krate;
     let ident = &func.sig.ident;
+    let vis = &func.vis;
+    let hidden = format_ident!("__multiproc_task_{}", ident);
+    let wrapper = format_ident!("__MultiprocTask_{}", ident);
     let tys: Vec<&Type> = func
         .sig
         .inputs
@@ -101,25 +112,109 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let submit = submit_entry(
-        &quote!(#krate),
-        "new",
-        quote! {
-            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-            || #krate::__private::type_id_of_val(&#ident),
-        },
-        &quote!(#ident),
-        &quote!((#(#tys,)*)),
+    let ret = match &func.sig.output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let (docs, cfgs, others) = split_attrs(&func.attrs);
+    let mut inner = func.clone();
+    inner.sig.ident = hidden.clone();
+    inner.attrs = cfgs.iter().chain(&others).cloned().cloned().collect();
+    let name = quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
+    let submit = submit_entry(&quote!(#krate), "new", quote!(#name,), &quote!(#ident), &quote!((#(#tys,)*)));
+    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &ret, &cfgs, &name);
+    let about = format!(
+        " *A [`#[multiproc::task]`](https://docs.rs/multiproc/latest/multiproc/attr.task.html): \
+         call it as `{ident}(..)`, or pass `{ident}` to a `Pool` or `Process`.*"
     );
     quote! {
-        #func
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #inner
 
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #wrapper;
+
+        #(#cfgs)*
+        #(#docs)*
+        #[doc = ""]
+        #[doc = #about]
+        #[allow(non_upper_case_globals)]
+        #vis const #ident: #wrapper = #wrapper;
+
+        #impls
+
+        #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_upper_case_globals, clippy::all)]
         const _: () = {
             #submit
         };
     }
+}
+
+/// The wrapper type's impls: `Deref` to the function pointer, `Task` (named
+/// `name`) and `ThreadTask`, each calling the hidden function `hidden`.
+fn wrapper_impls(
+    krate: &syn::Path,
+    wrapper: &proc_macro2::Ident,
+    hidden: &proc_macro2::Ident,
+    tys: &[&Type],
+    ret: &TokenStream,
+    cfgs: &[&Attribute],
+    name: &TokenStream,
+) -> TokenStream {
+    let vals: Vec<proc_macro2::Ident> = (0..tys.len()).map(|i| format_ident!("__mp_arg{i}")).collect();
+    quote! {
+        #(#cfgs)*
+        impl ::core::ops::Deref for #wrapper {
+            type Target = fn(#(#tys),*) -> #ret;
+            fn deref(&self) -> &Self::Target {
+                const __MP_FN: fn(#(#tys),*) -> #ret = #hidden;
+                &__MP_FN
+            }
+        }
+
+        #(#cfgs)*
+        impl #krate::Task<(#(#tys,)*)> for #wrapper {
+            type Output = #ret;
+            #[allow(clippy::unused_unit)]
+            fn call(&self, (#(#vals,)*): (#(#tys,)*)) -> #ret {
+                #hidden(#(#vals),*)
+            }
+            fn task_name(&self) -> #krate::Result<&'static str> {
+                ::core::result::Result::Ok(#name)
+            }
+        }
+
+        #(#cfgs)*
+        impl #krate::ThreadTask<(#(#tys,)*)> for #wrapper {
+            type Output = #ret;
+            #[allow(clippy::unused_unit)]
+            fn call_here(&self, (#(#vals,)*): (#(#tys,)*)) -> #ret {
+                #hidden(#(#vals),*)
+            }
+        }
+    }
+}
+
+/// The function's attributes: doc comments (they document the const),
+/// `cfg`s (on every item emitted) and the rest (on the function).
+fn split_attrs(attrs: &[Attribute]) -> (Vec<&Attribute>, Vec<&Attribute>, Vec<&Attribute>) {
+    let (mut docs, mut cfgs, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for a in attrs {
+        if a.path().is_ident("doc") {
+            docs.push(a);
+        } else if a.path().is_ident("cfg") {
+            cfgs.push(a);
+        } else {
+            others.push(a);
+        }
+    }
+    (docs, cfgs, others)
 }
 
 /// The `inventory` submission of one task entry: `TaskEntry::#ctor(#head

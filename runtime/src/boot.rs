@@ -63,7 +63,7 @@ pub(crate) enum Entry {
 }
 
 static MAIN_ENTERED: AtomicBool = AtomicBool::new(false);
-static ANY_TEST: OnceLock<&'static str> = OnceLock::new();
+static CHILD_OF_TEST: OnceLock<&'static str> = OnceLock::new();
 thread_local! {
     static THIS_TEST: Cell<Option<&'static str>> = const { Cell::new(None) };
 }
@@ -73,27 +73,38 @@ pub(crate) fn entered_main() {
     MAIN_ENTERED.store(true, Ordering::Relaxed);
 }
 
-/// An annotated test `name` exists in this binary (any test's children may re-enter it).
-pub(crate) fn found_test(name: &'static str) {
-    let _ = ANY_TEST.set(name);
+/// This process is a child re-running the annotated test `name` only to take
+/// its role: every thread's children re-enter that test too.
+pub(crate) fn child_of_test(name: &'static str) {
+    let _ = CHILD_OF_TEST.set(name);
 }
 
 /// The annotated test `name` runs on this thread (`None`: it ended); children
-/// this thread starts re-enter it.
+/// this thread starts re-enter it. Threads multiproc starts on behalf of a
+/// test (a pool's) inherit it through [`this_test`].
 pub(crate) fn set_this_test(name: Option<&'static str>) {
     THIS_TEST.with(|t| t.set(name));
 }
 
+/// The annotated test running on this thread, if any.
+pub(crate) fn this_test() -> Option<&'static str> {
+    THIS_TEST.with(Cell::get)
+}
+
 /// The entry point a spawned child of the calling thread would use, if any.
+///
+/// Only the calling thread's own test counts (never "some annotated test of
+/// this binary"): a child started from a plain `#[test]` would otherwise land
+/// in whichever annotated test the parent happened to know, and the plain
+/// test would pass or fail by chance.
 pub(crate) fn entry() -> Option<Entry> {
-    if let Some(t) = THIS_TEST.with(Cell::get) {
+    if let Some(t) = this_test().or_else(|| CHILD_OF_TEST.get().copied()) {
         return Some(Entry::Test(t));
     }
     if MAIN_ENTERED.load(Ordering::Relaxed) {
         return Some(Entry::Main);
     }
-    // Any annotated test of this binary can host a child's role.
-    ANY_TEST.get().map(|t| Entry::Test(t))
+    None
 }
 
 /// Exits at once if this process was started as a multiproc child but its entry
@@ -110,7 +121,27 @@ pub(crate) fn refuse_stray_child() {
     }
 }
 
-/// Error for a spawn/forkserver start from a binary without an annotated entry.
+/// Error for a spawn/forkserver start from a thread without an annotated entry.
 pub(crate) fn not_annotated() -> Error {
-    Error::NotAnnotated { what: "cannot start a child with the spawn or forkserver start method".into() }
+    let thread = std::thread::current();
+    // rustdoc runs each doctest with one of these set (merged doctests: the first).
+    let doctest =
+        ["RUSTDOC_DOCTEST_RUN_NB_TEST", "UNSTABLE_RUSTDOC_TEST_PATH"].iter().any(|v| std::env::var_os(v).is_some());
+    let what = match (doctest, thread.name()) {
+        (true, _) => "cannot start a child with the spawn or forkserver start method in a doctest: \
+             its `fn main` is generated, so no child can re-enter it; use the fork start method there \
+             (multiproc::get_context(multiproc::StartMethod::Fork)), or write `#[multiproc::main] fn main()` \
+             out in the example"
+            .to_string(),
+        (false, Some("main") | None) => "cannot start a child with the spawn or forkserver start method: \
+             the program's `fn main` is not annotated with #[multiproc::main]"
+            .to_string(),
+        (false, Some(name)) => format!(
+            "cannot start a child with the spawn or forkserver start method from thread `{name}`: \
+             it runs no #[multiproc::test] (a plain #[test] cannot host children, since a child re-runs \
+             its test: use #[multiproc::test] instead of #[test]; in a thread you start yourself inside \
+             such a test, start the children from the test's own thread)"
+        ),
+    };
+    Error::NotAnnotated { what }
 }

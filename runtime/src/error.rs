@@ -72,8 +72,8 @@ pub enum Error {
     /// A function or closure that is not a registered task was sent to another process.
     #[error(
         "`{type_name}` is not a registered task; add #[multiproc::task] to the function \
-         (a closure: wrap it in multiproc::lambda!); pools need a registered task under every start \
-         method, and only a Process started with the fork method may run a plain closure"
+         (a closure: wrap it in multiproc::lambda!, or run it with Process::fork_closure under the \
+         fork start method)"
     )]
     NotRegistered {
         /// The Rust type of the function or closure.
@@ -86,6 +86,25 @@ pub enum Error {
         name: String,
     },
     /// The program's entry point is not annotated, so a spawned child could not take its role.
+    ///
+    /// A plain `#[test]` gets it every time (use `#[multiproc::test]`), and so
+    /// does a doctest (use the fork start method there):
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn noop() {}
+    ///
+    /// let spawn = multiproc::get_context(multiproc::StartMethod::Spawn);
+    /// let e = spawn.process(noop, ())?.start().unwrap_err();
+    /// assert!(matches!(e, multiproc::Error::NotAnnotated { .. }), "{e}");
+    /// assert!(e.to_string().contains("use the fork start method"), "{e}");
+    ///
+    /// let fork = multiproc::get_context(multiproc::StartMethod::Fork);
+    /// let mut p = fork.process(noop, ())?;
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[error(
         "{what}: annotate `fn main` with #[multiproc::main] (or the test with #[multiproc::test]) \
          so spawn and forkserver children can start"

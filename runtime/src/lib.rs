@@ -25,7 +25,8 @@
 //! ## How a child finds its code
 //!
 //! Rust cannot pickle a closure. `#[multiproc::task]` registers the function
-//! under a stable name (`module::path::name`); a child process — this same
+//! under a stable name (`module::path::name`), checked at compile time: only
+//! registered tasks implement [`Task`]; a child process — this same
 //! binary, forked or re-executed — looks the name up and runs it. Under the
 //! spawn and forkserver start methods the child re-executes the binary, so
 //! `fn main` must carry [`#[multiproc::main]`](main) (the counterpart of
@@ -53,7 +54,7 @@
 //! - `sync/` — `Lock` … `Barrier`, on futexes in shared memory
 //! - `task` — the `Task` trait, `lambda!`'s types, the generic invoker bodies
 //! - `callmark` — a pool worker's mark (the call it runs) and the pool's cancel table, in shared memory
-//! - `registry` — task entries (inventory), lookup by name and by fn-item type, the build fingerprint
+//! - `registry` — task entries (inventory), lookup by name, the build fingerprint
 //! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
 //! - `codec` — frames, bincode 2 + serde, fds collected out of band
 //! - `backoff` — the one wait policy (spin, yield, park)
@@ -105,7 +106,7 @@ pub use crate::pool::{
     TryIMapIter, Waited, as_completed, wait_results,
 };
 pub use crate::process::{
-    Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+    ForkClosure, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
 pub use crate::queues::{DEFAULT_RING_BYTES, JoinableQueue, Queue, SimpleQueue};
 pub use crate::shared::{Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, Value, ValueGuard};
@@ -113,22 +114,39 @@ pub use crate::sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
-pub use crate::task::Task;
+pub use crate::task::{Task, ThreadTask};
 /// The level filter [`log_to_stderr`] takes (the `log` crate's, re-exported).
 pub use log::LevelFilter;
 
 /// Registers a free function as a task that child processes run by name.
 ///
-/// The function stays as written and can still be called directly. Its
-/// arguments must be owned serde types (or multiproc handles such as
-/// [`Connection`]); its result a serde type. Generic, `async` and method
-/// functions, and reference or `impl Trait` arguments, are compile errors
-/// that say what to do.
+/// Its arguments must be owned serde types (or multiproc handles such as
+/// [`Connection`]); its result a serde type. Generic, `async`, `unsafe` and
+/// method functions, and reference or `impl Trait` arguments, are compile
+/// errors that say what to do.
 ///
-/// ```no_run
+/// Only such tasks (and [`lambda!`] closures) implement [`Task`], so passing
+/// a plain function or closure to a [`Pool`] or [`Process`] is a compile
+/// error that says to add `#[multiproc::task]`. To make that possible, the
+/// name becomes a `const` of a unique wrapper type (keeping the function's
+/// visibility and doc comment; the function itself moves to a hidden name).
+/// The wrapper implements [`Task`] and derefs to the function pointer, so the
+/// task is still called directly as `square(3)`, imported with `use`, and
+/// turned into a plain `fn` pointer with `*square` (`iter.map(*square)`).
+/// One thing changes: like any `const`, the name cannot be shadowed by a
+/// `let` binding or parameter in its scope (`let square = ..` is read as a
+/// pattern, and rustc says so): name the binding differently.
+///
+/// ```
 /// #[multiproc::task]
 /// fn square(x: u64) -> u64 { x * x }
-/// # fn main() {}
+///
+/// assert_eq!(square(3), 9);
+/// let squares: Vec<u64> = (0..4).map(*square).collect();
+/// assert_eq!(squares, [0, 1, 4, 9]);
+/// let pool = multiproc::get_context(multiproc::StartMethod::Fork).pool(2)?;
+/// assert_eq!(pool.map(square, 0..4)?, squares);
+/// # Ok::<(), multiproc::Error>(())
 /// ```
 pub use multiproc_macros::task;
 
@@ -138,6 +156,20 @@ pub use multiproc_macros::task;
 /// the annotated `main` takes the child role before any user code runs. At the
 /// end of `main`, daemon children are terminated and the others joined
 /// (Python's exit behaviour). `main` may return `()` or a `Result`.
+///
+/// It works in a doctest too, when the example writes its `fn main` out:
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::get_context(multiproc::StartMethod::Spawn).pool(2)?;
+///     assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
 pub use multiproc_macros::main;
 
 /// A `#[test]` whose spawn/forkserver children re-run exactly this test.
@@ -213,7 +245,7 @@ pub mod __private {
     pub use crate::codec::{Payload, share_fd, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
-        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry, type_id_of_val,
+        Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry,
     };
     pub use crate::role::{main_entry, test_entry};
     pub use crate::task::{Lambda, LambdaWith, invoke, invoke_seq};

@@ -174,9 +174,8 @@ where
     ///
     /// # Errors
     /// [`Error::Encode`] if the arguments cannot be encoded;
-    /// [`Error::NotRegistered`] if the start method needs a registered task and
-    /// `task` is not one (a closure, or a function without `#[multiproc::task]`);
-    /// [`Error::InvalidArgument`] if the default start method is wanted and
+    /// [`Error::InvalidArgument`] if a [`Process::fork_closure`] is to use
+    /// spawn or forkserver, or if the default start method is wanted and
     /// `MULTIPROC_START_METHOD` names none.
     pub fn build(self) -> Result<Process> {
         let method = match self.method {
@@ -216,6 +215,36 @@ impl Process {
         A: Serialize + DeserializeOwned + 'static,
     {
         Process::builder(task, args).build()
+    }
+
+    /// A process that runs `f(args…)` for any closure `f` (capturing
+    /// anything, serde or not) in a forked copy of this process: the fork
+    /// start method only, since no other child could find the closure. To use
+    /// spawn or forkserver, make it a [`#[multiproc::task]`](crate::task) or a
+    /// [`lambda!`](crate::lambda!) and use [`Process::new`].
+    ///
+    /// The child keeps only the file descriptors found in `args` (as for any
+    /// task), so pass handles such as a [`Connection`](crate::Connection) as
+    /// arguments, not as captures. The closure's return value is dropped (it
+    /// does not fail the process: panic or `std::process::exit` for that).
+    ///
+    /// ```
+    /// let (here, there) = multiproc::pipe::<u64>()?;
+    /// let k = 40; // captured: any value will do
+    /// let send = move |conn: multiproc::Connection<u64>| conn.send(&(k + 2)).unwrap();
+    /// let mut p = multiproc::Process::fork_closure(send, (there,)).build()?;
+    /// p.start()?;
+    /// assert_eq!(here.recv()?, 42);
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn fork_closure<F, A>(f: F, args: A) -> ProcessBuilder<ForkClosure<F>, A>
+    where
+        ForkClosure<F>: Task<A>,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Process::builder(ForkClosure(Mutex::new(Some(f))), args).start_method(StartMethod::Fork)
     }
 
     /// A builder to set the name, daemon flag or start method.
@@ -459,8 +488,50 @@ impl Context {
     }
 }
 
+/// A closure run by [`Process::fork_closure`] (fork only: it has no registered
+/// name). Not public API beyond its name in `ProcessBuilder<ForkClosure<F>, ()>`.
+#[doc(hidden)]
+pub struct ForkClosure<F>(Mutex<Option<F>>);
+
+macro_rules! fork_closure_task {
+    ($($a:ident $A:ident),*) => {
+        impl<Func, Ret, $($A: 'static,)*> Task<($($A,)*)> for ForkClosure<Func>
+        where
+            Func: FnOnce($($A),*) -> Ret + Send + 'static,
+        {
+            type Output = ();
+            fn call(&self, ($($a,)*): ($($A,)*)) {
+                // Called once, in the forked child (the parent never runs it).
+                let f = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some(f) = f {
+                    drop(f($($a),*));
+                }
+            }
+            fn task_name(&self) -> Result<&'static str> {
+                Err(fork_closure_elsewhere())
+            }
+        }
+    };
+}
+
+fork_closure_task!();
+fork_closure_task!(a A);
+fork_closure_task!(a A, b B);
+fork_closure_task!(a A, b B, c C);
+fork_closure_task!(a A, b B, c C, d D);
+fork_closure_task!(a A, b B, c C, d D, e E);
+fork_closure_task!(a A, b B, c C, d D, e E, f F);
+
+fn fork_closure_elsewhere() -> Error {
+    Error::InvalidArgument(
+        "a Process::fork_closure runs only under the fork start method (no other child can find a closure); \
+         make it a #[multiproc::task] fn or a multiproc::lambda! and use Process::new for spawn or forkserver"
+            .into(),
+    )
+}
+
 /// Runs the task a child was started for (the fork start method's typed path,
-/// for closures and unregistered functions).
+/// for [`Process::fork_closure`]).
 type ForkRunner = Box<dyn FnOnce(&[u8], Vec<OwnedFd>) -> Result<()> + Send>;
 
 /// The child body: takes the identity in `boot` and runs its task (by name, or
@@ -481,7 +552,7 @@ pub(crate) fn bootstrap(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner
         let _ = crate::context::set_start_method(m, true);
     }
     // A registered task runs through its entry, which can tell an `Err` return
-    // value; the fork-only typed runner serves closures and unregistered fns.
+    // value; the fork-only typed runner serves `fork_closure`s.
     let result = catch_unwind(AssertUnwindSafe(|| match (registry::lookup(&task), runner) {
         (Ok(entry), _) => entry.run_target(&boot.args, fds),
         (Err(_), Some(run)) => run(&boot.args, fds).map(|()| None),

@@ -1,11 +1,10 @@
 //! The task registry: every `#[multiproc::task]` function and `lambda!` closure
-//! of this binary, by name and by the type of its function item.
+//! of this binary, by name.
 //!
 //! Entries are submitted with `inventory` before `main`; the registry is only
 //! read after `main` starts (never in a constructor, since `inventory`'s order
 //! is unspecified), through [`registry`].
 
-use std::any::TypeId;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::fd::OwnedFd;
@@ -45,21 +44,16 @@ pub type TargetRunner = fn(&[u8], Vec<OwnedFd>) -> Result<Option<String>>;
 #[doc(hidden)]
 pub struct TaskEntry {
     name: &'static str,
-    type_id: Option<fn() -> TypeId>,
     invoke: Invoker,
     seq: Option<SeqInvoker>,
     target: Option<TargetRunner>,
 }
 
 impl TaskEntry {
-    /// An entry for a `#[task]` function (found by its fn item's type).
-    pub const fn new(name: &'static str, type_id: fn() -> TypeId, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: Some(type_id), invoke, seq: None, target: None }
-    }
-
-    /// An entry for a `lambda!` closure (found by the name its value carries).
-    pub const fn lambda(name: &'static str, invoke: Invoker) -> Self {
-        TaskEntry { name, type_id: None, invoke, seq: None, target: None }
+    /// An entry for a `#[task]` function or a `lambda!` closure, registered
+    /// under `name` (the name its [`Task`](crate::Task) value carries).
+    pub const fn new(name: &'static str, invoke: Invoker) -> Self {
+        TaskEntry { name, invoke, seq: None, target: None }
     }
 
     /// The same entry with a batch invoker for whole chunks.
@@ -115,7 +109,6 @@ inventory::collect!(TaskEntry);
 
 struct Registry {
     by_name: HashMap<&'static str, &'static TaskEntry>,
-    by_type: HashMap<TypeId, &'static TaskEntry>,
     fingerprint: u64,
 }
 
@@ -123,12 +116,8 @@ fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut by_name = HashMap::new();
-        let mut by_type = HashMap::new();
         for e in inventory::iter::<TaskEntry> {
             by_name.entry(e.name).or_insert(e);
-            if let Some(t) = e.type_id {
-                by_type.insert(t(), e);
-            }
         }
         let mut names: Vec<&str> = by_name.keys().copied().collect();
         names.sort_unstable();
@@ -138,22 +127,13 @@ fn registry() -> &'static Registry {
             use std::os::unix::fs::MetadataExt;
             (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()).hash(&mut h);
         }
-        Registry { by_name, by_type, fingerprint: h.finish() }
+        Registry { by_name, fingerprint: h.finish() }
     })
 }
 
 /// The entry registered under `name`.
 pub(crate) fn lookup(name: &str) -> Result<&'static TaskEntry> {
     registry().by_name.get(name).copied().ok_or_else(|| Error::UnknownTask { name: name.to_string() })
-}
-
-/// The registered name of the function item (or closure) type `F`.
-pub(crate) fn name_of<F: ?Sized + 'static>() -> Result<&'static str> {
-    registry()
-        .by_type
-        .get(&TypeId::of::<F>())
-        .map(|e| e.name)
-        .ok_or(Error::NotRegistered { type_name: std::any::type_name::<F>() })
 }
 
 /// Identifies this build: the registered names and the executable's identity.
@@ -196,9 +176,3 @@ impl<T> ReturnedValue for &Returned<'_, T> {}
 /// The outcome of one call in a chunk run by a [`SeqInvoker`]: the result, or
 /// the panic's message and location.
 pub(crate) type SeqOutcome<R> = std::result::Result<R, (String, String)>;
-
-/// Not public API: the `TypeId` of a value's type (a fn item's, for `#[task]`).
-#[doc(hidden)]
-pub fn type_id_of_val<T: 'static>(_: &T) -> TypeId {
-    TypeId::of::<T>()
-}

@@ -69,13 +69,12 @@ pub fn test_entry<R>(path: &'static str, body: impl FnOnce() -> R) -> R {
     if let Some(role) = take_role() {
         if role.test == name {
             // A child may start spawn/forkserver children of its own: they re-run this test too.
-            boot::found_test(name);
+            boot::child_of_test(name);
             run_role(role);
         }
         eprintln!("multiproc: child meant for test `{}` ran `{name}`; exiting", role.test);
         sys::process::exit_now(EXIT_NOT_ANNOTATED);
     }
-    boot::found_test(name);
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {

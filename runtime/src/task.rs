@@ -8,16 +8,34 @@ use serde::de::DeserializeOwned;
 use crate::callmark::{self, Step};
 use crate::codec::{self, Payload};
 use crate::error::{Error, Result};
-use crate::registry::{self, SeqOutcome, SeqReply};
+use crate::registry::{SeqOutcome, SeqReply};
 
 /// A function that can run in another process with arguments `Args` (a tuple).
 ///
-/// Implemented for every `Fn(A1, …, An) -> R` (n ≤ 12) that is `Send + Sync +
-/// 'static`: free functions annotated with [`#[multiproc::task]`](crate::task)
-/// and closures made with [`lambda!`](crate::lambda!). Under the fork start
-/// method any such function or closure works, since the child is a copy of the
-/// parent; under spawn and forkserver the child finds the function by its
-/// registered name, so it must be registered.
+/// Only the macros implement it, so that everything a child process is asked
+/// to run is registered (found by name in the child) — checked at compile
+/// time: a free function annotated with [`#[multiproc::task]`](crate::task)
+/// (its name is then a value of a wrapper type implementing `Task`, which still
+/// derefs to the function, so `square(3)` works) and a closure made with
+/// [`lambda!`](crate::lambda!). To run an arbitrary closure in a forked copy of
+/// this process, use [`Process::fork_closure`](crate::Process::fork_closure).
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// fn run<T: multiproc::Task<(u64,), Output = u64>>(t: T) -> u64 { t.call((7,)) }
+/// assert_eq!(run(square), 49);
+/// assert_eq!(run(multiproc::lambda!(|x: u64| x + 1)), 8);
+/// assert_eq!(square(3), 9);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a multiproc task",
+    label = "not a registered task: a child process could not find it by name",
+    note = "annotate the function with `#[multiproc::task]`, or wrap the closure in `multiproc::lambda!(|x: T| ...)`",
+    note = "a closure that cannot be a task runs in a forked child through `multiproc::Process::fork_closure`, or on threads in a `multiproc::dummy::Pool`",
+    note = "if it is a `#[multiproc::task]` already, check the arguments: a tuple of its parameter types, `(a,)`, `(a, b)` or `()`"
+)]
 pub trait Task<Args>: Send + Sync + 'static {
     /// What the function returns.
     type Output;
@@ -27,9 +45,7 @@ pub trait Task<Args>: Send + Sync + 'static {
 
     /// The registered name a child process finds this task by.
     #[doc(hidden)]
-    fn task_name(&self) -> Result<&'static str> {
-        registry::name_of::<Self>()
-    }
+    fn task_name(&self) -> Result<&'static str>;
 
     /// Encodes the arguments of one call as the child's invoker decodes them.
     #[doc(hidden)]
@@ -71,16 +87,79 @@ pub trait Task<Args>: Send + Sync + 'static {
     }
 }
 
+/// A function a [`dummy::Pool`](crate::dummy::Pool) runs on one of its
+/// threads with arguments `Args` (a tuple): any `Fn` (closures that capture,
+/// values that are not serde), a [`#[multiproc::task]`](crate::task) function
+/// or a [`lambda!`](crate::lambda!) — the same tasks a process pool takes, and more.
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = multiproc::dummy::Pool::new(2)?;
+/// let k = 1;
+/// assert_eq!(pool.map(square, 0..3)?, vec![0, 1, 4]);
+/// assert_eq!(pool.map(move |x: u64| x + k, 0..3)?, vec![1, 2, 3]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run on a thread pool",
+    label = "not a function of these arguments",
+    note = "pass a closure, a `#[multiproc::task]` fn or a `multiproc::lambda!`; its arguments are a tuple: `(a,)`, `(a, b)`, or `()`"
+)]
+pub trait ThreadTask<Args>: Send + Sync + 'static {
+    /// What the function returns.
+    type Output;
+
+    /// Calls the function on this thread.
+    fn call_here(&self, args: Args) -> Self::Output;
+}
+
 macro_rules! impl_task {
     ($($a:ident $A:ident),*) => {
-        impl<Func, Ret, $($A,)*> Task<($($A,)*)> for Func
+        impl<Func, Ret, $($A: 'static,)*> Task<($($A,)*)> for Lambda<Func>
         where
             Func: Fn($($A),*) -> Ret + Send + Sync + 'static,
         {
             type Output = Ret;
             #[allow(clippy::unused_unit)]
             fn call(&self, ($($a,)*): ($($A,)*)) -> Ret {
+                (self.f)($($a),*)
+            }
+            fn task_name(&self) -> Result<&'static str> {
+                Ok(self.name)
+            }
+        }
+
+        impl<Func, Ret, $($A,)*> ThreadTask<($($A,)*)> for Func
+        where
+            Func: Fn($($A),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            #[allow(clippy::unused_unit)]
+            fn call_here(&self, ($($a,)*): ($($A,)*)) -> Ret {
                 self($($a),*)
+            }
+        }
+
+        impl<Func, Ret, $($A: 'static,)*> ThreadTask<($($A,)*)> for Lambda<Func>
+        where
+            Func: Fn($($A),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            fn call_here(&self, args: ($($A,)*)) -> Ret {
+                Task::call(self, args)
+            }
+        }
+
+        impl<Caps, Func, Ret, $($A: 'static,)*> ThreadTask<($($A,)*)> for LambdaWith<Caps, Func>
+        where
+            Caps: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+            Func: Fn(Caps, $($A),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            fn call_here(&self, args: ($($A,)*)) -> Ret {
+                Task::call(self, args)
             }
         }
 
@@ -160,20 +239,6 @@ impl<F> Lambda<F> {
     /// Not public API. Used by `lambda!(move [..] ..)`.
     pub const fn with_captures<C>(name: &'static str, captures: C, f: F) -> LambdaWith<C, F> {
         LambdaWith { name, captures, f }
-    }
-}
-
-impl<F, Args> Task<Args> for Lambda<F>
-where
-    F: Task<Args>,
-    Args: 'static,
-{
-    type Output = F::Output;
-    fn call(&self, args: Args) -> F::Output {
-        self.f.call(args)
-    }
-    fn task_name(&self) -> Result<&'static str> {
-        Ok(self.name)
     }
 }
 

@@ -217,41 +217,29 @@ fn stray_child_of_an_unannotated_binary_exits_at_once() {
     }
 }
 
-fn plain_fn(conn: Connection<u32>, x: u32) {
-    conn.send(&(x * 3)).unwrap();
-}
-
 #[multiproc::test]
-fn closures_and_unregistered_fns_run_under_fork_only() {
+fn fork_closure_runs_any_closure_under_fork_only() {
     let _g = leak_guard();
     let k = 5u32;
-    let closure = move |conn: Connection<u32>, x: u32| conn.send(&(x + k)).unwrap();
-
     let (a, b) = pipe().unwrap();
-    let mut p = Process::builder(closure, (b, 2)).start_method(StartMethod::Fork).build().unwrap();
+    let send = move |conn: Connection<u32>, x: u32| conn.send(&(x + k)).unwrap();
+    let mut p = Process::fork_closure(send, (b, 2)).name("closure").build().unwrap();
+    assert_eq!(p.start_method(), StartMethod::Fork);
     p.start().unwrap();
     assert_eq!(a.recv().unwrap(), 7);
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)));
 
-    let (a, b) = pipe().unwrap();
-    let mut p = multiproc::get_context(StartMethod::Fork).process(plain_fn, (b, 2)).unwrap();
-    p.start().unwrap();
-    assert_eq!(a.recv().unwrap(), 6);
-    p.join().unwrap();
-
     for m in [StartMethod::Spawn, StartMethod::ForkServer] {
-        match Process::builder(closure, (pipe().unwrap().1, 2)).start_method(m).build() {
-            Err(e @ Error::NotRegistered { type_name }) => {
-                assert!(type_name.contains("closure"), "{m}: {type_name}");
+        match Process::fork_closure(move || k, ()).start_method(m).build() {
+            Err(e @ Error::InvalidArgument(_)) => {
                 let msg = e.to_string();
-                assert!(msg.contains("#[multiproc::task]") && msg.contains("lambda!"), "{m}: {msg}");
+                assert!(
+                    msg.contains("fork") && msg.contains("#[multiproc::task]") && msg.contains("lambda!"),
+                    "{m}: {msg}"
+                );
             }
-            r => panic!("{m}: a closure gave {r:?}"),
-        }
-        match multiproc::get_context(m).process(plain_fn, (pipe().unwrap().1, 2)) {
-            Err(Error::NotRegistered { type_name }) => assert!(type_name.contains("plain_fn"), "{m}: {type_name}"),
-            r => panic!("{m}: an unregistered fn gave {r:?}"),
+            r => panic!("{m}: a fork_closure gave {r:?}"),
         }
     }
 }

@@ -62,7 +62,7 @@ fn cpu_speedups(pool: &Pool, n: u64) -> (f64, f64) {
     let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon");
     // Through an opaque fn pointer, so serial and rayon runs execute the same
     // machine code as the workers do.
-    let f: fn((u64, u64)) -> u64 = std::hint::black_box(sum_squares);
+    let f: fn((u64, u64)) -> u64 = std::hint::black_box(*sum_squares);
     let (mut t_serial, mut t_pool, mut t_rayon) = (f64::MAX, f64::MAX, f64::MAX);
     let timed = |best: &mut f64, run: &mut dyn FnMut() -> Vec<u64>| {
         let t = Instant::now();

@@ -2,7 +2,8 @@
 //! process — Python's `multiprocessing.dummy` / `ThreadPool`.
 //!
 //! Calls run in the pool's threads, so any `Fn` works (closures that capture,
-//! types that are not serde) and values are not encoded. As in Python, results
+//! types that are not serde), as do `#[multiproc::task]` functions and
+//! `lambda!`s ([`ThreadTask`](crate::ThreadTask)), and values are not encoded. As in Python, results
 //! and the task's own errors come back unwrapped: a task returning
 //! `Result<T, E>` gives you that `Result<T, E>` itself. A panic in a task fails
 //! only its call, with [`Error::TaskPanicked`] (message and location); the
@@ -23,7 +24,7 @@ use std::thread::JoinHandle;
 use super::chunk::map_chunksize;
 use super::threaded::{Slot, ThreadStream};
 use crate::error::{Error, Result};
-use crate::task::Task;
+use crate::task::ThreadTask;
 use crate::unwind;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -185,14 +186,14 @@ impl PoolBuilder {
     /// ```
     pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Clone + Send + 'static,
     {
         // Behind a mutex, `args` need not be `Sync`: each thread takes a clone.
         let args = Mutex::new(args);
         self.initializer = Some(Arc::new(move || {
             let args = args.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            run_call(|| drop(task.call(args)))
+            run_call(|| drop(task.call_here(args)))
         }));
         self
     }
@@ -219,11 +220,15 @@ impl PoolBuilder {
         });
         let pool = Pool { inner, threads: Mutex::new(Vec::new()), processes: threads };
         let (ready_tx, ready) = mpsc::channel::<Result<()>>();
+        // A task that starts processes on a pool thread starts them for the
+        // creating thread's #[multiproc::test].
+        let test = crate::boot::this_test();
         for i in 0..threads {
             let (inner, init, ready_tx) = (pool.inner.clone(), self.initializer.clone(), ready_tx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("multiproc-dummy-{i}"))
                 .spawn(move || {
+                    crate::boot::set_this_test(test);
                     let r = init.map_or(Ok(()), |f| f());
                     let ok = r.is_ok();
                     let _ = ready_tx.send(r);
@@ -276,14 +281,14 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is closed or terminated.
     pub fn apply_async<F, A>(&self, task: F, args: A) -> Result<AsyncResult<F::Output>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         F::Output: Send + 'static,
     {
         let slot = Slot::new();
         let c = Completer::new(&slot);
         self.inner.push(vec![Box::new(move || {
-            let r = run_call(|| task.call(args));
+            let r = run_call(|| task.call_here(args));
             c.0.complete(r);
         })])?;
         Ok(AsyncResult::from_slot(slot))
@@ -295,7 +300,7 @@ impl Pool {
     /// As [`AsyncResult::get`] and [`Pool::apply_async`].
     pub fn apply<F, A>(&self, task: F, args: A) -> Result<F::Output>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         F::Output: Send + 'static,
     {
@@ -308,7 +313,7 @@ impl Pool {
     /// [`Error::InvalidState`] if the pool is closed or terminated.
     pub fn starmap_async<F, A, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         I: IntoIterator<Item = A>,
         F::Output: Send + 'static,
@@ -331,7 +336,7 @@ impl Pool {
             jobs.push(Box::new(move || {
                 let mut out = Vec::with_capacity(chunk.len());
                 for (i, a) in chunk {
-                    out.push((i, run_call(|| task.call(a))));
+                    out.push((i, run_call(|| task.call_here(a))));
                 }
                 let mut g = results.lock().unwrap_or_else(|p| p.into_inner());
                 for (i, r) in out {
@@ -361,7 +366,7 @@ impl Pool {
     /// As [`Pool::starmap_async`].
     pub fn map_async<F, T, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         F::Output: Send + 'static,
@@ -375,7 +380,7 @@ impl Pool {
     /// The first failed call's error.
     pub fn map<F, T, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         F::Output: Send + 'static,
@@ -389,7 +394,7 @@ impl Pool {
     /// The first failed call's error.
     pub fn starmap<F, A, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
     where
-        F: Task<A>,
+        F: ThreadTask<A>,
         A: Send + 'static,
         I: IntoIterator<Item = A>,
         F::Output: Send + 'static,
@@ -399,7 +404,7 @@ impl Pool {
 
     fn stream<'a, F, T, I>(&self, task: F, inputs: I, ordered: bool) -> IMapIter<'a, F::Output>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
@@ -427,7 +432,7 @@ impl Pool {
                 };
                 let (task, Some(tx)) = (task.clone(), tx.clone()) else { break };
                 jobs.push(Box::new(move || {
-                    let _ = tx.send((i, run_call(|| task.call((x,)))));
+                    let _ = tx.send((i, run_call(|| task.call_here((x,)))));
                 }));
             }
             let n = jobs.len();
@@ -457,7 +462,7 @@ impl Pool {
     /// Never at the call; each item is `Ok` or its call's error.
     pub fn imap<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
@@ -472,7 +477,7 @@ impl Pool {
     /// As [`Pool::imap`].
     pub fn imap_unordered<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
     where
-        F: Task<(T,)>,
+        F: ThreadTask<(T,)>,
         T: Send + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,

@@ -327,8 +327,7 @@ impl PoolBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for 0 processes, `max_tasks_per_child(0)`,
-    /// a zero `task_timeout` or `max_memory_per_child(0)`;
-    /// [`Error::NotRegistered`] for an unregistered initializer; the initializer's
+    /// a zero `task_timeout` or `max_memory_per_child(0)`; the initializer's
     /// own failure ([`Error::TaskPanicked`], [`Error::TaskFailed`]); the errors of
     /// [`Process::start`](crate::Process::start) if a worker cannot start.
     pub fn build(self) -> Result<Pool> {
@@ -433,8 +432,8 @@ impl Pool {
     ///
     /// # Errors
     /// The first failed call's error, in input order ([`Error::TaskPanicked`],
-    /// [`Error::WorkerLost`], [`Error::Encode`] …); [`Error::NotRegistered`] for
-    /// an unregistered task; [`Error::InvalidState`] after `close`/`terminate`.
+    /// [`Error::WorkerLost`], [`Error::Encode`] …); [`Error::InvalidState`] after
+    /// `close`/`terminate`. (An unregistered task is a compile error.)
     pub fn map<F, T, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
     where
         F: Task<(T,)>,
@@ -465,7 +464,7 @@ impl Pool {
     /// [`Pool::map`] without waiting: returns an [`AsyncResult`] of the whole list.
     ///
     /// # Errors
-    /// [`Error::NotRegistered`], [`Error::InvalidState`] (as [`Pool::map`]); failed calls
+    /// [`Error::InvalidState`] (as [`Pool::map`]); failed calls
     /// are reported by [`AsyncResult::get`].
     pub fn map_async<F, T, I>(&self, task: F, inputs: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
@@ -517,7 +516,7 @@ impl Pool {
     /// endless iterator works in bounded memory. Python's `imap`.
     ///
     /// # Errors
-    /// [`Error::NotRegistered`], or [`Error::InvalidState`] on a closed pool; each
+    /// [`Error::InvalidState`] on a closed pool; each
     /// item is then `Ok(result)` or that call's error.
     pub fn imap<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapIter<'a, F::Output>>
     where
@@ -562,7 +561,7 @@ impl Pool {
     /// Python's `apply_async`.
     ///
     /// # Errors
-    /// [`Error::NotRegistered`], [`Error::Encode`], or [`Error::InvalidState`] on a
+    /// [`Error::Encode`], or [`Error::InvalidState`] on a
     /// closed pool.
     pub fn apply_async<F, A>(&self, task: F, args: A) -> Result<AsyncResult<F::Output>>
     where

@@ -27,7 +27,8 @@ use crate::sys::process::RawExit;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling thread and run the task in the copy. The fastest
-    /// start; the child inherits the parent's memory, so closures work too. As in
+    /// start; the child inherits the parent's memory, so any closure can run
+    /// there too ([`Process::fork_closure`](crate::Process::fork_closure)). As in
     /// Python, forking a multi-threaded parent is hazardous: a lock another
     /// thread held at the fork stays locked in the child. multiproc guards its
     /// own locks (and Rust's stdout and stderr) by taking them around the fork;

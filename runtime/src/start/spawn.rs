@@ -77,7 +77,11 @@ pub(crate) fn launch(kind: &str, entry: &Entry, boot: &[u8], fds: &[OwnedFd]) ->
     let test = match entry {
         Entry::Main => "",
         Entry::Test(name) => {
-            argv.extend([*name, "--exact", "--test-threads=1", "--nocapture", "-q"].into_iter().map(OsString::from));
+            argv.extend(
+                [*name, "--exact", "--include-ignored", "--test-threads=1", "--nocapture", "-q"]
+                    .into_iter()
+                    .map(OsString::from),
+            );
             name
         }
     };

@@ -172,9 +172,15 @@ impl LocalPool {
             cancels: CancelTable::new()?,
         });
         let pool = LocalPool { shared: shared.clone() };
+        // The pool's thread starts (and replaces) workers for the creating
+        // thread: under #[multiproc::test] they re-run the same test.
+        let test = crate::boot::this_test();
         let bg = std::thread::Builder::new()
             .name("multiproc-pool".into())
-            .spawn(move || background::background(shared))
+            .spawn(move || {
+                crate::boot::set_this_test(test);
+                background::background(shared)
+            })
             .ctx("spawn the pool's thread")?;
         *pool.shared.bg.lock().unwrap_or_else(|p| p.into_inner()) = Some(bg);
         let deadline = Instant::now() + crate::boot::HANDSHAKE_TIMEOUT + Duration::from_secs(processes as u64);
