@@ -24,6 +24,9 @@ mod table;
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wants = |group: &str| filter.as_deref().is_none_or(|f| group.contains(f));
+    // Other load skews every ratio: show it with the table.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);
