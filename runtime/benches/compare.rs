@@ -5,6 +5,8 @@
 //! cases whose group name contains the filter: core, pool, queues, managers;
 //! `mpi` needs `--features mpi` and mpirun, see compare/mpi.rs).
 //! The Python counterparts live in `benches/python/` and run with `python3`.
+//! `benches/compare-loads.sh [filter]` runs a group idle, pinned to one CPU
+//! and beside one busy loop per core, in one invocation.
 
 #[path = "compare/core.rs"]
 mod core_cases;
