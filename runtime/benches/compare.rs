@@ -5,6 +5,8 @@
 //! cases whose group name contains the filter: core, pool, futures, queues, managers;
 //! `mpi` needs `--features mpi` and mpirun, see compare/mpi.rs).
 //! The Python counterparts live in `benches/python/` and run with `python3`.
+//! `benches/compare-loads.sh [filter]` runs a group idle, pinned to one CPU
+//! and beside one busy loop per core, in one invocation.
 
 #[path = "compare/core.rs"]
 mod core_cases;
@@ -26,6 +28,9 @@ mod table;
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wants = |group: &str| filter.as_deref().is_none_or(|f| group.contains(f));
+    // Other load skews every ratio: show it with the table.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let mut t = table::Table::default();
     if wants("core") {
         core_cases::run(&mut t);

@@ -56,7 +56,7 @@
 //! - `callmark` — a pool worker's mark (the call it runs) and the pool's cancel table, in shared memory
 //! - `registry` — task entries (inventory), lookup by name, the build fingerprint
 //! - `region` — one shared-memory object (a memfd) whose fd travels with its handle
-//! - `codec` — frames, bincode 2 + serde, fds collected out of band
+//! - `codec` — frames, bincode 2 + serde, fds collected out of band; `Bytes` (bulk byte buffers)
 //! - `backoff` — the one wait policy (spin, yield, park)
 //! - `unwind` — the one panic capture (a chained hook, one text for message and location)
 //! - `logging` — `log_to_stderr`, a stderr logger for the `log` facade
@@ -92,6 +92,7 @@ mod sys;
 mod task;
 mod unwind;
 
+pub use crate::codec::Bytes;
 pub use crate::connection::{Connection, pipe, pipe_oneway};
 pub use crate::context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,

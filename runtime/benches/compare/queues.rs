@@ -25,6 +25,20 @@ fn produce_big(q: Queue<Vec<u8>>, n: u64) {
 }
 
 #[multiproc::task]
+fn produce_typed(q: Queue<Vec<u8>>, n: u64) {
+    for _ in 0..n {
+        q.put(vec![7u8; 1 << 20]).expect("put");
+    }
+}
+
+#[multiproc::task]
+fn produce_bulk(q: Queue<multiproc::Bytes>, n: u64) {
+    for _ in 0..n {
+        q.put(multiproc::Bytes(vec![7u8; 1 << 20])).expect("put");
+    }
+}
+
+#[multiproc::task]
 fn add(counter: Value<u64>, times: u64) {
     for _ in 0..times {
         *counter.lock().expect("lock") += 1;
@@ -56,6 +70,26 @@ fn big(n: u64) -> f64 {
     let t = Instant::now();
     for _ in 1..n {
         std::hint::black_box(q.get_bytes_into(&mut buf).expect("get"));
+    }
+    let rate = (n - 1) as f64 * (1u64 << 20) as f64 / t.elapsed().as_secs_f64();
+    p.join().expect("join");
+    rate
+}
+
+/// Bytes per second of 1 MiB `Vec<u8>` items through `put`/`get`, as a user
+/// writes them (`bulk`: the same through `multiproc::Bytes`).
+fn typed(n: u64, bulk: bool) -> f64 {
+    let (qv, qb) = (Queue::<Vec<u8>>::new().expect("queue"), Queue::<multiproc::Bytes>::new().expect("queue"));
+    let ctx = get_context(StartMethod::Fork);
+    let mut p =
+        if bulk { ctx.process(produce_bulk, (qb.clone(), n)) } else { ctx.process(produce_typed, (qv.clone(), n)) }
+            .expect("process");
+    p.start().expect("start");
+    let get = || if bulk { qb.get().expect("get").len() } else { qv.get().expect("get").len() };
+    get();
+    let t = Instant::now();
+    for _ in 1..n {
+        std::hint::black_box(get());
     }
     let rate = (n - 1) as f64 * (1u64 << 20) as f64 / t.elapsed().as_secs_f64();
     p.join().expect("join");
@@ -127,14 +161,18 @@ pub(crate) fn run(t: &mut Table) {
     let py = python("queues.py", &["small"]).map(|s| ours.like(s));
     t.row("queue 100k small ints, producer -> parent", ours, py, None);
 
+    let memcpy = Figure::Bytes(memcpy_rate());
+    let ours = Figure::Bytes(typed(100, false));
+    let py = python("queues.py", &["big"]).map(|s| ours.like(s));
+    t.row("queue 1 MiB Vec<u8>, put/get, producer -> parent", ours, py, Some(("memcpy 1 MiB", memcpy)));
+
+    let ours = Figure::Bytes(typed(300, true));
+    let py = python("queues.py", &["big"]).map(|s| ours.like(s));
+    t.row("queue 1 MiB multiproc::Bytes, put/get", ours, py, Some(("memcpy 1 MiB", memcpy)));
+
     let ours = Figure::Bytes(big(300));
     let py = python("queues.py", &["big"]).map(|s| ours.like(s));
-    t.row(
-        "queue 1 MiB messages, producer -> parent (get_bytes_into)",
-        ours,
-        py,
-        Some(("memcpy 1 MiB", Figure::Bytes(memcpy_rate()))),
-    );
+    t.row("queue 1 MiB, bytes-only (put_bytes/get_bytes_into)", ours, py, Some(("memcpy 1 MiB", memcpy)));
 
     let (lock, cas) = (lock_pair(), raw_cas_pair());
     println!("  (Lock pair {:.2} ns, raw CAS pair {:.2} ns)", lock.as_secs_f64() * 1e9, cas.as_secs_f64() * 1e9);

@@ -16,9 +16,11 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::sys;
 
+mod bytes;
 pub(crate) mod fields;
 pub(crate) mod frame;
 
+pub use bytes::Bytes;
 pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
 
 /// An encoded value and the fds it refers to (owned duplicates).
