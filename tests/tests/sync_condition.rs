@@ -240,11 +240,17 @@ fn timed_out_waiters_leave_no_registration_behind() {
     }
 }
 
+/// The log of the barrier action test: named after the test's process, which
+/// is the process itself or its parent.
+fn barrier_log() -> std::path::PathBuf {
+    let root = multiproc::parent_process().map_or(std::process::id(), |p| p.pid);
+    std::env::temp_dir().join(format!("multiproc-barrier-{root}"))
+}
+
 /// The barrier action of the tests: records which process ran it.
 #[multiproc::task]
 fn note_round() {
-    let path = std::env::var("MULTIPROC_TEST_BARRIER_LOG").unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(barrier_log()).unwrap();
     std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()).unwrap();
 }
 
@@ -259,9 +265,7 @@ fn bad_action() {
 #[multiproc::test]
 fn a_barrier_action_runs_once_a_round_before_the_release() {
     let _g = leak_guard();
-    let log = std::env::temp_dir().join(format!("multiproc-barrier-{}", std::process::id()));
-    // SAFETY: no other thread of this test binary reads or writes the environment meanwhile.
-    unsafe { std::env::set_var("MULTIPROC_TEST_BARRIER_LOG", &log) };
+    let log = barrier_log();
     for m in METHODS {
         let _ = std::fs::remove_file(&log);
         let b = Barrier::with_action(3, note_round, Some(DEADLINE)).unwrap();
