@@ -87,7 +87,7 @@ pub trait Task<Args>: Send + Sync + 'static {
     }
 }
 
-/// A function a [`dummy::Pool`](crate::dummy::Pool) runs on one of its
+/// A function a `multiproc::dummy::Pool` runs on one of its
 /// threads with arguments `Args` (a tuple): any `Fn` (closures that capture,
 /// values that are not serde), a [`#[multiproc::task]`](crate::task) function
 /// or a [`lambda!`](crate::lambda!) — the same tasks a process pool takes, and more.
