@@ -121,47 +121,4 @@ mod tests {
         assert!(decode::<Bytes>(&bad, Vec::new(), "t").is_err());
         assert!(decode::<(Bytes, u8)>(&bad[..4], Vec::new(), "t").is_err());
     }
-
-    /// Encode/decode speed of `Vec<u8>` against `Bytes` (run with
-    /// `--release --ignored --nocapture`; compare the ratios).
-    #[test]
-    #[ignore]
-    fn speed() {
-        for len in [1usize << 16, 1 << 20] {
-            let v = vec![7u8; len];
-            let n = (1usize << 28) / len;
-            let gbs = |t: std::time::Duration| (n * len) as f64 / t.as_secs_f64() / 1e9;
-            let t = std::time::Instant::now();
-            let mut enc = Vec::new();
-            for _ in 0..n {
-                enc = encode(&v, "t").unwrap().bytes;
-            }
-            let ev = t.elapsed();
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                let d: Vec<u8> = decode(&enc, Vec::new(), "t").unwrap();
-                assert_eq!(d.len(), len);
-            }
-            let dv = t.elapsed();
-            let b = Bytes(v.clone());
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                enc = encode(&b, "t").unwrap().bytes;
-            }
-            let eb = t.elapsed();
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                let d: Bytes = decode(&enc, Vec::new(), "t").unwrap();
-                assert_eq!(d.len(), len);
-            }
-            let db = t.elapsed();
-            println!(
-                "{len} B: Vec<u8> enc {:.2} dec {:.2} GB/s; Bytes enc {:.2} dec {:.2} GB/s",
-                gbs(ev),
-                gbs(dv),
-                gbs(eb),
-                gbs(db)
-            );
-        }
-    }
 }

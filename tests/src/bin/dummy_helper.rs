@@ -5,8 +5,6 @@
 //! thread that prints after a pause, then returns from `main` at once. Python
 //! joins the non-daemon thread at exit and leaves the daemon one; so must we.
 
-use std::time::Duration;
-
 use multiproc::dummy as mp;
 
 #[multiproc::task]
@@ -15,9 +13,10 @@ fn forever(never: mp::Event) {
 }
 
 #[multiproc::task]
-fn late() {
-    // Long enough that a `main` that did not wait would exit first.
-    std::thread::sleep(Duration::from_millis(200));
+fn late(returned: mp::Event) {
+    // Runs on only after `main` has returned: a `main` that did not join
+    // non-daemon threads would exit before this prints.
+    returned.wait(None);
     println!("non-daemon thread done");
 }
 
@@ -25,7 +24,9 @@ fn late() {
 fn main() -> mp::Result<()> {
     let never = mp::Event::new()?;
     mp::Process::builder(forever, (never,)).daemon(true).build()?.start()?;
-    mp::Process::new(late, ())?.start()?;
+    let returned = mp::Event::new()?;
+    mp::Process::new(late, (returned.clone(),))?.start()?;
     println!("main returns");
+    returned.set();
     Ok(())
 }
