@@ -121,6 +121,12 @@ impl Raw {
     }
 }
 
+fn abstract_addr(address: &Address) -> std::os::unix::net::SocketAddr {
+    use std::os::linux::net::SocketAddrExt;
+    let Address::Abstract(name) = address else { unreachable!("an abstract address") };
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()
+}
+
 /// Hostile payloads: random bytes, an oversized length, a truncated frame, a wrong answer.
 /// A frame header is the body's length (u32 LE) and its fd count (u16 LE).
 fn hostile(rng: &mut Rng) -> Vec<Vec<u8>> {
@@ -178,15 +184,61 @@ fn hostile_peers_never_block_the_listener_or_other_clients() {
 }
 
 #[multiproc::test]
-fn slow_client_times_out_without_blocking_accept() {
+fn slow_client_is_dropped_and_accept_serves_the_next() {
     let _g = leak_guard();
     let mut listener = Listener::bind(Address::unique_abstract().unwrap(), Some(KEY)).unwrap();
     listener.set_handshake_timeout(Duration::from_millis(200));
-    let silent = Raw::connect(listener.address());
+    let mut silent = UnixStream::connect_addr(&abstract_addr(listener.address())).unwrap();
+    let a = listener.address().clone();
+    // The good client connects only once the silent one has been dropped.
+    let good = std::thread::spawn(move || {
+        use std::io::Read;
+        let _ = silent.read_to_end(&mut Vec::new());
+        Client::connect::<u32>(&a, Some(KEY)).unwrap().send(&5).unwrap();
+    });
     let start = Instant::now();
-    let r = listener.accept::<u32>();
-    assert!(matches!(r, Err(Error::Authentication(_))), "{r:?}");
+    assert_eq!(listener.accept::<u32>().unwrap().recv().unwrap(), 5);
     assert!(start.elapsed() < DEADLINE);
+    good.join().unwrap();
+}
+
+/// A peer that resets the connection mid-handshake (TCP RST through
+/// `SO_LINGER` 0) is skipped: a server loop of `accept()?` keeps serving.
+#[multiproc::test]
+fn a_peer_that_resets_during_the_handshake_is_skipped() {
+    let _g = leak_guard();
+    let listener = Listener::bind(Address::tcp("127.0.0.1:0").unwrap(), Some(KEY)).unwrap();
+    let Address::Tcp(at) = listener.address().clone() else { unreachable!("bound to TCP") };
+    let a = listener.address().clone();
+    let peers = std::thread::spawn(move || {
+        for _ in 0..5 {
+            let s = TcpStream::connect(at).unwrap();
+            let linger = nix::sys::socket::sockopt::Linger;
+            nix::sys::socket::setsockopt(&s, linger, &libc::linger { l_onoff: 1, l_linger: 0 }).unwrap();
+            drop(s); // RST, not FIN
+        }
+        Client::connect::<String>(&a, Some(KEY)).unwrap().send(&"after the resets".to_string()).unwrap();
+    });
+    let served = || -> multiproc::Result<String> { listener.accept::<String>()?.recv() };
+    assert_eq!(served().unwrap(), "after the resets");
+    peers.join().unwrap();
+}
+
+/// 200 silent clients hold their handshakes open; a legitimate client that
+/// comes after them is still served at once, not after their timeout.
+#[multiproc::test]
+fn silent_clients_do_not_starve_a_legitimate_one() {
+    let _g = leak_guard();
+    let listener = Listener::bind(Address::tcp("127.0.0.1:0").unwrap(), Some(KEY)).unwrap();
+    let a = listener.address().clone();
+    // The server is in `accept` the whole time, as a server loop would be.
+    let server = std::thread::spawn(move || listener.accept::<u32>().and_then(|c| c.recv()));
+    let silent: Vec<Raw> = (0..200).map(|_| Raw::connect(&a)).collect();
+    let start = Instant::now();
+    Client::connect::<u32>(&a, Some(KEY)).unwrap().send(&1).unwrap();
+    let took = start.elapsed();
+    assert_eq!(server.join().unwrap().unwrap(), 1);
+    assert!(took < Duration::from_secs(2), "the legitimate client waited {took:?} behind 200 silent ones");
     drop(silent);
 }
 

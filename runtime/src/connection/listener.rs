@@ -24,7 +24,9 @@ use crate::sys;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most handshakes a listener runs at once; further peers wait in the kernel's backlog.
-const MAX_PENDING_HANDSHAKES: usize = 64;
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Stack of a handshake thread: it only reads and writes a few hundred bytes.
+const HANDSHAKE_STACK: usize = 256 << 10;
 
 /// Where a [`Listener`] listens and a [`Client`] connects (Python's `address` and `family`).
 ///
@@ -243,10 +245,15 @@ impl Listener {
     /// the listener has a key. Blocks until a client has connected (and passed
     /// the handshake).
     ///
+    /// A peer that resets, closes, sends something that is not a handshake or
+    /// does not finish it within the handshake timeout is dropped (and logged
+    /// at `warn`) without disturbing `accept`, which waits for the next one: a
+    /// server loop of `accept()?` survives hostile and broken peers.
+    ///
     /// # Errors
-    /// [`Error::Authentication`] if a client failed the handshake (wrong key,
-    /// garbage, or too slow: call `accept` again to serve the next client);
-    /// [`Error::Io`] if accepting fails.
+    /// [`Error::Authentication`] if a client answered with another key
+    /// (Python's `AuthenticationError`; call `accept` again to serve the next
+    /// client); [`Error::Io`] if accepting itself fails.
     pub fn accept<T>(&self) -> Result<Connection<T>> {
         self.accept_fd().map(Connection::from_socket)
     }
@@ -289,10 +296,20 @@ impl Listener {
             let in_flight = self.in_flight.clone();
             let deadline = crate::backoff::deadline_after(self.handshake_timeout);
             in_flight.fetch_add(1, Ordering::AcqRel);
-            let spawned = std::thread::Builder::new().name("multiproc-handshake".into()).spawn(move || {
-                let done = auth::server_handshake(fd.as_fd(), &key, deadline).map(|()| (fd, peer));
+            let handshake = std::thread::Builder::new().name("multiproc-handshake".into()).stack_size(HANDSHAKE_STACK);
+            let spawned = handshake.spawn(move || {
+                let done = match auth::server_handshake(fd.as_fd(), &key, deadline) {
+                    Ok(()) => Some(Ok((fd, peer))),
+                    Err(e) if auth::is_wrong_key(&e) => Some(Err(e)),
+                    Err(e) => {
+                        log::warn!("listener: dropped a peer{} that failed the handshake: {e}", at(&peer));
+                        None
+                    }
+                };
                 in_flight.fetch_sub(1, Ordering::AcqRel);
-                let _ = tx.send(done);
+                if let Some(done) = done {
+                    let _ = tx.send(done);
+                }
                 let _ = (&*wake).write(&[1]);
             });
             if let Err(e) = spawned {
@@ -301,6 +318,11 @@ impl Listener {
             }
         }
     }
+}
+
+/// " at <peer>" when the peer's address is known.
+fn at(peer: &Option<String>) -> String {
+    peer.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
 }
 
 fn peer_name(socket: &Socket, fd: &OwnedFd) -> Option<String> {

@@ -227,7 +227,7 @@ impl Server {
                         Ok(fd) => Arc::new(fd),
                         Err(Error::Closed(_)) => return,
                         Err(e) => {
-                            log::debug!("manager: rejected a connection: {e}");
+                            log::warn!("manager: refused a connection: {e}");
                             continue;
                         }
                     };
