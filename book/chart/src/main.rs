@@ -81,13 +81,15 @@ fn span(all: &[Series]) -> (f64, f64) {
 fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
     let names = cases(all);
     let per_case = all.len() as u32 * BAR + 8;
-    let height = 110 + names.len() as u32 * per_case + all.len() as u32 * 18;
-    let root = SVGBackend::new(out, (WIDTH, height)).into_drawing_area();
-    root.fill(&WHITE)?;
+    let legend_height = 10 + 20 * all.len() as u32;
+    let height = 90 + names.len() as u32 * per_case + legend_height;
+    let whole = SVGBackend::new(out, (WIDTH, height)).into_drawing_area();
+    whole.fill(&WHITE)?;
+    let (root, legend_area) = whole.split_vertically(height - legend_height);
     let (lo, hi) = span(all);
     let rows = names.len() as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption("multiproc ÷ CPython, one run per series (× better; log scale)", ("sans-serif", 18))
+        .caption("multiproc vs CPython: × faster (> 1× multiproc wins; log scale)", ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(NAMES)
@@ -97,21 +99,21 @@ fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
         .disable_y_mesh()
         .y_labels(0)
         .x_label_formatter(&|x| format!("{x}×"))
-        .x_desc("ratio (> 1: multiproc is faster)")
         .draw()?;
     let slot = 1.0 / (all.len() as f64 + 0.5);
     for (k, series) in all.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
         let bars = series.rows.iter().map(|(case, ratio)| {
             let i = names.iter().position(|n| n == case).expect("every case is named") as f64;
-            let top = i + 0.25 * slot + k as f64 * slot;
+            let top = rows - 1.0 - i + 0.25 * slot + (all.len() - 1 - k) as f64 * slot;
             Rectangle::new([(lo, top), (*ratio, top + slot * 0.9)], colour.filled())
         });
-        let legend = format!("{} (load {})", series.label, if series.load.is_empty() { "?" } else { &series.load });
-        chart
-            .draw_series(bars)?
-            .label(legend)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+        chart.draw_series(bars)?;
+        let load = if series.load.is_empty() { "not recorded" } else { &series.load };
+        let (x, y) = (NAMES as i32 + 20, 10 + 20 * k as i32);
+        legend_area.draw(&Rectangle::new([(x, y), (x + 12, y + 10)], colour.filled()))?;
+        let legend = format!("{} (load average {load})", series.label);
+        legend_area.draw(&Text::new(legend, (x + 18, y - 1), ("sans-serif", 13).into_font()))?;
     }
     chart.draw_series(LineSeries::new([(1.0, 0.0), (1.0, rows)], BLACK.stroke_width(2)))?;
     let style = ("sans-serif", 13).into_font().color(&BLACK).pos(text_anchor::Pos::new(
@@ -119,11 +121,10 @@ fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
         text_anchor::VPos::Center,
     ));
     for (i, name) in names.iter().enumerate() {
-        let (_, y) = chart.backend_coord(&(lo, i as f64 + 0.5));
+        let (_, y) = chart.backend_coord(&(lo, rows - 0.5 - i as f64));
         root.draw(&Text::new(name.as_str(), (NAMES as i32 + 4, y), style.clone()))?;
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).draw()?;
-    root.present()?;
+    whole.present()?;
     Ok(())
 }
 
