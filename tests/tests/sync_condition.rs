@@ -292,3 +292,48 @@ fn a_barrier_action_runs_once_a_round_before_the_release() {
     let _held = sem.lock();
     assert!(sem.locked());
 }
+
+/// A waiter SIGKILLed inside `wait` neither swallows a later `notify` nor
+/// leaves a wake-up behind for the next waiter (which used to wake at once,
+/// without any notify).
+#[multiproc::test]
+fn a_waiter_killed_while_waiting_is_forgotten() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let c = Condition::new().unwrap();
+        let woken = Queue::new().unwrap();
+        let ready = Value::new(0u32).unwrap();
+        let mut doomed = get_context(m).process(cond_waiter, (c.clone(), woken.clone(), 0, ready.clone())).unwrap();
+        doomed.start().unwrap();
+        wait_until(|| ready.get() >= 1, "the doomed waiter to wait");
+        drop(c.lock().unwrap()); // it has released the lock inside wait()
+        doomed.kill().unwrap();
+        doomed.join().unwrap();
+        {
+            // A notify with only the dead waiter registered wakes nobody and
+            // leaves nothing behind.
+            let _l = c.lock().unwrap();
+            c.notify(1);
+            let t = Instant::now();
+            assert!(!c.wait_timeout(Duration::from_millis(100)).unwrap(), "{m:?}: woken without a notify");
+            assert!(t.elapsed() >= Duration::from_millis(100));
+        }
+        // A live waiter after a dead one gets the one notify.
+        let mut live = get_context(m).process(cond_waiter, (c.clone(), woken.clone(), 1, ready.clone())).unwrap();
+        let mut doomed = get_context(m).process(cond_waiter, (c.clone(), woken.clone(), 2, ready.clone())).unwrap();
+        doomed.start().unwrap();
+        wait_until(|| ready.get() >= 2, "the second doomed waiter to wait");
+        drop(c.lock().unwrap());
+        doomed.kill().unwrap();
+        doomed.join().unwrap();
+        live.start().unwrap();
+        wait_until(|| ready.get() >= 3, "the live waiter to wait");
+        {
+            let _l = c.lock().unwrap();
+            c.notify(1);
+        }
+        assert_eq!(woken.get_timeout(DEADLINE).unwrap(), 1, "{m:?}");
+        live.join().unwrap();
+        assert!(format!("{c:?}").ends_with(", 0)>"), "{m:?}: stale registrations: {c:?}");
+    }
+}

@@ -1,14 +1,17 @@
 //! `Condition`: a condition variable in shared memory over a `Lock` or `RLock`.
 //!
-//! Waiters register under the lock (`waiters += 1`); `notify(n)` (also under
-//! the lock) moves up to `n` of them to `tokens` and wakes that many; a woken
-//! waiter consumes one token. The invariant `waiters + tokens = processes in
-//! wait` makes `notify(n)` wake exactly `min(n, waiting)` and lets a timed-out
-//! waiter leave cleanly (it takes a token if one is there, else unregisters).
+//! Each waiter takes a *slot* under the lock: its pid and a state word
+//! (`WAITING`). `notify(n)` (also under the lock) turns up to `n` waiting
+//! slots to `NOTIFIED` and wakes each on its own futex word. A waiter whose
+//! process died is found there (its pid no longer runs) and its slot freed, so
+//! it neither swallows a notification nor leaves one behind for a later
+//! waiter: `notify(n)` wakes exactly `min(n, live waiters)`. A waiter that
+//! times out leaves under the lock: notified in the meantime, it reports the
+//! notification; otherwise it frees its slot.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::lock::{Lock, RLock};
@@ -17,9 +20,17 @@ use crate::error::{Error, Result};
 use crate::region::{Kind, Region};
 use crate::sys::futex;
 
-const WAITERS: usize = 0;
-const TOKENS: usize = 4;
-const SLEEPERS: usize = 8;
+/// Slots in use (a waiter or a notified waiter that has not left yet).
+const USED: usize = 0;
+/// The slot table: `SLOTS` pairs of (pid, state) words.
+const TABLE: usize = 8;
+/// Most processes and threads waiting on one condition at once.
+const SLOTS: usize = 510;
+/// A slot's states; `SLEEPING` is `WAITING` with a sleeper on the word.
+const FREE: u32 = 0;
+const WAITING: u32 = 1;
+const SLEEPING: u32 = 2;
+const NOTIFIED: u32 = 3;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Inner {
@@ -35,9 +46,10 @@ enum Inner {
 /// [`acquire`](Condition::acquire) or the guard of [`lock`](Condition::lock)).
 /// Waiting releases the lock and re-acquires it before returning.
 ///
-/// A waiter killed while waiting leaves one registration behind; a later
-/// `notify` may spend one wake-up on it. Spurious returns from `wait` are
-/// possible, as for every condition variable: use [`wait_for`](Condition::wait_for).
+/// A waiter killed while waiting is forgotten: `notify` never spends a
+/// wake-up on it, and no later waiter wakes in its place. Still, check the
+/// state you wait for in a loop, as for every condition variable:
+/// [`wait_for`](Condition::wait_for) does.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Condition {
     lock: Inner,
@@ -75,7 +87,7 @@ impl fmt::Debug for ConditionGuard<'_> {
 
 impl Condition {
     fn with_inner(lock: Inner) -> Result<Condition> {
-        Ok(Condition { lock, region: Region::create(Kind::Condition, 64, 0)? })
+        Ok(Condition { lock, region: Region::create(Kind::Condition, TABLE + SLOTS * 8, 0)? })
     }
 
     /// A condition over a new [`RLock`] (Python's default).
@@ -160,42 +172,77 @@ impl Condition {
         }
     }
 
-    fn take_token(&self) -> bool {
-        let t = self.region.u32(TOKENS);
-        let mut cur = t.load(Ordering::Acquire);
-        while cur > 0 {
-            match t.compare_exchange_weak(cur, cur - 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
-                Err(c) => cur = c,
+    fn pid_of(&self, slot: usize) -> &AtomicU32 {
+        self.region.u32(TABLE + slot * 8)
+    }
+
+    fn state_of(&self, slot: usize) -> &AtomicU32 {
+        self.region.u32(TABLE + slot * 8 + 4)
+    }
+
+    /// Takes a free slot for this process (called under the lock), freeing
+    /// the slots of dead waiters if every slot is taken.
+    fn register(&self) -> Result<usize> {
+        let me = futex::current_pid();
+        for sweep in [false, true] {
+            for slot in 0..SLOTS {
+                let state = self.state_of(slot).load(Ordering::Acquire);
+                if state != FREE && !(sweep && !futex::alive(self.pid_of(slot).load(Ordering::Acquire))) {
+                    continue;
+                }
+                if state != FREE {
+                    self.free(slot);
+                }
+                self.pid_of(slot).store(me, Ordering::Relaxed);
+                self.state_of(slot).store(WAITING, Ordering::Release);
+                self.region.u32(USED).fetch_add(1, Ordering::SeqCst);
+                return Ok(slot);
             }
         }
-        false
+        Err(Error::InvalidState(format!(
+            "more than {SLOTS} processes and threads wait on one Condition; wake some, or split the condition"
+        )))
+    }
+
+    fn free(&self, slot: usize) {
+        self.state_of(slot).store(FREE, Ordering::Release);
+        self.region.u32(USED).fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Waits (lock released) until the slot is notified or `deadline` passes.
+    fn sleep_on(&self, slot: usize, deadline: Option<Instant>) {
+        let state = self.state_of(slot);
+        if raw::spin(deadline, || state.load(Ordering::Acquire) == NOTIFIED) {
+            return;
+        }
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return;
+            }
+            match state.compare_exchange(WAITING, SLEEPING, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) | Err(SLEEPING) => {}
+                Err(_) => return, // notified
+            }
+            futex::wait(state, SLEEPING, deadline.map(|d| d.saturating_duration_since(now)));
+        }
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<bool> {
-        let r = &self.region;
         // Registered while the lock is held (checked by release_for_wait).
-        r.u32(WAITERS).fetch_add(1, Ordering::SeqCst);
+        let slot = self.register()?;
         let count = match self.release_for_wait() {
             Ok(c) => c,
             Err(e) => {
-                r.u32(WAITERS).fetch_sub(1, Ordering::SeqCst);
+                self.free(slot);
                 return Err(e);
             }
         };
-        let got: std::result::Result<bool, ()> =
-            raw::wait_until(r.u32(TOKENS), r.u32(SLEEPERS), deadline, || self.take_token(), || Ok(()));
-        let mut woken = got.unwrap_or(false);
+        self.sleep_on(slot, deadline);
         self.reacquire(count);
-        if !woken {
-            // Under the lock again: leave with a token if one is there, else unregister.
-            if self.take_token() {
-                woken = true;
-            } else {
-                let w = r.u32(WAITERS);
-                let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
-            }
-        }
+        // Under the lock again: a notification that came after the deadline still counts.
+        let woken = self.state_of(slot).load(Ordering::Acquire) == NOTIFIED;
+        self.free(slot);
         Ok(woken)
     }
 
@@ -235,18 +282,29 @@ impl Condition {
 
     /// Wakes up to `n` waiting processes. Call it holding the lock.
     pub fn notify(&self, n: u32) {
-        let r = &self.region;
-        let w = r.u32(WAITERS);
-        let mut k = 0;
-        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-            k = v.min(n);
-            Some(v - k)
-        });
-        if k > 0 {
-            r.u32(TOKENS).fetch_add(k, Ordering::SeqCst);
-            if r.u32(SLEEPERS).load(Ordering::SeqCst) != 0 {
-                futex::wake(r.u32(TOKENS), k);
+        let mut left = n;
+        let mut used = self.region.u32(USED).load(Ordering::SeqCst);
+        for slot in 0..SLOTS {
+            if left == 0 || used == 0 {
+                return;
             }
+            let state = self.state_of(slot);
+            let s = state.load(Ordering::Acquire);
+            if s == FREE {
+                continue;
+            }
+            used -= 1;
+            if s == NOTIFIED {
+                continue;
+            }
+            if !futex::alive(self.pid_of(slot).load(Ordering::Acquire)) {
+                self.free(slot); // its waiter died waiting
+                continue;
+            }
+            if state.swap(NOTIFIED, Ordering::AcqRel) == SLEEPING {
+                futex::wake(state, 1);
+            }
+            left -= 1;
         }
     }
 
@@ -258,7 +316,7 @@ impl Condition {
 
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let waiters = self.region.u32(WAITERS).load(Ordering::Relaxed);
+        let waiters = self.region.u32(USED).load(Ordering::Relaxed);
         match &self.lock {
             Inner::Lock(l) => write!(f, "<Condition({l:?}, {waiters})>"),
             Inner::RLock(l) => write!(f, "<Condition({l:?}, {waiters})>"),
