@@ -1075,7 +1075,7 @@ impl Manager {
         let token = proxy.token();
         if token.address() != &self.address {
             return Err(Error::InvalidArgument(format!(
-                "`{name}` lives at {}, not in this manager's server ({}); only built-in objects can be registered",
+                "`{name}` lives at {}, not in this manager's server ({}): register a built-in or serde managed object",
                 token.address(),
                 self.address
             )));
