@@ -83,9 +83,24 @@ struct Inner {
 }
 
 /// Names one shared object: its manager's address and authkey, and the
-/// object's id there (Python's `Token`). Every proxy holds one; a proxy sent to
-/// another process carries its token, and the receiver connects to the
-/// manager itself on first use.
+/// object's id there (Python's `Token`). Every proxy holds one
+/// ([`Proxy::token`](super::Proxy::token)); a proxy sent to another process
+/// carries its token, and the receiver connects to the manager itself on first use.
+///
+/// ```
+/// # #[multiproc::main]
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::managers::{DictProxy, Proxy};
+/// let manager = multiproc::Manager::start()?;
+/// let d = manager.dict::<String, u8>()?;
+/// let token = d.token().clone();
+/// assert_eq!(token.kind(), "dict");
+/// let same = DictProxy::<String, u8>::from_token(token); // another handle on it
+/// same.insert("k".into(), 1)?;
+/// assert_eq!(d.get(&"k".into())?, Some(1));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Token(Arc<Inner>);
 
@@ -131,17 +146,53 @@ impl Token {
         Token(Arc::new(Inner { address, authkey, id, kind }))
     }
 
-    /// The object's kind: `dict`, `queue`, … or a managed type's path.
+    /// The object's kind: `dict`, `queue`, … or a managed type's path
+    /// (Python's `typeid`).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::managers::Proxy;
+    /// assert_eq!(manager.queue::<u8>()?.token().kind(), "queue");
+    /// assert_eq!(manager.rlock()?.token().kind(), "rlock");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn kind(&self) -> &str {
         &self.0.kind
     }
 
-    /// The object's id in its manager.
+    /// The object's id in its manager: each object has its own, and every
+    /// clone of a proxy shares it.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::managers::Proxy;
+    /// let (a, b) = (manager.list::<u8>()?, manager.list::<u8>()?);
+    /// assert_ne!(a.token().id(), b.token().id());
+    /// assert_eq!(a.clone().token().id(), a.token().id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn id(&self) -> u64 {
         self.0.id
     }
 
-    /// The manager's address.
+    /// The address of the manager that holds the object.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::managers::Proxy;
+    /// let v = manager.value(1u8)?;
+    /// assert_eq!(v.token().address(), manager.address());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn address(&self) -> &Address {
         &self.0.address
     }
@@ -159,12 +210,29 @@ impl Token {
     }
 
     /// Calls `method(args)` by name and decodes its result: the generic escape
-    /// hatch under the typed proxy methods.
+    /// hatch under the typed proxy methods (Python's `BaseProxy._callmethod`).
+    /// `args` is a tuple of the method's arguments (`()` for none, `(x,)` for one),
+    /// as the server-side method takes them.
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) for a failure in the server (a panic, a missing object,
     /// a method the object does not have);
     /// [`Error::Io`](crate::Error::Io) / [`Error::Closed`](crate::Error::Closed) if the manager cannot be reached.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::{Error, managers::Proxy};
+    /// let s = manager.semaphore(2)?;
+    /// let free: u64 = s.token().call("value", &())?;
+    /// assert_eq!(free, 2);
+    /// s.token().call::<_, ()>("release", &(3u64,))?; // the server's release(n)
+    /// assert_eq!(s.value()?, 5);
+    /// assert!(matches!(s.token().call::<_, u64>("size", &()), Err(Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         self.send(Call::<()>::Named { method: method.to_string(), args: server::en(args)? })
     }

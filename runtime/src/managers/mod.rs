@@ -64,16 +64,73 @@ pub use proxy::Proxy;
 
 /// A type whose methods a manager can serve: implemented by `#[multiproc::managed]`
 /// on the type's `impl` block, which also generates its proxy. Do not implement it by hand.
+///
+/// A serde type moves to the manager's server process (as after Python's
+/// `register`); its proxy ([`Managed::Proxy`], here `TallyProxy`) calls it there:
+///
+/// ```
+/// use multiproc::managers::Managed;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Tally {
+///     n: u64,
+/// }
+///
+/// #[multiproc::managed]
+/// impl Tally {
+///     fn add(&mut self, by: u64) -> u64 {
+///         self.n += by;
+///         self.n
+///     }
+///     fn host_pid(&self) -> u32 {
+///         std::process::id()
+///     }
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let t: <Tally as Managed>::Proxy = manager.create(Tally { n: 1 })?;
+///     assert_eq!(t.add(2)?, 3);
+///     assert_eq!(Some(t.host_pid()?), manager.pid()); // it lives in the server
+///     assert!(Tally::TYPE_NAME.ends_with("::Tally"));
+///     Ok(())
+/// }
+/// ```
 pub trait Managed: Send + 'static {
     /// The generated proxy type (`CounterProxy` for `Counter`).
     type Proxy: Proxy;
-    /// The type's path, used as its kind.
+    /// The type's path (`module::path::Type`): its kind, and the name under which
+    /// the server process finds a serde type.
     const TYPE_NAME: &'static str;
     /// Runs the method called `method` on encoded `args` (a tuple of its
-    /// arguments); returns its encoded result.
+    /// arguments, in the manager's encoding, as [`Token::call`] sends them), in
+    /// this process and without a server; returns its encoded result. To call a
+    /// shared object by name with typed arguments, use [`Token::call`].
     ///
     /// # Errors
-    /// [`Error::Remote`] for an unknown method; [`Error::Decode`] for bad arguments.
+    /// [`Error::Remote`] for an unknown method (or one not exposed); [`Error::Decode`] for bad arguments.
+    ///
+    /// ```
+    /// use multiproc::managers::Managed;
+    ///
+    /// struct Counter {
+    ///     n: u64,
+    /// }
+    ///
+    /// #[multiproc::managed]
+    /// impl Counter {
+    ///     fn reset(&mut self) {
+    ///         self.n = 0;
+    ///     }
+    /// }
+    ///
+    /// let mut c = Counter { n: 5 };
+    /// c.dispatch("reset", &[])?; // no arguments: the empty tuple is no bytes
+    /// assert_eq!(c.n, 0);
+    /// assert!(matches!(c.dispatch("rewind", &[]), Err(multiproc::Error::Remote(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     fn dispatch(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         let call = server::en(&__managed::Call::<()>::Named { method: method.to_string(), args: args.to_vec() })?;
         let reply = self.serve(&call)?;
@@ -252,7 +309,7 @@ struct Host {
 /// A manager: a server process holding shared objects, and the way to create
 /// them (Python's `multiprocessing.Manager()` / `SyncManager`).
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn record(d: multiproc::managers::DictProxy<String, u64>, key: String, v: u64) {
 ///     d.insert(key, v).unwrap();
@@ -282,7 +339,23 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// Configures a [`Manager`] before it starts ([`Manager::builder`]).
+/// Configures a [`Manager`] before it starts ([`Manager::builder`]; Python's
+/// `SyncManager(address, authkey)` followed by `start()`).
+///
+/// ```
+/// use multiproc::StartMethod;
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::builder()
+///         .start_method(StartMethod::Fork)
+///         .authkey(b"our secret".to_vec())
+///         .start()?;
+///     assert_eq!(manager.authkey(), b"our secret");
+///     assert!(manager.list_from([1, 2])? == vec![1, 2]);
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct ManagerBuilder {
     method: Option<StartMethod>,
@@ -291,20 +364,56 @@ pub struct ManagerBuilder {
 }
 
 impl ManagerBuilder {
-    /// The start method of the server process (default: the process-wide default).
+    /// The start method of the server process (default: the process-wide
+    /// default, [`get_start_method`](crate::get_start_method)).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Manager, StartMethod};
+    /// let manager = Manager::builder().start_method(StartMethod::Spawn).start()?;
+    /// assert_ne!(manager.pid(), Some(std::process::id())); // a process of its own
+    /// assert_eq!(manager.value(3u8)?.get()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
     }
 
     /// Where the server listens (default: a fresh abstract Unix address). Give a
-    /// TCP address to let other programs [`connect`](Manager::connect).
+    /// TCP address to let other programs [`connect`](Manager::connect); port 0
+    /// picks a free port, which [`Manager::address`] then reports.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::connection::Address;
+    /// let manager = multiproc::Manager::builder().address(Address::tcp("127.0.0.1:0")?).start()?;
+    /// assert!(matches!(manager.address(), Address::Tcp(a) if a.port() != 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn address(mut self, address: Address) -> Self {
         self.address = Some(address);
         self
     }
 
-    /// The authkey clients must prove they hold (default: 32 random bytes).
+    /// The authkey clients must prove they hold (default: 32 random bytes;
+    /// Python's `authkey=`).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Error, Manager};
+    /// let manager = Manager::builder().authkey(b"right".to_vec()).start()?;
+    /// assert!(Manager::connect(manager.address(), b"right").is_ok());
+    /// let wrong = Manager::connect(manager.address(), b"wrong");
+    /// assert!(matches!(wrong, Err(Error::Authentication(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authkey(mut self, authkey: impl Into<Vec<u8>>) -> Self {
         self.authkey = Some(authkey.into());
         self
@@ -316,6 +425,15 @@ impl ManagerBuilder {
     /// [`Error::InvalidState`] if the server could not bind its address; the
     /// errors of [`Process::start`]; [`Error::Timeout`] if the server did not
     /// report in time.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::builder().start()?;
+    /// assert!(manager.pid().is_some()); // the server is running
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(self) -> Result<Manager> {
         let authkey = match self.authkey {
             Some(k) => k,
@@ -360,11 +478,31 @@ impl Manager {
     ///
     /// # Errors
     /// As [`ManagerBuilder::start`].
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// let e = manager.event()?;
+    /// e.set()?;
+    /// assert!(e.is_set()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start() -> Result<Manager> {
         ManagerBuilder::default().start()
     }
 
     /// A builder to choose the start method, the address and the authkey.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::builder().authkey(b"k".to_vec()).start()?;
+    /// assert_eq!(manager.authkey(), b"k");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder::default()
     }
@@ -375,6 +513,22 @@ impl Manager {
     ///
     /// # Errors
     /// [`Error::Authentication`] with the wrong key; [`Error::Io`] if nothing listens there.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Manager, managers::QueueProxy};
+    /// let server = Manager::start()?;
+    /// let q = server.queue::<String>()?;
+    /// server.register("jobs", &q)?;
+    /// let client = Manager::connect(server.address(), server.authkey())?;
+    /// let jobs: QueueProxy<String> = client.lookup("jobs")?;
+    /// jobs.put("hello".into())?;
+    /// assert_eq!(q.get()?, "hello");
+    /// assert_eq!(client.pid(), None); // it did not start the server
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Manager> {
         let m = Manager {
             address: address.clone(),
@@ -386,17 +540,51 @@ impl Manager {
         Ok(m)
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on (Python's `manager.address`).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{connection::Address, managers::Proxy};
+    /// let manager = multiproc::Manager::start()?;
+    /// assert!(matches!(manager.address(), Address::Abstract(_))); // the default
+    /// let d = manager.dict::<u8, u8>()?;
+    /// assert_eq!(d.token().address(), manager.address());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn address(&self) -> &Address {
         &self.address
     }
 
     /// The authkey clients must hold.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// assert_eq!(manager.authkey().len(), 32); // random, by default
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authkey(&self) -> &[u8] {
         &self.authkey
     }
 
-    /// The server's pid, for a manager this process started and has not shut down.
+    /// The server's pid, for a manager this process started and has not shut
+    /// down (`None` for a [`connect`](Self::connect)ed one).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// let pid = manager.pid().expect("it started the server");
+    /// assert_ne!(pid, std::process::id());
+    /// manager.shutdown()?;
+    /// assert_eq!(manager.pid(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         self.owned.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.process.pid())
     }
@@ -416,14 +604,36 @@ impl Manager {
     ///
     /// # Errors
     /// A connection error if the server is gone.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict::<String, Vec<u32>>()?;
+    /// assert!(d.is_empty()?);
+    /// d.insert("primes".into(), vec![2, 3, 5])?;
+    /// assert_eq!(d.get(&"primes".into())?, Some(vec![2, 3, 5]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&self) -> Result<DictProxy<K, V>> {
         self.create_builtin(Init::Dict(Vec::new()))
     }
 
-    /// A new shared dictionary holding `items`.
+    /// A new shared dictionary holding `items` (Python's `manager.dict(items)`).
     ///
     /// # Errors
     /// As [`dict`](Self::dict); [`Error::Encode`] for a value that cannot be encoded.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict_from([(1u8, 'a'), (2, 'b')])?;
+    /// assert_eq!(d.items()?, [(1, 'a'), (2, 'b')]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dict_from<K, V>(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<DictProxy<K, V>>
     where
         K: Serialize + DeserializeOwned,
@@ -437,6 +647,17 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list::<String>()?;
+    /// l.push("x".into())?;
+    /// assert_eq!(l.len()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
         self.create_builtin(Init::List(Vec::new()))
     }
@@ -445,6 +666,17 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(0..10u32)?;
+    /// assert_eq!(l.len()?, 10);
+    /// assert_eq!(l.get(9)?, 9);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn list_from<T: Serialize + DeserializeOwned>(
         &self,
         items: impl IntoIterator<Item = T>,
@@ -458,14 +690,35 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set::<u64>()?;
+    /// assert!(s.add(1)?);
+    /// assert!(!s.add(1)?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set<T: Serialize + DeserializeOwned>(&self) -> Result<SetProxy<T>> {
         self.create_builtin(Init::Set(Vec::new()))
     }
 
-    /// A new shared set holding `items`.
+    /// A new shared set holding `items`, duplicates dropped (Python's `manager.set(items)`).
     ///
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from(["b", "a", "b"].map(String::from))?;
+    /// assert_eq!(s.snapshot()?, ["a", "b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_from<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<SetProxy<T>> {
         let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::Set(raw))
@@ -477,6 +730,17 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let a = manager.array([0.0f64; 4])?;
+    /// a.set(2, 1.5)?;
+    /// assert_eq!(a.snapshot()?, [0.0, 0.0, 1.5, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn array<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<ListProxy<T>> {
         self.list_from(items)
     }
@@ -485,6 +749,16 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict_from`](Self::dict_from).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let v = manager.value(String::from("start"))?;
+    /// assert_eq!(v.get()?, "start");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn value<T: Serialize + DeserializeOwned>(&self, initial: T) -> Result<ValueProxy<T>> {
         self.create_builtin(Init::Value(server::en(&initial)?))
     }
@@ -493,6 +767,18 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let ns = manager.namespace()?;
+    /// assert!(ns.names()?.is_empty());
+    /// ns.set("x", &1u8)?;
+    /// assert_eq!(ns.names()?, ["x"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn namespace(&self) -> Result<NamespaceProxy> {
         self.create_builtin(Init::Namespace)
     }
@@ -501,6 +787,18 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<(u32, String)>()?;
+    /// q.put((1, "one".into()))?;
+    /// assert_eq!(q.get()?, (1, "one".to_string()));
+    /// assert!(!q.full()?); // unbounded
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
         self.create_builtin(Init::Queue { maxsize: 0 })
     }
@@ -511,14 +809,41 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.joinable_queue::<u8>()?;
+    /// q.put(1)?;
+    /// assert_eq!(q.get()?, 1);
+    /// q.task_done()?;
+    /// q.join()?; // every item put is done: returns at once
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
         self.queue()
     }
 
-    /// A new queue holding at most `maxsize` items (Python's `manager.Queue(maxsize)`).
+    /// A new queue holding at most `maxsize` items (Python's
+    /// `manager.Queue(maxsize)`; 0 means unbounded, as in Python).
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue_bounded::<u8>(2)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.full()?);
+    /// assert!(matches!(q.put_nowait(3), Err(multiproc::Error::Full)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue_bounded<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
         self.create_builtin(Init::Queue { maxsize: maxsize as u64 })
     }
@@ -527,6 +852,17 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.lock()?;
+    /// assert!(l.try_acquire()?);
+    /// assert!(l.locked()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lock(&self) -> Result<LockProxy> {
         self.create_builtin(Init::Lock)
     }
@@ -535,6 +871,17 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let r = manager.rlock()?;
+    /// assert!(r.try_acquire()?);
+    /// assert!(r.try_acquire()?); // its owner may take it again
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rlock(&self) -> Result<RLockProxy> {
         self.create_builtin(Init::RLock)
     }
@@ -543,6 +890,18 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.semaphore(2)?;
+    /// assert_eq!(s.value()?, 2);
+    /// s.release()?; // unbounded: may go above its initial value
+    /// assert_eq!(s.value()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
         self.create_builtin(Init::Semaphore { value, bounded: false })
     }
@@ -552,6 +911,19 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.bounded_semaphore(1)?;
+    /// s.acquire()?;
+    /// s.release()?;
+    /// assert!(matches!(s.release(), Err(multiproc::Error::Remote(_))));
+    /// assert_eq!(s.value()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
         self.create_builtin(Init::Semaphore { value, bounded: true })
     }
@@ -560,6 +932,18 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let c = manager.condition()?;
+    /// assert!(c.acquire()?);
+    /// c.notify_all()?;
+    /// c.release()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn condition(&self) -> Result<ConditionProxy> {
         self.create_builtin(Init::Condition)
     }
@@ -568,6 +952,16 @@ impl Manager {
     ///
     /// # Errors
     /// As [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let e = manager.event()?;
+    /// assert!(!e.is_set()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn event(&self) -> Result<EventProxy> {
         self.create_builtin(Init::Event)
     }
@@ -576,6 +970,17 @@ impl Manager {
     ///
     /// # Errors
     /// [`Error::Remote`] if `parties` is 0; as [`dict`](Self::dict).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(2)?;
+    /// assert_eq!(b.parties()?, 2);
+    /// assert!(matches!(manager.barrier(0), Err(multiproc::Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
         self.create_builtin(Init::Barrier { parties: parties as u64 })
     }
@@ -595,6 +1000,36 @@ impl Manager {
     /// [`Error::Remote`] if the server's program does not know the type (a
     /// remote manager started by another program); [`Error::Io`] if the
     /// serving socket cannot be created.
+    ///
+    /// ```
+    /// struct Counter {
+    ///     n: u64, // not serde: served by a thread of the creating process
+    /// }
+    ///
+    /// #[multiproc::managed]
+    /// impl Counter {
+    ///     fn incr(&mut self) -> u64 {
+    ///         self.n += 1;
+    ///         self.n
+    ///     }
+    /// }
+    ///
+    /// #[multiproc::task]
+    /// fn bump(c: CounterProxy) {
+    ///     c.incr().unwrap();
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let c = manager.create(Counter { n: 0 })?;
+    ///     let mut p = multiproc::Process::new(bump, (c.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     assert_eq!(c.incr()?, 2); // the child's call counted too
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
         if let Some(bytes) = value.encode_for_server() {
             let bytes = bytes?;
@@ -617,15 +1052,30 @@ impl Manager {
 
     /// Registers `proxy`'s object under `name`, so other processes that
     /// [`connect`](Self::connect) can [`lookup`](Self::lookup) it (Python's
-    /// `register('get_queue', callable=lambda: queue)`).
+    /// `register('get_queue', callable=lambda: queue)`). A name registered again
+    /// names the new object.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the object does not live in this manager's server.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::managers::DictProxy;
+    /// let manager = multiproc::Manager::start()?;
+    /// let results = manager.dict::<String, u64>()?;
+    /// manager.register("results", &results)?;
+    /// let found: DictProxy<String, u64> = manager.lookup("results")?;
+    /// found.insert("a".into(), 1)?;
+    /// assert_eq!(results.get(&"a".into())?, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn register<P: Proxy>(&self, name: &str, proxy: &P) -> Result<()> {
         let token = proxy.token();
         if token.address() != &self.address {
             return Err(Error::InvalidArgument(format!(
-                "`{name}` lives at {}, not in this manager's server ({}); only built-in objects can be registered",
+                "`{name}` lives at {}, not in this manager's server ({}): register a built-in or serde managed object",
                 token.address(),
                 self.address
             )));
@@ -638,6 +1088,20 @@ impl Manager {
     /// # Errors
     /// [`Error::Remote`] if no object has that name; [`Error::InvalidArgument`]
     /// if it is not of `P`'s kind.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Error, managers::{EventProxy, LockProxy}};
+    /// let manager = multiproc::Manager::start()?;
+    /// manager.register("ready", &manager.event()?)?;
+    /// let ready: EventProxy = manager.lookup("ready")?;
+    /// assert!(!ready.is_set()?);
+    /// assert!(matches!(manager.lookup::<LockProxy>("ready"), Err(Error::InvalidArgument(_))));
+    /// assert!(matches!(manager.lookup::<EventProxy>("missing"), Err(Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
         let (id, kind) = self.with_table(|t| t.lookup(name.to_string()))?;
         if kind != P::KIND {
@@ -648,10 +1112,23 @@ impl Manager {
 
     /// Stops the server process (and the thread serving [`create`](Self::create)d
     /// objects) and waits for it; later proxy calls fail. Idempotent. A
-    /// [`connect`](Self::connect)ed manager only closes its connections.
+    /// [`connect`](Self::connect)ed manager only closes its connections
+    /// (Python's `shutdown`; dropping the `Manager` does it too).
     ///
     /// # Errors
     /// [`Error::Io`] if the server process cannot be waited for.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict::<u8, u8>()?;
+    /// manager.shutdown()?;
+    /// assert!(d.len().is_err()); // the server is gone
+    /// manager.shutdown()?; // a second time does nothing
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(&self) -> Result<()> {
         client::forget(&self.address);
         let host = self.host.lock().unwrap_or_else(|p| p.into_inner()).take();

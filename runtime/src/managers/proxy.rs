@@ -6,13 +6,59 @@
 use super::client::Token;
 
 /// A handle to an object that lives in a manager. Implemented by every proxy
-/// type, including the ones `#[multiproc::managed]` generates.
+/// type, including the ones `#[multiproc::managed]` generates; generic code
+/// over proxies (and [`Manager::lookup`](super::Manager::lookup)) uses it.
+///
+/// ```
+/// use multiproc::managers::{Proxy, QueueProxy};
+///
+/// /// Which kind of object, and which object, `p` drives.
+/// fn describe<P: Proxy>(p: &P) -> String {
+///     format!("{} #{}", P::KIND, p.token().id())
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let q: QueueProxy<u8> = manager.queue()?;
+///     assert!(describe(&q).starts_with("queue #"));
+///     Ok(())
+/// }
+/// ```
 pub trait Proxy: Sized {
-    /// The kind of object the proxy drives: `dict`, `queue`, … or a managed type's path.
+    /// The kind of object the proxy drives: `dict`, `queue`, … or a managed
+    /// type's path ([`Token::kind`] of every token it accepts).
     const KIND: &'static str;
-    /// The proxy for the object `token` names.
+    /// The proxy for the object `token` names (no call is made: a wrong token
+    /// fails at the first method call). [`Manager::lookup`](super::Manager::lookup)
+    /// checks the kind first.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::managers::{ListProxy, Proxy};
+    /// let l = manager.list_from([1u8, 2])?;
+    /// let again = ListProxy::<u8>::from_token(l.token().clone());
+    /// again.push(3)?;
+    /// assert_eq!(l.snapshot()?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn from_token(token: Token) -> Self;
     /// The token naming this proxy's object.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use multiproc::managers::Proxy;
+    /// let e = manager.event()?;
+    /// assert_eq!(e.token().kind(), "event");
+    /// assert_eq!(e.token().address(), manager.address());
+    /// # Ok(())
+    /// # }
+    /// ```
     fn token(&self) -> &Token;
 }
 

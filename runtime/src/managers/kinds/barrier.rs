@@ -123,55 +123,161 @@ impl Serve for Barrier {
 
 proxy_type! {
     /// A barrier for `parties` threads or processes (Python's `manager.Barrier(n)`).
+    ///
+    /// A parent and its child meet at the barrier:
+    ///
+    /// ```
+    /// use multiproc::managers::BarrierProxy;
+    ///
+    /// #[multiproc::task]
+    /// fn meet(b: BarrierProxy) {
+    ///     b.wait(None).unwrap();
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let b = manager.barrier(2)?;
+    ///     let mut p = multiproc::Process::new(meet, (b.clone(),))?;
+    ///     p.start()?;
+    ///     let index = b.wait(None)?; // returns once the child has arrived too
+    ///     assert!(index < 2);
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
     BarrierProxy [] KIND
 }
 
 impl BarrierProxy {
-    /// Waits until every party has arrived; returns this party's arrival index (0..parties).
+    /// Waits until every party has arrived (or `timeout`; `None`: no limit);
+    /// returns this party's arrival index (0..parties; Python's `wait`).
     ///
     /// # Errors
     /// [`Error::BrokenBarrier`](crate::Error::BrokenBarrier) if the barrier was
     /// reset, aborted, or `timeout` passed (which breaks it for everyone).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(2)?;
+    /// std::thread::scope(|s| {
+    ///     let other = s.spawn(|| b.wait(None));
+    ///     let mine = b.wait(None)?;
+    ///     let theirs = other.join().unwrap()?;
+    ///     assert_eq!(mine + theirs, 1); // one arrived first (0), one second (1)
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
         Ok(Client(&self.token).wait(micros(timeout))? as usize)
     }
 
-    /// Returns the barrier to its initial state; current waiters get `BrokenBarrier`.
+    /// Returns the barrier to its initial state (Python's `reset`); current
+    /// waiters get `BrokenBarrier`, and a broken barrier works again.
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(1)?;
+    /// b.abort()?;
+    /// b.reset()?;
+    /// assert!(!b.broken()?);
+    /// assert_eq!(b.wait(None)?, 0); // one party: passes at once
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reset(&self) -> Result<()> {
         Client(&self.token).reset()
     }
 
-    /// Breaks the barrier: current and future waiters get `BrokenBarrier` until a reset.
+    /// Breaks the barrier (Python's `abort`): current and future waiters get
+    /// `BrokenBarrier` until a [`reset`](Self::reset).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(2)?;
+    /// b.abort()?;
+    /// assert!(matches!(b.wait(None), Err(multiproc::Error::BrokenBarrier)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn abort(&self) -> Result<()> {
         Client(&self.token).abort()
     }
 
-    /// The number of parties.
+    /// The number of parties (Python's `parties`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(3)?;
+    /// assert_eq!(b.parties()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn parties(&self) -> Result<usize> {
         Ok(Client(&self.token).parties()? as usize)
     }
 
-    /// How many parties are waiting now.
+    /// How many parties are waiting now (Python's `n_waiting`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let b = manager.barrier(2)?;
+    /// assert_eq!(b.n_waiting()?, 0);
+    /// std::thread::scope(|s| {
+    ///     let other = s.spawn(|| b.wait(None));
+    ///     while b.n_waiting()? == 0 {} // until the other thread is in `wait`
+    ///     assert_eq!(b.n_waiting()?, 1);
+    ///     b.wait(None)?;
+    ///     other.join().unwrap()?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn n_waiting(&self) -> Result<usize> {
         Ok(Client(&self.token).n_waiting()? as usize)
     }
 
-    /// Whether the barrier is broken.
+    /// Whether the barrier is broken (Python's `broken`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let b = manager.barrier(2)?;
+    /// assert!(!b.broken()?);
+    /// let alone = b.wait(Some(Duration::from_millis(20))); // nobody else comes
+    /// assert!(matches!(alone, Err(multiproc::Error::BrokenBarrier)));
+    /// assert!(b.broken()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broken(&self) -> Result<bool> {
         Client(&self.token).broken()
     }

@@ -139,25 +139,96 @@ impl Serve for Condition {
 
 proxy_type! {
     /// A condition variable with its own re-entrant lock (Python's `manager.Condition()`).
+    ///
+    /// A child changes shared state under the lock and notifies; the parent
+    /// waits for the state it needs:
+    ///
+    /// ```
+    /// use multiproc::managers::{ConditionProxy, ValueProxy};
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn produce(cond: ConditionProxy, ready: ValueProxy<bool>) {
+    ///     cond.acquire().unwrap();
+    ///     ready.set(true).unwrap();
+    ///     cond.notify_all().unwrap();
+    ///     cond.release().unwrap();
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let (cond, ready) = (manager.condition()?, manager.value(false)?);
+    ///     let mut p = multiproc::Process::new(produce, (cond.clone(), ready.clone()))?;
+    ///     p.start()?;
+    ///     cond.acquire()?;
+    ///     let seen = cond.wait_for(|| ready.get().unwrap_or(false), Some(Duration::from_secs(10)))?;
+    ///     cond.release()?;
+    ///     assert!(seen);
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
     ConditionProxy [] KIND
 }
-lock_methods!(ConditionProxy, Client);
+lock_methods!(ConditionProxy, Client, "condition");
 
 impl ConditionProxy {
-    /// Releases the lock, waits for a notification (or `timeout`), re-acquires
-    /// the lock; whether it was notified. The caller must hold the lock.
+    /// Releases the lock, waits for a notification (or `timeout`; `None`: no
+    /// limit), re-acquires the lock; whether it was notified (Python's
+    /// `wait`). The caller must hold the lock.
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if the lock is not held by this thread.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let cond = manager.condition()?;
+    /// assert!(matches!(cond.wait(None), Err(multiproc::Error::Remote(_)))); // not held
+    /// cond.acquire()?;
+    /// assert!(!cond.wait(Some(Duration::from_millis(20)))?); // nobody notified
+    /// cond.release()?; // held again after the wait
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         Client(&self.token).wait(owner_token(), micros(timeout))
     }
 
     /// Waits until `predicate()` holds, re-checking after each notification;
-    /// returns its last value (false after `timeout`).
+    /// returns its last value (false after `timeout`; Python's `wait_for`).
+    /// The caller must hold the lock.
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let (cond, items) = (manager.condition()?, manager.list::<u8>()?);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| -> multiproc::Result<()> {
+    ///         for x in 0..3 {
+    ///             cond.acquire()?;
+    ///             items.push(x)?;
+    ///             cond.notify_all()?;
+    ///             cond.release()?;
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     cond.acquire()?;
+    ///     let three = cond.wait_for(|| items.len().unwrap_or(0) == 3, Some(Duration::from_secs(10)))?;
+    ///     cond.release()?;
+    ///     assert!(three);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn wait_for(&self, mut predicate: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
@@ -172,18 +243,54 @@ impl ConditionProxy {
         }
     }
 
-    /// Wakes up to `n` waiters. The caller must hold the lock.
+    /// Wakes up to `n` waiters (Python's `notify(n)`). The caller must hold the lock.
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if the lock is not held by this thread.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let (cond, go) = (manager.condition()?, manager.value(false)?);
+    /// std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| -> multiproc::Result<bool> {
+    ///         cond.acquire()?;
+    ///         let seen = cond.wait_for(|| go.get().unwrap_or(false), Some(Duration::from_secs(10)));
+    ///         cond.release()?;
+    ///         seen
+    ///     });
+    ///     cond.acquire()?;
+    ///     go.set(true)?;
+    ///     cond.notify(1)?;
+    ///     cond.release()?;
+    ///     assert!(waiter.join().unwrap()?);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn notify(&self, n: usize) -> Result<()> {
         Client(&self.token).notify(owner_token(), n as u64)
     }
 
-    /// Wakes every waiter. The caller must hold the lock.
+    /// Wakes every waiter (Python's `notify_all`). The caller must hold the lock.
     ///
     /// # Errors
     /// As [`notify`](Self::notify).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let cond = manager.condition()?;
+    /// assert!(matches!(cond.notify_all(), Err(multiproc::Error::Remote(_)))); // not held
+    /// cond.acquire()?;
+    /// cond.notify_all()?; // no waiters: nothing happens
+    /// cond.release()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn notify_all(&self) -> Result<()> {
         Client(&self.token).notify_all(owner_token())
     }

@@ -112,6 +112,30 @@ impl Serve for List {
 proxy_type! {
     /// A `Vec`-like list in a manager (Python's `manager.list()`). Elements are
     /// copies, as for [`DictProxy`](super::DictProxy); iterate over a [`snapshot`](Self::snapshot).
+    /// A proxy compares equal to a `Vec` holding the same elements (Python's
+    /// `l == [1, 2, 3]`).
+    ///
+    /// Children that receive the proxy append to the same list:
+    ///
+    /// ```
+    /// use multiproc::managers::ListProxy;
+    ///
+    /// #[multiproc::task]
+    /// fn append(l: ListProxy<String>, who: String) {
+    ///     l.push(who).unwrap();
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let l = manager.list::<String>()?;
+    ///     let mut p = multiproc::Process::new(append, (l.clone(), "child".to_string()))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     assert!(l == vec!["child".to_string()]);
+    ///     Ok(())
+    /// }
+    /// ```
     ListProxy [T] KIND
 }
 
@@ -120,6 +144,18 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) or a connection error if the manager cannot be reached.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list::<u32>()?;
+    /// l.push(1)?;
+    /// l.push(2)?;
+    /// assert_eq!(l.snapshot()?, [1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn push(&self, value: T) -> Result<()> {
         Client(&self.token).push(en(&value)?)
     }
@@ -129,87 +165,215 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if `index` is out of range
     /// (Python's `IndexError`); as [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(['a', 'b'])?;
+    /// assert_eq!(l.get(1)?, 'b');
+    /// assert!(matches!(l.get(2), Err(multiproc::Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get(&self, index: usize) -> Result<T> {
         de(&Client(&self.token).get(index as u64)?)
     }
 
-    /// Replaces the element at `index` (`l[index] = value`).
+    /// Replaces the element at `index` (Python's `l[index] = value`).
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if `index` is out of range; as [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 2, 3])?;
+    /// l.set(0, 10)?;
+    /// assert_eq!(l.snapshot()?, [10, 2, 3]);
+    /// assert!(l.set(3, 4).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set(&self, index: usize, value: T) -> Result<()> {
         Client(&self.token).set(index as u64, en(&value)?)
     }
 
-    /// Inserts `value` at `index`, shifting later elements.
+    /// Inserts `value` at `index`, shifting later elements (Python's `insert`;
+    /// `index == len` appends).
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if `index > len`; as [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 3])?;
+    /// l.insert(1, 2)?;
+    /// l.insert(3, 4)?;
+    /// assert_eq!(l.snapshot()?, [1, 2, 3, 4]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn insert(&self, index: usize, value: T) -> Result<()> {
         Client(&self.token).insert(index as u64, en(&value)?)
     }
 
-    /// Removes and returns the element at `index`.
+    /// Removes and returns the element at `index` (Python's `pop(index)`).
     ///
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if `index` is out of range; as [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(['a', 'b', 'c'])?;
+    /// assert_eq!(l.remove(0)?, 'a');
+    /// assert_eq!(l.snapshot()?, ['b', 'c']);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove(&self, index: usize) -> Result<T> {
         de(&Client(&self.token).remove(index as u64)?)
     }
 
-    /// The number of elements.
+    /// The number of elements (Python's `len(l)`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(0..5)?;
+    /// assert_eq!(l.len()?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn len(&self) -> Result<usize> {
         Ok(Client(&self.token).len()? as usize)
     }
 
-    /// Whether the list is empty.
+    /// Whether the list is empty (Python's `not l`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list::<u8>()?;
+    /// assert!(l.is_empty()?);
+    /// l.push(0)?;
+    /// assert!(!l.is_empty()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
-    /// Removes and returns the last element, if any.
+    /// Removes and returns the last element, if any (Python's `pop()`, which
+    /// raises on an empty list; this returns `None`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 2])?;
+    /// assert_eq!(l.pop()?, Some(2));
+    /// assert_eq!(l.pop()?, Some(1));
+    /// assert_eq!(l.pop()?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pop(&self) -> Result<Option<T>> {
         decode_opt(Client(&self.token).pop()?)
     }
 
-    /// Appends every element, in one round trip.
+    /// Appends every element, in one round trip (Python's `extend`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1])?;
+    /// l.extend(2..=4)?;
+    /// assert_eq!(l.snapshot()?, [1, 2, 3, 4]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
         let raw = items.into_iter().map(|v| en(&v)).collect::<Result<Vec<_>>>()?;
         Client(&self.token).extend(raw)
     }
 
-    /// Reverses the list in place.
+    /// Reverses the list in place (Python's `reverse`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 2, 3])?;
+    /// l.reverse()?;
+    /// assert_eq!(l.snapshot()?, [3, 2, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reverse(&self) -> Result<()> {
         Client(&self.token).reverse()
     }
 
-    /// Removes every element.
+    /// Removes every element (Python's `clear`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 2, 3])?;
+    /// l.clear()?;
+    /// assert!(l.is_empty()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn clear(&self) -> Result<()> {
         Client(&self.token).clear()
     }
 
-    /// A copy of the whole list (Python's `l[:]`), in one round trip.
+    /// A copy of the whole list (Python's `l[:]`), in one round trip; later
+    /// changes to the list do not change the copy.
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(["a".to_string()])?;
+    /// let copy = l.snapshot()?;
+    /// l.push("b".into())?;
+    /// assert_eq!(copy, ["a"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn snapshot(&self) -> Result<Vec<T>> {
         decode_all(Client(&self.token).snapshot()?)
     }
@@ -218,6 +382,17 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1, 2, 1, 1])?;
+    /// assert_eq!(l.count(&1)?, 3);
+    /// assert_eq!(l.count(&5)?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn count(&self, value: &T) -> Result<usize>
     where
         T: PartialEq,
@@ -230,6 +405,17 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if there is
     /// none (Python's `ValueError`); as [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(['x', 'y', 'y'])?;
+    /// assert_eq!(l.index(&'y')?, 1);
+    /// assert!(matches!(l.index(&'z'), Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn index(&self, value: &T) -> Result<usize>
     where
         T: PartialEq + std::fmt::Debug,
@@ -246,6 +432,17 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([3, 1, 2])?;
+    /// l.sort()?;
+    /// assert_eq!(l.snapshot()?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sort(&self) -> Result<()>
     where
         T: Ord,
@@ -257,6 +454,17 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from(["ccc".to_string(), "a".into(), "bb".into()])?;
+    /// l.sort_by(|a, b| b.len().cmp(&a.len()))?;
+    /// assert_eq!(l.snapshot()?, ["ccc", "bb", "a"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sort_by(&self, mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering) -> Result<()> {
         loop {
             let raw = Client(&self.token).snapshot()?;
@@ -269,10 +477,21 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         }
     }
 
-    /// Iterates over a [`snapshot`](Self::snapshot).
+    /// Iterates over a [`snapshot`](Self::snapshot) (Python's `for x in l`).
     ///
     /// # Errors
     /// As [`push`](Self::push).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let l = manager.list_from([1u64, 2, 3])?;
+    /// let total: u64 = l.iter()?.sum();
+    /// assert_eq!(total, 6);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
         Ok(self.snapshot()?.into_iter())
     }

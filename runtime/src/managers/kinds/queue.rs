@@ -108,78 +108,215 @@ proxy_type! {
     /// A FIFO queue in a manager (Python's `manager.Queue()` and
     /// `manager.JoinableQueue()`, which share a type, as Python's `queue.Queue`
     /// has `task_done` and `join`), optionally bounded.
+    ///
+    /// A child process that receives the proxy takes from the same queue:
+    ///
+    /// ```
+    /// use multiproc::managers::QueueProxy;
+    ///
+    /// #[multiproc::task]
+    /// fn double(jobs: QueueProxy<u64>, results: QueueProxy<u64>) {
+    ///     let x = jobs.get().unwrap();
+    ///     results.put(2 * x).unwrap();
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let (jobs, results) = (manager.queue()?, manager.queue()?);
+    ///     let mut p = multiproc::Process::new(double, (jobs.clone(), results.clone()))?;
+    ///     p.start()?;
+    ///     jobs.put(21)?;
+    ///     assert_eq!(results.get()?, 42);
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
     QueueProxy [T] KIND
 }
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    /// Puts `item`, waiting while the queue is full.
+    /// Puts `item`, waiting while the queue is full (Python's `put`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<String>()?;
+    /// q.put("first".into())?;
+    /// q.put("second".into())?;
+    /// assert_eq!(q.get()?, "first");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         Client(&self.token).put(en(&item)?, true, None)
     }
 
-    /// Puts `item`, waiting at most `timeout` for room.
+    /// Puts `item`, waiting at most `timeout` for room (Python's `put(item, timeout=t)`).
     ///
     /// # Errors
     /// [`Error::Full`](crate::Error::Full) if there was no room in time.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let q = manager.queue_bounded::<u8>(1)?;
+    /// q.put_timeout(1, Duration::from_millis(20))?;
+    /// let full = q.put_timeout(2, Duration::from_millis(20));
+    /// assert!(matches!(full, Err(multiproc::Error::Full)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
         Client(&self.token).put(en(&item)?, true, micros(Some(timeout)))
     }
 
-    /// Puts `item` if there is room now.
+    /// Puts `item` if there is room now (Python's `put_nowait`).
     ///
     /// # Errors
     /// [`Error::Full`](crate::Error::Full) if there is none.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue_bounded::<u8>(1)?;
+    /// q.put_nowait(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc::Error::Full)));
+    /// assert_eq!(q.qsize()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put_nowait(&self, item: T) -> Result<()> {
         Client(&self.token).put(en(&item)?, false, None)
     }
 
-    /// Takes the oldest item, waiting until there is one.
+    /// Takes the oldest item, waiting until there is one (Python's `get`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<u32>()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| q.put(7));
+    ///     assert_eq!(q.get()?, 7); // waits for the other thread's put
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn get(&self) -> Result<T> {
         de(&Client(&self.token).get(true, None)?)
     }
 
-    /// Takes the oldest item, waiting at most `timeout`.
+    /// Takes the oldest item, waiting at most `timeout` (Python's `get(timeout=t)`).
     ///
     /// # Errors
     /// [`Error::Empty`](crate::Error::Empty) if nothing arrived in time.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let q = manager.queue::<u8>()?;
+    /// let empty = q.get_timeout(Duration::from_millis(20));
+    /// assert!(matches!(empty, Err(multiproc::Error::Empty)));
+    /// q.put(5)?;
+    /// assert_eq!(q.get_timeout(Duration::from_millis(20))?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         de(&Client(&self.token).get(true, micros(Some(timeout)))?)
     }
 
-    /// Takes the oldest item if there is one now.
+    /// Takes the oldest item if there is one now (Python's `get_nowait`).
     ///
     /// # Errors
     /// [`Error::Empty`](crate::Error::Empty) if the queue is empty.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<u8>()?;
+    /// q.put(1)?;
+    /// assert_eq!(q.get_nowait()?, 1);
+    /// assert!(matches!(q.get_nowait(), Err(multiproc::Error::Empty)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_nowait(&self) -> Result<T> {
         de(&Client(&self.token).get(false, None)?)
     }
 
-    /// The number of items.
+    /// The number of items (Python's `qsize`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<u8>()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.qsize()?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn qsize(&self) -> Result<usize> {
         Ok(Client(&self.token).qsize()? as usize)
     }
 
-    /// Whether the queue is empty.
+    /// Whether the queue is empty (Python's `empty`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue::<u8>()?;
+    /// assert!(q.empty()?);
+    /// q.put(1)?;
+    /// assert!(!q.empty()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn empty(&self) -> Result<bool> {
         Client(&self.token).empty()
     }
 
-    /// Whether the queue is at its bound.
+    /// Whether the queue is at its bound (Python's `full`; never, for an unbounded queue).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.queue_bounded::<u8>(2)?;
+    /// q.put(1)?;
+    /// assert!(!q.full()?);
+    /// q.put(2)?;
+    /// assert!(q.full()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn full(&self) -> Result<bool> {
         Client(&self.token).full()
     }
@@ -189,6 +326,22 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # Errors
     /// [`Error::Remote`](crate::Error::Remote) if called more times than items
     /// were put; a connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let q = manager.joinable_queue::<u8>()?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// assert!(!q.join_timeout(Duration::ZERO)?); // taken, not yet done
+    /// q.task_done()?;
+    /// assert!(q.join_timeout(Duration::ZERO)?);
+    /// assert!(matches!(q.task_done(), Err(multiproc::Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn task_done(&self) -> Result<()> {
         Client(&self.token).task_done()
     }
@@ -197,6 +350,30 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let q = manager.joinable_queue::<u32>()?;
+    /// let done = manager.list::<u32>()?;
+    /// for x in 1..=3 {
+    ///     q.put(x)?;
+    /// }
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| -> multiproc::Result<()> {
+    ///         for _ in 0..3 {
+    ///             done.push(q.get()? * 10)?;
+    ///             q.task_done()?;
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     q.join()?; // returns once the worker marked all three done
+    ///     assert_eq!(done.snapshot()?, [10, 20, 30]);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub fn join(&self) -> Result<()> {
         Client(&self.token).join(None).map(drop)
     }
@@ -205,6 +382,19 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let q = manager.joinable_queue::<u8>()?;
+    /// assert!(q.join_timeout(Duration::ZERO)?); // nothing was put
+    /// q.put(1)?;
+    /// assert!(!q.join_timeout(Duration::from_millis(20))?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
         Client(&self.token).join(micros(Some(timeout)))
     }

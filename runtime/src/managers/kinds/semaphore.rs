@@ -65,46 +65,130 @@ impl Serve for Semaphore {
 proxy_type! {
     /// A counting semaphore in a manager (Python's `manager.Semaphore(n)`, and
     /// `manager.BoundedSemaphore(n)`, whose releases may not exceed `n`).
+    ///
+    /// Units taken in one process are missing in every other:
+    ///
+    /// ```
+    /// use multiproc::managers::SemaphoreProxy;
+    ///
+    /// #[multiproc::task]
+    /// fn take_one(s: SemaphoreProxy) {
+    ///     assert!(s.try_acquire().unwrap());
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let s = manager.semaphore(2)?;
+    ///     let mut p = multiproc::Process::new(take_one, (s.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     assert_eq!(s.value()?, 1);
+    ///     Ok(())
+    /// }
+    /// ```
     SemaphoreProxy [] KIND
 }
 
 impl SemaphoreProxy {
-    /// Takes one unit, waiting as long as it takes; returns `true`.
+    /// Takes one unit, waiting as long as it takes; returns `true` (Python's `acquire()`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.semaphore(1)?;
+    /// assert!(s.acquire()?);
+    /// assert_eq!(s.value()?, 0);
+    /// s.release()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn acquire(&self) -> Result<bool> {
         Client(&self.token).acquire(true, None)
     }
 
-    /// Takes one unit, waiting at most `timeout`; whether it got one.
+    /// Takes one unit, waiting at most `timeout`; whether it got one
+    /// (Python's `acquire(timeout=t)`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// use std::time::Duration;
+    /// let s = manager.semaphore(1)?;
+    /// assert!(s.acquire_timeout(Duration::from_millis(20))?);
+    /// assert!(!s.acquire_timeout(Duration::from_millis(20))?); // none left
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
         Client(&self.token).acquire(true, micros(Some(timeout)))
     }
 
-    /// Takes one unit if one is free now.
+    /// Takes one unit if one is free now; whether it got one (Python's `acquire(False)`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.semaphore(2)?;
+    /// assert!(s.try_acquire()?);
+    /// assert!(s.try_acquire()?);
+    /// assert!(!s.try_acquire()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_acquire(&self) -> Result<bool> {
         Client(&self.token).acquire(false, None)
     }
 
-    /// Gives one unit back.
+    /// Gives one unit back (Python's `release`).
     ///
     /// # Errors
-    /// A connection error.
+    /// [`Error::Remote`](crate::Error::Remote) for a bounded semaphore already
+    /// at its initial value; a connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.semaphore(0)?;
+    /// s.release()?;
+    /// assert_eq!(s.value()?, 1);
+    /// let b = manager.bounded_semaphore(1)?;
+    /// assert!(matches!(b.release(), Err(multiproc::Error::Remote(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn release(&self) -> Result<()> {
         Client(&self.token).release(1u64)
     }
 
-    /// The number of free units.
+    /// The number of free units (`multiprocessing.Semaphore.get_value`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.semaphore(3)?;
+    /// s.acquire()?;
+    /// assert_eq!(s.value()?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn value(&self) -> Result<u64> {
         Client(&self.token).value()
     }

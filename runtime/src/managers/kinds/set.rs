@@ -89,14 +89,39 @@ impl<T: Serialize + DeserializeOwned> SetProxy<T> {
     /// # Errors
     /// [`Error::Encode`](crate::Error::Encode) for a value that cannot be
     /// encoded; a connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set::<u32>()?;
+    /// assert!(s.add(7)?);
+    /// assert!(!s.add(7)?);
+    /// assert_eq!(s.len()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn add(&self, value: T) -> Result<bool> {
         Client(&self.token).add(en(&value)?)
     }
 
-    /// Removes `value`; whether it was there (Python's `discard`).
+    /// Removes `value`; whether it was there (Python's `discard`, which also
+    /// accepts a missing value).
     ///
     /// # Errors
     /// As [`add`](Self::add).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from([1, 2])?;
+    /// assert!(s.discard(&1)?);
+    /// assert!(!s.discard(&1)?);
+    /// assert_eq!(s.snapshot()?, [2]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn discard(&self, value: &T) -> Result<bool> {
         Client(&self.token).discard(en(value)?)
     }
@@ -105,30 +130,74 @@ impl<T: Serialize + DeserializeOwned> SetProxy<T> {
     ///
     /// # Errors
     /// As [`add`](Self::add).
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from([(1, 'a')])?;
+    /// assert!(s.contains(&(1, 'a'))?);
+    /// assert!(!s.contains(&(1, 'b'))?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn contains(&self, value: &T) -> Result<bool> {
         Client(&self.token).contains(en(value)?)
     }
 
-    /// The number of values.
+    /// The number of values (Python's `len(s)`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from([1, 2, 2, 3])?;
+    /// assert_eq!(s.len()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn len(&self) -> Result<usize> {
         Ok(Client(&self.token).len()? as usize)
     }
 
-    /// Whether the set is empty.
+    /// Whether the set is empty (Python's `not s`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set::<String>()?;
+    /// assert!(s.is_empty()?);
+    /// s.add("x".into())?;
+    /// assert!(!s.is_empty()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
-    /// Removes every value.
+    /// Removes every value (Python's `clear`).
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from(0..10u8)?;
+    /// s.clear()?;
+    /// assert!(s.is_empty()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn clear(&self) -> Result<()> {
         Client(&self.token).clear()
     }
@@ -137,6 +206,16 @@ impl<T: Serialize + DeserializeOwned> SetProxy<T> {
     ///
     /// # Errors
     /// A connection error.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// # let manager = multiproc::Manager::start()?;
+    /// let s = manager.set_from([3u8, 1, 2, 1])?;
+    /// assert_eq!(s.snapshot()?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn snapshot(&self) -> Result<Vec<T>> {
         decode_all(Client(&self.token).snapshot()?)
     }
