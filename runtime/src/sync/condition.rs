@@ -187,10 +187,11 @@ impl Condition {
         for sweep in [false, true] {
             for slot in 0..SLOTS {
                 let state = self.state_of(slot).load(Ordering::Acquire);
-                if state != FREE && !(sweep && !futex::alive(self.pid_of(slot).load(Ordering::Acquire))) {
-                    continue;
-                }
                 if state != FREE {
+                    let dead = sweep && !futex::alive(self.pid_of(slot).load(Ordering::Acquire));
+                    if !dead {
+                        continue;
+                    }
                     self.free(slot);
                 }
                 self.pid_of(slot).store(me, Ordering::Relaxed);
