@@ -79,6 +79,10 @@ const MIN_RING_BYTES: usize = 4096;
 /// for 1 MiB messages with 64 KiB chunks vs ~9.5 GB/s with ring-sized ones.
 const MAX_CHUNK: usize = 64 << 10;
 
+/// How long a streamed `put` with a timeout (or `put_nowait`) waits, at
+/// least, for consumers to read on before it gives the message up.
+const MIN_STALL: Duration = Duration::from_millis(50);
+
 const REC: usize = 16;
 const FIRST: u32 = 1;
 const LAST: u32 = 2;
@@ -301,23 +305,42 @@ impl RingQueue {
         shut_down()?;
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         let lock = self.u32(PROD_LOCK);
-        if raw::lock(lock, futex::current_pid(), deadline).is_none() {
-            shut_down()?;
-            return Err(Error::Full);
+        match raw::lock(lock, futex::current_pid(), deadline) {
+            None => {
+                shut_down()?;
+                return Err(Error::Full);
+            }
+            Some(raw::Acquired::OwnerDied(dead)) => self.reclaim(dead, true),
+            Some(raw::Acquired::Clean) => {}
         }
-        let _unlock = Unlock(lock);
-        shut_down()?;
+        let unlock = Unlock(lock);
+        let put = shut_down().and_then(|()| self.put_locked(data, deadline));
+        if put.is_err() {
+            self.reclaim(futex::current_pid(), false);
+        }
+        drop(unlock);
+        if put.is_err() {
+            // A consumer reading the first chunks of a message given up on sees
+            // the producers' lock free and drops them.
+            poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+        }
+        put
+    }
+
+    /// [`put_raw`](Self::put_raw) under the producers' lock.
+    fn put_locked(&self, data: &[u8], deadline: Option<Instant>) -> Result<()> {
         let maxsize = self.maxsize();
         if maxsize > 0 {
             let ready = || self.qsize() < maxsize || self.shut() != 0;
             let room = self.wait_for_space(deadline, ready);
-            shut_down()?;
+            if self.shut() != 0 {
+                return Err(Error::ShutDown);
+            }
             if !room {
                 return Err(Error::Full);
             }
         }
         let cap = self.cap();
-        let joinable = self.u32(UNFINISHED);
         let mut pos = self.u64(TAIL).load(Ordering::Relaxed);
         if REC + data.len() <= cap / 2 {
             let need = REC + align8(data.len());
@@ -325,47 +348,90 @@ impl RingQueue {
             let off = (pos % cap as u64) as usize;
             self.write_header(off, data.len() as u32, FIRST | LAST, data.len());
             self.write_body(off, data);
-            joinable.fetch_add(1, Ordering::SeqCst);
+            self.u32(UNFINISHED).fetch_add(1, Ordering::SeqCst);
             self.u64(TAIL).store(pos + need as u64, Ordering::SeqCst);
         } else {
-            // Streamed in chunks; the deadline covers the first chunk only.
-            let mut rest = data;
-            let mut flags = FIRST;
-            let mut first = true;
-            while first || !rest.is_empty() {
-                let min = REC + 8;
-                pos = match self.reserve(pos, min, if first { deadline } else { None }) {
-                    Some(p) => p,
-                    None => return Err(self.full_or_shut()),
-                };
-                let off = (pos % cap as u64) as usize;
-                let head = self.u64(HEAD).load(Ordering::Acquire);
-                self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);
-                let free = cap - (pos - head) as usize;
-                let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
-                let n = rest.len().min(room);
-                if n == rest.len() {
-                    flags |= LAST;
-                }
-                self.write_header(off, n as u32, flags, data.len());
-                self.write_body(off, &rest[..n]);
-                rest = &rest[n..];
-                if flags & LAST != 0 {
-                    joinable.fetch_add(1, Ordering::SeqCst);
-                }
-                pos += (REC + align8(n)) as u64;
-                self.u64(TAIL).store(pos, Ordering::SeqCst);
-                if flags & LAST != 0 {
-                    break;
-                }
-                poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
-                flags = 0;
-                first = false;
-            }
+            self.stream(data, pos, deadline)?;
         }
         self.u64(PUTS).fetch_add(1, Ordering::SeqCst);
         poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
         Ok(())
+    }
+
+    /// Writes a message larger than half the ring in chunks, as consumers
+    /// drain them. With a deadline, the first chunk waits until it, and each
+    /// later chunk as long again (at least [`MIN_STALL`]) for consumers to
+    /// make room: while they read, the message goes on; once they stall, the
+    /// chunks written are abandoned (consumers drop them) and the put fails.
+    fn stream(&self, data: &[u8], mut pos: u64, deadline: Option<Instant>) -> Result<()> {
+        let cap = self.cap();
+        let stall = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_STALL));
+        let mut wait_until = deadline;
+        let mut rest = data;
+        let mut flags = FIRST;
+        loop {
+            pos = self.reserve(pos, REC + 8, wait_until).ok_or_else(|| self.full_or_shut())?;
+            wait_until = stall.map(|s| Instant::now() + s);
+            let off = (pos % cap as u64) as usize;
+            let head = self.u64(HEAD).load(Ordering::Acquire);
+            self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);
+            let free = cap - (pos - head) as usize;
+            let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
+            let n = rest.len().min(room);
+            if n == rest.len() {
+                flags |= LAST;
+            }
+            self.write_header(off, n as u32, flags, data.len());
+            self.write_body(off, &rest[..n]);
+            rest = &rest[n..];
+            if flags & LAST != 0 {
+                self.u32(UNFINISHED).fetch_add(1, Ordering::SeqCst);
+            }
+            pos += (REC + align8(n)) as u64;
+            self.u64(TAIL).store(pos, Ordering::SeqCst);
+            if flags & LAST != 0 {
+                return Ok(());
+            }
+            poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
+            flags = 0;
+        }
+    }
+
+    /// Called under the producers' lock after producer `pid` left a message
+    /// unfinished (it died, or this producer gave up on it): if the ring holds
+    /// nothing but that message's chunks and no consumer is reading, frees
+    /// their space at once, so later puts are not told `Full` until a consumer
+    /// comes (consumers drop such chunks anyway as they reach them).
+    fn reclaim(&self, pid: u32, died: bool) {
+        let cons = self.u32(CONS_LOCK);
+        if !raw::try_lock(cons, futex::current_pid()) {
+            return;
+        }
+        let _unlock = Unlock(cons);
+        let cap = self.cap() as u64;
+        let tail = self.u64(TAIL).load(Ordering::Acquire);
+        let mut at = self.u64(HEAD).load(Ordering::Relaxed);
+        while at < tail {
+            let off = (at % cap) as usize;
+            if cap as usize - off < REC {
+                at += cap - off as u64;
+                continue;
+            }
+            let (len, flags, writer, _) = self.header_at(off);
+            let size = (REC + align8(len)) as u64;
+            if at + size > tail || (flags & PAD == 0 && (writer != pid || flags & LAST != 0)) {
+                return; // a message to keep, or a record this check does not understand
+            }
+            at += size;
+        }
+        if at == tail && at != self.u64(HEAD).load(Ordering::Relaxed) {
+            if died {
+                log::warn!("queue: producer {pid} died mid-message; the part it wrote was dropped");
+            } else {
+                log::debug!("queue: a put gave up mid-message; the part it wrote was dropped");
+            }
+            self.advance(tail);
+        }
     }
 
     /// Why a put found no room: the queue is full, or was shut down meanwhile.
@@ -426,7 +492,7 @@ impl RingQueue {
             }
             if rec.flags & FIRST != 0 {
                 if partial.is_some() {
-                    log::warn!("queue: a partial message from a dead producer was dropped");
+                    log::warn!("queue: an unfinished message (its producer died or gave up) was dropped");
                 }
                 buf.clear();
                 buf.reserve(rec.total.max(rec.len));
@@ -465,6 +531,7 @@ impl RingQueue {
                     SHUT => partial.is_none(),
                     _ => true,
                 }
+                || partial.is_some_and(|pid| self.abandoned(pid, head))
         };
         let dl = if partial.is_some() { None } else { deadline };
         let check = || match partial {
@@ -479,6 +546,10 @@ impl RingQueue {
             _ => {}
         }
         match waited {
+            Ok(true) if partial.is_some_and(|pid| self.abandoned(pid, head)) => {
+                log::debug!("queue: producer {} gave up mid-message; the part it wrote was dropped", partial.unwrap_or(0));
+                Ok(false)
+            }
             Ok(true) => Ok(true),
             Ok(false) => Err(Error::Empty),
             Err(()) => {
@@ -486,6 +557,14 @@ impl RingQueue {
                 Ok(false)
             }
         }
+    }
+
+    /// Whether producer `pid`, whose message this consumer is reading, gave
+    /// it up: it no longer holds the producers' lock (which it holds for a
+    /// whole message) and wrote nothing after `head`. (The lock is read first:
+    /// its release follows the producer's last `TAIL` store.)
+    fn abandoned(&self, pid: u32, head: u64) -> bool {
+        self.u32(PROD_LOCK).load(Ordering::Acquire) & raw::ID != pid && self.u64(TAIL).load(Ordering::Acquire) == head
     }
 
     /// The record at `head` (published: [`wait_for_data`](Self::wait_for_data)
@@ -501,10 +580,7 @@ impl RingQueue {
             self.advance(head + cap - off as u64);
             return Ok(None);
         }
-        let mut h = [0u8; REC];
-        self.region.read(RING + off, &mut h);
-        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (len, flags, pid, total) = (word(0) as usize, word(4), word(8), word(12) as usize);
+        let (len, flags, pid, total) = self.header_at(off);
         let size = (REC + align8(len)) as u64;
         if len > cap as usize - off - REC || head + size > tail {
             self.advance(tail);
@@ -515,6 +591,14 @@ impl RingQueue {
             return Ok(None);
         }
         Ok(Some(Record { off, len, flags, pid, total, size }))
+    }
+
+    /// The `(len, flags, pid, total)` of the record header at `off`.
+    fn header_at(&self, off: usize) -> (usize, u32, u32, usize) {
+        let mut h = [0u8; REC];
+        self.region.read(RING + off, &mut h);
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        (word(0) as usize, word(4), word(8), word(12) as usize)
     }
 
     fn advance(&self, head: u64) {

@@ -126,6 +126,64 @@ fn producer_killed_mid_message_does_not_corrupt_the_queue() {
     }
 }
 
+/// After a producer died mid-message with no consumer, the next producer
+/// frees the ring it filled: `put_nowait` succeeds at once instead of `Full`.
+#[multiproc::test]
+fn a_dead_producers_partial_message_does_not_fill_the_queue() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let started = Event::new().unwrap();
+        let mut p = get_context(m).process(stuck_big_put, (q.clone(), started.clone())).unwrap();
+        p.start().unwrap();
+        assert!(started.wait(Some(DEADLINE)));
+        wait_until(|| q.pending_bytes() > 2048, "the ring to fill");
+        p.kill().unwrap();
+        p.join().unwrap();
+        q.put_nowait(b"next".to_vec()).unwrap_or_else(|e| panic!("{m:?}: the dead producer's part still fills the ring: {e}"));
+        assert_eq!(q.get_nowait().unwrap(), b"next");
+        assert_eq!(q.qsize(), 0);
+    }
+}
+
+/// `put_nowait` and `put_timeout` of an item larger than the ring return
+/// `Full` when nobody reads, instead of blocking for ever; what they wrote is
+/// dropped and the queue carries on.
+#[multiproc::test]
+fn timed_puts_of_items_larger_than_the_ring_give_up_when_nobody_reads() {
+    let _g = leak_guard();
+    let q: Queue<Vec<u8>> = Queue::new().unwrap();
+    let big = vec![9u8; 4 << 20];
+    let t = std::time::Instant::now();
+    assert!(matches!(q.put_nowait(big.clone()), Err(multiproc::Error::Full)));
+    assert!(matches!(q.put_timeout(big.clone(), std::time::Duration::from_millis(200)), Err(multiproc::Error::Full)));
+    assert!(t.elapsed() < DEADLINE);
+    q.put(b"small".to_vec()).unwrap();
+    assert_eq!(q.get().unwrap(), b"small", "the abandoned parts must be dropped");
+    assert_eq!(q.qsize(), 0);
+}
+
+#[multiproc::task]
+fn drain_one(q: Queue<Vec<u8>>, out: Queue<usize>) {
+    out.put(q.get().unwrap().len()).unwrap();
+}
+
+/// With a consumer reading, a timed put of an item four times the ring
+/// streams through whole, even with a timeout shorter than the transfer.
+#[multiproc::test]
+fn a_timed_put_larger_than_the_ring_goes_through_while_a_consumer_reads() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<Vec<u8>> = Queue::new().unwrap();
+        let out = Queue::new().unwrap();
+        let mut p = get_context(m).process(drain_one, (q.clone(), out.clone())).unwrap();
+        p.start().unwrap();
+        q.put_timeout(vec![1u8; 4 << 20], std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(out.get_timeout(DEADLINE).unwrap(), 4 << 20, "{m:?}");
+        p.join().unwrap();
+    }
+}
+
 #[multiproc::task]
 fn blocked_consumer(q: Queue<u32>, started: Event) {
     started.set();
