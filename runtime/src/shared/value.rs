@@ -146,6 +146,23 @@ impl<'de, T: Pod> serde::Deserialize<'de> for Cells<T> {
 ///
 /// Reads and writes from several processes are not synchronised: use
 /// [`Value`] (or your own [`Lock`]) when more than one process writes.
+/// A `RawValue` is a valid task argument under every start method; clones
+/// share the value.
+///
+/// ```
+/// #[multiproc::task]
+/// fn answer(v: multiproc::RawValue<f64>) { v.set(42.5); }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let v = multiproc::RawValue::new(0.0f64)?;
+///     let mut p = multiproc::Process::new(answer, (v.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(v.get(), 42.5); // written by the child
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct RawValue<T> {
@@ -153,7 +170,16 @@ pub struct RawValue<T> {
 }
 
 impl<T: Pod> RawValue<T> {
-    /// A new shared value holding `value`.
+    /// A new shared value holding `value` (Python's `RawValue('d', 1.5)`); `T`
+    /// is any plain-old-data type (`bytemuck::Pod`).
+    ///
+    /// ```
+    /// let v = multiproc::RawValue::new(1.5f64)?;
+    /// assert_eq!(v.get(), 1.5);
+    /// let pair = multiproc::RawValue::new([1u32, 2])?;
+    /// assert_eq!(pair.get(), [1, 2]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created; [`Error::InvalidArgument`]
@@ -164,11 +190,28 @@ impl<T: Pod> RawValue<T> {
 
     /// A copy of the value. Safe against writers in other threads and
     /// processes: a racing write can tear it (mix old and new bytes), as in Python.
+    /// Python's `v.value`.
+    ///
+    /// ```
+    /// let v = multiproc::RawValue::new(7u32)?;
+    /// let other = v.clone();
+    /// other.set(8);
+    /// assert_eq!(v.get(), 8); // clones share the value
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> T {
         self.cells.get(0)
     }
 
     /// Replaces the value (copied in; safe against concurrent readers and writers).
+    /// Python's `v.value = x`.
+    ///
+    /// ```
+    /// let v = multiproc::RawValue::new(0i64)?;
+    /// v.set(-3);
+    /// assert_eq!(v.get(), -3);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn set(&self, value: T) {
         self.cells.set(0, value);
     }
@@ -179,6 +222,14 @@ impl<T: Pod> RawValue<T> {
     /// While the reference lives, nothing may write the value: no `set` or
     /// `get_mut` through any clone of this handle, in this process or another.
     /// Use [`get`](RawValue::get) (a copy) when that cannot be promised.
+    ///
+    /// ```
+    /// let v = multiproc::RawValue::new([1u8; 32])?;
+    /// // SAFETY: nothing writes `v` while `bytes` lives (no other handle exists).
+    /// let bytes = unsafe { v.get_ref() };
+    /// assert_eq!(bytes.iter().map(|&b| u32::from(b)).sum::<u32>(), 32);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn get_ref(&self) -> &T {
         // SAFETY: no writer while the reference lives is this function's contract.
@@ -192,6 +243,14 @@ impl<T: Pod> RawValue<T> {
     /// While the reference lives, nothing else may read or write the value,
     /// through any clone of this handle, in this process or another. Use
     /// [`set`](RawValue::set) (a copy) when that cannot be promised.
+    ///
+    /// ```
+    /// let mut v = multiproc::RawValue::new([0u16; 4])?;
+    /// // SAFETY: no other handle of `v` exists, so nothing else uses it meanwhile.
+    /// unsafe { v.get_mut()[2] = 9 };
+    /// assert_eq!(v.get(), [0, 0, 9, 0]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn get_mut(&mut self) -> &mut T {
         // SAFETY: exclusive use while the reference lives is this function's contract.
@@ -216,6 +275,29 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RawValue<T> {
 /// handle reaches the same memory, so only the caller can promise that nobody
 /// writes it meanwhile. Use [`Array`] when more than one process writes.
 ///
+/// A `RawArray` is a valid task argument under every start method; clones
+/// share the elements:
+///
+/// ```
+/// #[multiproc::task]
+/// fn squares(a: multiproc::RawArray<u64>) -> multiproc::Result<()> {
+///     for i in 0..a.len() {
+///         a.set(i, (i * i) as u64)?;
+///     }
+///     Ok(())
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let a = multiproc::RawArray::<u64>::zeroed(4)?;
+///     let mut p = multiproc::Process::new(squares, (a.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(a.to_vec(), [0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
+///
 /// ```compile_fail,E0133
 /// // Two clones cannot both view the memory from safe code.
 /// let mut a = multiproc::RawArray::<u64>::zeroed(4)?;
@@ -232,7 +314,13 @@ pub struct RawArray<T> {
 }
 
 impl<T: Pod> RawArray<T> {
-    /// A shared array holding a copy of `items`.
+    /// A shared array holding a copy of `items` (Python's `RawArray('i', [1, 2, 3])`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::from_slice(&[1i32, 2, 3])?;
+    /// assert_eq!(a.to_vec(), [1, 2, 3]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`RawValue::new`].
@@ -242,28 +330,61 @@ impl<T: Pod> RawArray<T> {
 
     /// A shared array of `len` zeroed elements (Python's `RawArray('i', 10)`).
     ///
+    /// ```
+    /// let a = multiproc::RawArray::<i32>::zeroed(10)?;
+    /// assert_eq!(a.to_vec(), [0; 10]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`RawValue::new`].
     pub fn zeroed(len: usize) -> Result<RawArray<T>> {
         Ok(RawArray { cells: Cells::zeroed(len)? })
     }
 
-    /// The number of elements.
+    /// The number of elements (Python's `len(arr)`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::<u8>::zeroed(5)?;
+    /// assert_eq!(a.len(), 5);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.cells.len
     }
 
     /// Whether the array has no elements.
+    ///
+    /// ```
+    /// assert!(multiproc::RawArray::<u8>::from_slice(&[])?.is_empty());
+    /// assert!(!multiproc::RawArray::<u8>::zeroed(1)?.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.cells.len == 0
     }
 
-    /// A copy of element `i`, or `None` past the end.
+    /// A copy of element `i`, or `None` past the end (Python's `arr[i]`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::from_slice(&[10u32, 20])?;
+    /// assert_eq!(a.get(1), Some(20));
+    /// assert_eq!(a.get(2), None);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         (i < self.cells.len).then(|| self.cells.get(i))
     }
 
-    /// Sets element `i` (copied in).
+    /// Sets element `i` (copied in); Python's `arr[i] = x`.
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::<u32>::zeroed(2)?;
+    /// a.set(0, 5)?;
+    /// assert_eq!(a.to_vec(), [5, 0]);
+    /// assert!(matches!(a.set(2, 1), Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
@@ -276,6 +397,14 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Copies `items` over the whole array (Python's `arr[:] = items`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::<u16>::zeroed(3)?;
+    /// a.copy_from_slice(&[1, 2, 3])?;
+    /// assert_eq!(a.to_vec(), [1, 2, 3]);
+    /// assert!(a.copy_from_slice(&[1, 2]).is_err()); // wrong length
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `items.len()` differs from [`len`](RawArray::len).
@@ -297,6 +426,14 @@ impl<T: Pod> RawArray<T> {
     /// While the slice lives, nothing may write the elements: no `set`,
     /// `copy_from_slice` or `as_mut_slice` through any clone of this handle, in
     /// this process or another. [`to_vec`](RawArray::to_vec) copies instead.
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::from_slice(&[3u64, 1, 2])?;
+    /// // SAFETY: nothing writes `a` while the slice lives (no other handle exists).
+    /// let max = unsafe { a.as_slice() }.iter().copied().max();
+    /// assert_eq!(max, Some(3));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_slice(&self) -> &[T] {
         // SAFETY: no writer while the slice lives is this function's contract.
@@ -308,13 +445,27 @@ impl<T: Pod> RawArray<T> {
     /// # Safety
     /// While the slice lives, nothing else may read or write the elements,
     /// through any clone of this handle, in this process or another.
+    ///
+    /// ```
+    /// let mut a = multiproc::RawArray::from_slice(&[3u64, 1, 2])?;
+    /// // SAFETY: no other handle of `a` exists, so nothing else uses it meanwhile.
+    /// unsafe { a.as_mut_slice() }.sort();
+    /// assert_eq!(a.to_vec(), [1, 2, 3]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: exclusive use while the slice lives is this function's contract.
         unsafe { self.cells.slice_mut() }
     }
 
-    /// A copy of the elements.
+    /// A copy of the elements (Python's `arr[:]`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::from_slice(b"hi")?;
+    /// assert_eq!(a.to_vec(), b"hi");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.cells.to_vec()
     }
