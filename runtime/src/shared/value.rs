@@ -489,7 +489,7 @@ fn index_error(i: usize, len: usize) -> Error {
 /// [`get`](Value::get) and [`set`](Value::set) take the lock for one access.
 /// Increments from many processes under the lock lose nothing.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn add(counter: multiproc::Value<u64>, times: u64) {
 ///     for _ in 0..times { *counter.lock().unwrap() += 1; }
@@ -500,8 +500,9 @@ fn index_error(i: usize, len: usize) -> Error {
 ///     let counter = multiproc::Value::new(0u64)?;
 ///     let mut p = multiproc::Process::new(add, (counter.clone(), 1000))?;
 ///     p.start()?;
+///     for _ in 0..1000 { *counter.lock()? += 1; } // meanwhile, in the parent
 ///     p.join()?;
-///     assert_eq!(counter.get(), 1000);
+///     assert_eq!(counter.get(), 2000);
 ///     Ok(())
 /// }
 /// ```
@@ -512,7 +513,19 @@ pub struct Value<T> {
     cells: Cells<T>,
 }
 
-/// Exclusive access to a [`Value`]'s data while its lock is held.
+/// Exclusive access to a [`Value`]'s data while its lock is held; derefs to `T`.
+///
+/// ```
+/// let point = multiproc::Value::new([0i32; 2])?;
+/// {
+///     let mut guard = point.lock()?;
+///     guard[0] = 3;
+///     guard[1] = guard[0] * 2; // both coordinates change under one hold
+///     assert!(point.get_lock().locked());
+/// }
+/// assert_eq!(point.get(), [3, 6]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub struct ValueGuard<'a, T> {
     guard: LockGuard<'a>,
     value: &'a mut T,
@@ -521,6 +534,27 @@ pub struct ValueGuard<'a, T> {
 impl<T> ValueGuard<'_, T> {
     /// The pid of a previous holder that died holding the lock, if this
     /// acquisition took it over: the value may be half-updated.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn die_holding(v: multiproc::Value<u32>) {
+    ///     let mut guard = v.lock().unwrap();
+    ///     *guard = 1;
+    ///     std::mem::forget(guard); // the child exits with the lock held
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let v = multiproc::Value::new(0u32)?;
+    ///     let mut p = multiproc::Process::new(die_holding, (v.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     let guard = v.lock()?; // taken over from the dead child
+    ///     assert_eq!(guard.owner_died(), p.pid());
+    ///     assert_eq!(*guard, 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn owner_died(&self) -> Option<u32> {
         self.guard.owner_died()
     }
@@ -546,7 +580,14 @@ impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 }
 
 impl<T: Pod> Value<T> {
-    /// A new shared value holding `value`, with a new lock.
+    /// A new shared value holding `value`, with a new lock (Python's `Value('i', 0)`).
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(0i32)?;
+    /// assert_eq!(v.get(), 0);
+    /// assert!(!v.get_lock().locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created; [`Error::InvalidArgument`]
@@ -555,7 +596,19 @@ impl<T: Pod> Value<T> {
         Value::with_lock(value, Lock::new()?)
     }
 
-    /// A new shared value guarded by an existing `lock` (Python's `Value(…, lock=L)`).
+    /// A new shared value guarded by an existing `lock` (Python's `Value(…, lock=L)`):
+    /// values sharing one lock can be updated together.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let from = multiproc::Value::with_lock(10u64, lock.clone())?;
+    /// let to = multiproc::Value::with_lock(0u64, lock.clone())?;
+    /// let _held = lock.lock()?; // one hold covers both updates
+    /// from.set(from.get() - 4);
+    /// to.set(to.get() + 4);
+    /// assert_eq!((from.get(), to.get()), (6, 4));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Value::new`].
@@ -563,7 +616,15 @@ impl<T: Pod> Value<T> {
         Ok(Value { lock, cells: Cells::new(std::slice::from_ref(&value))? })
     }
 
-    /// Locks the value; the guard derefs to `&mut T`.
+    /// Locks the value; the guard derefs to `&mut T` (Python's
+    /// `with v.get_lock(): v.value += 1`, in one step).
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(1u64)?;
+    /// *v.lock()? *= 10;
+    /// assert_eq!(v.get(), 10);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// None today (see [`Lock::lock`]); a dead previous holder is reported on the guard.
@@ -585,16 +646,41 @@ impl<T: Pod> Value<T> {
     /// the lock (`value.get_lock().acquire(..)`, or a guard of
     /// [`get_lock`](Value::get_lock)`.lock()`), it reads under that hold instead
     /// of waiting for itself: Python's `with v.get_lock(): v.value += 1`.
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(2.5f32)?;
+    /// assert_eq!(v.get(), 2.5);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> T {
         self.lock.with_exclusive(|| self.cells.get(0))
     }
 
-    /// Replaces the value under the lock (or under this thread's hold, as [`get`](Value::get)).
+    /// Replaces the value under the lock (or under this thread's hold, as
+    /// [`get`](Value::get)); Python's `v.value = x`.
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(0u8)?;
+    /// v.set(7);
+    /// assert_eq!(v.get(), 7);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn set(&self, value: T) {
         self.lock.with_exclusive(|| self.cells.set(0, value));
     }
 
-    /// The lock guarding the value (Python's `get_lock`).
+    /// The lock guarding the value (Python's `get_lock`). While this thread holds
+    /// it, [`get`](Value::get) and [`set`](Value::set) run under that hold:
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(1u32)?;
+    /// {
+    ///     let _held = v.get_lock().lock()?;
+    ///     v.set(v.get() + 1); // a read-modify-write no other process interleaves with
+    /// }
+    /// assert_eq!(v.get(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &Lock {
         &self.lock
     }
@@ -608,7 +694,28 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 
 /// A fixed-length array of `T` in shared memory with its own [`Lock`] (Python's `Array`).
 ///
-/// [`lock`](Array::lock) gives a guard that derefs to `&mut [T]` (zero-copy).
+/// [`lock`](Array::lock) gives a guard that derefs to `&mut [T]` (zero-copy);
+/// [`get`](Array::get), [`set`](Array::set) and [`to_vec`](Array::to_vec) take
+/// the lock for one access. An `Array` is a valid task argument under every
+/// start method; clones share the elements and the lock.
+///
+/// ```
+/// #[multiproc::task]
+/// fn double(a: multiproc::Array<i64>) -> multiproc::Result<()> {
+///     for x in a.lock()?.iter_mut() { *x *= 2; }
+///     Ok(())
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let a = multiproc::Array::from_slice(&[1i64, 2, 3])?;
+///     let mut p = multiproc::Process::new(double, (a.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(a.to_vec(), [2, 4, 6]);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "", deserialize = "T: Pod"))]
 pub struct Array<T> {
@@ -616,7 +723,18 @@ pub struct Array<T> {
     cells: Cells<T>,
 }
 
-/// Exclusive access to an [`Array`]'s elements while its lock is held.
+/// Exclusive access to an [`Array`]'s elements while its lock is held; derefs to `[T]`.
+///
+/// ```
+/// let a = multiproc::Array::from_slice(&[3u32, 1, 2])?;
+/// {
+///     let mut guard = a.lock()?;
+///     guard.sort(); // any slice method, in place
+///     assert!(a.get_lock().locked());
+/// }
+/// assert_eq!(a.to_vec(), [1, 2, 3]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub struct ArrayGuard<'a, T> {
     guard: LockGuard<'a>,
     items: &'a mut [T],
@@ -624,7 +742,28 @@ pub struct ArrayGuard<'a, T> {
 
 impl<T> ArrayGuard<'_, T> {
     /// The pid of a previous holder that died holding the lock, if this
-    /// acquisition took it over.
+    /// acquisition took it over: the elements may be half-updated.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn die_holding(a: multiproc::Array<u8>) {
+    ///     let mut guard = a.lock().unwrap();
+    ///     guard[0] = 1;
+    ///     std::mem::forget(guard); // the child exits with the lock held
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let a = multiproc::Array::<u8>::zeroed(2)?;
+    ///     let mut p = multiproc::Process::new(die_holding, (a.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     let guard = a.lock()?; // taken over from the dead child
+    ///     assert_eq!(guard.owner_died(), p.pid());
+    ///     assert_eq!(*guard, [1, 0]);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn owner_died(&self) -> Option<u32> {
         self.guard.owner_died()
     }
@@ -650,7 +789,14 @@ impl<T: fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
 }
 
 impl<T: Pod> Array<T> {
-    /// A shared array holding a copy of `items`, with a new lock.
+    /// A shared array holding a copy of `items`, with a new lock (Python's
+    /// `Array('i', [1, 2, 3])`).
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1i32, 2, 3])?;
+    /// assert_eq!(a.to_vec(), [1, 2, 3]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Value::new`].
@@ -658,7 +804,13 @@ impl<T: Pod> Array<T> {
         Ok(Array { lock: Lock::new()?, cells: Cells::new(items)? })
     }
 
-    /// A shared array of `len` zeroed elements, with a new lock.
+    /// A shared array of `len` zeroed elements, with a new lock (Python's `Array('d', 4)`).
+    ///
+    /// ```
+    /// let a = multiproc::Array::<f64>::zeroed(4)?;
+    /// assert_eq!(a.to_vec(), [0.0; 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Value::new`].
@@ -666,7 +818,16 @@ impl<T: Pod> Array<T> {
         Ok(Array { lock: Lock::new()?, cells: Cells::zeroed(len)? })
     }
 
-    /// A shared array holding a copy of `items`, guarded by `lock`.
+    /// A shared array holding a copy of `items`, guarded by `lock` (Python's
+    /// `Array(…, lock=L)`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let a = multiproc::Array::with_lock(&[1u8, 2], lock.clone())?;
+    /// let _guard = a.lock()?;
+    /// assert!(lock.locked()); // the array's lock is `lock`
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Value::new`].
@@ -674,7 +835,14 @@ impl<T: Pod> Array<T> {
         Ok(Array { lock, cells: Cells::new(items)? })
     }
 
-    /// Locks the array; the guard derefs to `&mut [T]`.
+    /// Locks the array; the guard derefs to `&mut [T]`, in place (zero-copy).
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u32>::zeroed(3)?;
+    /// a.lock()?.copy_from_slice(&[7, 8, 9]);
+    /// assert_eq!(a.to_vec(), [7, 8, 9]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// None today; a dead previous holder is reported on the guard.
@@ -687,23 +855,50 @@ impl<T: Pod> Array<T> {
         Ok(ArrayGuard { guard, items })
     }
 
-    /// The number of elements.
+    /// The number of elements (Python's `len(arr)`).
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u8>::zeroed(5)?;
+    /// assert_eq!(a.len(), 5);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.cells.len
     }
 
     /// Whether the array has no elements.
+    ///
+    /// ```
+    /// assert!(multiproc::Array::<u8>::from_slice(&[])?.is_empty());
+    /// assert!(!multiproc::Array::<u8>::zeroed(1)?.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.cells.len == 0
     }
 
     /// Element `i` (read under the lock, or under this thread's hold as
-    /// [`Value::get`]), or `None` past the end.
+    /// [`Value::get`]), or `None` past the end; Python's `arr[i]`.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[10u32, 20])?;
+    /// assert_eq!(a.get(0), Some(10));
+    /// assert_eq!(a.get(2), None);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         (i < self.cells.len).then(|| self.lock.with_exclusive(|| self.cells.get(i)))
     }
 
-    /// Sets element `i` under the lock (or under this thread's hold).
+    /// Sets element `i` under the lock (or under this thread's hold); Python's `arr[i] = x`.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<i16>::zeroed(2)?;
+    /// a.set(1, -1)?;
+    /// assert_eq!(a.to_vec(), [0, -1]);
+    /// assert!(matches!(a.set(2, 0), Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
@@ -715,12 +910,34 @@ impl<T: Pod> Array<T> {
         Ok(())
     }
 
-    /// A copy of the elements, taken under the lock (or under this thread's hold).
+    /// A copy of the elements, taken under the lock (or under this thread's
+    /// hold); Python's `arr[:]`.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u64, 2])?;
+    /// let copy = a.to_vec();
+    /// a.set(0, 5)?;
+    /// assert_eq!(copy, [1, 2]); // a copy, not a view
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.lock.with_exclusive(|| self.cells.to_vec())
     }
 
-    /// The lock guarding the array (Python's `get_lock`).
+    /// The lock guarding the array (Python's `get_lock`). While this thread
+    /// holds it, [`get`](Array::get), [`set`](Array::set) and
+    /// [`to_vec`](Array::to_vec) run under that hold:
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u32, 2])?;
+    /// {
+    ///     let _held = a.get_lock().lock()?;
+    ///     let sum = a.to_vec().iter().sum();
+    ///     a.set(0, sum)?; // no other process interleaves
+    /// }
+    /// assert_eq!(a.to_vec(), [3, 2]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &Lock {
         &self.lock
     }
