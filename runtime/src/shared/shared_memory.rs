@@ -28,6 +28,23 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// process merely attached to.
 ///
 /// A `SharedMemory` serializes as its name: a task argument attaches in the child.
+///
+/// ```
+/// #[multiproc::task]
+/// fn greet(shm: multiproc::SharedMemory) -> multiproc::Result<()> {
+///     shm.write_at(0, b"hello") // the child's own mapping of the segment
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let shm = multiproc::SharedMemory::create(64)?;
+///     let mut p = multiproc::Process::new(greet, (shm.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(&shm.to_vec()[..5], b"hello");
+///     shm.unlink()
+/// }
+/// ```
 pub struct SharedMemory {
     name: String,
     map: Arc<Mapping>,
@@ -44,7 +61,17 @@ fn c_name(name: &str) -> Result<CString> {
 }
 
 impl SharedMemory {
-    /// Creates a segment of `size` bytes (zeroed) under a fresh name starting with `multiproc`.
+    /// Creates a segment of `size` bytes (zeroed) under a fresh name starting with
+    /// `multiproc` (Python's `SharedMemory(create=True, size=…)`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(32)?;
+    /// assert!(shm.name().starts_with("multiproc"));
+    /// assert_eq!(shm.to_vec(), [0; 32]);
+    /// shm.unlink()?;
+    /// assert!(multiproc::SharedMemory::create(0).is_err());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `size` is 0; [`Error::Io`] from `shm_open`/`mmap`.
@@ -62,6 +89,18 @@ impl SharedMemory {
 
     /// Creates a segment of `size` bytes under `name` (Python's
     /// `SharedMemory(name, create=True, size=…)`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let name = format!("doc-create-named-{}", std::process::id());
+    /// let shm = multiproc::SharedMemory::create_named(&name, 16)?;
+    /// assert_eq!(shm.name(), name);
+    /// let taken = multiproc::SharedMemory::create_named(&name, 16).unwrap_err();
+    /// assert!(matches!(taken, multiproc::Error::Io { ref source, .. } if source.kind() == ErrorKind::AlreadyExists));
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for size 0 or a bad name (empty, with `/` or NUL);
@@ -90,7 +129,22 @@ impl SharedMemory {
         Ok(SharedMemory { name, map: Arc::new(map), size, creator: true })
     }
 
-    /// Maps the existing segment `name`; its size is the segment's.
+    /// Maps the existing segment `name`; its size is the segment's (Python's
+    /// `SharedMemory(name)`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let shm = multiproc::SharedMemory::create(16)?;
+    /// shm.write_at(0, b"hi")?;
+    /// let other = multiproc::SharedMemory::attach(shm.name())?;
+    /// assert_eq!(other.size(), 16);
+    /// assert_eq!(&other.to_vec()[..2], b"hi");
+    /// shm.unlink()?;
+    /// let gone = multiproc::SharedMemory::attach(shm.name()).unwrap_err();
+    /// assert!(matches!(gone, multiproc::Error::Io { ref source, .. } if source.kind() == ErrorKind::NotFound));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] with kind `NotFound` if there is no such segment (Python's
@@ -103,12 +157,29 @@ impl SharedMemory {
         Ok(SharedMemory { name: c.to_string_lossy()[1..].to_string(), map: Arc::new(map), size, creator: false })
     }
 
-    /// The segment's name (without the leading `/`).
+    /// The segment's name (without the leading `/`); Python's `name`. Another
+    /// process attaches with it.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// let again = multiproc::SharedMemory::attach(shm.name())?;
+    /// assert_eq!(again.name(), shm.name());
+    /// assert!(!shm.name().starts_with('/'));
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The size in bytes.
+    /// The size in bytes (Python's `size`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(100)?;
+    /// assert_eq!(shm.size(), 100);
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
@@ -116,6 +187,17 @@ impl SharedMemory {
     /// Copies `dst.len()` bytes starting at `offset` out of the segment
     /// (Python's `bytes(shm.buf[offset:offset+n])`). Safe against concurrent
     /// writers in any process: a racing write can tear the copy, never worse.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.write_at(2, b"abc")?;
+    /// let mut three = [0u8; 3];
+    /// shm.read_at(2, &mut three)?;
+    /// assert_eq!(&three, b"abc");
+    /// assert!(shm.read_at(6, &mut three).is_err()); // 6 + 3 > 8
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range passes the end of the segment.
@@ -127,6 +209,15 @@ impl SharedMemory {
 
     /// Copies `src` into the segment at `offset` (Python's `shm.buf[offset:offset+n] = src`).
     ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(4)?;
+    /// shm.write_at(1, &[7, 7])?;
+    /// assert_eq!(shm.to_vec(), [0, 7, 7, 0]);
+    /// assert!(matches!(shm.write_at(3, &[1, 2]), Err(multiproc::Error::InvalidArgument(_))));
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range passes the end of the segment.
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<()> {
@@ -135,7 +226,15 @@ impl SharedMemory {
         Ok(())
     }
 
-    /// A copy of the whole segment.
+    /// A copy of the whole segment (Python's `bytes(shm.buf)`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(3)?;
+    /// shm.write_at(0, b"abc")?;
+    /// assert_eq!(shm.to_vec(), b"abc");
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = vec![0; self.size];
         self.map.read(0, &mut v);
@@ -159,6 +258,16 @@ impl SharedMemory {
     /// or `write_at` through any handle of it (clones and attachments alike), in
     /// this process or another. Coordinate with a [`Lock`](crate::Lock), or use
     /// [`read_at`](SharedMemory::read_at) / [`to_vec`](SharedMemory::to_vec), which copy.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(4)?;
+    /// shm.write_at(0, &[1, 2, 3, 4])?;
+    /// // SAFETY: nothing writes the new segment while the slice lives.
+    /// let sum: u32 = unsafe { shm.as_slice() }.iter().map(|&b| u32::from(b)).sum();
+    /// assert_eq!(sum, 10);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: no writer while the slice lives is this function's contract.
@@ -188,11 +297,31 @@ impl SharedMemory {
         unsafe { self.map.bytes_mut(0, self.size) }
     }
 
-    /// Unmaps this handle (Python's `close`); the segment itself stays.
+    /// Unmaps this handle (Python's `close`); the segment itself stays. (Dropping
+    /// the handle, and its last clone, does the same.)
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.write_at(0, b"kept")?;
+    /// multiproc::SharedMemory::attach(shm.name())?.close();
+    /// let again = multiproc::SharedMemory::attach(shm.name())?; // still there
+    /// assert_eq!(&again.to_vec()[..4], b"kept");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn close(self) {}
 
     /// Removes the segment's name; mappings stay valid until closed. Call it
-    /// once, from one process (usually the creator).
+    /// once, from one process (usually the creator). Python's `unlink`.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.unlink()?;
+    /// assert!(multiproc::SharedMemory::attach(shm.name()).is_err()); // the name is gone
+    /// shm.write_at(0, b"ok")?; // this mapping still works
+    /// assert!(shm.unlink().is_err()); // already unlinked
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] with kind `NotFound` if it was already unlinked.
