@@ -377,6 +377,26 @@ fn list_tag<T>() -> u64 {
 /// typed: every slot holds a `T`, so no slot can overflow its storage).
 ///
 /// Reads and writes are not synchronised between processes (as in Python).
+/// A `ShareableList` serializes as its segment's name: a task argument attaches
+/// in the child.
+///
+/// ```
+/// #[multiproc::task]
+/// fn bump(list: multiproc::ShareableList<i64>) -> multiproc::Result<()> {
+///     let last = list.len() - 1;
+///     list.set(last, list.get(last).unwrap_or(0) + 1)
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let list = multiproc::ShareableList::new(&[1i64, 2, 3])?;
+///     let mut p = multiproc::Process::new(bump, (list.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(list.to_vec(), [1, 2, 4]);
+///     list.unlink()
+/// }
+/// ```
 pub struct ShareableList<T> {
     shm: SharedMemory,
     len: usize,
@@ -384,7 +404,15 @@ pub struct ShareableList<T> {
 }
 
 impl<T: Pod> ShareableList<T> {
-    /// A new list holding a copy of `items`, in a new segment.
+    /// A new list holding a copy of `items`, in a new segment (Python's
+    /// `ShareableList([1, 2, 3])`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1.5f64, 2.5])?;
+    /// assert_eq!(list.to_vec(), [1.5, 2.5]);
+    /// list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::create`]; [`Error::InvalidArgument`] if `T` is aligned to more than 64.
@@ -405,7 +433,18 @@ impl<T: Pod> ShareableList<T> {
         Ok(ShareableList { shm, len: items.len(), _marker: std::marker::PhantomData })
     }
 
-    /// Attaches to the list in segment `name`.
+    /// Attaches to the list in segment `name` (Python's `ShareableList(name=…)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[5u32, 6])?;
+    /// let same = multiproc::ShareableList::<u32>::attach(list.shm().name())?;
+    /// assert_eq!(same.to_vec(), [5, 6]);
+    /// // The segment holds `u32`s, not `u64`s.
+    /// let wrong = multiproc::ShareableList::<u64>::attach(list.shm().name());
+    /// assert!(matches!(wrong, Err(multiproc::Error::Decode { .. })));
+    /// list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::attach`]; [`Error::Decode`] if the segment does not hold a list of `T`.
@@ -431,12 +470,26 @@ impl<T: Pod> ShareableList<T> {
         Ok(ShareableList { shm, len, _marker: std::marker::PhantomData })
     }
 
-    /// The number of elements.
+    /// The number of elements (Python's `len(list)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[0u8; 3])?;
+    /// assert_eq!(list.len(), 3);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the list is empty.
+    ///
+    /// ```
+    /// let empty = multiproc::ShareableList::<u8>::new(&[])?;
+    /// assert!(empty.is_empty());
+    /// # empty.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -445,6 +498,14 @@ impl<T: Pod> ShareableList<T> {
     ///
     /// # Safety
     /// As [`SharedMemory::as_slice`]: nothing writes the list while the slice lives.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[4u16, 9, 2])?;
+    /// // SAFETY: nothing writes the list while the slice lives.
+    /// assert_eq!(unsafe { list.as_slice() }.iter().max(), Some(&9));
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_slice(&self) -> &[T] {
         // SAFETY: the segment holds `len` elements of `T` at LIST_DATA (64-aligned,
@@ -456,20 +517,44 @@ impl<T: Pod> ShareableList<T> {
     ///
     /// # Safety
     /// As [`SharedMemory::as_mut_slice`]: nothing else uses the list while the slice lives.
+    ///
+    /// ```
+    /// let mut list = multiproc::ShareableList::new(&[4u16, 9, 2])?;
+    /// // SAFETY: no other handle of the new list exists.
+    /// unsafe { list.as_mut_slice() }.sort();
+    /// assert_eq!(list.to_vec(), [2, 4, 9]);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in `as_slice`; exclusive use meanwhile is this function's contract.
         bytemuck::cast_slice_mut(unsafe { self.shm.map.bytes_mut(LIST_DATA, self.len * size_of::<T>()) })
     }
 
-    /// A copy of the elements.
+    /// A copy of the elements (Python's `list(sl)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1i32, -1])?;
+    /// assert_eq!(list.to_vec(), [1, -1]);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         let mut v = vec![T::zeroed(); self.len];
         self.shm.map.read(LIST_DATA, bytemuck::cast_slice_mut(&mut v));
         v
     }
 
-    /// A copy of element `i`, or `None` past the end.
+    /// A copy of element `i`, or `None` past the end (Python's `sl[i]`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[10u64, 20])?;
+    /// assert_eq!(list.get(1), Some(20));
+    /// assert_eq!(list.get(2), None);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         (i < self.len).then(|| {
             let mut v = T::zeroed();
@@ -478,7 +563,16 @@ impl<T: Pod> ShareableList<T> {
         })
     }
 
-    /// Sets element `i`.
+    /// Sets element `i` (Python's `sl[i] = x`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[0u8; 2])?;
+    /// list.set(0, 9)?;
+    /// assert_eq!(list.to_vec(), [9, 0]);
+    /// assert!(matches!(list.set(2, 1), Err(multiproc::Error::InvalidArgument(_))));
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
@@ -490,7 +584,16 @@ impl<T: Pod> ShareableList<T> {
         Ok(())
     }
 
-    /// The first index holding `value` (Python's `index`), or `None`.
+    /// The first index holding `value` (Python's `index`), or `None` (where
+    /// Python raises `ValueError`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[3u32, 5, 5])?;
+    /// assert_eq!(list.index(&5), Some(1));
+    /// assert_eq!(list.index(&7), None);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn index(&self, value: &T) -> Option<usize>
     where
         T: PartialEq,
@@ -498,7 +601,15 @@ impl<T: Pod> ShareableList<T> {
         self.to_vec().iter().position(|x| x == value)
     }
 
-    /// How many elements equal `value`.
+    /// How many elements equal `value` (Python's `count`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[3u32, 5, 5])?;
+    /// assert_eq!(list.count(&5), 2);
+    /// assert_eq!(list.count(&7), 0);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn count(&self, value: &T) -> usize
     where
         T: PartialEq,
@@ -506,12 +617,29 @@ impl<T: Pod> ShareableList<T> {
         self.to_vec().iter().filter(|x| *x == value).count()
     }
 
-    /// The segment holding the list.
+    /// The segment holding the list (Python's `shm`): its name is how another
+    /// process attaches.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1u64, 2])?;
+    /// assert!(list.shm().name().starts_with("multiproc"));
+    /// assert!(list.shm().size() >= 2 * 8);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn shm(&self) -> &SharedMemory {
         &self.shm
     }
 
-    /// Removes the segment's name (see [`SharedMemory::unlink`]).
+    /// Removes the segment's name (see [`SharedMemory::unlink`]); this handle still works.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1u8])?;
+    /// list.unlink()?;
+    /// assert!(multiproc::ShareableList::<u8>::attach(list.shm().name()).is_err());
+    /// assert_eq!(list.get(0), Some(1));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::unlink`].
