@@ -297,8 +297,8 @@ impl SharedMemory {
         unsafe { self.map.bytes_mut(0, self.size) }
     }
 
-    /// Unmaps this handle (Python's `close`); the segment itself stays. (Dropping
-    /// the handle, and its last clone, does the same.)
+    /// Unmaps this handle (Python's `close`); the segment itself stays. Dropping
+    /// the handle does the same; the mapping goes with its last clone.
     ///
     /// ```
     /// let shm = multiproc::SharedMemory::create(8)?;

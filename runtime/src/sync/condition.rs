@@ -329,7 +329,7 @@ impl Condition {
     /// use std::time::Duration;
     ///
     /// let cond = multiproc::Condition::new()?;
-    /// // Waiting without the lock is an error (Python's `RuntimeError`).
+    /// // Waiting without the lock is an error (Python's `AssertionError`).
     /// assert!(cond.wait_timeout(Duration::from_millis(10)).is_err());
     /// let _guard = cond.lock()?;
     /// assert!(!cond.wait_timeout(Duration::from_millis(10))?); // nobody notifies

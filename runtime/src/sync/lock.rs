@@ -579,7 +579,7 @@ impl RLock {
     ///
     /// ```
     /// let rlock = multiproc::RLock::new()?;
-    /// // Not held by this thread: Python's `RuntimeError`.
+    /// // Not held by this thread: Python's `AssertionError`.
     /// assert!(matches!(rlock.release(), Err(multiproc::Error::InvalidState(_))));
     /// rlock.acquire(true, None)?;
     /// rlock.acquire(true, None)?;
@@ -623,7 +623,7 @@ impl RLock {
         self.word().load(Ordering::Relaxed) != 0
     }
 
-    /// Whether the calling thread holds the lock (Python's private `_is_owned`).
+    /// Whether the calling thread holds the lock (Python's private `SemLock._is_mine`).
     ///
     /// ```
     /// let rlock = multiproc::RLock::new()?;
