@@ -52,8 +52,11 @@ impl<T: Pod> Cells<T> {
 
     fn zeroed(len: usize) -> Result<Cells<T>> {
         check_type::<T>()?;
-        let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
-        let region = Region::create(Kind::Value, DATA + bytes, type_tag::<T>())?;
+        let total = len
+            .checked_mul(size_of::<T>())
+            .and_then(|bytes| bytes.checked_add(DATA))
+            .ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
+        let region = Region::create(Kind::Value, total, type_tag::<T>())?;
         region.u64(0).store(len as u64, std::sync::atomic::Ordering::Release);
         Ok(Cells { region, len, _marker: PhantomData })
     }
@@ -333,6 +336,7 @@ impl<T: Pod> RawArray<T> {
     /// ```
     /// let a = multiproc::RawArray::<i32>::zeroed(10)?;
     /// assert_eq!(a.to_vec(), [0; 10]);
+    /// assert!(multiproc::RawArray::<u8>::zeroed(usize::MAX).is_err()); // too large
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     ///
@@ -809,6 +813,7 @@ impl<T: Pod> Array<T> {
     /// ```
     /// let a = multiproc::Array::<f64>::zeroed(4)?;
     /// assert_eq!(a.to_vec(), [0.0; 4]);
+    /// assert!(multiproc::Array::<u8>::zeroed(usize::MAX).is_err()); // too large
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     ///
