@@ -28,6 +28,23 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// process merely attached to.
 ///
 /// A `SharedMemory` serializes as its name: a task argument attaches in the child.
+///
+/// ```
+/// #[multiproc::task]
+/// fn greet(shm: multiproc::SharedMemory) -> multiproc::Result<()> {
+///     shm.write_at(0, b"hello") // the child's own mapping of the segment
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let shm = multiproc::SharedMemory::create(64)?;
+///     let mut p = multiproc::Process::new(greet, (shm.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(&shm.to_vec()[..5], b"hello");
+///     shm.unlink()
+/// }
+/// ```
 pub struct SharedMemory {
     name: String,
     map: Arc<Mapping>,
@@ -44,7 +61,17 @@ fn c_name(name: &str) -> Result<CString> {
 }
 
 impl SharedMemory {
-    /// Creates a segment of `size` bytes (zeroed) under a fresh name starting with `multiproc`.
+    /// Creates a segment of `size` bytes (zeroed) under a fresh name starting with
+    /// `multiproc` (Python's `SharedMemory(create=True, size=…)`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(32)?;
+    /// assert!(shm.name().starts_with("multiproc"));
+    /// assert_eq!(shm.to_vec(), [0; 32]);
+    /// shm.unlink()?;
+    /// assert!(multiproc::SharedMemory::create(0).is_err());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `size` is 0; [`Error::Io`] from `shm_open`/`mmap`.
@@ -62,6 +89,18 @@ impl SharedMemory {
 
     /// Creates a segment of `size` bytes under `name` (Python's
     /// `SharedMemory(name, create=True, size=…)`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let name = format!("doc-create-named-{}", std::process::id());
+    /// let shm = multiproc::SharedMemory::create_named(&name, 16)?;
+    /// assert_eq!(shm.name(), name);
+    /// let taken = multiproc::SharedMemory::create_named(&name, 16).unwrap_err();
+    /// assert!(matches!(taken, multiproc::Error::Io { ref source, .. } if source.kind() == ErrorKind::AlreadyExists));
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for size 0 or a bad name (empty, with `/` or NUL);
@@ -90,7 +129,22 @@ impl SharedMemory {
         Ok(SharedMemory { name, map: Arc::new(map), size, creator: true })
     }
 
-    /// Maps the existing segment `name`; its size is the segment's.
+    /// Maps the existing segment `name`; its size is the segment's (Python's
+    /// `SharedMemory(name)`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let shm = multiproc::SharedMemory::create(16)?;
+    /// shm.write_at(0, b"hi")?;
+    /// let other = multiproc::SharedMemory::attach(shm.name())?;
+    /// assert_eq!(other.size(), 16);
+    /// assert_eq!(&other.to_vec()[..2], b"hi");
+    /// shm.unlink()?;
+    /// let gone = multiproc::SharedMemory::attach(shm.name()).unwrap_err();
+    /// assert!(matches!(gone, multiproc::Error::Io { ref source, .. } if source.kind() == ErrorKind::NotFound));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] with kind `NotFound` if there is no such segment (Python's
@@ -103,12 +157,29 @@ impl SharedMemory {
         Ok(SharedMemory { name: c.to_string_lossy()[1..].to_string(), map: Arc::new(map), size, creator: false })
     }
 
-    /// The segment's name (without the leading `/`).
+    /// The segment's name (without the leading `/`); Python's `name`. Another
+    /// process attaches with it.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// let again = multiproc::SharedMemory::attach(shm.name())?;
+    /// assert_eq!(again.name(), shm.name());
+    /// assert!(!shm.name().starts_with('/'));
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The size in bytes.
+    /// The size in bytes (Python's `size`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(100)?;
+    /// assert_eq!(shm.size(), 100);
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
@@ -116,6 +187,17 @@ impl SharedMemory {
     /// Copies `dst.len()` bytes starting at `offset` out of the segment
     /// (Python's `bytes(shm.buf[offset:offset+n])`). Safe against concurrent
     /// writers in any process: a racing write can tear the copy, never worse.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.write_at(2, b"abc")?;
+    /// let mut three = [0u8; 3];
+    /// shm.read_at(2, &mut three)?;
+    /// assert_eq!(&three, b"abc");
+    /// assert!(shm.read_at(6, &mut three).is_err()); // 6 + 3 > 8
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range passes the end of the segment.
@@ -127,6 +209,15 @@ impl SharedMemory {
 
     /// Copies `src` into the segment at `offset` (Python's `shm.buf[offset:offset+n] = src`).
     ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(4)?;
+    /// shm.write_at(1, &[7, 7])?;
+    /// assert_eq!(shm.to_vec(), [0, 7, 7, 0]);
+    /// assert!(matches!(shm.write_at(3, &[1, 2]), Err(multiproc::Error::InvalidArgument(_))));
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range passes the end of the segment.
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<()> {
@@ -135,7 +226,15 @@ impl SharedMemory {
         Ok(())
     }
 
-    /// A copy of the whole segment.
+    /// A copy of the whole segment (Python's `bytes(shm.buf)`).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(3)?;
+    /// shm.write_at(0, b"abc")?;
+    /// assert_eq!(shm.to_vec(), b"abc");
+    /// # shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = vec![0; self.size];
         self.map.read(0, &mut v);
@@ -159,6 +258,16 @@ impl SharedMemory {
     /// or `write_at` through any handle of it (clones and attachments alike), in
     /// this process or another. Coordinate with a [`Lock`](crate::Lock), or use
     /// [`read_at`](SharedMemory::read_at) / [`to_vec`](SharedMemory::to_vec), which copy.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(4)?;
+    /// shm.write_at(0, &[1, 2, 3, 4])?;
+    /// // SAFETY: nothing writes the new segment while the slice lives.
+    /// let sum: u32 = unsafe { shm.as_slice() }.iter().map(|&b| u32::from(b)).sum();
+    /// assert_eq!(sum, 10);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: no writer while the slice lives is this function's contract.
@@ -188,11 +297,31 @@ impl SharedMemory {
         unsafe { self.map.bytes_mut(0, self.size) }
     }
 
-    /// Unmaps this handle (Python's `close`); the segment itself stays.
+    /// Unmaps this handle (Python's `close`); the segment itself stays. Dropping
+    /// the handle does the same; the mapping goes with its last clone.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.write_at(0, b"kept")?;
+    /// multiproc::SharedMemory::attach(shm.name())?.close();
+    /// let again = multiproc::SharedMemory::attach(shm.name())?; // still there
+    /// assert_eq!(&again.to_vec()[..4], b"kept");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn close(self) {}
 
     /// Removes the segment's name; mappings stay valid until closed. Call it
-    /// once, from one process (usually the creator).
+    /// once, from one process (usually the creator). Python's `unlink`.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// shm.unlink()?;
+    /// assert!(multiproc::SharedMemory::attach(shm.name()).is_err()); // the name is gone
+    /// shm.write_at(0, b"ok")?; // this mapping still works
+    /// assert!(shm.unlink().is_err()); // already unlinked
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] with kind `NotFound` if it was already unlinked.
@@ -248,6 +377,26 @@ fn list_tag<T>() -> u64 {
 /// typed: every slot holds a `T`, so no slot can overflow its storage).
 ///
 /// Reads and writes are not synchronised between processes (as in Python).
+/// A `ShareableList` serializes as its segment's name: a task argument attaches
+/// in the child.
+///
+/// ```
+/// #[multiproc::task]
+/// fn bump(list: multiproc::ShareableList<i64>) -> multiproc::Result<()> {
+///     let last = list.len() - 1;
+///     list.set(last, list.get(last).unwrap_or(0) + 1)
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let list = multiproc::ShareableList::new(&[1i64, 2, 3])?;
+///     let mut p = multiproc::Process::new(bump, (list.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(list.to_vec(), [1, 2, 4]);
+///     list.unlink()
+/// }
+/// ```
 pub struct ShareableList<T> {
     shm: SharedMemory,
     len: usize,
@@ -255,7 +404,15 @@ pub struct ShareableList<T> {
 }
 
 impl<T: Pod> ShareableList<T> {
-    /// A new list holding a copy of `items`, in a new segment.
+    /// A new list holding a copy of `items`, in a new segment (Python's
+    /// `ShareableList([1, 2, 3])`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1.5f64, 2.5])?;
+    /// assert_eq!(list.to_vec(), [1.5, 2.5]);
+    /// list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::create`]; [`Error::InvalidArgument`] if `T` is aligned to more than 64.
@@ -276,7 +433,18 @@ impl<T: Pod> ShareableList<T> {
         Ok(ShareableList { shm, len: items.len(), _marker: std::marker::PhantomData })
     }
 
-    /// Attaches to the list in segment `name`.
+    /// Attaches to the list in segment `name` (Python's `ShareableList(name=…)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[5u32, 6])?;
+    /// let same = multiproc::ShareableList::<u32>::attach(list.shm().name())?;
+    /// assert_eq!(same.to_vec(), [5, 6]);
+    /// // The segment holds `u32`s, not `u64`s.
+    /// let wrong = multiproc::ShareableList::<u64>::attach(list.shm().name());
+    /// assert!(matches!(wrong, Err(multiproc::Error::Decode { .. })));
+    /// list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::attach`]; [`Error::Decode`] if the segment does not hold a list of `T`.
@@ -302,12 +470,26 @@ impl<T: Pod> ShareableList<T> {
         Ok(ShareableList { shm, len, _marker: std::marker::PhantomData })
     }
 
-    /// The number of elements.
+    /// The number of elements (Python's `len(list)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[0u8; 3])?;
+    /// assert_eq!(list.len(), 3);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the list is empty.
+    ///
+    /// ```
+    /// let empty = multiproc::ShareableList::<u8>::new(&[])?;
+    /// assert!(empty.is_empty());
+    /// # empty.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -316,6 +498,14 @@ impl<T: Pod> ShareableList<T> {
     ///
     /// # Safety
     /// As [`SharedMemory::as_slice`]: nothing writes the list while the slice lives.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[4u16, 9, 2])?;
+    /// // SAFETY: nothing writes the list while the slice lives.
+    /// assert_eq!(unsafe { list.as_slice() }.iter().max(), Some(&9));
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_slice(&self) -> &[T] {
         // SAFETY: the segment holds `len` elements of `T` at LIST_DATA (64-aligned,
@@ -327,20 +517,44 @@ impl<T: Pod> ShareableList<T> {
     ///
     /// # Safety
     /// As [`SharedMemory::as_mut_slice`]: nothing else uses the list while the slice lives.
+    ///
+    /// ```
+    /// let mut list = multiproc::ShareableList::new(&[4u16, 9, 2])?;
+    /// // SAFETY: no other handle of the new list exists.
+    /// unsafe { list.as_mut_slice() }.sort();
+    /// assert_eq!(list.to_vec(), [2, 4, 9]);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[allow(unsafe_code)] // the documented in-place accessor (see Safety)
     pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in `as_slice`; exclusive use meanwhile is this function's contract.
         bytemuck::cast_slice_mut(unsafe { self.shm.map.bytes_mut(LIST_DATA, self.len * size_of::<T>()) })
     }
 
-    /// A copy of the elements.
+    /// A copy of the elements (Python's `list(sl)`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1i32, -1])?;
+    /// assert_eq!(list.to_vec(), [1, -1]);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         let mut v = vec![T::zeroed(); self.len];
         self.shm.map.read(LIST_DATA, bytemuck::cast_slice_mut(&mut v));
         v
     }
 
-    /// A copy of element `i`, or `None` past the end.
+    /// A copy of element `i`, or `None` past the end (Python's `sl[i]`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[10u64, 20])?;
+    /// assert_eq!(list.get(1), Some(20));
+    /// assert_eq!(list.get(2), None);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         (i < self.len).then(|| {
             let mut v = T::zeroed();
@@ -349,7 +563,16 @@ impl<T: Pod> ShareableList<T> {
         })
     }
 
-    /// Sets element `i`.
+    /// Sets element `i` (Python's `sl[i] = x`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[0u8; 2])?;
+    /// list.set(0, 9)?;
+    /// assert_eq!(list.to_vec(), [9, 0]);
+    /// assert!(matches!(list.set(2, 1), Err(multiproc::Error::InvalidArgument(_))));
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] past the end (Python's `IndexError`).
@@ -361,7 +584,16 @@ impl<T: Pod> ShareableList<T> {
         Ok(())
     }
 
-    /// The first index holding `value` (Python's `index`), or `None`.
+    /// The first index holding `value` (Python's `index`), or `None` (where
+    /// Python raises `ValueError`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[3u32, 5, 5])?;
+    /// assert_eq!(list.index(&5), Some(1));
+    /// assert_eq!(list.index(&7), None);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn index(&self, value: &T) -> Option<usize>
     where
         T: PartialEq,
@@ -369,7 +601,15 @@ impl<T: Pod> ShareableList<T> {
         self.to_vec().iter().position(|x| x == value)
     }
 
-    /// How many elements equal `value`.
+    /// How many elements equal `value` (Python's `count`).
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[3u32, 5, 5])?;
+    /// assert_eq!(list.count(&5), 2);
+    /// assert_eq!(list.count(&7), 0);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn count(&self, value: &T) -> usize
     where
         T: PartialEq,
@@ -377,12 +617,29 @@ impl<T: Pod> ShareableList<T> {
         self.to_vec().iter().filter(|x| *x == value).count()
     }
 
-    /// The segment holding the list.
+    /// The segment holding the list (Python's `shm`): its name is how another
+    /// process attaches.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1u64, 2])?;
+    /// assert!(list.shm().name().starts_with("multiproc"));
+    /// assert!(list.shm().size() >= 2 * 8);
+    /// # list.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn shm(&self) -> &SharedMemory {
         &self.shm
     }
 
-    /// Removes the segment's name (see [`SharedMemory::unlink`]).
+    /// Removes the segment's name (see [`SharedMemory::unlink`]); this handle still works.
+    ///
+    /// ```
+    /// let list = multiproc::ShareableList::new(&[1u8])?;
+    /// list.unlink()?;
+    /// assert!(multiproc::ShareableList::<u8>::attach(list.shm().name()).is_err());
+    /// assert_eq!(list.get(0), Some(1));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`SharedMemory::unlink`].

@@ -39,6 +39,28 @@ const NO_TIMEOUT: u64 = u64::MAX;
 /// With [`Barrier::with_action`], the last party to arrive runs an action (a
 /// registered task, in whichever process that party is) before any is
 /// released, as Python's `action` callable.
+///
+/// A `Barrier` is a valid task argument under every start method; clones share
+/// it. A parent and its child meet:
+///
+/// ```
+/// #[multiproc::task]
+/// fn meet(barrier: multiproc::Barrier) -> multiproc::Result<u32> {
+///     barrier.wait()
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let barrier = multiproc::Barrier::new(2)?;
+///     let mut p = multiproc::Process::new(meet, (barrier.clone(),))?;
+///     p.start()?;
+///     let index = barrier.wait()?; // returns once the child has arrived too
+///     assert!(index < 2);
+///     p.join()?;
+///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Barrier {
     region: Arc<Region>,
@@ -61,7 +83,15 @@ impl Drop for Held<'_> {
 }
 
 impl Barrier {
-    /// A barrier for `parties` processes, without a default timeout.
+    /// A barrier for `parties` processes, without a default timeout (Python's
+    /// `Barrier(parties)`).
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(1)?;
+    /// assert_eq!(barrier.wait()?, 0); // the only party: released at once
+    /// assert!(matches!(multiproc::Barrier::new(0), Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `parties` is 0; [`Error::Io`] if the shared
@@ -70,7 +100,18 @@ impl Barrier {
         Barrier::build(parties, None)
     }
 
-    /// A barrier whose [`wait`](Barrier::wait) uses `timeout` by default.
+    /// A barrier whose [`wait`](Barrier::wait) uses `timeout` by default
+    /// (Python's `Barrier(parties, timeout=…)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = multiproc::Barrier::with_timeout(2, Duration::from_millis(10))?;
+    /// // The other party never comes: the wait times out and breaks the barrier.
+    /// assert!(matches!(barrier.wait(), Err(multiproc::Error::BrokenBarrier)));
+    /// assert!(barrier.broken());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Barrier::new`].
@@ -84,11 +125,16 @@ impl Barrier {
     /// gets the error and the barrier breaks for the others.
     ///
     /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static RAN: AtomicBool = AtomicBool::new(false);
+    ///
     /// #[multiproc::task]
-    /// fn announce() { println!("all here"); }
+    /// fn announce() { RAN.store(true, Ordering::Relaxed); }
     ///
     /// let b = multiproc::Barrier::with_action(1, announce, None)?;
-    /// assert_eq!(b.wait()?, 0); // prints "all here"
+    /// assert_eq!(b.wait()?, 0); // the last (only) party ran the action
+    /// assert!(RAN.load(Ordering::Relaxed));
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     ///
@@ -141,23 +187,64 @@ impl Barrier {
         Held(&self.region)
     }
 
-    /// The number of parties.
+    /// The number of parties (Python's `parties`).
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(3)?;
+    /// assert_eq!(barrier.parties(), 3);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn parties(&self) -> u32 {
         self.region.param() as u32
     }
 
-    /// How many parties are waiting now.
+    /// How many parties are waiting now (Python's `n_waiting`).
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(2)?;
+    /// assert_eq!(barrier.n_waiting(), 0);
+    /// std::thread::scope(|s| {
+    ///     let first = s.spawn(|| barrier.wait().unwrap());
+    ///     while barrier.n_waiting() == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     assert_eq!(barrier.n_waiting(), 1);
+    ///     barrier.wait().unwrap(); // the second party releases both
+    ///     first.join().unwrap();
+    /// });
+    /// assert_eq!(barrier.n_waiting(), 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn n_waiting(&self) -> u32 {
         self.region.u32(COUNT).load(Ordering::Relaxed)
     }
 
-    /// Whether the barrier is broken.
+    /// Whether the barrier is broken (Python's `broken`).
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(2)?;
+    /// assert!(!barrier.broken());
+    /// barrier.abort();
+    /// assert!(barrier.broken());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn broken(&self) -> bool {
         self.region.u32(BROKEN).load(Ordering::Relaxed) != 0
     }
 
     /// Waits for all parties, with the barrier's default timeout. Returns this
-    /// party's arrival index (exactly one party gets 0).
+    /// party's arrival index (exactly one party gets 0); Python's `wait()`.
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(2)?;
+    /// let mut indices = std::thread::scope(|s| {
+    ///     let other = s.spawn(|| barrier.wait().unwrap());
+    ///     vec![barrier.wait().unwrap(), other.join().unwrap()]
+    /// });
+    /// indices.sort();
+    /// assert_eq!(indices, [0, 1]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::BrokenBarrier`] if the barrier is or becomes broken (timeout, abort, reset).
@@ -167,7 +254,17 @@ impl Barrier {
     }
 
     /// Waits for all parties for at most `timeout`; on timeout the barrier breaks
-    /// for everyone.
+    /// for everyone (Python's `wait(timeout)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = multiproc::Barrier::new(2)?;
+    /// let lonely = barrier.wait_timeout(Duration::from_millis(10));
+    /// assert!(matches!(lonely, Err(multiproc::Error::BrokenBarrier)));
+    /// assert!(barrier.broken());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::BrokenBarrier`] as for [`Barrier::wait`].
@@ -224,14 +321,40 @@ impl Barrier {
     }
 
     /// Breaks the barrier: current and future waiters get [`Error::BrokenBarrier`]
-    /// until [`reset`](Barrier::reset).
+    /// until [`reset`](Barrier::reset). Python's `abort`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = multiproc::Barrier::new(2)?;
+    /// std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| barrier.wait_timeout(Duration::from_secs(10)));
+    ///     while barrier.n_waiting() == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     barrier.abort(); // the waiter is released with an error, not after 10 s
+    ///     assert!(matches!(waiter.join().unwrap(), Err(multiproc::Error::BrokenBarrier)));
+    /// });
+    /// assert!(matches!(barrier.wait(), Err(multiproc::Error::BrokenBarrier)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn abort(&self) {
         let _h = self.hold();
         self.break_locked();
     }
 
     /// Returns the barrier to its initial state; current waiters get
-    /// [`Error::BrokenBarrier`].
+    /// [`Error::BrokenBarrier`]. Python's `reset`.
+    ///
+    /// ```
+    /// let barrier = multiproc::Barrier::new(1)?;
+    /// barrier.abort();
+    /// assert!(barrier.wait().is_err());
+    /// barrier.reset();
+    /// assert!(!barrier.broken());
+    /// assert_eq!(barrier.wait()?, 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn reset(&self) {
         let r = &self.region;
         let _h = self.hold();

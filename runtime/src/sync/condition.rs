@@ -50,6 +50,33 @@ enum Inner {
 /// wake-up on it, and no later waiter wakes in its place. Still, check the
 /// state you wait for in a loop, as for every condition variable:
 /// [`wait_for`](Condition::wait_for) does.
+///
+/// A `Condition` is a valid task argument under every start method; clones
+/// share it. Here the parent waits until a child has set a flag:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[multiproc::task]
+/// fn ready(cond: multiproc::Condition, flag: multiproc::RawValue<u32>) -> multiproc::Result<()> {
+///     let _guard = cond.lock()?;
+///     flag.set(1);
+///     cond.notify_all();
+///     Ok(())
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let (cond, flag) = (multiproc::Condition::new()?, multiproc::RawValue::new(0u32)?);
+///     let mut p = multiproc::Process::new(ready, (cond.clone(), flag.clone()))?;
+///     let guard = cond.lock()?;
+///     p.start()?;
+///     assert!(cond.wait_for(|| flag.get() == 1, Some(Duration::from_secs(10)))?);
+///     drop(guard);
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Condition {
     lock: Inner,
@@ -67,7 +94,17 @@ mod cond_region {
     }
 }
 
-/// Holds a [`Condition`]'s lock until dropped.
+/// Holds a [`Condition`]'s lock until dropped (Python's `with cond:`).
+///
+/// ```
+/// let lock = multiproc::Lock::new()?;
+/// let cond = multiproc::Condition::with_lock(lock.clone())?;
+/// let guard = cond.lock()?;
+/// assert!(lock.locked());
+/// drop(guard);
+/// assert!(!lock.locked());
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,
@@ -90,7 +127,15 @@ impl Condition {
         Ok(Condition { lock, region: Region::create(Kind::Condition, TABLE + SLOTS * 8, 0)? })
     }
 
-    /// A condition over a new [`RLock`] (Python's default).
+    /// A condition over a new [`RLock`] (Python's `Condition()`): its lock is re-entrant.
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// let _outer = cond.lock()?;
+    /// assert!(cond.acquire(false, None)?); // the owner takes its RLock again
+    /// cond.release()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -98,7 +143,17 @@ impl Condition {
         Condition::with_inner(Inner::RLock(RLock::new()?))
     }
 
-    /// A condition over `lock`.
+    /// A condition over `lock` (Python's `Condition(lock)` with a `Lock`); the
+    /// condition and the lock's other handles share it.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let cond = multiproc::Condition::with_lock(lock.clone())?;
+    /// let _guard = cond.lock()?;
+    /// assert!(lock.locked());
+    /// assert!(!cond.acquire(false, None)?); // a Lock is not re-entrant
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -106,7 +161,15 @@ impl Condition {
         Condition::with_inner(Inner::Lock(lock))
     }
 
-    /// A condition over `lock`.
+    /// A condition over `lock` (Python's `Condition(lock)` with an `RLock`).
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// let cond = multiproc::Condition::with_rlock(rlock.clone())?;
+    /// let _guard = cond.lock()?;
+    /// assert!(rlock.is_owned());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -114,7 +177,17 @@ impl Condition {
         Condition::with_inner(Inner::RLock(lock))
     }
 
-    /// Python's `acquire(block, timeout)` on the underlying lock.
+    /// Python's `acquire(block, timeout)` on the underlying lock: whether it was taken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiproc::Condition::with_lock(multiproc::Lock::new()?)?;
+    /// assert!(cond.acquire(true, None)?);
+    /// assert!(!cond.acquire(true, Some(Duration::from_millis(10)))?); // held
+    /// cond.release()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::OwnerDied`] when taken over from a dead owner (the lock **is held**).
@@ -125,7 +198,17 @@ impl Condition {
         }
     }
 
-    /// Releases the underlying lock.
+    /// Releases the underlying lock (Python's `Condition.release`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let cond = multiproc::Condition::with_lock(lock.clone())?;
+    /// cond.acquire(true, None)?;
+    /// cond.release()?;
+    /// assert!(!lock.locked());
+    /// assert!(cond.release().is_err()); // not held
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As the lock's `release`.
@@ -136,8 +219,19 @@ impl Condition {
         }
     }
 
-    /// Acquires the underlying lock until the guard drops. A dead previous
-    /// owner is not an error here (the lock is taken over).
+    /// Acquires the underlying lock until the guard drops (Python's `with cond:`).
+    /// A dead previous owner is not an error here (the lock is taken over).
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// let cond = multiproc::Condition::with_rlock(rlock.clone())?;
+    /// {
+    ///     let _guard = cond.lock()?;
+    ///     assert!(rlock.is_owned());
+    /// }
+    /// assert!(!rlock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// None today.
@@ -247,7 +341,28 @@ impl Condition {
         Ok(woken)
     }
 
-    /// Releases the lock, waits for a notification, and re-acquires the lock.
+    /// Releases the lock, waits for a notification, and re-acquires the lock
+    /// (Python's `wait()`). Check the condition in a loop: a return may be spurious.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let cond = multiproc::Condition::new()?;
+    /// let done = AtomicBool::new(false);
+    /// let guard = cond.lock()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         let _g = cond.lock().unwrap(); // free once the main thread waits
+    ///         done.store(true, Ordering::Relaxed);
+    ///         cond.notify(1);
+    ///     });
+    ///     while !done.load(Ordering::Relaxed) {
+    ///         cond.wait().unwrap();
+    ///     }
+    /// });
+    /// drop(guard);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the caller does not hold the lock.
@@ -255,7 +370,19 @@ impl Condition {
         self.wait_deadline(None).map(drop)
     }
 
-    /// As [`wait`](Condition::wait), for at most `timeout`; `false` if it timed out.
+    /// As [`wait`](Condition::wait), for at most `timeout`; `false` if it timed out
+    /// (Python's `wait(timeout)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiproc::Condition::new()?;
+    /// // Waiting without the lock is an error (Python's `AssertionError`).
+    /// assert!(cond.wait_timeout(Duration::from_millis(10)).is_err());
+    /// let _guard = cond.lock()?;
+    /// assert!(!cond.wait_timeout(Duration::from_millis(10))?); // nobody notifies
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the caller does not hold the lock.
@@ -264,7 +391,30 @@ impl Condition {
     }
 
     /// Waits until `predicate()` is true (checked under the lock), for at most
-    /// `timeout` (`None`: no limit). Returns the predicate's last value.
+    /// `timeout` (`None`: no limit). Returns the predicate's last value
+    /// (Python's `wait_for`).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiproc::Condition::new()?;
+    /// let items = AtomicU32::new(0);
+    /// let _guard = cond.lock()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         for _ in 0..3 {
+    ///             let _g = cond.lock().unwrap();
+    ///             items.fetch_add(1, Ordering::Relaxed);
+    ///             cond.notify_all();
+    ///         }
+    ///     });
+    ///     let three = || items.load(Ordering::Relaxed) == 3;
+    ///     assert!(cond.wait_for(three, Some(Duration::from_secs(10))).unwrap());
+    /// });
+    /// assert!(!cond.wait_for(|| false, Some(Duration::from_millis(10)))?); // timed out
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the caller does not hold the lock.
@@ -281,7 +431,23 @@ impl Condition {
         }
     }
 
-    /// Wakes up to `n` waiting processes. Call it holding the lock.
+    /// Wakes up to `n` waiting processes (Python's `notify(n)`). Call it holding the lock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiproc::Condition::new()?;
+    /// let _guard = cond.lock()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         let _g = cond.lock().unwrap(); // free once the main thread waits
+    ///         cond.notify(1);
+    ///     });
+    ///     // `true`: woken by the notification, not timed out.
+    ///     assert!(cond.wait_timeout(Duration::from_secs(10)).unwrap());
+    /// });
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn notify(&self, n: u32) {
         let mut left = n;
         let mut used = self.region.u32(USED).load(Ordering::SeqCst);
@@ -309,7 +475,35 @@ impl Condition {
         }
     }
 
-    /// Wakes every waiting process. Call it holding the lock.
+    /// Wakes every waiting process (Python's `notify_all`). Call it holding the lock.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiproc::Condition::new()?;
+    /// let waiting = AtomicU32::new(0);
+    /// std::thread::scope(|s| {
+    ///     let waiters: Vec<_> = (0..2)
+    ///         .map(|_| s.spawn(|| {
+    ///             let _g = cond.lock().unwrap();
+    ///             waiting.fetch_add(1, Ordering::Relaxed);
+    ///             cond.wait_timeout(Duration::from_secs(10)).unwrap() // true: notified
+    ///         }))
+    ///         .collect();
+    ///     // Both wait once we hold the lock and count two.
+    ///     let held = loop {
+    ///         let g = cond.lock().unwrap();
+    ///         if waiting.load(Ordering::Relaxed) == 2 { break g; }
+    ///         drop(g);
+    ///         std::thread::yield_now();
+    ///     };
+    ///     cond.notify_all();
+    ///     drop(held);
+    ///     assert!(waiters.into_iter().all(|w| w.join().unwrap()));
+    /// });
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn notify_all(&self) {
         self.notify(u32::MAX);
     }

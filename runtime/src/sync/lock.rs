@@ -24,16 +24,31 @@ use crate::sys::futex;
 /// robust mutex reports `EOWNERDEAD`. CPython leaves such a lock held forever.
 ///
 /// A `Lock` is a valid task argument under every start method; clones share the lock.
+/// Two processes adding to one unlocked [`RawValue`](crate::RawValue) under it lose
+/// no increment:
 ///
-/// ```no_run
+/// ```
+/// #[multiproc::task]
+/// fn add(lock: multiproc::Lock, total: multiproc::RawValue<u64>) {
+///     for _ in 0..500 {
+///         let _g = lock.lock().unwrap();
+///         total.set(total.get() + 1);
+///     }
+/// }
+///
 /// #[multiproc::main]
 /// fn main() -> multiproc::Result<()> {
-///     let lock = multiproc::Lock::new()?;
-///     {
-///         let _g = lock.lock()?;
-///         assert!(lock.locked());
+///     let (lock, total) = (multiproc::Lock::new()?, multiproc::RawValue::new(0u64)?);
+///     let mut children = Vec::new();
+///     for _ in 0..2 {
+///         let mut p = multiproc::Process::new(add, (lock.clone(), total.clone()))?;
+///         p.start()?;
+///         children.push(p);
 ///     }
-///     assert!(!lock.locked());
+///     for p in &mut children {
+///         p.join()?;
+///     }
+///     assert_eq!(total.get(), 1000);
 ///     Ok(())
 /// }
 /// ```
@@ -44,7 +59,16 @@ pub struct Lock {
 
 region_serde!(Lock, Kind::Lock, |region| Ok::<_, Error>(Lock { region }));
 
-/// Holds a [`Lock`] until dropped.
+/// Holds a [`Lock`] until dropped (Python's `with lock:` block).
+///
+/// ```
+/// let lock = multiproc::Lock::new()?;
+/// let guard = lock.lock()?;
+/// assert!(lock.locked());
+/// drop(guard);
+/// assert!(!lock.locked());
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,
@@ -54,6 +78,26 @@ pub struct LockGuard<'a> {
 impl LockGuard<'_> {
     /// The pid of a previous owner that died holding the lock, if this
     /// acquisition took it over (like `std::sync::Mutex` poisoning).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn die_holding(lock: multiproc::Lock) {
+    ///     std::mem::forget(lock.lock().unwrap()); // the child exits with the lock held
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let lock = multiproc::Lock::new()?;
+    ///     let mut p = multiproc::Process::new(die_holding, (lock.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     let guard = lock.lock()?; // taken over from the dead child
+    ///     assert_eq!(guard.owner_died(), p.pid());
+    ///     drop(guard);
+    ///     assert_eq!(lock.lock()?.owner_died(), None);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn owner_died(&self) -> Option<u32> {
         self.owner_died
     }
@@ -82,7 +126,14 @@ fn died(a: Acquired) -> Option<u32> {
 }
 
 impl Lock {
-    /// A new, unlocked lock.
+    /// A new, unlocked lock (Python's `multiprocessing.Lock()`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(!lock.locked());
+    /// assert_eq!(lock.owner(), None);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -108,7 +159,18 @@ impl Lock {
         a
     }
 
-    /// Acquires the lock, blocking until it is free; released when the guard drops.
+    /// Acquires the lock, blocking until it is free; released when the guard drops
+    /// (Python's `with lock:`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// {
+    ///     let _guard = lock.lock()?;
+    ///     assert!(lock.try_lock().is_none()); // not re-entrant: see `RLock`
+    /// }
+    /// assert!(!lock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// None today (the `Result` leaves room for platforms where waiting can fail).
@@ -154,14 +216,36 @@ impl Lock {
         f()
     }
 
-    /// Acquires the lock if it is free right now.
+    /// Acquires the lock if it is free right now (Python's `acquire(block=False)`,
+    /// as a guard); `None` if it is held.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let guard = lock.try_lock().expect("a new lock is free");
+    /// assert!(lock.try_lock().is_none());
+    /// drop(guard);
+    /// assert!(lock.try_lock().is_some());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     #[inline]
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
         raw::try_lock(self.word(), futex::current_pid())
             .then(|| LockGuard { lock: self, owner_died: died(self.held(Acquired::Clean)) })
     }
 
-    /// Acquires the lock, waiting at most `timeout`; `None` if it stayed held.
+    /// Acquires the lock, waiting at most `timeout`; `None` if it stayed held
+    /// (Python's `acquire(timeout=…)`, as a guard).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiproc::Lock::new()?;
+    /// let held = lock.lock()?;
+    /// assert!(lock.lock_timeout(Duration::from_millis(10)).is_none());
+    /// drop(held);
+    /// assert!(lock.lock_timeout(Duration::from_millis(10)).is_some());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         raw::lock(self.word(), futex::current_pid(), raw::deadline(Some(timeout)))
             .map(|a| LockGuard { lock: self, owner_died: died(self.held(a)) })
@@ -171,6 +255,19 @@ impl Lock {
     /// With `block == false` the timeout is ignored (as in Python); a negative
     /// timeout does not exist in Rust, and `Some(Duration::ZERO)` tries once.
     /// Release it with [`Lock::release`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(lock.acquire(true, None)?);
+    /// assert!(!lock.acquire(false, None)?); // held: do not wait
+    /// assert!(!lock.acquire(true, Some(Duration::from_millis(10)))?); // timed out
+    /// lock.release()?;
+    /// assert!(lock.acquire(false, None)?);
+    /// # lock.release()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::OwnerDied`] when the lock was taken over from a dead owner: the
@@ -194,7 +291,30 @@ impl Lock {
     /// Releases the lock, whoever acquired it (Python semantics), unless a
     /// [`Value`](crate::Value) or [`Array`](crate::Array) guard holds it: that
     /// guard hands out `&mut` to the shared data, so the lock is freed only
-    /// when the guard drops.
+    /// when the guard drops. Python's `Lock.release`.
+    ///
+    /// Here a child process releases the lock its parent acquired:
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn unlock(lock: multiproc::Lock) -> multiproc::Result<()> {
+    ///     lock.release()
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let lock = multiproc::Lock::new()?;
+    ///     assert!(lock.acquire(true, None)?);
+    ///     let mut p = multiproc::Process::new(unlock, (lock.clone(),))?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    ///     assert!(!lock.locked());
+    ///     // Releasing it again is Python's `ValueError`.
+    ///     assert!(matches!(lock.release(), Err(multiproc::Error::InvalidState(_))));
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the lock is not held (Python's `ValueError`),
@@ -223,12 +343,28 @@ impl Lock {
         Ok(())
     }
 
-    /// Whether some process holds the lock.
+    /// Whether some process holds the lock (Python's `locked`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(!lock.locked());
+    /// let _guard = lock.lock()?;
+    /// assert!(lock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn locked(&self) -> bool {
         self.word().load(Ordering::Relaxed) != 0
     }
 
-    /// The pid of the process holding the lock, if any.
+    /// The pid of the process holding the lock, if any (Python's `repr` shows it).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert_eq!(lock.owner(), None);
+    /// let _guard = lock.lock()?;
+    /// assert_eq!(lock.owner(), Some(std::process::id()));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn owner(&self) -> Option<u32> {
         Some(self.word().load(Ordering::Relaxed) & raw::ID).filter(|&p| p != 0)
     }
@@ -256,6 +392,29 @@ const RL_COUNT: usize = 4;
 /// ([`Error::InvalidState`] otherwise, Python's `AssertionError`). The owner
 /// is a thread id, unique across processes. A dead owner (its process killed,
 /// or its thread gone) is detected and reported as for [`Lock`].
+///
+/// An `RLock` is a valid task argument under every start method; clones share
+/// the lock. While the parent holds it (twice), a child cannot take it:
+///
+/// ```
+/// #[multiproc::task]
+/// fn try_take(rlock: multiproc::RLock) {
+///     assert!(!rlock.acquire(false, None).unwrap(), "the parent holds it");
+///     assert!(!rlock.is_owned());
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let rlock = multiproc::RLock::new()?;
+///     let _outer = rlock.lock()?;
+///     let _inner = rlock.lock()?; // re-entrant in the owning thread
+///     let mut p = multiproc::Process::new(try_take, (rlock.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct RLock {
     region: Arc<Region>,
@@ -263,7 +422,19 @@ pub struct RLock {
 
 region_serde!(RLock, Kind::RLock, |region| Ok::<_, Error>(RLock { region }));
 
-/// Holds one level of an [`RLock`] until dropped.
+/// Holds one level of an [`RLock`] until dropped; the lock is free once every
+/// guard (and [`RLock::acquire`]) of the owning thread is released.
+///
+/// ```
+/// let rlock = multiproc::RLock::new()?;
+/// let outer = rlock.lock()?;
+/// let inner = rlock.lock()?;
+/// drop(inner);
+/// assert!(rlock.is_owned()); // one level still held
+/// drop(outer);
+/// assert!(!rlock.locked());
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
@@ -272,7 +443,19 @@ pub struct RLockGuard<'a> {
 
 impl RLockGuard<'_> {
     /// The thread id of a previous owner that died holding the lock, if this
-    /// acquisition took it over.
+    /// acquisition took it over. A thread that ends holding it counts as dead:
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| std::mem::forget(rlock.lock().unwrap())); // ends holding it
+    /// });
+    /// let guard = rlock.lock()?;
+    /// assert!(guard.owner_died().is_some());
+    /// drop(guard);
+    /// assert_eq!(rlock.lock()?.owner_died(), None);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn owner_died(&self) -> Option<u32> {
         self.owner_died
     }
@@ -292,7 +475,14 @@ impl fmt::Debug for RLockGuard<'_> {
 }
 
 impl RLock {
-    /// A new, unlocked re-entrant lock.
+    /// A new, unlocked re-entrant lock (Python's `multiprocessing.RLock()`).
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// assert!(!rlock.locked());
+    /// assert!(!rlock.is_owned());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -326,6 +516,14 @@ impl RLock {
 
     /// Acquires the lock (again, if this thread holds it); released when the guard drops.
     ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// let _outer = rlock.lock()?;
+    /// let _inner = rlock.lock()?; // the owner does not wait for itself
+    /// assert!(rlock.is_owned());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// None today; a dead previous owner is reported on the guard.
     pub fn lock(&self) -> Result<RLockGuard<'_>> {
@@ -334,11 +532,37 @@ impl RLock {
     }
 
     /// Acquires the lock, waiting at most `timeout`; `None` if another thread kept it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rlock = multiproc::RLock::new()?;
+    /// let _held = rlock.lock()?;
+    /// assert!(rlock.lock_timeout(Duration::from_millis(10)).is_some()); // the owner: at once
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(rlock.lock_timeout(Duration::from_millis(10)).is_none()));
+    /// });
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
         self.acquire_inner(Some(raw::deadline(Some(timeout)))).map(|a| RLockGuard { lock: self, owner_died: died(a) })
     }
 
-    /// Python's `acquire(block, timeout)`. Release with [`RLock::release`].
+    /// Python's `acquire(block, timeout)`: returns whether the lock was taken
+    /// (again, by its owner). Release each level with [`RLock::release`].
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// assert!(rlock.acquire(true, None)?);
+    /// assert!(rlock.acquire(false, None)?); // re-entered
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(!rlock.acquire(false, None).unwrap()));
+    /// });
+    /// rlock.release()?;
+    /// rlock.release()?;
+    /// assert!(!rlock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::OwnerDied`] when taken over from a dead owner (the lock **is held**).
@@ -351,7 +575,20 @@ impl RLock {
         }
     }
 
-    /// Releases one level of the lock.
+    /// Releases one level of the lock (Python's `RLock.release`).
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// // Not held by this thread: Python's `AssertionError`.
+    /// assert!(matches!(rlock.release(), Err(multiproc::Error::InvalidState(_))));
+    /// rlock.acquire(true, None)?;
+    /// rlock.acquire(true, None)?;
+    /// rlock.release()?;
+    /// assert!(rlock.locked());
+    /// rlock.release()?;
+    /// assert!(!rlock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the calling thread does not own the lock.
@@ -370,12 +607,33 @@ impl RLock {
         Ok(())
     }
 
-    /// Whether some thread holds the lock.
+    /// Whether some thread (of any process) holds the lock.
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// let guard = rlock.lock()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(rlock.locked()));
+    /// });
+    /// drop(guard);
+    /// assert!(!rlock.locked());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn locked(&self) -> bool {
         self.word().load(Ordering::Relaxed) != 0
     }
 
-    /// Whether the calling thread holds the lock.
+    /// Whether the calling thread holds the lock (Python's private `SemLock._is_mine`).
+    ///
+    /// ```
+    /// let rlock = multiproc::RLock::new()?;
+    /// let _guard = rlock.lock()?;
+    /// assert!(rlock.is_owned());
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(!rlock.is_owned()));
+    /// });
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_owned(&self) -> bool {
         self.word().load(Ordering::Relaxed) & raw::OWNER == futex::current_tid()
     }

@@ -21,6 +21,29 @@ const UNBOUNDED: u64 = u64::MAX;
 /// zero; [`release`](Semaphore::release) gives one back. The value may grow past
 /// its initial value (use [`BoundedSemaphore`] to forbid that).
 /// [`get_value`](Semaphore::get_value) works on every OS (CPython's raises on macOS).
+///
+/// A `Semaphore` is a valid task argument under every start method; clones
+/// share the counter. Here a child signals its parent through one:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[multiproc::task]
+/// fn signal(sem: multiproc::Semaphore) -> multiproc::Result<()> {
+///     sem.release()
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let sem = multiproc::Semaphore::new(0)?;
+///     let mut p = multiproc::Process::new(signal, (sem.clone(),))?;
+///     p.start()?;
+///     assert!(sem.acquire(true, Some(Duration::from_secs(10)))); // the child's unit
+///     p.join()?;
+///     assert_eq!(sem.get_value(), 0);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Semaphore {
     region: Arc<Region>,
@@ -33,6 +56,29 @@ region_serde!(Semaphore, Kind::Semaphore, |region: Arc<Region>| if region.param(
 });
 
 /// A semaphore whose value may not exceed its initial value (Python's `BoundedSemaphore`).
+///
+/// As for [`Semaphore`], any process may give a unit back, and it is a valid
+/// task argument. Here a child returns the unit its parent took:
+///
+/// ```
+/// #[multiproc::task]
+/// fn give_back(sem: multiproc::BoundedSemaphore) -> multiproc::Result<()> {
+///     sem.release()
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let sem = multiproc::BoundedSemaphore::new(1)?;
+///     assert!(sem.acquire(false, None));
+///     let mut p = multiproc::Process::new(give_back, (sem.clone(),))?;
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+///     assert_eq!(sem.get_value(), 1);
+///     assert!(sem.release().is_err()); // already at its bound
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
     region: Arc<Region>,
@@ -44,7 +90,16 @@ region_serde!(BoundedSemaphore, Kind::Semaphore, |region: Arc<Region>| if region
     Err(Error::Decode { what: "BoundedSemaphore", reason: "this is an unbounded Semaphore".into() })
 });
 
-/// Holds one unit of a semaphore until dropped.
+/// Holds one unit of a semaphore until dropped (Python's `with sem:`).
+///
+/// ```
+/// let sem = multiproc::Semaphore::new(2)?;
+/// let guard = sem.lock();
+/// assert_eq!(sem.get_value(), 1);
+/// drop(guard);
+/// assert_eq!(sem.get_value(), 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[must_use = "the unit is released when the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     region: &'a Region,
@@ -130,32 +185,85 @@ fn release(r: &Region, n: u32) -> Result<()> {
     Ok(())
 }
 
+/// The methods `Semaphore` and `BoundedSemaphore` share; `$ty` names the type
+/// in their examples.
 macro_rules! semaphore_methods {
-    () => {
+    ($ty:ident) => {
         /// Python's `acquire(block, timeout)`: takes one unit, returning whether it
         /// did. With `block == false` the timeout is ignored, as in Python.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!("let sem = multiproc::", stringify!($ty), "::new(1)?;")]
+        /// assert!(sem.acquire(true, None));
+        /// assert!(!sem.acquire(false, None)); // none left: do not wait
+        /// assert!(!sem.acquire(true, Some(Duration::from_millis(10)))); // timed out
+        /// sem.release()?;
+        /// assert_eq!(sem.get_value(), 1);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
             acquire(&self.region, block, timeout)
         }
 
-        /// Takes one unit, waiting as long as needed; it is given back when the guard drops.
+        /// Takes one unit, waiting as long as needed; it is given back when the
+        /// guard drops (Python's `with sem:`).
+        ///
+        /// ```
+        #[doc = concat!("let sem = multiproc::", stringify!($ty), "::new(2)?;")]
+        /// let a = sem.lock();
+        /// let b = sem.lock();
+        /// assert!(sem.locked()); // both units taken
+        /// drop((a, b));
+        /// assert_eq!(sem.get_value(), 2);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn lock(&self) -> SemaphoreGuard<'_> {
             acquire(&self.region, true, None);
             SemaphoreGuard { region: &self.region }
         }
 
-        /// Takes one unit if one is free within `timeout`.
+        /// Takes one unit if one is free within `timeout`; given back when the guard drops.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!("let sem = multiproc::", stringify!($ty), "::new(1)?;")]
+        /// let first = sem.lock_timeout(Duration::from_millis(10));
+        /// assert!(first.is_some());
+        /// assert!(sem.lock_timeout(Duration::from_millis(10)).is_none());
+        /// drop(first);
+        /// assert!(sem.lock_timeout(Duration::from_millis(10)).is_some());
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
             acquire(&self.region, true, Some(timeout)).then_some(SemaphoreGuard { region: &self.region })
         }
 
         /// The current value (Python's `get_value`).
+        ///
+        /// ```
+        #[doc = concat!("let sem = multiproc::", stringify!($ty), "::new(3)?;")]
+        /// assert_eq!(sem.get_value(), 3);
+        /// let _unit = sem.lock();
+        /// assert_eq!(sem.get_value(), 2);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_value(&self) -> u32 {
             value(&self.region).load(Ordering::Relaxed)
         }
 
         /// Whether an `acquire` now would have to wait (the value is 0).
         /// Python's `locked()`.
+        ///
+        /// ```
+        #[doc = concat!("let sem = multiproc::", stringify!($ty), "::new(1)?;")]
+        /// assert!(!sem.locked());
+        /// let _unit = sem.lock();
+        /// assert!(sem.locked());
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn locked(&self) -> bool {
             self.get_value() == 0
         }
@@ -163,7 +271,13 @@ macro_rules! semaphore_methods {
 }
 
 impl Semaphore {
-    /// A semaphore with initial `value`.
+    /// A semaphore with initial `value` (Python's `Semaphore(value)`).
+    ///
+    /// ```
+    /// let sem = multiproc::Semaphore::new(2)?;
+    /// assert_eq!(sem.get_value(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -173,9 +287,19 @@ impl Semaphore {
         Ok(Semaphore { region })
     }
 
-    semaphore_methods!();
+    semaphore_methods!(Semaphore);
 
-    /// Gives one unit back (may exceed the initial value).
+    /// Gives one unit back (may exceed the initial value); Python's `release`.
+    /// Any process may release, not only one that acquired.
+    ///
+    /// ```
+    /// let sem = multiproc::Semaphore::new(0)?;
+    /// assert!(!sem.acquire(false, None));
+    /// sem.release()?;
+    /// sem.release()?;
+    /// assert_eq!(sem.get_value(), 2); // unbounded
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the value would overflow `u32`.
@@ -185,7 +309,15 @@ impl Semaphore {
 }
 
 impl BoundedSemaphore {
-    /// A bounded semaphore with initial (and maximum) `value`.
+    /// A bounded semaphore with initial (and maximum) `value` (Python's
+    /// `BoundedSemaphore(value)`).
+    ///
+    /// ```
+    /// let sem = multiproc::BoundedSemaphore::new(2)?;
+    /// assert_eq!(sem.get_value(), 2);
+    /// assert!(sem.release().is_err()); // cannot exceed 2
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
@@ -195,9 +327,19 @@ impl BoundedSemaphore {
         Ok(BoundedSemaphore { region })
     }
 
-    semaphore_methods!();
+    semaphore_methods!(BoundedSemaphore);
 
-    /// Gives one unit back.
+    /// Gives one unit back (Python's `release`); any process may release.
+    ///
+    /// ```
+    /// let sem = multiproc::BoundedSemaphore::new(1)?;
+    /// assert!(sem.acquire(true, None));
+    /// sem.release()?;
+    /// // Past the bound: Python's `ValueError`.
+    /// assert!(matches!(sem.release(), Err(multiproc::Error::InvalidState(_))));
+    /// assert_eq!(sem.get_value(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] ("semaphore or lock released too many times") if the
