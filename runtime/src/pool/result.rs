@@ -45,6 +45,34 @@ fn already_taken() -> Error {
 ///     Ok(())
 /// }
 /// ```
+///
+/// Awaited, under any executor (here `block_on`, a minimal one that parks the thread):
+///
+/// ```
+/// # use std::{future::Future, pin::pin, sync::Arc, task::{Context, Poll, Wake}, thread::Thread};
+/// # struct Unpark(Thread);
+/// # impl Wake for Unpark { fn wake(self: Arc<Self>) { self.0.unpark() } }
+/// # fn block_on<F: Future>(f: F) -> F::Output {
+/// #     let waker = Arc::new(Unpark(std::thread::current())).into();
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     let mut f = pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// #[multiproc::task]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let (a, b) = (pool.apply_async(add, (1, 2))?, pool.apply_async(add, (3, 4))?);
+///     let sum = block_on(async { Ok::<_, multiproc::Error>(a.await? + b.await?) })?;
+///     assert_eq!(sum, 10);
+///     Ok(())
+/// }
+/// ```
 pub struct AsyncResult<R> {
     src: Source<R>,
 }
