@@ -13,7 +13,15 @@ static DEFAULT: Mutex<Option<StartMethod>> = Mutex::new(None);
 
 inventory::submit! { crate::sys::forklock::ForkLock::new(&DEFAULT) }
 
-/// The start methods this platform supports, the default first.
+/// The start methods this platform supports, the default first. Python's
+/// `multiprocessing.get_all_start_methods`.
+///
+/// ```
+/// use multiproc::StartMethod;
+///
+/// let all = multiproc::get_all_start_methods();
+/// assert_eq!(all, [StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]);
+/// ```
 pub fn get_all_start_methods() -> Vec<StartMethod> {
     vec![StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
 }
@@ -65,7 +73,19 @@ pub fn get_start_method() -> StartMethod {
     default_start_method().unwrap_or(StartMethod::ForkServer)
 }
 
-/// Sets the default start method.
+/// Sets the default start method. Python's `multiprocessing.set_start_method`.
+///
+/// ```
+/// use multiproc::StartMethod;
+///
+/// multiproc::set_start_method(StartMethod::Spawn, false)?;
+/// assert_eq!(multiproc::get_start_method(), StartMethod::Spawn);
+/// // Set once; changing it takes `force`.
+/// assert!(multiproc::set_start_method(StartMethod::Fork, false).is_err());
+/// multiproc::set_start_method(StartMethod::Fork, true)?;
+/// assert_eq!(multiproc::get_start_method(), StartMethod::Fork);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::InvalidState`] if a default was already set (or used) and `force` is false,
@@ -83,13 +103,33 @@ pub fn set_start_method(method: StartMethod, force: bool) -> Result<()> {
     }
 }
 
-/// A context whose objects use one start method (Python's `get_context`).
+/// A context whose objects use one start method (Python's `get_context`):
+/// its `process` and `pool` start children with that method, whatever the
+/// default is.
+///
+/// ```
+/// use multiproc::{Context, StartMethod};
+///
+/// let ctx: Context = multiproc::get_context(StartMethod::Fork);
+/// assert_eq!(ctx.start_method(), StartMethod::Fork);
+/// assert_eq!(Context::default().start_method(), multiproc::get_start_method());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     method: StartMethod,
 }
 
-/// A [`Context`] for `method`.
+/// A [`Context`] for `method`. Python's `multiprocessing.get_context(method)`.
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let ctx = multiproc::get_context(multiproc::StartMethod::Fork);
+/// let pool = ctx.pool(1)?; // fork needs no #[multiproc::main]
+/// assert_eq!(pool.apply(square, (3,))?, 9);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub fn get_context(method: StartMethod) -> Context {
     Context { method }
 }
@@ -102,7 +142,12 @@ impl Default for Context {
 }
 
 impl Context {
-    /// This context's start method.
+    /// This context's start method (Python's `Context.get_start_method()`).
+    ///
+    /// ```
+    /// let ctx = multiproc::get_context(multiproc::StartMethod::Spawn);
+    /// assert_eq!(ctx.start_method().name(), "spawn");
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.method
     }

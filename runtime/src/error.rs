@@ -7,6 +7,20 @@ use std::time::Duration;
 /// How a process ended.
 ///
 /// Python reports a signal as a negative `exitcode`; [`ExitStatus::code`] does the same.
+///
+/// ```
+/// use multiproc::ExitStatus;
+///
+/// #[multiproc::task]
+/// fn fail() { std::process::exit(3) }
+///
+/// let mut p = multiproc::get_context(multiproc::StartMethod::Fork).process(fail, ())?;
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(ExitStatus::Code(3)));
+/// assert_eq!(ExitStatus::Signal(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ExitStatus {
     /// The process called `exit(code)` (or returned from its task: 0, or 1 after a panic).
@@ -17,6 +31,13 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// Python's `exitcode`: the exit code, or minus the signal number.
+    ///
+    /// ```
+    /// use multiproc::ExitStatus;
+    ///
+    /// assert_eq!(ExitStatus::Code(2).code(), 2);
+    /// assert_eq!(ExitStatus::Signal(15).code(), -15);
+    /// ```
     pub fn code(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
@@ -25,6 +46,14 @@ impl ExitStatus {
     }
 
     /// Whether the process exited with code 0.
+    ///
+    /// ```
+    /// use multiproc::ExitStatus;
+    ///
+    /// assert!(ExitStatus::Code(0).success());
+    /// assert!(!ExitStatus::Code(1).success());
+    /// assert!(!ExitStatus::Signal(9).success());
+    /// ```
     pub fn success(self) -> bool {
         self == ExitStatus::Code(0)
     }
@@ -287,6 +316,17 @@ impl fmt::Debug for Error {
 }
 
 /// `Result` with [`Error`] as its default error.
+///
+/// ```
+/// fn two_workers() -> multiproc::Result<multiproc::dummy::Pool> {
+///     multiproc::dummy::Pool::new(2)
+/// }
+///
+/// assert_eq!(two_workers()?.processes(), 2);
+/// let parsed: multiproc::Result<u8, std::num::ParseIntError> = "7".parse();
+/// assert_eq!(parsed, Ok(7));
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<io::Error> for Error {

@@ -1,10 +1,27 @@
 //! # multiproc
 //!
 //! Python's `multiprocessing`, done the Rust way: annotate plain functions with
-//! [`#[multiproc::task]`](task), and run them in real OS processes — one at a
-//! time with [`Process`], or many through a pool.
+//! [`#[multiproc::task]`](task), and run them in real OS processes — many at
+//! once through a [`Pool`], or one at a time with [`Process`].
 //!
-//! ```no_run
+//! ```
+//! #[multiproc::task]
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! #[multiproc::main]
+//! fn main() -> multiproc::Result<()> {
+//!     let pool = multiproc::Pool::new(2)?;
+//!     assert_eq!(pool.map(square, 0..10)?, vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The guide in `book/` (build with `mdbook build book`) walks through pools,
+//! processes, pipes, queues, shared memory, synchronisation, managers and MPI.
+//!
+//! One process and a pipe:
+//!
+//! ```
 //! #[multiproc::task]
 //! fn greet(name: String, conn: multiproc::Connection<String>) {
 //!     conn.send(&format!("hello {name}")).unwrap();
@@ -15,7 +32,7 @@
 //!     let (parent, child) = multiproc::pipe()?;
 //!     let mut p = multiproc::Process::new(greet, ("bob".to_string(), child))?;
 //!     p.start()?;
-//!     println!("{}", parent.recv()?);
+//!     assert_eq!(parent.recv()?, "hello bob");
 //!     p.join()?;
 //!     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
 //!     Ok(())

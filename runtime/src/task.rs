@@ -40,7 +40,19 @@ pub trait Task<Args>: Send + Sync + 'static {
     /// What the function returns.
     type Output;
 
-    /// Calls the function in this process.
+    /// Calls the function in this process, with its arguments as a tuple.
+    ///
+    /// ```
+    /// use multiproc::Task;
+    ///
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// assert_eq!(add.call((2, 3)), 5);
+    /// let k = 10;
+    /// let offset = multiproc::lambda!(move [k: u64] |x: u64| x + k);
+    /// assert_eq!(offset.call((1,)), 11);
+    /// ```
     fn call(&self, args: Args) -> Self::Output;
 
     /// The registered name a child process finds this task by.
@@ -111,7 +123,15 @@ pub trait ThreadTask<Args>: Send + Sync + 'static {
     /// What the function returns.
     type Output;
 
-    /// Calls the function on this thread.
+    /// Calls the function on this thread, with its arguments as a tuple.
+    ///
+    /// ```
+    /// use multiproc::ThreadTask;
+    ///
+    /// let greeting = String::from("hello");
+    /// let greet = move |name: &'static str| format!("{greeting} {name}");
+    /// assert_eq!(greet.call_here(("bob",)), "hello bob");
+    /// ```
     fn call_here(&self, args: Args) -> Self::Output;
 }
 

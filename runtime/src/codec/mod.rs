@@ -23,7 +23,9 @@ pub(crate) mod frame;
 pub use bytes::Bytes;
 pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
 
-/// An encoded value and the fds it refers to (owned duplicates).
+/// An encoded value and the fds it refers to (owned duplicates). Not public
+/// API: reached only through the macros' hidden `__private` module.
+#[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct Payload {
     /// The bincode bytes.
@@ -198,6 +200,8 @@ fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<(T, 
 
 /// Called by a handle's `Serialize`: records `fd` for the message being encoded and
 /// returns its index. Fails outside multiproc's own encoders (e.g. `serde_json`).
+/// Not public API (handles' serde impls; re-exported only in the hidden `__private`).
+#[doc(hidden)]
 pub fn share_fd(fd: BorrowedFd<'_>) -> std::result::Result<u32, String> {
     FDS_OUT.with(|f| {
         let mut guard = f.borrow_mut();
@@ -219,6 +223,8 @@ pub fn share_fd(fd: BorrowedFd<'_>) -> std::result::Result<u32, String> {
 
 /// Called by a handle's `Deserialize`: a new fd for index `i` of the message being decoded.
 /// The index comes from another process, so it is bounds-checked.
+/// Not public API (handles' serde impls; re-exported only in the hidden `__private`).
+#[doc(hidden)]
 pub fn take_fd(i: u32) -> std::result::Result<OwnedFd, String> {
     FDS_IN.with(|f| {
         let guard = f.borrow();

@@ -24,7 +24,12 @@ pub(crate) mod world;
 #[cfg(feature = "mpi")]
 pub(crate) use worker::run_main;
 
-/// Environment variable that overrides launch detection: `local` or `mpi`.
+/// Environment variable that overrides launch detection: `local` or `mpi`
+/// (see [`is_mpi_launch`]).
+///
+/// ```
+/// assert_eq!(multiproc::mpi::BACKEND_VAR, "MULTIPROC_BACKEND");
+/// ```
 pub const BACKEND_VAR: &str = "MULTIPROC_BACKEND";
 
 /// Whether this process was started as a rank of an MPI job.
@@ -35,6 +40,12 @@ pub const BACKEND_VAR: &str = "MULTIPROC_BACKEND";
 /// --mpi=pmi2`) or `PMIX_RANK` (PMIx launchers: Open MPI 5, `srun --mpi=pmix`).
 /// It only reads the environment, so it is cheap and works without the `mpi`
 /// feature.
+///
+/// ```
+/// // `cargo test` runs this without mpirun (and without MULTIPROC_BACKEND=mpi),
+/// // so `Pool::auto` would start a local pool here.
+/// assert!(!multiproc::mpi::is_mpi_launch());
+/// ```
 pub fn is_mpi_launch() -> bool {
     match std::env::var(BACKEND_VAR).as_deref() {
         Ok("mpi") => return true,

@@ -30,6 +30,22 @@ use crate::task::Task;
 pub trait PoolIterator: Iterator + Sized {
     /// `pool.imap(task, self)`: results in input order.
     ///
+    /// ```
+    /// use multiproc::PoolIterator;
+    ///
+    /// #[multiproc::task]
+    /// fn len(s: String) -> usize { s.len() }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let words = ["a", "bb", "ccc"].into_iter().map(String::from);
+    ///     let lens: Vec<usize> = words.pool_map(&pool, len)?.collect::<multiproc::Result<_>>()?;
+    ///     assert_eq!(lens, vec![1, 2, 3]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// As [`Pool::imap`].
     fn pool_map<'a, F>(self, pool: &Pool, task: F) -> Result<IMapIter<'a, F::Output>>
@@ -43,6 +59,21 @@ pub trait PoolIterator: Iterator + Sized {
     }
 
     /// `pool.imap_unordered(task, self)`: results in completion order.
+    ///
+    /// ```
+    /// use multiproc::PoolIterator;
+    ///
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let total: u64 = (1..=3u64).pool_map_unordered(&pool, square)?.sum::<multiproc::Result<u64>>()?;
+    ///     assert_eq!(total, 1 + 4 + 9);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// As [`Pool::imap_unordered`].

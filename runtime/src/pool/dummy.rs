@@ -97,7 +97,21 @@ fn worker(inner: Arc<Inner>) {
     }
 }
 
-/// A pool of threads with the API of [`crate::Pool`] (re-exported as `multiproc::dummy::Pool`).
+/// A pool of threads with the API of [`crate::Pool`] (re-exported as
+/// `multiproc::dummy::Pool`) — Python's `multiprocessing.dummy.Pool` /
+/// `ThreadPool`. Dropping it terminates it.
+///
+/// ```
+/// use multiproc::dummy::Pool;
+///
+/// let pool = Pool::new(2)?;
+/// let names = vec!["a".to_string(), "b".to_string()];
+/// // Any closure works, and nothing is encoded.
+/// assert_eq!(pool.map(|s: String| s.to_uppercase(), names)?, vec!["A", "B"]);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub struct Pool {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -164,6 +178,12 @@ impl std::fmt::Debug for PoolBuilder {
 
 impl PoolBuilder {
     /// The number of threads (default: [`cpu_count`](crate::cpu_count), as [`crate::PoolBuilder`]).
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::builder().processes(3).build()?;
+    /// assert_eq!(pool.processes(), 3);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn processes(mut self, n: usize) -> Self {
         self.processes = Some(n);
         self
@@ -200,6 +220,15 @@ impl PoolBuilder {
 
     /// Accepted so that code written for [`crate::PoolBuilder`] compiles
     /// unchanged; threads have no start method, so it changes nothing.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// let pool = multiproc::dummy::Pool::builder().processes(1).start_method(StartMethod::Spawn).build()?;
+    /// let here = std::process::id();
+    /// assert!(pool.apply(move || std::process::id() == here, ())?, "still this process");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start_method(self, _method: crate::StartMethod) -> Self {
         self
     }
@@ -209,6 +238,19 @@ impl PoolBuilder {
     /// # Errors
     /// [`Error::InvalidArgument`] for 0 threads; [`Error::Io`] if a thread
     /// cannot start; the initializer's panic ([`Error::TaskPanicked`]).
+    ///
+    /// ```
+    /// use multiproc::dummy::Pool;
+    ///
+    /// fn load_config() { panic!("no config file") }
+    ///
+    /// let pool = Pool::builder().processes(2).build()?;
+    /// assert_eq!(pool.processes(), 2);
+    /// assert!(matches!(Pool::builder().processes(0).build(), Err(multiproc::Error::InvalidArgument(_))));
+    /// let failing = Pool::builder().processes(1).initializer(load_config, ()).build();
+    /// assert!(matches!(failing, Err(multiproc::Error::TaskPanicked { .. })));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn build(self) -> Result<Pool> {
         let threads = self.processes.unwrap_or_else(crate::cpu_count);
         if threads == 0 {
@@ -250,7 +292,14 @@ impl PoolBuilder {
 }
 
 impl Pool {
-    /// A pool of `threads` threads.
+    /// A pool of `threads` threads (Python's `ThreadPool(threads)`).
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// assert_eq!(pool.processes(), 2);
+    /// assert!(multiproc::dummy::Pool::new(0).is_err());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `threads` is 0; [`Error::Io`] if a thread cannot start.
@@ -271,11 +320,24 @@ impl Pool {
     }
 
     /// The number of threads.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// assert_eq!(pool.processes(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn processes(&self) -> usize {
         self.processes
     }
 
-    /// Runs `task(args…)` on a pool thread; returns at once.
+    /// Runs `task(args…)` on a pool thread; returns at once. Python's `apply_async`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let r = pool.apply_async(|a: u64, b: u64| a * b, (6, 7))?;
+    /// assert_eq!(r.get()?, 42);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the pool is closed or terminated.
@@ -294,7 +356,14 @@ impl Pool {
         Ok(AsyncResult::from_slot(slot))
     }
 
-    /// Runs `task(args…)` on a pool thread and waits for it.
+    /// Runs `task(args…)` on a pool thread and waits for it. Python's `apply`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(1)?;
+    /// let name = pool.apply(|| std::thread::current().name().map(String::from), ())?;
+    /// assert_eq!(name.as_deref(), Some("multiproc-dummy-0"));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`AsyncResult::get`] and [`Pool::apply_async`].
@@ -307,7 +376,14 @@ impl Pool {
         self.apply_async(task, args)?.get()
     }
 
-    /// [`Pool::starmap`] without waiting.
+    /// [`Pool::starmap`] without waiting. Python's `starmap_async`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let r = pool.starmap_async(|a: u64, b: u64| a + b, [(1, 2), (3, 4)])?;
+    /// assert_eq!(r.get()?, vec![3, 7]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the pool is closed or terminated.
@@ -360,7 +436,14 @@ impl Pool {
         Ok(AsyncResult::from_slot(slot))
     }
 
-    /// [`Pool::map`] without waiting.
+    /// [`Pool::map`] without waiting. Python's `map_async`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let r = pool.map_async(|x: u64| x * 10, 1..4)?;
+    /// assert_eq!(r.get()?, vec![10, 20, 30]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Pool::starmap_async`].
@@ -374,7 +457,15 @@ impl Pool {
         self.starmap_async(task, inputs.into_iter().map(|x| (x,)))
     }
 
-    /// Runs `task(x)` for each input on the threads; results in order.
+    /// Runs `task(x)` for each input on the threads; results in order. Python's `map`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// assert_eq!(pool.map(|x: u64| x * x, 0..4)?, vec![0, 1, 4, 9]);
+    /// let failed = pool.map(|x: u64| 10 / x, 0..4);
+    /// assert!(matches!(failed, Err(multiproc::Error::TaskPanicked { .. })));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The first failed call's error.
@@ -388,7 +479,14 @@ impl Pool {
         self.map_async(task, inputs)?.get()
     }
 
-    /// Runs `task(a, b, …)` for each argument tuple; results in order.
+    /// Runs `task(a, b, …)` for each argument tuple; results in order. Python's `starmap`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let joined = pool.starmap(|s: String, n: usize| s.repeat(n), [("ab".to_string(), 2), ("c".to_string(), 3)])?;
+    /// assert_eq!(joined, vec!["abab", "ccc"]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The first failed call's error.
@@ -456,7 +554,14 @@ impl Pool {
         })
     }
 
-    /// Lazily maps `task` over `inputs`; results in input order.
+    /// Lazily maps `task` over `inputs`; results in input order. Python's `imap`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let evens: Vec<u64> = pool.imap(|x: u64| 2 * x, 0..)?.take(3).collect::<multiproc::Result<_>>()?;
+    /// assert_eq!(evens, vec![0, 2, 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never at the call; each item is `Ok` or its call's error.
@@ -471,7 +576,15 @@ impl Pool {
         Ok(self.stream(task, inputs, true))
     }
 
-    /// Lazily maps `task` over `inputs`; results in completion order.
+    /// Lazily maps `task` over `inputs`; results in completion order. Python's `imap_unordered`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let mut v = pool.imap_unordered(|x: u64| x + 1, 0..4)?.collect::<multiproc::Result<Vec<_>>>()?;
+    /// v.sort();
+    /// assert_eq!(v, vec![1, 2, 3, 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Pool::imap`].
@@ -486,7 +599,16 @@ impl Pool {
         Ok(self.stream(task, inputs, false))
     }
 
-    /// Stops accepting work; queued work still runs.
+    /// Stops accepting work; queued work still runs. Python's `close`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(1)?;
+    /// let queued = pool.apply_async(|| 7, ())?;
+    /// pool.close();
+    /// assert!(matches!(pool.apply(|| 8, ()), Err(multiproc::Error::InvalidState(_))));
+    /// assert_eq!(queued.get()?, 7);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn close(&self) {
         let mut q = self.inner.lock();
         if q.state == RunState::Running {
@@ -496,7 +618,31 @@ impl Pool {
         self.inner.cv.notify_all();
     }
 
-    /// Drops queued work (its results fail) and stops the threads after their current call.
+    /// Drops queued work (its results fail) and stops the threads after their
+    /// current call. Python's `terminate`.
+    ///
+    /// ```
+    /// use std::sync::{Mutex, mpsc};
+    ///
+    /// let pool = multiproc::dummy::Pool::new(1)?;
+    /// let (started_tx, started) = mpsc::channel::<()>();
+    /// let (tx, rx) = mpsc::channel::<()>();
+    /// let rx = Mutex::new(rx);
+    /// // The one thread runs `first` until `second`, which holds the sender, is dropped.
+    /// let first = pool.apply_async(
+    ///     move || {
+    ///         started_tx.send(()).unwrap();
+    ///         rx.lock().unwrap().recv().is_err()
+    ///     },
+    ///     (),
+    /// )?;
+    /// let second = pool.apply_async(move || tx.send(()).is_ok(), ())?;
+    /// started.recv().unwrap(); // `first` runs, `second` is queued
+    /// pool.terminate();
+    /// assert!(matches!(second.get(), Err(multiproc::Error::InvalidState(_))));
+    /// assert!(first.get()?, "the running call finished");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn terminate(&self) {
         let jobs = {
             let mut q = self.inner.lock();
@@ -519,7 +665,17 @@ impl Pool {
         Ok(())
     }
 
-    /// Waits for the threads to finish the queued work and exit.
+    /// Waits for the threads to finish the queued work and exit. Python's `join`.
+    ///
+    /// ```
+    /// let pool = multiproc::dummy::Pool::new(2)?;
+    /// let r = pool.map_async(|x: u64| x + 1, 0..3)?;
+    /// assert!(pool.join().is_err(), "close (or terminate) first");
+    /// pool.close();
+    /// pool.join()?;
+    /// assert!(r.ready());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the pool is still running (call `close` or `terminate` first).

@@ -85,6 +85,23 @@ impl Pool {
 
     /// [`Pool::try_map`] over argument tuples ([`Pool::starmap`]'s form).
     ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn checked_div(a: u64, b: u64) -> Result<u64, String> {
+    ///     a.checked_div(b).ok_or_else(|| format!("{a} / 0"))
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     assert_eq!(pool.try_starmap(checked_div, [(6, 3), (8, 2)])?, vec![2, 4]);
+    ///     let err = pool.try_starmap(checked_div, [(6, 3), (1, 0)]).unwrap_err();
+    ///     assert!(matches!(err, multiproc::Error::Task { index: 1, .. }));
+    ///     assert_eq!(err.task_error::<String>().as_deref(), Some("1 / 0"));
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// As [`Pool::try_map`].
     pub fn try_starmap<F, A, I, U, E>(&self, task: F, inputs: I) -> Result<Vec<U>>
@@ -151,6 +168,21 @@ impl Pool {
 
 /// The iterator of [`Pool::try_imap`]: values in input order, up to and
 /// including the first error. Dropping it cancels the calls not yet run.
+///
+/// ```
+/// #[multiproc::task]
+/// fn parse(s: String) -> Result<i32, String> { s.parse().map_err(|_| s) }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let mut it: multiproc::TryIMapIter<'_, i32> = pool.try_imap(parse, ["7", "x", "9"].map(String::from))?;
+///     assert_eq!(it.next().transpose()?, Some(7));
+///     assert!(matches!(it.next(), Some(Err(multiproc::Error::Task { index: 1, .. }))));
+///     assert!(it.next().is_none(), "nothing after the first error");
+///     Ok(())
+/// }
+/// ```
 pub struct TryIMapIter<'a, U> {
     /// `None` once an error was yielded (the stream, dropped, cancelled the rest).
     items: Option<Box<dyn Iterator<Item = Result<U>> + 'a>>,

@@ -91,6 +91,25 @@ where
 /// The iterator of [`as_completed`]: each result's value (or error) as soon as
 /// it is done, in the order they finish. Dropping it drops the results not
 /// yet yielded (those of [`Pool::submit`](crate::Pool::submit) are then cancelled).
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let futs = vec![pool.submit(square, (2,))?, pool.submit(square, (3,))?];
+///     let mut done: multiproc::AsCompleted<u64> = multiproc::as_completed(futs);
+///     assert_eq!(done.size_hint(), (2, Some(2)));
+///     let first = done.next().unwrap()?;
+///     assert!(first == 4 || first == 9);
+///     assert_eq!(done.size_hint(), (1, Some(1)));
+///     assert_eq!(done.next().unwrap()? + first, 13);
+///     assert!(done.next().is_none());
+///     Ok(())
+/// }
+/// ```
 pub struct AsCompleted<R> {
     results: Vec<Option<AsyncResult<R>>>,
     finished: Arc<Finished>,
@@ -171,6 +190,24 @@ impl<R> Iterator for AsCompleted<R> {
 }
 
 /// When [`wait_results`] returns — `concurrent.futures`' `return_when`.
+///
+/// ```
+/// use multiproc::ReturnWhen;
+///
+/// #[multiproc::task]
+/// fn check(x: u64) -> u64 { assert!(x != 0, "zero"); x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     assert_eq!(ReturnWhen::default(), ReturnWhen::AllCompleted);
+///     let pool = multiproc::Pool::new(2)?;
+///     let futs = vec![pool.submit(check, (0,))?];
+///     let w = multiproc::wait_results(&futs, None, ReturnWhen::FirstException);
+///     assert_eq!(w.done, vec![0], "the failed call ends the wait");
+///     assert!(!futs[0].successful()?);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReturnWhen {
     /// As soon as one result is done (`FIRST_COMPLETED`).
@@ -184,6 +221,27 @@ pub enum ReturnWhen {
 
 /// What [`wait_results`] found: the indices (into the slice given) of the
 /// results that are done, and of those that are not.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::{ReturnWhen, Waited};
+///
+/// #[multiproc::task]
+/// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(1)?;
+///     let go = multiproc::Event::new()?;
+///     let futs = vec![pool.submit(after, (go.clone(),))?];
+///     let w: Waited = multiproc::wait_results(&futs, Some(Duration::from_millis(20)), ReturnWhen::AllCompleted);
+///     assert_eq!(w, Waited { done: vec![], not_done: vec![0] }, "timed out");
+///     go.set();
+///     let w = multiproc::wait_results(&futs, None, ReturnWhen::AllCompleted);
+///     assert_eq!((w.done, w.not_done), (vec![0], vec![]));
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Waited {
     /// Done (successfully or not), in the order they finished.
@@ -196,6 +254,8 @@ pub struct Waited {
 /// `concurrent.futures.wait` (named so as not to clash with
 /// [`connection::wait`](crate::connection::wait)). The results stay the
 /// caller's: take the values of the `done` ones with [`AsyncResult::get`].
+/// Each result listed as done is [`ready`](AsyncResult::ready) (its callbacks
+/// have run) when this returns.
 ///
 /// ```
 /// use multiproc::ReturnWhen;
@@ -232,6 +292,12 @@ pub fn wait_results<R>(results: &[AsyncResult<R>], timeout: Option<Duration>, wh
     let poll = poller(results.iter());
     finished.wait(poll.as_deref(), deadline, &until);
     let done: Vec<usize> = finished.snapshot().into_iter().collect();
+    // A result's completion hooks (ours among them) run before it reads as
+    // ready; let those of the done ones finish, so that `ready`, `successful`
+    // and `get_timeout` agree with `done`.
+    for &i in &done {
+        results[i].wait();
+    }
     let not_done = (0..n).filter(|i| !done.contains(i)).collect();
     Waited { done, not_done }
 }

@@ -203,7 +203,22 @@ impl std::fmt::Debug for Pool {
 /// A task name with encoded arguments and the handles inside them.
 type EncodedCall = (String, Vec<u8>, Vec<std::os::fd::OwnedFd>);
 
-/// Configures a [`Pool`] ([`Pool::builder`]).
+/// Configures a [`Pool`] ([`Pool::builder`]): the number of workers, their
+/// start method, an initializer, and the limits Python's pool does not have
+/// (retries, per-call timeouts, memory).
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let builder: multiproc::PoolBuilder = multiproc::Pool::builder().processes(2).retries(1);
+///     let pool = builder.build()?;
+///     assert_eq!(pool.map(square, [3, 4])?, vec![9, 16]);
+///     Ok(())
+/// }
+/// ```
 #[derive(Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
@@ -230,18 +245,58 @@ impl std::fmt::Debug for PoolBuilder {
 
 impl PoolBuilder {
     /// The number of worker processes (default: [`cpu_count`](crate::cpu_count)).
+    /// Python's `processes=`.
+    ///
+    /// ```
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(2).build()?;
+    ///     assert_eq!(pool.processes(), 2);
+    ///     assert_eq!(pool.worker_pids().len(), 2);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn processes(mut self, n: usize) -> Self {
         self.processes = Some(n);
         self
     }
 
     /// The start method of the workers (default: [`get_start_method`]).
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     for method in multiproc::get_all_start_methods() {
+    ///         let pool = multiproc::Pool::builder().processes(1).start_method(method).build()?;
+    ///         assert_eq!(pool.apply(square, (5,))?, 25, "{method}");
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
     }
 
-    /// The start method of `ctx`.
+    /// The start method of `ctx` (Python's `context=`).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let ctx = multiproc::get_context(multiproc::StartMethod::Fork);
+    ///     let pool = multiproc::Pool::builder().processes(1).context(ctx).build()?;
+    ///     assert_eq!(pool.map(square, [1, 2])?, vec![1, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn context(self, ctx: Context) -> Self {
         self.start_method(ctx.start_method())
     }
@@ -250,6 +305,25 @@ impl PoolBuilder {
     /// `initializer`, `initargs`). If it panics or fails, [`PoolBuilder::build`]
     /// reports it; if it fails in a replacement worker, the pool's remaining
     /// calls fail with that message.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// static SCALE: AtomicU64 = AtomicU64::new(1);
+    ///
+    /// #[multiproc::task]
+    /// fn set_scale(k: u64) { SCALE.store(k, Ordering::Relaxed) }
+    ///
+    /// #[multiproc::task]
+    /// fn scaled(x: u64) -> u64 { x * SCALE.load(Ordering::Relaxed) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(2).initializer(set_scale, (10,)).build()?;
+    ///     assert_eq!(pool.map(scaled, 1..4)?, vec![10, 20, 30]);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
     where
         F: Task<A>,
@@ -265,6 +339,20 @@ impl PoolBuilder {
     /// Replace each worker after it has run `n` calls (Python's
     /// `maxtasksperchild`). A chunk is never split, so a worker may run up to
     /// one chunk more than `n`. No call is lost when a worker retires.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn pid() -> u32 { std::process::id() }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(1).max_tasks_per_child(1).build()?;
+    ///     let first = pool.apply(pid, ())?;
+    ///     let second = pool.apply(pid, ())?;
+    ///     assert_ne!(first, second, "each call ran in a fresh worker");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn max_tasks_per_child(mut self, n: usize) -> Self {
         self.max_tasks = Some(n);
         self
@@ -276,6 +364,26 @@ impl PoolBuilder {
     /// uncharged; the calls of the same chunk that had finished but whose
     /// results had not left the worker yet run again too (so a call may run
     /// more than once when its worker dies).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn die_once(died: multiproc::Event) -> String {
+    ///     if !died.is_set() {
+    ///         died.set();
+    ///         std::process::exit(3); // the worker is lost mid-call
+    ///     }
+    ///     "second try".to_string()
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(1).retries(1).build()?;
+    ///     let died = multiproc::Event::new()?;
+    ///     assert_eq!(pool.apply(die_once, (died.clone(),))?, "second try");
+    ///     assert!(died.is_set());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -318,6 +426,23 @@ impl PoolBuilder {
     /// A worker killed for its memory by the kernel (the OOM killer, or a
     /// failed allocation under `RLIMIT_AS`) is a [`Error::WorkerLost`] for the
     /// call it ran, with its signal.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn hog(bytes: usize) -> u32 {
+    ///     std::hint::black_box(vec![1u8; bytes].leak()); // touched, and never freed
+    ///     std::process::id()
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(1).max_memory_per_child(48 << 20).build()?;
+    ///     let leaky = pool.apply(hog, (64 << 20,))?;
+    ///     let next = pool.apply(hog, (0,))?;
+    ///     assert_ne!(leaky, next, "the worker over 48 MiB was replaced");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
         self.max_memory = Some(bytes);
         self
@@ -330,6 +455,17 @@ impl PoolBuilder {
     /// a zero `task_timeout` or `max_memory_per_child(0)`; the initializer's
     /// own failure ([`Error::TaskPanicked`], [`Error::TaskFailed`]); the errors of
     /// [`Process::start`](crate::Process::start) if a worker cannot start.
+    ///
+    /// ```
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(2).build()?;
+    ///     assert_eq!(pool.processes(), 2);
+    ///     let none = multiproc::Pool::builder().processes(0).build();
+    ///     assert!(matches!(none, Err(multiproc::Error::InvalidArgument(_))));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn build(self) -> Result<Pool> {
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
         if processes == 0 {
@@ -367,7 +503,21 @@ impl PoolBuilder {
 }
 
 impl Pool {
-    /// A pool of `processes` workers with the default start method.
+    /// A pool of `processes` workers with the default start method
+    /// ([`get_start_method`]). Python's `Pool(processes)`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     assert_eq!(pool.map(square, 0..3)?, vec![0, 1, 4]);
+    ///     assert!(multiproc::Pool::new(0).is_err());
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `processes` is 0; otherwise as [`PoolBuilder::build`].
@@ -376,6 +526,18 @@ impl Pool {
     }
 
     /// A builder for the other options (initializer, start method, …).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::builder().processes(1).max_tasks_per_child(10).build()?;
+    ///     assert_eq!(pool.apply(square, (4,))?, 16);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -383,6 +545,20 @@ impl Pool {
     /// The pool that suits how the program was started: built with the `mpi`
     /// feature and launched under `mpirun`/`srun`, a pool over the other MPI ranks
     /// (`Pool::mpi`); otherwise a local pool of [`cpu_count`](crate::cpu_count) workers.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     // Not under mpirun (as here): a local pool, one worker per CPU.
+    ///     let pool = multiproc::Pool::auto()?;
+    ///     assert_eq!(pool.processes(), multiproc::cpu_count());
+    ///     assert_eq!(pool.map(square, 0..3)?, vec![0, 1, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// As [`PoolBuilder::build`] or `Pool::mpi`.
@@ -400,6 +576,17 @@ impl Pool {
     /// that hold a file descriptor (`Connection`, `Queue`, …) cannot cross MPI
     /// ([`Error::InvalidArgument`]). See the book's MPI chapter.
     ///
+    /// A doctest is not launched under MPI, so here it is refused:
+    ///
+    /// ```
+    /// #[multiproc::main]
+    /// fn main() {
+    ///     let e = multiproc::Pool::mpi().unwrap_err();
+    ///     assert!(matches!(e, multiproc::Error::InvalidState(_)));
+    ///     assert!(e.to_string().contains("not launched under MPI"), "{e}");
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidState`] if the program was not launched under MPI or runs on
     /// one rank only.
@@ -408,13 +595,36 @@ impl Pool {
         Ok(Pool { backend: Arc::new(Backend::Mpi(self::mpi::MpiPool::new()?)), chunksize: None })
     }
 
-    /// The number of workers the pool keeps.
+    /// The number of workers the pool keeps (Python's `Pool._processes`).
+    ///
+    /// ```
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     assert_eq!(pool.processes(), 2);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn processes(&self) -> usize {
         self.backend.processes()
     }
 
     /// The pids of the workers right now (they change when a worker is replaced);
     /// empty for an MPI pool, whose workers may live on other hosts.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn pid() -> u32 { std::process::id() }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let pids = pool.worker_pids();
+    ///     assert_eq!(pids.len(), 2);
+    ///     assert!(pids.contains(&pool.apply(pid, ())?));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.backend.worker_pids()
     }
@@ -422,6 +632,20 @@ impl Pool {
     /// The same operations with a chosen chunk size (Python's `chunksize=`), on
     /// every backend: `pool.with_chunksize(1).map(f, xs)`. A chunk size of 0
     /// counts as 1.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn pid(_x: u64) -> u32 { std::process::id() }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     // One chunk of all four calls: a single worker runs them.
+    ///     let pids = pool.with_chunksize(4).map(pid, 0..4)?;
+    ///     assert!(pids.iter().all(|&p| p == pids[0]));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn with_chunksize(&self, chunksize: usize) -> Chunked<'_> {
         let pool = Pool { backend: self.backend.clone(), chunksize: Some(chunksize.max(1)) };
         Chunked { pool, _borrow: PhantomData }
@@ -429,6 +653,18 @@ impl Pool {
 
     /// Runs `task(x)` for every `x` of `inputs` and returns the results in order.
     /// Blocks until all are done. Python's `map`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     assert_eq!(pool.map(square, vec![3, 1, 2])?, vec![9, 1, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// The first failed call's error, in input order ([`Error::TaskPanicked`],
@@ -447,6 +683,18 @@ impl Pool {
     /// Runs `task(a, b, …)` for every argument tuple of `inputs`; results in order.
     /// Python's `starmap`.
     ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// As [`Pool::map`].
     pub fn starmap<F, A, I>(&self, task: F, inputs: I) -> Result<Vec<F::Output>>
@@ -462,6 +710,21 @@ impl Pool {
     }
 
     /// [`Pool::map`] without waiting: returns an [`AsyncResult`] of the whole list.
+    /// Python's `map_async`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let pending = pool.map_async(square, 0..4)?;
+    ///     // ... the calls run while this thread does something else ...
+    ///     assert_eq!(pending.get()?, vec![0, 1, 4, 9]);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidState`] (as [`Pool::map`]); failed calls
@@ -476,7 +739,20 @@ impl Pool {
         self.starmap_async(task, inputs.into_iter().map(|x| (x,)))
     }
 
-    /// [`Pool::starmap`] without waiting.
+    /// [`Pool::starmap`] without waiting. Python's `starmap_async`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let pending = pool.starmap_async(add, vec![(1, 1), (2, 2)])?;
+    ///     assert_eq!(pending.get()?, vec![2, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// As [`Pool::map_async`].
@@ -515,6 +791,20 @@ impl Pool {
     /// they become available. The input is pulled as results are consumed, so an
     /// endless iterator works in bounded memory. Python's `imap`.
     ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     // An endless input: only what is consumed is computed (give or take a window).
+    ///     let first: Vec<u64> = pool.imap(square, 0..)?.take(3).collect::<multiproc::Result<_>>()?;
+    ///     assert_eq!(first, vec![0, 1, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidState`] on a closed pool; each
     /// item is then `Ok(result)` or that call's error.
@@ -531,6 +821,23 @@ impl Pool {
 
     /// As [`Pool::imap`], yielding results in completion order. Python's `imap_unordered`.
     ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let mut squares = Vec::new();
+    ///     for r in pool.imap_unordered(square, 0..5)? {
+    ///         squares.push(r?); // whichever call finished next
+    ///     }
+    ///     squares.sort();
+    ///     assert_eq!(squares, vec![0, 1, 4, 9, 16]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// As [`Pool::imap`].
     pub fn imap_unordered<'a, F, T, I>(&self, task: F, inputs: I) -> Result<IMapUnorderedIter<'a, F::Output>>
@@ -546,6 +853,18 @@ impl Pool {
 
     /// Runs `task(args…)` in a worker and waits for the result. Python's `apply`.
     ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     assert_eq!(pool.apply(add, (2, 3))?, 5);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     /// The call's error, or as [`Pool::apply_async`].
     pub fn apply<F, A>(&self, task: F, args: A) -> Result<F::Output>
@@ -559,6 +878,20 @@ impl Pool {
 
     /// Runs `task(args…)` in a worker; returns at once with an [`AsyncResult`].
     /// Python's `apply_async`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let a = pool.apply_async(add, (1, 2))?;
+    ///     let b = pool.apply_async(add, (3, 4))?; // both in flight at once
+    ///     assert_eq!(a.get()? + b.get()?, 10);
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Encode`], or [`Error::InvalidState`] on a
@@ -609,6 +942,21 @@ impl Pool {
     }
 
     /// Stops accepting work; submitted work still runs. Python's `close`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let pending = pool.apply_async(square, (3,))?;
+    ///     pool.close();
+    ///     assert!(matches!(pool.apply(square, (4,)), Err(multiproc::Error::InvalidState(_))));
+    ///     assert_eq!(pending.get()?, 9, "work submitted before close still runs");
+    ///     pool.join()
+    /// }
+    /// ```
     pub fn close(&self) {
         self.backend.close()
     }
@@ -618,12 +966,45 @@ impl Pool {
     /// # Errors
     /// [`Error::InvalidState`] if the pool is still running (call [`Pool::close`]
     /// or [`Pool::terminate`] first).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let pending = pool.map_async(square, 0..3)?;
+    ///     assert!(pool.join().is_err(), "still running: close it first");
+    ///     pool.close();
+    ///     pool.join()?;
+    ///     assert!(pending.ready());
+    ///     assert_eq!(pending.get()?, vec![0, 1, 4]);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn join(&self) -> Result<()> {
         self.backend.join()
     }
 
     /// Stops the workers at once; unfinished calls fail with [`Error::InvalidState`].
     /// Python's `terminate` (also what dropping the pool does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let long = pool.apply_async(nap, (10_000,))?;
+    ///     pool.terminate();
+    ///     assert!(matches!(long.get(), Err(multiproc::Error::InvalidState(_))));
+    ///     pool.join() // the workers are gone
+    /// }
+    /// ```
     pub fn terminate(&self) {
         self.backend.terminate()
     }

@@ -5,7 +5,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{IMapIter, IMapUnorderedIter};
 
 /// An iterator that advances a progress bar on stderr as results arrive.
-/// Made by [`IMapIter::progress`] or [`IMapUnorderedIter::progress`].
+/// Made by [`IMapIter::progress`] or [`IMapUnorderedIter::progress`]; it
+/// yields the same items as the iterator it wraps.
+///
+/// ```
+/// #[multiproc::task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let it: multiproc::Progress<_> = pool.imap(square, 0..4)?.progress();
+///     assert_eq!(it.collect::<multiproc::Result<Vec<_>>>()?, vec![0, 1, 4, 9]);
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Progress<I> {
     inner: I,
@@ -28,7 +42,23 @@ fn bar(len: Option<usize>) -> ProgressBar {
 }
 
 impl<'a, R> IMapIter<'a, R> {
-    /// Shows a progress bar (length from the input's size hint) while iterating.
+    /// Shows a progress bar (length from the input's size hint) while iterating
+    /// (tqdm's `tqdm(pool.imap(..), total=n)`).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let mut it = pool.imap(square, 0..3)?.progress();
+    ///     assert_eq!(it.length(), Some(3));
+    ///     assert_eq!(it.next().transpose()?, Some(0));
+    ///     assert_eq!(it.position(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn progress(self) -> Progress<Self> {
         let b = bar(self.input_len());
         Progress { inner: self, bar: b }
@@ -37,6 +67,21 @@ impl<'a, R> IMapIter<'a, R> {
 
 impl<'a, R> IMapUnorderedIter<'a, R> {
     /// Shows a progress bar (length from the input's size hint) while iterating.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(2)?;
+    ///     let mut it = pool.imap_unordered(square, 0..3)?.progress();
+    ///     let total: u64 = it.by_ref().sum::<multiproc::Result<u64>>()?;
+    ///     assert_eq!(total, 5);
+    ///     assert_eq!((it.position(), it.length()), (3, Some(3)));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn progress(self) -> Progress<Self> {
         let b = bar(self.input_len());
         Progress { inner: self, bar: b }

@@ -45,6 +45,34 @@ fn already_taken() -> Error {
 ///     Ok(())
 /// }
 /// ```
+///
+/// Awaited, under any executor (here `block_on`, a minimal one that parks the thread):
+///
+/// ```
+/// # use std::{future::Future, pin::pin, sync::Arc, task::{Context, Poll, Wake}, thread::Thread};
+/// # struct Unpark(Thread);
+/// # impl Wake for Unpark { fn wake(self: Arc<Self>) { self.0.unpark() } }
+/// # fn block_on<F: Future>(f: F) -> F::Output {
+/// #     let waker = Arc::new(Unpark(std::thread::current())).into();
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     let mut f = pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// #[multiproc::task]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     let (a, b) = (pool.apply_async(add, (1, 2))?, pool.apply_async(add, (3, 4))?);
+///     let sum = block_on(async { Ok::<_, multiproc::Error>(a.await? + b.await?) })?;
+///     assert_eq!(sum, 10);
+///     Ok(())
+/// }
+/// ```
 pub struct AsyncResult<R> {
     src: Source<R>,
 }
@@ -85,16 +113,66 @@ impl<R> AsyncResult<R> {
     }
 
     /// Whether the call has finished (successfully or not). Python's `ready`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let go = multiproc::Event::new()?;
+    ///     let r = pool.apply_async(after, (go.clone(),))?;
+    ///     assert!(!r.ready(), "it waits for `go`");
+    ///     go.set();
+    ///     r.wait();
+    ///     assert!(r.ready());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn ready(&self) -> bool {
         each_source!(&self.src, s => s.ready())
     }
 
     /// Waits until the call has finished. Python's `wait()`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let r = pool.apply_async(add, (2, 3))?;
+    ///     r.wait();
+    ///     assert!(r.ready());
+    ///     assert_eq!(r.get()?, 5);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn wait(&self) {
         each_source!(&self.src, s => s.wait())
     }
 
     /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let go = multiproc::Event::new()?;
+    ///     let r = pool.apply_async(after, (go.clone(),))?;
+    ///     assert!(!r.wait_timeout(Duration::from_millis(20)));
+    ///     go.set();
+    ///     assert!(r.wait_timeout(Duration::from_secs(10)));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         each_source!(&self.src, s => s.wait_timeout(timeout))
     }
@@ -109,6 +187,20 @@ impl<R> AsyncResult<R> {
     /// The call's error ([`Error::TaskPanicked`], [`Error::WorkerLost`], …; for
     /// `map_async`, the first failed item's); [`Error::InvalidState`] if the pool
     /// was terminated first.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn div(a: u64, b: u64) -> u64 { a / b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     assert_eq!(pool.apply_async(div, (6, 3))?.get()?, 2);
+    ///     let panicked = pool.apply_async(div, (1, 0))?.get();
+    ///     assert!(matches!(panicked, Err(multiproc::Error::TaskPanicked { .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn get(self) -> Result<R> {
         self.wait();
         self.take()
@@ -119,6 +211,26 @@ impl<R> AsyncResult<R> {
     /// # Errors
     /// [`Error::Timeout`] if it is not ready in time (call again later);
     /// [`Error::InvalidState`] if the result was already taken; otherwise as [`AsyncResult::get`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let go = multiproc::Event::new()?;
+    ///     let r = pool.apply_async(after, (go.clone(),))?;
+    ///     let early = r.get_timeout(Duration::from_millis(20));
+    ///     assert!(matches!(early, Err(multiproc::Error::Timeout(_))));
+    ///     go.set();
+    ///     assert_eq!(r.get_timeout(Duration::from_secs(10))?, 42);
+    ///     assert!(r.get_timeout(Duration::ZERO).is_err(), "taken already");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
         if !self.wait_timeout(timeout) {
             return Err(Error::Timeout(timeout));
@@ -130,6 +242,22 @@ impl<R> AsyncResult<R> {
     ///
     /// # Errors
     /// [`Error::InvalidState`] if it has not finished yet (Python raises `ValueError`).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn div(a: u64, b: u64) -> u64 { a / b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let (good, bad) = (pool.apply_async(div, (6, 3))?, pool.apply_async(div, (1, 0))?);
+    ///     good.wait();
+    ///     bad.wait();
+    ///     assert!(good.successful()?);
+    ///     assert!(!bad.successful()?);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn successful(&self) -> Result<bool> {
         each_source!(&self.src, s => s.successful())
     }
@@ -204,6 +332,24 @@ impl<R> AsyncResult<R> {
     /// by killing their workers (local pools; each is replaced): they too
     /// report [`Error::Cancelled`]. The other calls those workers held run
     /// elsewhere. On other backends, as `cancel`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn stall(started: multiproc::Event) { started.set(); std::thread::sleep(Duration::from_secs(10)) }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let started = multiproc::Event::new()?;
+    ///     let r = pool.apply_async(stall, (started.clone(),))?;
+    ///     assert!(started.wait(Some(Duration::from_secs(10))));
+    ///     assert!(r.cancel_running());
+    ///     assert!(matches!(r.get(), Err(multiproc::Error::Cancelled)));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn cancel_running(&self) -> bool {
         match &self.src {
             Source::Job(j) => j.cancel(true),
@@ -214,6 +360,24 @@ impl<R> AsyncResult<R> {
     /// Whether [`cancel`](AsyncResult::cancel) or
     /// [`cancel_running`](AsyncResult::cancel_running) was called (or the
     /// result was dropped while it cancels on drop). Python's `Future.cancelled`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let go = multiproc::Event::new()?;
+    ///     let (busy, queued) = (pool.apply_async(after, (go.clone(),))?, pool.apply_async(after, (go.clone(),))?);
+    ///     assert!(!queued.cancelled());
+    ///     queued.cancel();
+    ///     assert!(queued.cancelled());
+    ///     go.set();
+    ///     assert_eq!(busy.get()?, 42);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn cancelled(&self) -> bool {
         match &self.src {
             Source::Job(j) => j.job.cancelled(),
@@ -277,6 +441,23 @@ impl<R: Send + 'static> AsyncResult<R> {
     /// (Python's `callback`). It runs on the thread that completes the call (the
     /// pool's thread, or one waiting on a result), or at once if already ready.
     /// Keep it short: it holds up other results.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let (tx, rx) = mpsc::channel();
+    ///     let _r = pool.apply_async(add, (2, 3))?.callback(move |sum| tx.send(*sum).unwrap());
+    ///     assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(5));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn callback(self, f: impl FnOnce(&R) + Send + 'static) -> Self {
         match self.src {
             Source::Job(j) => AsyncResult { src: Source::Job(j.callback(f)) },
@@ -293,6 +474,24 @@ impl<R: Send + 'static> AsyncResult<R> {
 
     /// Calls `f` with the error once the call has failed (Python's `error_callback`);
     /// runs as [`AsyncResult::callback`] does.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn div(a: u64, b: u64) -> u64 { a / b }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let (tx, rx) = mpsc::channel();
+    ///     let _r = pool.apply_async(div, (1, 0))?.error_callback(move |e| tx.send(e.to_string()).unwrap());
+    ///     let message = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    ///     assert!(message.contains("divide by zero"), "{message}");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn error_callback(self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
         match self.src {
             Source::Job(j) => AsyncResult { src: Source::Job(j.error_callback(f)) },
@@ -762,6 +961,25 @@ impl<R> IMapIter<'_, R> {
 
 impl<R> IMapUnorderedIter<'_, R> {
     /// As [`IMapIter::next_timeout`]: the next result to finish, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn after(go: multiproc::Event) -> u64 { go.wait(None); 42 }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let pool = multiproc::Pool::new(1)?;
+    ///     let go = multiproc::Event::new()?;
+    ///     let mut it = pool.imap_unordered(after, [go.clone()])?;
+    ///     assert!(matches!(it.next_timeout(Duration::from_millis(20)), Some(Err(multiproc::Error::Timeout(_)))));
+    ///     go.set();
+    ///     assert_eq!(it.next_timeout(Duration::from_secs(10)).transpose()?, Some(42));
+    ///     assert!(it.next_timeout(Duration::from_secs(10)).is_none());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
         self.stream.next_timeout(timeout)
     }

@@ -23,7 +23,15 @@ use crate::error::{Error, ExitStatus, IoContext, Result};
 use crate::sys;
 use crate::sys::process::RawExit;
 
-/// How a child process is created.
+/// How a child process is created: Python's start methods, by their names
+/// (`Display` shows the name).
+///
+/// ```
+/// use multiproc::StartMethod;
+///
+/// assert_eq!(StartMethod::ForkServer.to_string(), "forkserver");
+/// assert_eq!(multiproc::get_context(StartMethod::Fork).start_method(), StartMethod::Fork);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling thread and run the task in the copy. The fastest
@@ -45,6 +53,14 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// Python's name for the method: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// assert_eq!(StartMethod::Spawn.name(), "spawn");
+    /// assert_eq!(StartMethod::from_name(StartMethod::Fork.name())?, StartMethod::Fork);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             StartMethod::Fork => "fork",
@@ -54,6 +70,19 @@ impl StartMethod {
     }
 
     /// Parses Python's name of a method.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// assert_eq!(StartMethod::from_name("forkserver")?, StartMethod::ForkServer);
+    /// let e = StartMethod::from_name("thread").unwrap_err();
+    /// assert!(matches!(e, multiproc::Error::InvalidArgument(_)));
+    /// assert!(e.to_string().contains("expected one of fork, spawn, forkserver"), "{e}");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for any other name.
     pub fn from_name(name: &str) -> Result<StartMethod> {
         match name {
             "fork" => Ok(StartMethod::Fork),
