@@ -231,6 +231,12 @@ where
     /// Creates the process (not started yet: see [`Process::start`]). The
     /// arguments are encoded now.
     ///
+    /// # Errors
+    /// [`Error::Encode`] if the arguments cannot be encoded;
+    /// [`Error::InvalidArgument`] if a [`Process::fork_closure`] is to use
+    /// spawn or forkserver, or if the default start method is wanted and
+    /// `MULTIPROC_START_METHOD` names none.
+    ///
     /// ```
     /// use multiproc::{Error, Process, StartMethod};
     ///
@@ -244,12 +250,6 @@ where
     /// assert!(matches!(closure.build(), Err(Error::InvalidArgument(_))));
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::Encode`] if the arguments cannot be encoded;
-    /// [`Error::InvalidArgument`] if a [`Process::fork_closure`] is to use
-    /// spawn or forkserver, or if the default start method is wanted and
-    /// `MULTIPROC_START_METHOD` names none.
     pub fn build(self) -> Result<Process> {
         let method = match self.method {
             Some(m) => m,
@@ -281,6 +281,9 @@ impl Process {
     /// (Python's `Process(target=task, args=args)`). `args` is a tuple: `(a,)`,
     /// `(a, b)`, … or `()`.
     ///
+    /// # Errors
+    /// As [`ProcessBuilder::build`].
+    ///
     /// ```
     /// #[multiproc::task]
     /// fn add(a: u64, b: u64, out: multiproc::Connection<u64>) { out.send(&(a + b)).unwrap(); }
@@ -295,9 +298,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`ProcessBuilder::build`].
     pub fn new<F, A>(task: F, args: A) -> Result<Process>
     where
         F: Task<A>,
@@ -407,6 +407,12 @@ impl Process {
     /// spawn, once it has taken its role: a child that cannot is reported here,
     /// not later). A process starts once.
     ///
+    /// # Errors
+    /// [`Error::InvalidState`] if already started or closed, or if this process is
+    /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
+    /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start;
+    /// [`Error::InvalidArgument`] if a `MULTIPROC_*` variable has an unknown value.
+    ///
     /// ```
     /// #[multiproc::task]
     /// fn work() {}
@@ -421,12 +427,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] if already started or closed, or if this process is
-    /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
-    /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start;
-    /// [`Error::InvalidArgument`] if a `MULTIPROC_*` variable has an unknown value.
     pub fn start(&mut self) -> Result<()> {
         boot::refuse_stray_child();
         if identity::me().daemon {
@@ -501,6 +501,9 @@ impl Process {
     /// Waits for the child to end (Python's `join()`); then
     /// [`exitcode`](Process::exitcode) tells how.
     ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it was never started or is closed.
+    ///
     /// ```
     /// #[multiproc::task]
     /// fn work() {}
@@ -515,9 +518,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] if it was never started or is closed.
     pub fn join(&mut self) -> Result<()> {
         self.child("join")?.wait(None)?;
         self.forget_if_done();
@@ -526,6 +526,9 @@ impl Process {
 
     /// Waits at most `timeout`; `Ok(None)` if the child is still running (as
     /// Python's `join(timeout)`, then check [`Process::exitcode`]).
+    ///
+    /// # Errors
+    /// As [`Process::join`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -544,9 +547,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`Process::join`].
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
         let s = self.child("join")?.wait(Some(timeout))?;
         self.forget_if_done();
@@ -648,6 +648,9 @@ impl Process {
     /// Sends `SIGTERM` (Python's `terminate`; a child that already ended is
     /// not an error).
     ///
+    /// # Errors
+    /// [`Error::InvalidState`] if never started or closed.
+    ///
     /// ```
     /// #[multiproc::task]
     /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
@@ -663,9 +666,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] if never started or closed.
     pub fn terminate(&self) -> Result<()> {
         self.child("terminate")?.handle.signal(libc::SIGTERM)
     }
@@ -673,6 +673,9 @@ impl Process {
     /// Sends `SIGINT` (Python 3.14's `interrupt`). A Rust child keeps the default
     /// action, so it ends with `ExitStatus::Signal(SIGINT)`, unless it inherited
     /// an ignored SIGINT (a parent started as a shell's background job), as in Python.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
     ///
     /// ```
     /// use multiproc::ExitStatus;
@@ -695,14 +698,14 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`Process::terminate`].
     pub fn interrupt(&self) -> Result<()> {
         self.child("interrupt")?.handle.signal(libc::SIGINT)
     }
 
     /// Sends `SIGKILL` (Python's `kill`): the child cannot catch or ignore it.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
     ///
     /// ```
     /// #[multiproc::task]
@@ -719,15 +722,15 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`Process::terminate`].
     pub fn kill(&self) -> Result<()> {
         self.child("kill")?.handle.signal(libc::SIGKILL)
     }
 
     /// An fd that becomes readable when the child ends (a pidfd; Python's
     /// `sentinel`), for [`wait`](crate::connection::wait) or your own event loop.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
     ///
     /// ```
     /// use multiproc::connection::wait;
@@ -744,15 +747,15 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`Process::terminate`].
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
         Ok(self.child("get the sentinel of")?.handle.sentinel())
     }
 
     /// Releases the process's resources (Python's `close`); the handle can do
     /// nothing more after it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the child is still running.
     ///
     /// ```
     /// #[multiproc::task]
@@ -771,9 +774,6 @@ impl Process {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] if the child is still running.
     pub fn close(&mut self) -> Result<()> {
         if let State::Started(c) = &self.state {
             if c.poll().is_none() {
@@ -793,6 +793,9 @@ impl Context {
     /// A [`Process`] that will start with this context's method (Python's
     /// `ctx.Process(target=…, args=…)`).
     ///
+    /// # Errors
+    /// As [`Process::new`].
+    ///
     /// ```
     /// use multiproc::StartMethod;
     ///
@@ -810,9 +813,6 @@ impl Context {
     ///     Ok(())
     /// }
     /// ```
-    ///
-    /// # Errors
-    /// As [`Process::new`].
     pub fn process<F, A>(&self, task: F, args: A) -> Result<Process>
     where
         F: Task<A>,
@@ -985,6 +985,10 @@ impl ProcessInfo {
     /// `sentinel`; use it with `poll` or [`connection::wait`](crate::connection::wait)-style loops).
     /// A child has one for its parent; no process has one for itself.
     ///
+    /// # Errors
+    /// [`Error::InvalidState`] for the current process, or one that ended
+    /// before it could be watched.
+    ///
     /// ```
     /// use std::time::Duration;
     ///
@@ -1006,10 +1010,6 @@ impl ProcessInfo {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] for the current process, or one that ended
-    /// before it could be watched.
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
         if self.pid == sys::process::getpid() as u32 {
             return Err(Error::InvalidState(
@@ -1022,18 +1022,21 @@ impl ProcessInfo {
     /// Waits for the process to end (Python's `parent_process().join()`); a
     /// process cannot join itself.
     ///
+    /// # Errors
+    /// [`Error::InvalidState`] for the current process.
+    ///
     /// ```
     /// assert!(multiproc::current_process().join().is_err()); // it would wait for ever
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] for the current process.
     pub fn join(&self) -> Result<()> {
         self.join_timeout(None).map(drop)
     }
 
     /// Waits at most `timeout` (`None`: for ever) for the process to end;
     /// whether it has (Python's `parent_process().join(timeout)`).
+    ///
+    /// # Errors
+    /// As [`ProcessInfo::join`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -1054,9 +1057,6 @@ impl ProcessInfo {
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// As [`ProcessInfo::join`].
     pub fn join_timeout(&self, timeout: Option<Duration>) -> Result<bool> {
         let Ok(fd) = self.sentinel() else {
             if self.pid == sys::process::getpid() as u32 {

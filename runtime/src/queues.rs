@@ -70,7 +70,19 @@ const SHUT_NOW: u32 = 2;
 /// Where the ring starts (page-aligned in the file: the region header is 64 bytes).
 const RING: usize = 4096 - crate::region::HEADER;
 
-/// Default ring size: 1 MiB of shared memory, touched only as it is used.
+/// Default ring size: 1 MiB of shared memory, touched only as it is used
+/// ([`Queue::new`] uses it; [`Queue::with_ring_size`] picks another).
+///
+/// ```
+/// use multiproc::{DEFAULT_RING_BYTES, Queue};
+///
+/// assert_eq!(DEFAULT_RING_BYTES, 1 << 20);
+/// // A larger ring holds more unread data before `put` waits for a consumer.
+/// let q = Queue::with_ring_size(0, 4 * DEFAULT_RING_BYTES)?;
+/// q.put(vec![0u8; 2 * DEFAULT_RING_BYTES])?;
+/// assert!(q.pending_bytes() > DEFAULT_RING_BYTES);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub const DEFAULT_RING_BYTES: usize = 1 << 20;
 const MIN_RING_BYTES: usize = 4096;
 
@@ -609,7 +621,7 @@ macro_rules! queue_serde {
 /// on every OS. Items may not contain fd-holding handles (`Connection`,
 /// `Lock`, …): pass those as task arguments.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn producer(q: multiproc::Queue<Option<u64>>, n: u64) {
 ///     for i in 0..n { q.put(Some(i)).unwrap(); }
@@ -636,9 +648,19 @@ pub struct Queue<T> {
 queue_serde!(Queue);
 
 macro_rules! common_methods {
-    () => {
+    ($ty:ident) => {
         /// Approximate number of items in the queue (exact when nobody is
         /// putting or getting). Works on every OS, unlike CPython's on macOS.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.put(2)?;
+        /// assert_eq!(q.qsize(), 2);
+        /// q.get()?;
+        /// assert_eq!(q.qsize(), 1);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn qsize(&self) -> usize {
             self.inner.qsize()
         }
@@ -647,6 +669,14 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after [`close`](Self::close).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(q.empty()?);
+        /// q.put("job".to_string())?;
+        /// assert!(!q.empty()?);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn empty(&self) -> Result<bool> {
             self.inner.empty()
         }
@@ -655,12 +685,35 @@ macro_rules! common_methods {
         /// `get` and `empty` calls on it fail with [`Error::Closed`]. Other
         /// processes' handles are unaffected; items already put stay in the queue.
         /// Closing twice is fine.
+        ///
+        /// ```
+        /// use multiproc::Error;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// let clone = q.clone();
+        /// q.put(1)?;
+        /// q.close();
+        /// assert!(matches!(q.put(2), Err(Error::Closed(_))));
+        /// assert!(matches!(clone.get(), Err(Error::Closed(_)))); // clones in this process too
+        /// q.close(); // twice is fine
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn close(&self) {
             self.inner.closed.store(true, Ordering::Relaxed);
         }
 
         /// Bytes of the ring in use right now, including parts of a large
         /// message still being streamed (a diagnostic: `qsize` counts whole items).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// assert_eq!(q.pending_bytes(), 0);
+        /// q.put_bytes(&[7; 100])?;
+        /// assert!(q.pending_bytes() >= 100); // the bytes and a record header
+        /// q.get_bytes()?;
+        /// assert_eq!(q.pending_bytes(), 0);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn pending_bytes(&self) -> usize {
             self.inner.pending_bytes()
         }
@@ -671,6 +724,14 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(b"raw frame")?;
+        /// assert_eq!(q.qsize(), 1);
+        /// assert_eq!(q.get_bytes()?, b"raw frame");
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
             self.inner.put_raw(bytes, true, None)
         }
@@ -679,6 +740,15 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(&[1, 2, 3])?;
+        /// q.put_bytes(&[])?; // an empty message is a message too
+        /// assert_eq!(q.get_bytes()?, [1, 2, 3]);
+        /// assert_eq!(q.get_bytes()?, []);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_bytes(&self) -> Result<Vec<u8>> {
             self.inner.get_raw(true, None, None, |b| b.into_vec())
         }
@@ -689,6 +759,18 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(b"first")?;
+        /// q.put_bytes(b"second")?;
+        /// let mut buf = Vec::with_capacity(64);
+        /// assert_eq!(q.get_bytes_into(&mut buf)?, 5);
+        /// assert_eq!(buf, b"first");
+        /// assert_eq!(q.get_bytes_into(&mut buf)?, 6);
+        /// assert_eq!(buf, b"second"); // replaced, not appended
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
             self.inner.get_raw(true, None, Some(buf), |b| b.as_slice().len())
         }
@@ -697,11 +779,23 @@ macro_rules! common_methods {
 
 /// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`], and `shutdown`.
 macro_rules! timed_methods {
-    () => {
+    ($ty:ident) => {
         /// Shuts the queue down for every process that uses it (Python 3.13's
         /// `shutdown(immediate=False)`): from now on `put` fails with
         /// [`Error::ShutDown`]; items already queued can still be taken, after
         /// which `get` fails with [`Error::ShutDown`] too. Blocked callers wake up.
+        ///
+        /// ```
+        /// use multiproc::Error;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.shutdown();
+        /// assert!(matches!(q.put(2), Err(Error::ShutDown)));
+        /// assert_eq!(q.get()?, 1); // what was queued can still be taken
+        /// assert!(matches!(q.get(), Err(Error::ShutDown)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn shutdown(&self) {
             self.inner.shutdown(false);
         }
@@ -709,11 +803,30 @@ macro_rules! timed_methods {
         /// Python's `shutdown(immediate=True)`: as [`shutdown`](Self::shutdown),
         /// but the queued items are dropped (`qsize() == 0`), every `get` fails at
         /// once, and a [`JoinableQueue`]'s `join` waiters are released.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.put(2)?;
+        /// q.shutdown_immediate();
+        /// assert_eq!(q.qsize(), 0); // the items are dropped
+        /// assert!(matches!(q.get(), Err(multiproc::Error::ShutDown)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn shutdown_immediate(&self) {
             self.inner.shutdown(true);
         }
 
         /// Whether the queue was shut down (by any process).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// let other = q.clone(); // or a handle in another process
+        /// assert!(!other.is_shut_down());
+        /// q.shutdown();
+        /// assert!(other.is_shut_down());
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn is_shut_down(&self) -> bool {
             self.inner.shut() != 0
         }
@@ -722,6 +835,16 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Full`] if there was no room in time; otherwise as [`put`](Self::put).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::with_maxsize(1)?;")]
+        /// q.put_timeout(1, Duration::from_millis(10))?;
+        /// let again = q.put_timeout(2, Duration::from_millis(10)); // no room in time
+        /// assert!(matches!(again, Err(multiproc::Error::Full)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
             self.inner.put(&item, true, Some(timeout))
         }
@@ -730,6 +853,14 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Full`] if the queue is full; otherwise as [`put`](Self::put).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::with_maxsize(1)?;")]
+        /// q.put_nowait(1)?;
+        /// assert!(matches!(q.put_nowait(2), Err(multiproc::Error::Full)));
+        /// assert_eq!(q.get()?, 1);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_nowait(&self, item: T) -> Result<()> {
             self.inner.put(&item, false, None)
         }
@@ -738,6 +869,16 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Empty`] if nothing arrived in time; otherwise as [`get`](Self::get).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(multiproc::Error::Empty)));
+        /// q.put(5)?;
+        /// assert_eq!(q.get_timeout(Duration::from_millis(10))?, 5);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
             self.inner.get(true, Some(timeout))
         }
@@ -746,6 +887,14 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Empty`] if the queue is empty; otherwise as [`get`](Self::get).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(matches!(q.get_nowait(), Err(multiproc::Error::Empty)));
+        /// q.put('x')?;
+        /// assert_eq!(q.get_nowait()?, 'x');
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_nowait(&self) -> Result<T> {
             self.inner.get(false, None)
         }
@@ -757,6 +906,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q: multiproc::Queue<String> = multiproc::Queue::new()?;
+    /// assert_eq!(q.maxsize(), 0); // unbounded
+    /// q.put("hello".into())?;
+    /// assert_eq!(q.get()?, "hello");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<Queue<T>> {
         Queue::with_maxsize(0)
     }
@@ -765,6 +922,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_maxsize(2)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.full());
+    /// assert!(matches!(q.put_nowait(3), Err(multiproc::Error::Full)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
         Queue::with_ring_size(maxsize, DEFAULT_RING_BYTES)
     }
@@ -774,6 +940,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_ring_size(0, 4096)?;
+    /// let big = vec![7u8; 100_000]; // far larger than the ring: streamed through it
+    /// let sender = {
+    ///     let (q, big) = (q.clone(), big.clone());
+    ///     std::thread::spawn(move || q.put(big))
+    /// };
+    /// assert_eq!(q.get()?, big);
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> Result<Queue<T>> {
         Ok(Queue { inner: RingQueue::new(maxsize, ring_bytes)?, _marker: PhantomData })
     }
@@ -784,6 +962,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] after
     /// [`shutdown`](Self::shutdown); [`Error::Encode`] if the item cannot be
     /// encoded (the queue is unaffected).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put((1, "one".to_string()))?;
+    /// q.put((2, "two".to_string()))?;
+    /// assert_eq!(q.get()?.0, 1); // first in, first out
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -792,6 +978,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// As [`put_timeout`](Self::put_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put_with(1, true, None)?; // put(1)
+    /// assert!(q.put_with(2, false, None).is_err()); // put_nowait(2): full
+    /// assert!(q.put_with(2, true, Some(Duration::from_millis(10))).is_err()); // put_timeout
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
         self.inner.put(&item, block, timeout)
     }
@@ -802,6 +998,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] once a
     /// shut-down queue is empty; [`Error::Decode`] if the bytes are not a `T`
     /// (the item is consumed).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.put(42u64))
+    /// };
+    /// assert_eq!(q.get()?, 42); // waits for the producer
+    /// producer.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
@@ -810,33 +1017,97 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// As [`get_timeout`](Self::get_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::Queue::new()?;
+    /// assert!(matches!(q.get_with(false, None), Err(multiproc::Error::Empty))); // get_nowait()
+    /// q.put(3)?;
+    /// assert_eq!(q.get_with(true, Some(Duration::from_secs(1)))?, 3); // get(timeout=1)
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
         self.inner.get(block, timeout)
     }
 
     /// Whether the queue holds `maxsize` items (never, if unbounded).
+    ///
+    /// ```
+    /// let bounded = multiproc::Queue::with_maxsize(1)?;
+    /// assert!(!bounded.full());
+    /// bounded.put(1)?;
+    /// assert!(bounded.full());
+    /// let unbounded = multiproc::Queue::new()?;
+    /// unbounded.put(1)?;
+    /// assert!(!unbounded.full());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn full(&self) -> bool {
         let m = self.inner.maxsize();
         m > 0 && self.inner.qsize() >= m
     }
 
     /// The bound given at creation (`0`: unbounded).
+    ///
+    /// ```
+    /// assert_eq!(multiproc::Queue::<u64>::with_maxsize(8)?.maxsize(), 8);
+    /// assert_eq!(multiproc::Queue::<u64>::new()?.maxsize(), 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.inner.maxsize()
     }
 
-    common_methods!();
-    timed_methods!();
+    common_methods!(Queue);
+    timed_methods!(Queue);
 
     /// A no-op: there is no feeder thread to wait for (see the type's docs).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put(1)?;
+    /// q.join_thread(); // returns at once: `put` already wrote the item to shared memory
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join_thread(&self) {}
 
     /// A no-op: there is no feeder thread (see the type's docs).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put(1)?;
+    /// q.cancel_join_thread(); // nothing is buffered that could be lost
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn cancel_join_thread(&self) {}
 }
 
 /// A simpler, unbounded queue (Python's `multiprocessing.SimpleQueue`): `put`,
 /// `get`, `empty`, `close`. Same ring as [`Queue`].
+///
+/// ```
+/// use multiproc::SimpleQueue;
+///
+/// #[multiproc::task]
+/// fn double(jobs: SimpleQueue<u64>, results: SimpleQueue<u64>) {
+///     let x = jobs.get().unwrap();
+///     results.put(2 * x).unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let (jobs, results) = (SimpleQueue::new()?, SimpleQueue::new()?);
+///     let mut p = multiproc::Process::new(double, (jobs.clone(), results.clone()))?;
+///     p.start()?;
+///     jobs.put(21)?;
+///     assert_eq!(results.get()?, 42);
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
 pub struct SimpleQueue<T> {
     inner: RingQueue,
     _marker: PhantomData<fn(T) -> T>,
@@ -849,6 +1120,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::<String>::new()?;
+    /// assert!(q.empty()?);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<SimpleQueue<T>> {
         Ok(SimpleQueue { inner: RingQueue::new(0, DEFAULT_RING_BYTES)?, _marker: PhantomData })
     }
@@ -857,6 +1134,13 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put(vec![1, 2, 3])?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -865,16 +1149,52 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put('a')?;
+    /// q.put('b')?;
+    /// assert_eq!((q.get()?, q.get()?), ('a', 'b'));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
 
-    common_methods!();
+    common_methods!(SimpleQueue);
 }
 
 /// A [`Queue`] that also counts unfinished items (Python's `JoinableQueue`):
 /// each `put` adds one, each [`task_done`](JoinableQueue::task_done) removes
 /// one, and [`join`](JoinableQueue::join) waits until none is left.
+///
+/// ```
+/// use multiproc::{JoinableQueue, Queue};
+///
+/// #[multiproc::task]
+/// fn worker(jobs: JoinableQueue<Option<u64>>, results: Queue<u64>) {
+///     while let Some(x) = jobs.get().unwrap() {
+///         results.put(x * x).unwrap();
+///         jobs.task_done().unwrap();
+///     }
+///     jobs.task_done().unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let (jobs, results) = (JoinableQueue::new()?, Queue::new()?);
+///     let mut p = multiproc::Process::new(worker, (jobs.clone(), results.clone()))?;
+///     p.start()?;
+///     for x in 1..=3 {
+///         jobs.put(Some(x))?;
+///     }
+///     jobs.join(); // every job is done
+///     assert_eq!(results.qsize(), 3);
+///     jobs.put(None)?;
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
 pub struct JoinableQueue<T> {
     inner: RingQueue,
     _marker: PhantomData<fn(T) -> T>,
@@ -887,6 +1207,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::<u64>::new()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<JoinableQueue<T>> {
         JoinableQueue::with_maxsize(0)
     }
@@ -895,6 +1221,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc::Error::Full)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue { inner: RingQueue::new(maxsize, DEFAULT_RING_BYTES)?, _marker: PhantomData })
     }
@@ -903,6 +1236,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put("job".to_string())?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -911,18 +1251,36 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// assert_eq!(q.unfinished(), 1); // until task_done
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
 
-    common_methods!();
-    timed_methods!();
+    common_methods!(JoinableQueue);
+    timed_methods!(JoinableQueue);
 
     /// Marks one item as processed.
     ///
     /// # Errors
     /// [`Error::InvalidState`] if called more times than items were put
     /// (Python's `ValueError`).
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// assert!(matches!(q.task_done(), Err(multiproc::Error::InvalidState(_)))); // one too many
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn task_done(&self) -> Result<()> {
         let r = &self.inner;
         let w = r.u32(UNFINISHED);
@@ -936,16 +1294,52 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 
     /// The number of items put and not yet marked done.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 2); // taken is not done
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn unfinished(&self) -> u32 {
         self.inner.u32(UNFINISHED).load(Ordering::SeqCst)
     }
 
     /// Waits until every item put has been marked done.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.get().and_then(|_| q.task_done()))
+    /// };
+    /// q.join(); // returns once the worker called task_done
+    /// assert_eq!(q.unfinished(), 0);
+    /// worker.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join(&self) {
         self.join_inner(None);
     }
 
     /// As [`join`](Self::join), for at most `timeout`; `false` if items were still unfinished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// assert!(!q.join_timeout(Duration::from_millis(10))); // not done yet
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert!(q.join_timeout(Duration::from_millis(10)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_inner(Some(timeout))
     }
