@@ -650,7 +650,8 @@ queue_serde!(Queue);
 macro_rules! common_methods {
     ($ty:ident) => {
         /// Approximate number of items in the queue (exact when nobody is
-        /// putting or getting). Works on every OS, unlike CPython's on macOS.
+        /// putting or getting): Python's `qsize`. Works on every OS, unlike
+        /// CPython's on macOS.
         ///
         /// ```
         #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
@@ -665,7 +666,7 @@ macro_rules! common_methods {
             self.inner.qsize()
         }
 
-        /// Whether the queue is empty (approximate, as in Python).
+        /// Whether the queue is empty (approximate, as Python's `empty`).
         ///
         /// # Errors
         /// [`Error::Closed`] after [`close`](Self::close).
@@ -681,7 +682,7 @@ macro_rules! common_methods {
             self.inner.empty()
         }
 
-        /// Closes this handle (and its clones in this process): later `put`,
+        /// Closes this handle (and its clones in this process), Python's `close`: later `put`,
         /// `get` and `empty` calls on it fail with [`Error::Closed`]. Other
         /// processes' handles are unaffected; items already put stay in the queue.
         /// Closing twice is fine.
@@ -956,7 +957,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(Queue { inner: RingQueue::new(maxsize, ring_bytes)?, _marker: PhantomData })
     }
 
-    /// Puts `item`, waiting while the queue is full.
+    /// Puts `item`, waiting while the queue is full (Python's `put(item)`).
     ///
     /// # Errors
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] after
@@ -992,7 +993,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.put(&item, block, timeout)
     }
 
-    /// Removes and returns the next item, waiting until there is one.
+    /// Removes and returns the next item, waiting until there is one (Python's `get()`).
     ///
     /// # Errors
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] once a
@@ -1031,7 +1032,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.get(block, timeout)
     }
 
-    /// Whether the queue holds `maxsize` items (never, if unbounded).
+    /// Whether the queue holds `maxsize` items (never, if unbounded): Python's `full`.
     ///
     /// ```
     /// let bounded = multiproc::Queue::with_maxsize(1)?;
@@ -1266,7 +1267,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     common_methods!(JoinableQueue);
     timed_methods!(JoinableQueue);
 
-    /// Marks one item as processed.
+    /// Marks one item taken with `get` as processed (Python's `task_done`).
     ///
     /// # Errors
     /// [`Error::InvalidState`] if called more times than items were put
@@ -1309,7 +1310,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.inner.u32(UNFINISHED).load(Ordering::SeqCst)
     }
 
-    /// Waits until every item put has been marked done.
+    /// Waits until every item put has been marked done (Python's `join`).
     ///
     /// ```
     /// let q = multiproc::JoinableQueue::new()?;

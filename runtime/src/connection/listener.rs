@@ -42,7 +42,9 @@ const MAX_PENDING_HANDSHAKES: usize = 64;
 /// use multiproc::connection::Address;
 ///
 /// let tcp: Address = "127.0.0.1:6000".parse()?;
-/// assert_eq!(tcp, Address::Tcp("127.0.0.1:6000".parse().unwrap()));
+/// let socket: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+/// assert_eq!(tcp, Address::Tcp(socket));
+/// assert_eq!(Address::from(socket), tcp);
 /// assert_eq!("@name".parse::<Address>()?, Address::Abstract("name".into()));
 /// assert_eq!("/tmp/app.sock".parse::<Address>()?, Address::Unix("/tmp/app.sock".into()));
 /// assert_eq!(Address::Abstract("name".into()).to_string(), "@name");
@@ -270,7 +272,8 @@ impl Listener {
         })
     }
 
-    /// The address clients connect to (with the real port if bound to port 0).
+    /// The address clients connect to (with the real port if bound to port 0):
+    /// Python's `Listener.address`.
     ///
     /// ```
     /// use multiproc::connection::{Address, Listener};
@@ -322,7 +325,7 @@ impl Listener {
         ListenerCloser { closed: self.closed.clone(), wake: self.wake_tx.clone() }
     }
 
-    /// Waits for the next client and returns its connection, authenticated if
+    /// Waits for the next client and returns its connection (Python's `accept`), authenticated if
     /// the listener has a key. Blocks until a client has connected (and passed
     /// the handshake).
     ///
@@ -446,8 +449,9 @@ impl ListenerCloser {
 pub struct Client;
 
 impl Client {
-    /// Connects to `address`; with `authkey`, runs the handshake (answering the
-    /// listener's challenge, then challenging it) before returning.
+    /// Connects to `address` (Python's `Client(address, authkey=…)`); with
+    /// `authkey`, runs the handshake (answering the listener's challenge, then
+    /// challenging it) before returning.
     ///
     /// # Errors
     /// [`Error::Io`] if nothing listens there; [`Error::Authentication`] if the

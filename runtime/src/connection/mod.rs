@@ -113,7 +113,9 @@ impl<T> Connection<T> {
         Connection::from_fd(fd, true, true)
     }
 
-    /// The same connection viewed with another message type.
+    /// The same connection viewed with another message type (Python's
+    /// connections carry any object; here the type changes explicitly). Both
+    /// ends must agree on the type of each message.
     ///
     /// ```
     /// let (a, b) = multiproc::pipe::<u32>()?;
@@ -157,7 +159,7 @@ impl<T> Connection<T> {
         self.max_message = bytes;
     }
 
-    /// Whether this end can receive.
+    /// Whether this end can receive (Python's `readable`).
     ///
     /// ```
     /// let (reader, writer) = multiproc::pipe_oneway::<u32>()?;
@@ -170,7 +172,7 @@ impl<T> Connection<T> {
         self.readable
     }
 
-    /// Whether this end can send.
+    /// Whether this end can send (Python's `writable`).
     ///
     /// ```
     /// let (reader, writer) = multiproc::pipe_oneway::<u32>()?;
@@ -181,7 +183,7 @@ impl<T> Connection<T> {
         self.writable
     }
 
-    /// Whether [`close`](Self::close) was called.
+    /// Whether [`close`](Self::close) was called (Python's `closed`).
     ///
     /// ```
     /// let (mut a, _b) = multiproc::pipe::<u32>()?;
@@ -194,7 +196,8 @@ impl<T> Connection<T> {
         self.fd.is_none()
     }
 
-    /// Closes this end; the peer's next receive reports [`Error::Closed`].
+    /// Closes this end (Python's `close`; dropping it does the same); once the
+    /// messages already sent are read, the peer's next receive reports [`Error::Closed`].
     ///
     /// ```
     /// let (mut a, b) = multiproc::pipe::<u32>()?;
