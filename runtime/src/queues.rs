@@ -85,6 +85,9 @@ const RING: usize = 4096 - crate::region::HEADER;
 /// ```
 pub const DEFAULT_RING_BYTES: usize = 1 << 20;
 const MIN_RING_BYTES: usize = 4096;
+/// Largest ring: half of it, the largest one-record message, keeps its length
+/// within a record's `u32`.
+const MAX_RING_BYTES: usize = 1 << 32;
 
 /// Largest chunk of a streamed message. Small chunks keep producer and
 /// consumer working on cache-resident data side by side: measured 16-17 GB/s
@@ -174,6 +177,11 @@ fn poke(seq: &AtomicU32, sleepers: &AtomicU32) {
 
 impl RingQueue {
     fn new(maxsize: usize, ring_bytes: usize) -> Result<RingQueue> {
+        if ring_bytes > MAX_RING_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a queue's ring is at most {MAX_RING_BYTES} bytes (4 GiB); {ring_bytes} were asked for"
+            )));
+        }
         let cap = align8(ring_bytes.max(MIN_RING_BYTES));
         let region = Region::create(Kind::Queue, RING + cap, cap as u64)?;
         region.u64(MAXSIZE).store(maxsize as u64, Ordering::Release);
@@ -182,7 +190,11 @@ impl RingQueue {
 
     fn from_region(region: Arc<Region>) -> Result<RingQueue> {
         let cap = region.param();
-        if cap < MIN_RING_BYTES as u64 || cap & 7 != 0 || region.len() as u64 != RING as u64 + cap {
+        if cap < MIN_RING_BYTES as u64
+            || cap > MAX_RING_BYTES as u64
+            || cap & 7 != 0
+            || region.len() as u64 != RING as u64 + cap
+        {
             return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
         }
         Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
@@ -937,10 +949,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// A queue with `maxsize` (`0`: unbounded) and a ring of `ring_bytes` of
-    /// shared memory (at least 4 KiB).
+    /// shared memory (at least 4 KiB: smaller sizes are rounded up; at most 4 GiB).
     ///
     /// # Errors
-    /// [`Error::Io`] if the shared memory cannot be created.
+    /// [`Error::InvalidArgument`] if `ring_bytes` is over 4 GiB; [`Error::Io`]
+    /// if the shared memory cannot be created.
     ///
     /// ```
     /// let q = multiproc::Queue::with_ring_size(0, 4096)?;
@@ -951,6 +964,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// };
     /// assert_eq!(q.get()?, big);
     /// sender.join().unwrap()?;
+    /// let too_big = multiproc::Queue::<u8>::with_ring_size(0, usize::MAX);
+    /// assert!(matches!(too_big, Err(multiproc::Error::InvalidArgument(_))));
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> Result<Queue<T>> {
