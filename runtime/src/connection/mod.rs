@@ -1,5 +1,19 @@
 //! Pipes and connections: typed, framed messages between processes, and
-//! [`Listener`] / [`Client`] for processes that are not parent and child.
+//! [`Listener`] / [`Client`] for processes that are not parent and child
+//! (Python's `multiprocessing.connection`).
+//!
+//! ```
+//! use multiproc::connection::{Address, Client, Listener, wait};
+//!
+//! let listener = Listener::bind(Address::unique_abstract()?, None)?;
+//! let client = Client::connect::<String>(listener.address(), None)?;
+//! let server = listener.accept::<String>()?;
+//! let (_a, idle) = multiproc::pipe::<String>()?;
+//! client.send(&"over the socket".to_string())?;
+//! assert_eq!(wait(&[&idle, &server], None)?, [1]); // the server end has a message
+//! assert_eq!(server.recv()?, "over the socket");
+//! # Ok::<(), multiproc::Error>(())
+//! ```
 
 use std::cell::Cell;
 use std::marker::PhantomData;
