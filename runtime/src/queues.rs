@@ -78,8 +78,8 @@ const RING: usize = 4096 - crate::region::HEADER;
 ///
 /// assert_eq!(DEFAULT_RING_BYTES, 1 << 20);
 /// // A larger ring holds more unread data before `put` waits for a consumer.
-/// let q = Queue::with_ring_size(0, 4 * DEFAULT_RING_BYTES)?;
-/// q.put(vec![0u8; 2 * DEFAULT_RING_BYTES])?;
+/// let q = Queue::<()>::with_ring_size(0, 4 * DEFAULT_RING_BYTES)?;
+/// q.put_bytes(&vec![0; 2 * DEFAULT_RING_BYTES])?;
 /// assert!(q.pending_bytes() > DEFAULT_RING_BYTES);
 /// # Ok::<(), multiproc::Error>(())
 /// ```
