@@ -104,14 +104,25 @@ enum State {
 
 /// A task running (or about to run) in a child process — Python's `Process`.
 ///
-/// ```no_run
+/// The task is a [`#[multiproc::task]`](crate::task) function (or a
+/// [`lambda!`](crate::lambda!)); its arguments travel to the child encoded,
+/// handles such as a [`Connection`](crate::Connection) with their file
+/// descriptors. Under the spawn and forkserver start methods (forkserver is
+/// the default) the child re-runs this binary, so `fn main` carries
+/// [`#[multiproc::main]`](crate::main).
+///
+/// ```
 /// #[multiproc::task]
-/// fn greet(name: String) { println!("hello {name}"); }
+/// fn greet(name: String, conn: multiproc::Connection<String>) {
+///     conn.send(&format!("hello {name}")).unwrap();
+/// }
 ///
 /// #[multiproc::main]
 /// fn main() -> multiproc::Result<()> {
-///     let mut p = multiproc::Process::new(greet, ("bob".to_string(),))?;
+///     let (parent, child) = multiproc::pipe()?;
+///     let mut p = multiproc::Process::new(greet, ("bob".to_string(), child))?;
 ///     p.start()?;
+///     assert_eq!(parent.recv()?, "hello bob");
 ///     p.join()?;
 ///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
 ///     Ok(())
@@ -137,7 +148,20 @@ impl std::fmt::Debug for Process {
     }
 }
 
-/// Configures a [`Process`] before it is created ([`Process::builder`]).
+/// Configures a [`Process`] before it is created ([`Process::builder`]): its
+/// name, daemon flag and start method (Python's `Process(name=…, daemon=…)`
+/// and `get_context(method).Process`).
+///
+/// ```
+/// use multiproc::{Process, StartMethod};
+///
+/// #[multiproc::task]
+/// fn work() {}
+///
+/// let p = Process::builder(work, ()).name("worker").daemon(true).start_method(StartMethod::Spawn).build()?;
+/// assert_eq!((p.name(), p.daemon(), p.start_method()), ("worker", true, StartMethod::Spawn));
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub struct ProcessBuilder<F, A> {
     task: F,
     args: A,
@@ -151,32 +175,81 @@ where
     F: Task<A>,
     A: Serialize + DeserializeOwned + 'static,
 {
-    /// The process name (default `Process-N`).
+    /// The process name (default `Process-N`), Python's `name=`. The child
+    /// sees it as [`current_process`]`().name`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::Process::builder(work, ()).name("loader").build()?;
+    /// assert_eq!(p.name(), "loader");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// Whether the process is a daemon: terminated, not joined, when its parent's
-    /// annotated `main` ends; a daemon cannot start children. Default: the creator's flag.
+    /// Whether the process is a daemon (Python's `daemon=`): terminated, not
+    /// joined, when its parent's annotated `main` ends; a daemon cannot start
+    /// children. Default: the creator's flag.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn watch() {}
+    ///
+    /// let p = multiproc::Process::builder(watch, ()).daemon(true).build()?;
+    /// assert!(p.daemon());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = Some(daemon);
         self
     }
 
-    /// The start method (default [`get_start_method`]).
+    /// The start method (default [`get_start_method`](crate::get_start_method)),
+    /// as Python's `get_context(method).Process(…)`.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::Process::builder(work, ()).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(p.start_method(), StartMethod::Fork);
+    /// p.start()?; // fork needs no annotated `main`
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
     }
 
-    /// Creates the process (not started yet).
+    /// Creates the process (not started yet: see [`Process::start`]). The
+    /// arguments are encoded now.
     ///
     /// # Errors
     /// [`Error::Encode`] if the arguments cannot be encoded;
     /// [`Error::InvalidArgument`] if a [`Process::fork_closure`] is to use
     /// spawn or forkserver, or if the default start method is wanted and
     /// `MULTIPROC_START_METHOD` names none.
+    ///
+    /// ```
+    /// use multiproc::{Error, Process, StartMethod};
+    ///
+    /// #[multiproc::task]
+    /// fn work(x: u64) -> u64 { x }
+    ///
+    /// let p = Process::builder(work, (7,)).build()?;
+    /// assert_eq!((p.pid(), p.is_alive()), (None, false));
+    /// // A closure has no registered name: only a forked child can run it.
+    /// let closure = Process::fork_closure(|| (), ()).start_method(StartMethod::Spawn);
+    /// assert!(matches!(closure.build(), Err(Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn build(self) -> Result<Process> {
         let method = match self.method {
             Some(m) => m,
@@ -204,11 +277,27 @@ where
 }
 
 impl Process {
-    /// A process that will run `task(args…)`, with the default start method.
-    /// `args` is a tuple: `(a,)`, `(a, b)`, … or `()`.
+    /// A process that will run `task(args…)`, with the default start method
+    /// (Python's `Process(target=task, args=args)`). `args` is a tuple: `(a,)`,
+    /// `(a, b)`, … or `()`.
     ///
     /// # Errors
     /// As [`ProcessBuilder::build`].
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn add(a: u64, b: u64, out: multiproc::Connection<u64>) { out.send(&(a + b)).unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (here, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(add, (40, 2, there))?;
+    /// p.start()?;
+    /// assert_eq!(here.recv()?, 42);
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new<F, A>(task: F, args: A) -> Result<Process>
     where
         F: Task<A>,
@@ -248,6 +337,21 @@ impl Process {
     }
 
     /// A builder to set the name, daemon flag or start method.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let mut p = multiproc::Process::builder(work, ()).name("worker").build()?;
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.name(), "worker");
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder<F, A>(task: F, args: A) -> ProcessBuilder<F, A>
     where
         F: Task<A>,
@@ -256,29 +360,73 @@ impl Process {
         ProcessBuilder { task, args, name: None, daemon: None, method: None }
     }
 
-    /// The process name.
+    /// The process name (Python's `name`): the builder's, or `Process-N`.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::Process::new(work, ())?;
+    /// assert!(p.name().starts_with("Process-"));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Whether the process is a daemon.
+    /// Whether the process is a daemon (Python's `daemon`); by default, the
+    /// creating process's flag (`false` in the main process).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::Process::new(work, ())?;
+    /// assert!(!p.daemon());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.daemon
     }
 
-    /// The start method it uses.
+    /// The start method it uses: the builder's, or the default one.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::Process::new(work, ())?;
+    /// assert_eq!(p.start_method(), multiproc::get_start_method());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.method
     }
 
-    /// Starts the child. Returns once the child exists (under spawn, once it has
-    /// taken its role: a child that cannot is reported here, not later).
+    /// Starts the child (Python's `start`). Returns once the child exists (under
+    /// spawn, once it has taken its role: a child that cannot is reported here,
+    /// not later). A process starts once.
     ///
     /// # Errors
     /// [`Error::InvalidState`] if already started or closed, or if this process is
     /// a daemon; [`Error::NotAnnotated`] under spawn/forkserver when the entry point
     /// lacks `#[multiproc::main]`; [`Error::Handshake`] if the child fails to start;
     /// [`Error::InvalidArgument`] if a `MULTIPROC_*` variable has an unknown value.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let mut p = multiproc::Process::new(work, ())?;
+    /// p.start()?;
+    /// assert!(p.pid().is_some());
+    /// assert!(matches!(p.start(), Err(multiproc::Error::InvalidState(_))));
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(&mut self) -> Result<()> {
         boot::refuse_stray_child();
         if identity::me().daemon {
@@ -350,10 +498,26 @@ impl Process {
         }
     }
 
-    /// Waits for the child to end.
+    /// Waits for the child to end (Python's `join()`); then
+    /// [`exitcode`](Process::exitcode) tells how.
     ///
     /// # Errors
     /// [`Error::InvalidState`] if it was never started or is closed.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let mut p = multiproc::Process::new(work, ())?;
+    /// assert!(p.join().is_err()); // not started yet
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(&mut self) -> Result<()> {
         self.child("join")?.wait(None)?;
         self.forget_if_done();
@@ -365,6 +529,24 @@ impl Process {
     ///
     /// # Errors
     /// As [`Process::join`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert_eq!(p.join_timeout(Duration::from_millis(20))?, None); // still waiting
+    /// go.send(&())?;
+    /// assert_eq!(p.join_timeout(Duration::from_secs(30))?, Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
         let s = self.child("join")?.wait(Some(timeout))?;
         self.forget_if_done();
@@ -379,7 +561,25 @@ impl Process {
         }
     }
 
-    /// Whether the child has started and not yet ended.
+    /// Whether the child has started and not yet ended (Python's `is_alive`).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// assert!(!p.is_alive()); // not started
+    /// p.start()?;
+    /// assert!(p.is_alive());
+    /// go.send(&())?;
+    /// p.join()?;
+    /// assert!(!p.is_alive());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_alive(&self) -> bool {
         match &self.state {
             State::Started(c) => c.poll().is_none(),
@@ -387,7 +587,23 @@ impl Process {
         }
     }
 
-    /// The child's pid, once started.
+    /// The child's pid, once started (Python's `pid`).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn report(out: multiproc::Connection<u32>) { out.send(&std::process::id()).unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (here, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(report, (there,))?;
+    /// assert_eq!(p.pid(), None);
+    /// p.start()?;
+    /// assert_eq!(p.pid(), Some(here.recv()?));
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         match &self.state {
             State::Started(c) => Some(c.handle.pid() as u32),
@@ -400,6 +616,28 @@ impl Process {
     /// `Code(0)` after a normal return; `Code(1)` after a panic, or when a
     /// registered task (or `lambda!`) returns `Err(e)` with `e: Debug` (as
     /// Python's target raising); `Signal(n)` when killed by a signal.
+    ///
+    /// ```
+    /// use multiproc::{ExitStatus, Process};
+    ///
+    /// #[multiproc::task]
+    /// fn check(x: i64) -> Result<i64, String> {
+    ///     if x >= 0 { Ok(x) } else { Err(format!("{x} is negative")) }
+    /// }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (mut good, mut bad) = (Process::new(check, (1,))?, Process::new(check, (-1,))?);
+    /// assert_eq!(good.exitcode(), None); // not started
+    /// good.start()?;
+    /// bad.start()?;
+    /// good.join()?;
+    /// bad.join()?;
+    /// assert_eq!(good.exitcode(), Some(ExitStatus::Code(0)));
+    /// assert_eq!(bad.exitcode(), Some(ExitStatus::Code(1)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn exitcode(&self) -> Option<ExitStatus> {
         match &self.state {
             State::Started(c) => c.poll(),
@@ -407,10 +645,27 @@ impl Process {
         }
     }
 
-    /// Sends `SIGTERM` (a child that already ended is not an error).
+    /// Sends `SIGTERM` (Python's `terminate`; a child that already ended is
+    /// not an error).
     ///
     /// # Errors
     /// [`Error::InvalidState`] if never started or closed.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (_go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// p.terminate()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Signal(15))); // SIGTERM
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn terminate(&self) -> Result<()> {
         self.child("terminate")?.handle.signal(libc::SIGTERM)
     }
@@ -421,31 +676,104 @@ impl Process {
     ///
     /// # Errors
     /// As [`Process::terminate`].
+    ///
+    /// ```
+    /// use multiproc::ExitStatus;
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (_go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// p.interrupt()?;
+    /// if p.join_timeout(Duration::from_secs(10))?.is_none() {
+    ///     p.kill()?; // it inherited an ignored SIGINT
+    ///     p.join()?;
+    /// }
+    /// assert!(matches!(p.exitcode(), Some(ExitStatus::Signal(2 | 9)))); // SIGINT (or SIGKILL)
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn interrupt(&self) -> Result<()> {
         self.child("interrupt")?.handle.signal(libc::SIGINT)
     }
 
-    /// Sends `SIGKILL`.
+    /// Sends `SIGKILL` (Python's `kill`): the child cannot catch or ignore it.
     ///
     /// # Errors
     /// As [`Process::terminate`].
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (_go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// p.kill()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Signal(9))); // SIGKILL
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn kill(&self) -> Result<()> {
         self.child("kill")?.handle.signal(libc::SIGKILL)
     }
 
-    /// An fd that becomes readable when the child ends (a pidfd), for
-    /// [`wait`](crate::connection::wait) or your own event loop.
+    /// An fd that becomes readable when the child ends (a pidfd; Python's
+    /// `sentinel`), for [`wait`](crate::connection::wait) or your own event loop.
     ///
     /// # Errors
     /// As [`Process::terminate`].
+    ///
+    /// ```
+    /// use multiproc::connection::wait;
+    ///
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let mut p = multiproc::Process::new(work, ())?;
+    /// p.start()?;
+    /// assert_eq!(wait(&[&p.sentinel()?], None)?, [0]); // the child has ended
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
         Ok(self.child("get the sentinel of")?.handle.sentinel())
     }
 
-    /// Releases the process's resources. Python's `close`.
+    /// Releases the process's resources (Python's `close`); the handle can do
+    /// nothing more after it.
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the child is still running.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (go, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert!(p.close().is_err()); // still running
+    /// go.send(&())?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert!(p.join().is_err()); // closed
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&mut self) -> Result<()> {
         if let State::Started(c) = &self.state {
             if c.poll().is_none() {
@@ -462,23 +790,29 @@ impl Process {
 }
 
 impl Context {
-    /// A [`Process`] that will start with this context's method.
-    ///
-    /// ```no_run
-    /// #[multiproc::task]
-    /// fn hello() { println!("hello"); }
-    ///
-    /// #[multiproc::main]
-    /// fn main() -> multiproc::Result<()> {
-    ///     let ctx = multiproc::get_context(multiproc::StartMethod::Spawn);
-    ///     let mut p = ctx.process(hello, ())?;
-    ///     p.start()?;
-    ///     p.join()
-    /// }
-    /// ```
+    /// A [`Process`] that will start with this context's method (Python's
+    /// `ctx.Process(target=…, args=…)`).
     ///
     /// # Errors
     /// As [`Process::new`].
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// #[multiproc::task]
+    /// fn hello() {}
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let ctx = multiproc::get_context(StartMethod::Spawn);
+    ///     let mut p = ctx.process(hello, ())?;
+    ///     assert_eq!(p.start_method(), StartMethod::Spawn);
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn process<F, A>(&self, task: F, args: A) -> Result<Process>
     where
         F: Task<A>,
@@ -581,7 +915,16 @@ fn exit_child(code: i32) -> ! {
     sys::process::exit_now(code)
 }
 
-/// What [`current_process`] and [`parent_process`] report.
+/// What [`current_process`] and [`parent_process`] report: a process's name,
+/// pid and daemon flag (Python's `current_process()` object, without the
+/// methods that only its parent may call).
+///
+/// ```
+/// let me = multiproc::current_process();
+/// assert_eq!(me.name, "MainProcess");
+/// assert_eq!(me.pid, std::process::id());
+/// assert!(!me.daemon);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
     /// The process name (`MainProcess` for the main process).
@@ -598,10 +941,24 @@ static PARENT: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new()
 
 impl ProcessInfo {
     /// Whether the process is running (always `true` for the current process).
-    /// Python's `is_alive()`.
+    /// Python's `is_alive()`. A child can watch its parent this way.
     ///
     /// ```
+    /// #[multiproc::task]
+    /// fn check(out: multiproc::Connection<bool>) {
+    ///     out.send(&multiproc::parent_process().unwrap().is_alive()).unwrap();
+    /// }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
     /// assert!(multiproc::current_process().is_alive());
+    /// let (here, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(check, (there,))?;
+    /// p.start()?;
+    /// assert!(here.recv()?); // the child sees its parent running
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn is_alive(&self) -> bool {
         if self.pid == sys::process::getpid() as u32 {
@@ -626,16 +983,33 @@ impl ProcessInfo {
 
     /// A file descriptor that becomes readable when the process ends (Python's
     /// `sentinel`; use it with `poll` or [`connection::wait`](crate::connection::wait)-style loops).
-    ///
-    /// ```
-    /// // The main process has no parent started by multiproc.
-    /// assert!(multiproc::parent_process().is_none());
-    /// assert!(multiproc::current_process().sentinel().is_err());
-    /// ```
+    /// A child has one for its parent; no process has one for itself.
     ///
     /// # Errors
     /// [`Error::InvalidState`] for the current process, or one that ended
     /// before it could be watched.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn check(out: multiproc::Connection<Vec<usize>>) {
+    ///     let parent = multiproc::parent_process().unwrap();
+    ///     let ready = multiproc::connection::wait(&[&parent.sentinel().unwrap()], Some(Duration::ZERO));
+    ///     out.send(&ready.unwrap()).unwrap();
+    /// }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// assert!(multiproc::current_process().sentinel().is_err());
+    /// let (here, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(check, (there,))?;
+    /// p.start()?;
+    /// assert_eq!(here.recv()?, Vec::<usize>::new()); // the parent has not ended
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
         if self.pid == sys::process::getpid() as u32 {
             return Err(Error::InvalidState(
@@ -645,23 +1019,44 @@ impl ProcessInfo {
         self.pidfd().ok_or_else(|| Error::InvalidState(format!("process {} has ended", self.pid)))
     }
 
-    /// Waits for the process to end (Python's `parent_process().join()`).
+    /// Waits for the process to end (Python's `parent_process().join()`); a
+    /// process cannot join itself.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] for the current process.
     ///
     /// ```
     /// assert!(multiproc::current_process().join().is_err()); // it would wait for ever
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidState`] for the current process.
     pub fn join(&self) -> Result<()> {
         self.join_timeout(None).map(drop)
     }
 
     /// Waits at most `timeout` (`None`: for ever) for the process to end;
-    /// whether it has.
+    /// whether it has (Python's `parent_process().join(timeout)`).
     ///
     /// # Errors
     /// As [`ProcessInfo::join`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[multiproc::task]
+    /// fn check(out: multiproc::Connection<bool>) {
+    ///     let parent = multiproc::parent_process().unwrap();
+    ///     out.send(&parent.join_timeout(Some(Duration::from_millis(10))).unwrap()).unwrap();
+    /// }
+    ///
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (here, there) = multiproc::pipe()?;
+    /// let mut p = multiproc::Process::new(check, (there,))?;
+    /// p.start()?;
+    /// assert!(!here.recv()?); // the parent was still running
+    /// p.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_timeout(&self, timeout: Option<Duration>) -> Result<bool> {
         let Ok(fd) = self.sentinel() else {
             if self.pid == sys::process::getpid() as u32 {
@@ -683,19 +1078,75 @@ impl ProcessInfo {
     }
 }
 
-/// This process: `MainProcess`, or the name a child was given.
+/// This process (Python's `current_process()`): `MainProcess`, or the name a
+/// child was given.
+///
+/// ```
+/// #[multiproc::task]
+/// fn whoami(out: multiproc::Connection<String>) {
+///     out.send(&multiproc::current_process().name).unwrap();
+/// }
+///
+/// # #[multiproc::main]
+/// # fn main() -> multiproc::Result<()> {
+/// assert_eq!(multiproc::current_process().name, "MainProcess");
+/// let (here, there) = multiproc::pipe()?;
+/// let mut p = multiproc::Process::builder(whoami, (there,)).name("worker").build()?;
+/// p.start()?;
+/// assert_eq!(here.recv()?, "worker");
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn current_process() -> ProcessInfo {
     let me = identity::me();
     ProcessInfo { name: me.name, pid: sys::process::getpid() as u32, daemon: me.daemon }
 }
 
-/// The process that started this one, if it was started by multiproc.
+/// The process that started this one, if it was started by multiproc
+/// (Python's `parent_process()`; `None` in the main process).
+///
+/// ```
+/// #[multiproc::task]
+/// fn parent_pid(out: multiproc::Connection<Option<u32>>) {
+///     out.send(&multiproc::parent_process().map(|p| p.pid)).unwrap();
+/// }
+///
+/// # #[multiproc::main]
+/// # fn main() -> multiproc::Result<()> {
+/// assert_eq!(multiproc::parent_process(), None);
+/// let (here, there) = multiproc::pipe()?;
+/// let mut p = multiproc::Process::new(parent_pid, (there,))?;
+/// p.start()?;
+/// assert_eq!(here.recv()?, Some(std::process::id()));
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn parent_process() -> Option<ProcessInfo> {
     identity::me().parent.map(|(name, pid)| ProcessInfo { name, pid, daemon: false })
 }
 
 /// The children of this process that are still running (finished ones are reaped,
 /// as Python's `active_children` does). The handles share state with the originals.
+///
+/// ```
+/// #[multiproc::task]
+/// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+///
+/// # #[multiproc::main]
+/// # fn main() -> multiproc::Result<()> {
+/// let (go, there) = multiproc::pipe()?;
+/// let mut p = multiproc::Process::new(wait_for_go, (there,))?;
+/// p.start()?;
+/// let running: Vec<Option<u32>> = multiproc::active_children().iter().map(|c| c.pid()).collect();
+/// assert_eq!(running, [p.pid()]);
+/// go.send(&())?;
+/// p.join()?;
+/// assert!(multiproc::active_children().is_empty());
+/// # Ok(())
+/// # }
+/// ```
 pub fn active_children() -> Vec<Process> {
     reap_finished();
     children()
@@ -710,7 +1161,15 @@ pub fn active_children() -> Vec<Process> {
         .collect()
 }
 
-/// The number of CPUs this process may use (its affinity mask, not the machine's total).
+/// The number of CPUs this process may use (its affinity mask, not the
+/// machine's total): Python's `os.process_cpu_count()`, which is what
+/// `multiprocessing.cpu_count()` reports on recent Pythons. A pool's default size.
+///
+/// ```
+/// let n = multiproc::cpu_count();
+/// // at least what std reports (which also counts cgroup CPU quotas)
+/// assert!(n >= std::thread::available_parallelism().map_or(1, |p| p.get()));
+/// ```
 pub fn cpu_count() -> usize {
     sys::process::cpu_count()
 }

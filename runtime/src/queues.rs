@@ -70,9 +70,24 @@ const SHUT_NOW: u32 = 2;
 /// Where the ring starts (page-aligned in the file: the region header is 64 bytes).
 const RING: usize = 4096 - crate::region::HEADER;
 
-/// Default ring size: 1 MiB of shared memory, touched only as it is used.
+/// Default ring size: 1 MiB of shared memory, touched only as it is used
+/// ([`Queue::new`] uses it; [`Queue::with_ring_size`] picks another).
+///
+/// ```
+/// use multiproc::{DEFAULT_RING_BYTES, Queue};
+///
+/// assert_eq!(DEFAULT_RING_BYTES, 1 << 20);
+/// // A larger ring holds more unread data before `put` waits for a consumer.
+/// let q = Queue::<()>::with_ring_size(0, 4 * DEFAULT_RING_BYTES)?;
+/// q.put_bytes(&vec![0; 2 * DEFAULT_RING_BYTES])?;
+/// assert!(q.pending_bytes() > DEFAULT_RING_BYTES);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub const DEFAULT_RING_BYTES: usize = 1 << 20;
 const MIN_RING_BYTES: usize = 4096;
+/// Largest ring: half of it, the largest one-record message, keeps its length
+/// within a record's `u32`.
+const MAX_RING_BYTES: usize = 1 << 32;
 
 /// Largest chunk of a streamed message. Small chunks keep producer and
 /// consumer working on cache-resident data side by side: measured 16-17 GB/s
@@ -166,6 +181,11 @@ fn poke(seq: &AtomicU32, sleepers: &AtomicU32) {
 
 impl RingQueue {
     fn new(maxsize: usize, ring_bytes: usize) -> Result<RingQueue> {
+        if ring_bytes > MAX_RING_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a queue's ring is at most {MAX_RING_BYTES} bytes (4 GiB); {ring_bytes} were asked for"
+            )));
+        }
         let cap = align8(ring_bytes.max(MIN_RING_BYTES));
         let region = Region::create(Kind::Queue, RING + cap, cap as u64)?;
         region.u64(MAXSIZE).store(maxsize as u64, Ordering::Release);
@@ -174,7 +194,11 @@ impl RingQueue {
 
     fn from_region(region: Arc<Region>) -> Result<RingQueue> {
         let cap = region.param();
-        if cap < MIN_RING_BYTES as u64 || cap & 7 != 0 || region.len() as u64 != RING as u64 + cap {
+        if cap < MIN_RING_BYTES as u64
+            || cap > MAX_RING_BYTES as u64
+            || cap & 7 != 0
+            || region.len() as u64 != RING as u64 + cap
+        {
             return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
         }
         Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
@@ -693,7 +717,7 @@ macro_rules! queue_serde {
 /// on every OS. Items may not contain fd-holding handles (`Connection`,
 /// `Lock`, …): pass those as task arguments.
 ///
-/// ```no_run
+/// ```
 /// #[multiproc::task]
 /// fn producer(q: multiproc::Queue<Option<u64>>, n: u64) {
 ///     for i in 0..n { q.put(Some(i)).unwrap(); }
@@ -720,31 +744,73 @@ pub struct Queue<T> {
 queue_serde!(Queue);
 
 macro_rules! common_methods {
-    () => {
+    ($ty:ident) => {
         /// Approximate number of items in the queue (exact when nobody is
-        /// putting or getting). Works on every OS, unlike CPython's on macOS.
+        /// putting or getting): Python's `qsize`. Works on every OS, unlike
+        /// CPython's on macOS.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.put(2)?;
+        /// assert_eq!(q.qsize(), 2);
+        /// q.get()?;
+        /// assert_eq!(q.qsize(), 1);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn qsize(&self) -> usize {
             self.inner.qsize()
         }
 
-        /// Whether the queue is empty (approximate, as in Python).
+        /// Whether the queue is empty (approximate, as Python's `empty`).
         ///
         /// # Errors
         /// [`Error::Closed`] after [`close`](Self::close).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(q.empty()?);
+        /// q.put("job".to_string())?;
+        /// assert!(!q.empty()?);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn empty(&self) -> Result<bool> {
             self.inner.empty()
         }
 
-        /// Closes this handle (and its clones in this process): later `put`,
+        /// Closes this handle (and its clones in this process), Python's `close`: later `put`,
         /// `get` and `empty` calls on it fail with [`Error::Closed`]. Other
         /// processes' handles are unaffected; items already put stay in the queue.
         /// Closing twice is fine.
+        ///
+        /// ```
+        /// use multiproc::Error;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// let clone = q.clone();
+        /// q.put(1)?;
+        /// q.close();
+        /// assert!(matches!(q.put(2), Err(Error::Closed(_))));
+        /// assert!(matches!(clone.get(), Err(Error::Closed(_)))); // clones in this process too
+        /// q.close(); // twice is fine
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn close(&self) {
             self.inner.closed.store(true, Ordering::Relaxed);
         }
 
         /// Bytes of the ring in use right now, including parts of a large
         /// message still being streamed (a diagnostic: `qsize` counts whole items).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// assert_eq!(q.pending_bytes(), 0);
+        /// q.put_bytes(&[7; 100])?;
+        /// assert!(q.pending_bytes() >= 100); // the bytes and a record header
+        /// q.get_bytes()?;
+        /// assert_eq!(q.pending_bytes(), 0);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn pending_bytes(&self) -> usize {
             self.inner.pending_bytes()
         }
@@ -755,6 +821,14 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(b"raw frame")?;
+        /// assert_eq!(q.qsize(), 1);
+        /// assert_eq!(q.get_bytes()?, b"raw frame");
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
             self.inner.put_raw(bytes, true, None)
         }
@@ -763,6 +837,15 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(&[1, 2, 3])?;
+        /// q.put_bytes(&[])?; // an empty message is a message too
+        /// assert_eq!(q.get_bytes()?, [1, 2, 3]);
+        /// assert_eq!(q.get_bytes()?, []);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_bytes(&self) -> Result<Vec<u8>> {
             self.inner.get_raw(true, None, None, |b| b.into_vec())
         }
@@ -773,6 +856,18 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// [`Error::Closed`] after `close`.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// q.put_bytes(b"first")?;
+        /// q.put_bytes(b"second")?;
+        /// let mut buf = Vec::with_capacity(64);
+        /// assert_eq!(q.get_bytes_into(&mut buf)?, 5);
+        /// assert_eq!(buf, b"first");
+        /// assert_eq!(q.get_bytes_into(&mut buf)?, 6);
+        /// assert_eq!(buf, b"second"); // replaced, not appended
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
             self.inner.get_raw(true, None, Some(buf), |b| b.as_slice().len())
         }
@@ -781,11 +876,23 @@ macro_rules! common_methods {
 
 /// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`], and `shutdown`.
 macro_rules! timed_methods {
-    () => {
+    ($ty:ident) => {
         /// Shuts the queue down for every process that uses it (Python 3.13's
         /// `shutdown(immediate=False)`): from now on `put` fails with
         /// [`Error::ShutDown`]; items already queued can still be taken, after
         /// which `get` fails with [`Error::ShutDown`] too. Blocked callers wake up.
+        ///
+        /// ```
+        /// use multiproc::Error;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.shutdown();
+        /// assert!(matches!(q.put(2), Err(Error::ShutDown)));
+        /// assert_eq!(q.get()?, 1); // what was queued can still be taken
+        /// assert!(matches!(q.get(), Err(Error::ShutDown)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn shutdown(&self) {
             self.inner.shutdown(false);
         }
@@ -793,11 +900,30 @@ macro_rules! timed_methods {
         /// Python's `shutdown(immediate=True)`: as [`shutdown`](Self::shutdown),
         /// but the queued items are dropped (`qsize() == 0`), every `get` fails at
         /// once, and a [`JoinableQueue`]'s `join` waiters are released.
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// q.put(1)?;
+        /// q.put(2)?;
+        /// q.shutdown_immediate();
+        /// assert_eq!(q.qsize(), 0); // the items are dropped
+        /// assert!(matches!(q.get(), Err(multiproc::Error::ShutDown)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn shutdown_immediate(&self) {
             self.inner.shutdown(true);
         }
 
         /// Whether the queue was shut down (by any process).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::<u64>::new()?;")]
+        /// let other = q.clone(); // or a handle in another process
+        /// assert!(!other.is_shut_down());
+        /// q.shutdown();
+        /// assert!(other.is_shut_down());
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn is_shut_down(&self) -> bool {
             self.inner.shut() != 0
         }
@@ -806,6 +932,16 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Full`] if there was no room in time; otherwise as [`put`](Self::put).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::with_maxsize(1)?;")]
+        /// q.put_timeout(1, Duration::from_millis(10))?;
+        /// let again = q.put_timeout(2, Duration::from_millis(10)); // no room in time
+        /// assert!(matches!(again, Err(multiproc::Error::Full)));
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
             self.inner.put(&item, true, Some(timeout))
         }
@@ -814,6 +950,14 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Full`] if the queue is full; otherwise as [`put`](Self::put).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::with_maxsize(1)?;")]
+        /// q.put_nowait(1)?;
+        /// assert!(matches!(q.put_nowait(2), Err(multiproc::Error::Full)));
+        /// assert_eq!(q.get()?, 1);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn put_nowait(&self, item: T) -> Result<()> {
             self.inner.put(&item, false, None)
         }
@@ -822,6 +966,16 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Empty`] if nothing arrived in time; otherwise as [`get`](Self::get).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(multiproc::Error::Empty)));
+        /// q.put(5)?;
+        /// assert_eq!(q.get_timeout(Duration::from_millis(10))?, 5);
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
             self.inner.get(true, Some(timeout))
         }
@@ -830,6 +984,14 @@ macro_rules! timed_methods {
         ///
         /// # Errors
         /// [`Error::Empty`] if the queue is empty; otherwise as [`get`](Self::get).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(matches!(q.get_nowait(), Err(multiproc::Error::Empty)));
+        /// q.put('x')?;
+        /// assert_eq!(q.get_nowait()?, 'x');
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
         pub fn get_nowait(&self) -> Result<T> {
             self.inner.get(false, None)
         }
@@ -841,6 +1003,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q: multiproc::Queue<String> = multiproc::Queue::new()?;
+    /// assert_eq!(q.maxsize(), 0); // unbounded
+    /// q.put("hello".into())?;
+    /// assert_eq!(q.get()?, "hello");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<Queue<T>> {
         Queue::with_maxsize(0)
     }
@@ -849,25 +1019,57 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_maxsize(2)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.full());
+    /// assert!(matches!(q.put_nowait(3), Err(multiproc::Error::Full)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
         Queue::with_ring_size(maxsize, DEFAULT_RING_BYTES)
     }
 
     /// A queue with `maxsize` (`0`: unbounded) and a ring of `ring_bytes` of
-    /// shared memory (at least 4 KiB).
+    /// shared memory (at least 4 KiB: smaller sizes are rounded up; at most 4 GiB).
     ///
     /// # Errors
-    /// [`Error::Io`] if the shared memory cannot be created.
+    /// [`Error::InvalidArgument`] if `ring_bytes` is over 4 GiB; [`Error::Io`]
+    /// if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_ring_size(0, 4096)?;
+    /// let big = vec![7u8; 100_000]; // far larger than the ring: streamed through it
+    /// let sender = {
+    ///     let (q, big) = (q.clone(), big.clone());
+    ///     std::thread::spawn(move || q.put(big))
+    /// };
+    /// assert_eq!(q.get()?, big);
+    /// sender.join().unwrap()?;
+    /// let too_big = multiproc::Queue::<u8>::with_ring_size(0, usize::MAX);
+    /// assert!(matches!(too_big, Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_ring_size(maxsize: usize, ring_bytes: usize) -> Result<Queue<T>> {
         Ok(Queue { inner: RingQueue::new(maxsize, ring_bytes)?, _marker: PhantomData })
     }
 
-    /// Puts `item`, waiting while the queue is full.
+    /// Puts `item`, waiting while the queue is full (Python's `put(item)`).
     ///
     /// # Errors
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] after
     /// [`shutdown`](Self::shutdown); [`Error::Encode`] if the item cannot be
     /// encoded (the queue is unaffected).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put((1, "one".to_string()))?;
+    /// q.put((2, "two".to_string()))?;
+    /// assert_eq!(q.get()?.0, 1); // first in, first out
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -876,16 +1078,37 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// As [`put_timeout`](Self::put_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put_with(1, true, None)?; // put(1)
+    /// assert!(q.put_with(2, false, None).is_err()); // put_nowait(2): full
+    /// assert!(q.put_with(2, true, Some(Duration::from_millis(10))).is_err()); // put_timeout
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
         self.inner.put(&item, block, timeout)
     }
 
-    /// Removes and returns the next item, waiting until there is one.
+    /// Removes and returns the next item, waiting until there is one (Python's `get()`).
     ///
     /// # Errors
     /// [`Error::Closed`] after [`close`](Self::close); [`Error::ShutDown`] once a
     /// shut-down queue is empty; [`Error::Decode`] if the bytes are not a `T`
     /// (the item is consumed).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.put(42u64))
+    /// };
+    /// assert_eq!(q.get()?, 42); // waits for the producer
+    /// producer.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
@@ -894,33 +1117,97 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// As [`get_timeout`](Self::get_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::Queue::new()?;
+    /// assert!(matches!(q.get_with(false, None), Err(multiproc::Error::Empty))); // get_nowait()
+    /// q.put(3)?;
+    /// assert_eq!(q.get_with(true, Some(Duration::from_secs(1)))?, 3); // get(timeout=1)
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
         self.inner.get(block, timeout)
     }
 
-    /// Whether the queue holds `maxsize` items (never, if unbounded).
+    /// Whether the queue holds `maxsize` items (never, if unbounded): Python's `full`.
+    ///
+    /// ```
+    /// let bounded = multiproc::Queue::with_maxsize(1)?;
+    /// assert!(!bounded.full());
+    /// bounded.put(1)?;
+    /// assert!(bounded.full());
+    /// let unbounded = multiproc::Queue::new()?;
+    /// unbounded.put(1)?;
+    /// assert!(!unbounded.full());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn full(&self) -> bool {
         let m = self.inner.maxsize();
         m > 0 && self.inner.qsize() >= m
     }
 
     /// The bound given at creation (`0`: unbounded).
+    ///
+    /// ```
+    /// assert_eq!(multiproc::Queue::<u64>::with_maxsize(8)?.maxsize(), 8);
+    /// assert_eq!(multiproc::Queue::<u64>::new()?.maxsize(), 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.inner.maxsize()
     }
 
-    common_methods!();
-    timed_methods!();
+    common_methods!(Queue);
+    timed_methods!(Queue);
 
     /// A no-op: there is no feeder thread to wait for (see the type's docs).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put(1)?;
+    /// q.join_thread(); // returns at once: `put` already wrote the item to shared memory
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join_thread(&self) {}
 
     /// A no-op: there is no feeder thread (see the type's docs).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put(1)?;
+    /// q.cancel_join_thread(); // nothing is buffered that could be lost
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn cancel_join_thread(&self) {}
 }
 
 /// A simpler, unbounded queue (Python's `multiprocessing.SimpleQueue`): `put`,
 /// `get`, `empty`, `close`. Same ring as [`Queue`].
+///
+/// ```
+/// use multiproc::SimpleQueue;
+///
+/// #[multiproc::task]
+/// fn double(jobs: SimpleQueue<u64>, results: SimpleQueue<u64>) {
+///     let x = jobs.get().unwrap();
+///     results.put(2 * x).unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let (jobs, results) = (SimpleQueue::new()?, SimpleQueue::new()?);
+///     let mut p = multiproc::Process::new(double, (jobs.clone(), results.clone()))?;
+///     p.start()?;
+///     jobs.put(21)?;
+///     assert_eq!(results.get()?, 42);
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
 pub struct SimpleQueue<T> {
     inner: RingQueue,
     _marker: PhantomData<fn(T) -> T>,
@@ -933,6 +1220,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::<String>::new()?;
+    /// assert!(q.empty()?);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<SimpleQueue<T>> {
         Ok(SimpleQueue { inner: RingQueue::new(0, DEFAULT_RING_BYTES)?, _marker: PhantomData })
     }
@@ -941,6 +1234,13 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put(vec![1, 2, 3])?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -949,16 +1249,52 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put('a')?;
+    /// q.put('b')?;
+    /// assert_eq!((q.get()?, q.get()?), ('a', 'b'));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
 
-    common_methods!();
+    common_methods!(SimpleQueue);
 }
 
 /// A [`Queue`] that also counts unfinished items (Python's `JoinableQueue`):
 /// each `put` adds one, each [`task_done`](JoinableQueue::task_done) removes
 /// one, and [`join`](JoinableQueue::join) waits until none is left.
+///
+/// ```
+/// use multiproc::{JoinableQueue, Queue};
+///
+/// #[multiproc::task]
+/// fn worker(jobs: JoinableQueue<Option<u64>>, results: Queue<u64>) {
+///     while let Some(x) = jobs.get().unwrap() {
+///         results.put(x * x).unwrap();
+///         jobs.task_done().unwrap();
+///     }
+///     jobs.task_done().unwrap();
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let (jobs, results) = (JoinableQueue::new()?, Queue::new()?);
+///     let mut p = multiproc::Process::new(worker, (jobs.clone(), results.clone()))?;
+///     p.start()?;
+///     for x in 1..=3 {
+///         jobs.put(Some(x))?;
+///     }
+///     jobs.join(); // every job is done
+///     assert_eq!(results.qsize(), 3);
+///     jobs.put(None)?;
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
 pub struct JoinableQueue<T> {
     inner: RingQueue,
     _marker: PhantomData<fn(T) -> T>,
@@ -971,6 +1307,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::<u64>::new()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn new() -> Result<JoinableQueue<T>> {
         JoinableQueue::with_maxsize(0)
     }
@@ -979,6 +1321,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`Error::Io`] if the shared memory cannot be created.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc::Error::Full)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue { inner: RingQueue::new(maxsize, DEFAULT_RING_BYTES)?, _marker: PhantomData })
     }
@@ -987,6 +1336,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put("job".to_string())?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.put(&item, true, None)
     }
@@ -995,18 +1351,36 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// assert_eq!(q.unfinished(), 1); // until task_done
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
     }
 
-    common_methods!();
-    timed_methods!();
+    common_methods!(JoinableQueue);
+    timed_methods!(JoinableQueue);
 
-    /// Marks one item as processed.
+    /// Marks one item taken with `get` as processed (Python's `task_done`).
     ///
     /// # Errors
     /// [`Error::InvalidState`] if called more times than items were put
     /// (Python's `ValueError`).
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// assert!(matches!(q.task_done(), Err(multiproc::Error::InvalidState(_)))); // one too many
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn task_done(&self) -> Result<()> {
         let r = &self.inner;
         let w = r.u32(UNFINISHED);
@@ -1020,16 +1394,52 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 
     /// The number of items put and not yet marked done.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 2); // taken is not done
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn unfinished(&self) -> u32 {
         self.inner.u32(UNFINISHED).load(Ordering::SeqCst)
     }
 
-    /// Waits until every item put has been marked done.
+    /// Waits until every item put has been marked done (Python's `join`).
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.get().and_then(|_| q.task_done()))
+    /// };
+    /// q.join(); // returns once the worker called task_done
+    /// assert_eq!(q.unfinished(), 0);
+    /// worker.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join(&self) {
         self.join_inner(None);
     }
 
     /// As [`join`](Self::join), for at most `timeout`; `false` if items were still unfinished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// assert!(!q.join_timeout(Duration::from_millis(10))); // not done yet
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert!(q.join_timeout(Duration::from_millis(10)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_inner(Some(timeout))
     }

@@ -21,6 +21,12 @@ use crate::error::{Error, IoContext, Result};
 use crate::sys;
 
 /// How long a peer has to complete the authentication handshake, by default.
+///
+/// ```
+/// use multiproc::connection::DEFAULT_HANDSHAKE_TIMEOUT;
+///
+/// assert_eq!(DEFAULT_HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most handshakes a listener runs at once; further peers wait in the kernel's backlog.
@@ -33,6 +39,19 @@ const HANDSHAKE_STACK: usize = 256 << 10;
 /// Parse one from a string with [`str::parse`]: `"host:port"` or `"1.2.3.4:port"`
 /// is TCP, `"\0name"` or `"@name"` an abstract Unix socket (Linux), anything else
 /// a Unix socket path.
+///
+/// ```
+/// use multiproc::connection::Address;
+///
+/// let tcp: Address = "127.0.0.1:6000".parse()?;
+/// let socket: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+/// assert_eq!(tcp, Address::Tcp(socket));
+/// assert_eq!(Address::from(socket), tcp);
+/// assert_eq!("@name".parse::<Address>()?, Address::Abstract("name".into()));
+/// assert_eq!("/tmp/app.sock".parse::<Address>()?, Address::Unix("/tmp/app.sock".into()));
+/// assert_eq!(Address::Abstract("name".into()).to_string(), "@name");
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Address {
     /// A Unix socket at a filesystem path (`AF_UNIX`); the listener removes the file when dropped.
@@ -48,6 +67,17 @@ impl Address {
     ///
     /// # Errors
     /// [`Error::Io`] if the kernel's random source cannot be read.
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Listener};
+    ///
+    /// let (a, b) = (Address::unique_abstract()?, Address::unique_abstract()?);
+    /// assert!(matches!(&a, Address::Abstract(_)));
+    /// assert_ne!(a, b);
+    /// let listener = Listener::bind(a.clone(), None)?;
+    /// assert_eq!(listener.address(), &a);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn unique_abstract() -> Result<Address> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nonce: String = auth::random_bytes(8)?.iter().map(|b| format!("{b:02x}")).collect();
@@ -62,6 +92,17 @@ impl Address {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `addr` resolves to nothing.
+    ///
+    /// ```
+    /// use multiproc::connection::Address;
+    /// use std::net::SocketAddr;
+    ///
+    /// let any_port = Address::tcp(("127.0.0.1", 0))?;
+    /// assert_eq!(any_port, Address::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))));
+    /// let nowhere: &[SocketAddr] = &[];
+    /// assert!(matches!(Address::tcp(nowhere), Err(multiproc::Error::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn tcp(addr: impl ToSocketAddrs) -> Result<Address> {
         addr.to_socket_addrs()
             .ok()
@@ -139,7 +180,7 @@ type Handshaken = Result<(OwnedFd, Option<String>)>;
 /// their own threads with a timeout ([`set_handshake_timeout`](Self::set_handshake_timeout)),
 /// so a slow, silent or malicious peer never delays other clients.
 ///
-/// ```no_run
+/// ```
 /// use multiproc::connection::{Address, Client, Listener};
 ///
 /// # fn main() -> multiproc::Result<()> {
@@ -184,6 +225,18 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::Io`] if the address is in use or cannot be bound.
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Listener};
+    ///
+    /// let path = std::env::temp_dir().join(format!("multiproc-doc-{}.sock", std::process::id()));
+    /// let listener = Listener::bind(Address::Unix(path.clone()), None)?;
+    /// assert!(path.exists());
+    /// assert!(Listener::bind(Address::Unix(path.clone()), None).is_err()); // in use
+    /// drop(listener);
+    /// assert!(!path.exists()); // removed with its listener
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn bind(address: Address, authkey: Option<&[u8]>) -> Result<Listener> {
         let (socket, address) = match address {
             Address::Unix(path) => (Socket::Unix(UnixListener::bind(&path).ctx("bind")?), Address::Unix(path)),
@@ -221,17 +274,50 @@ impl Listener {
         })
     }
 
-    /// The address clients connect to (with the real port if bound to port 0).
+    /// The address clients connect to (with the real port if bound to port 0):
+    /// Python's `Listener.address`.
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Listener};
+    ///
+    /// let listener = Listener::bind(Address::tcp("127.0.0.1:0")?, None)?;
+    /// let Address::Tcp(bound) = listener.address() else { panic!("a TCP listener has a TCP address") };
+    /// assert_ne!(bound.port(), 0); // the port the kernel picked
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn address(&self) -> &Address {
         &self.address
     }
 
     /// How long a peer has to pass the handshake (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Listener};
+    /// use std::time::Duration;
+    ///
+    /// let path = std::env::temp_dir().join(format!("multiproc-doc-hs-{}.sock", std::process::id()));
+    /// let mut listener = Listener::bind(Address::Unix(path.clone()), Some(b"key"))?;
+    /// listener.set_handshake_timeout(Duration::from_millis(50));
+    /// let _silent = std::os::unix::net::UnixStream::connect(&path)?; // never answers the challenge
+    /// assert!(matches!(listener.accept::<u32>(), Err(multiproc::Error::Authentication(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn set_handshake_timeout(&mut self, timeout: Duration) {
         self.handshake_timeout = timeout;
     }
 
     /// The peer of the last accepted connection, if known (Python's `last_accepted`).
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind(Address::tcp("127.0.0.1:0")?, None)?;
+    /// assert_eq!(listener.last_accepted(), None);
+    /// let _client = Client::connect::<u32>(listener.address(), None)?;
+    /// let _conn = listener.accept::<u32>()?;
+    /// assert!(listener.last_accepted().is_some_and(|peer| peer.starts_with("127.0.0.1:")));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn last_accepted(&self) -> Option<String> {
         self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -241,7 +327,7 @@ impl Listener {
         ListenerCloser { closed: self.closed.clone(), wake: self.wake_tx.clone() }
     }
 
-    /// Waits for the next client and returns its connection, authenticated if
+    /// Waits for the next client and returns its connection (Python's `accept`), authenticated if
     /// the listener has a key. Blocks until a client has connected (and passed
     /// the handshake).
     ///
@@ -254,6 +340,17 @@ impl Listener {
     /// [`Error::Authentication`] if a client answered with another key
     /// (Python's `AuthenticationError`; call `accept` again to serve the next
     /// client); [`Error::Io`] if accepting itself fails.
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind(Address::unique_abstract()?, None)?;
+    /// let client = Client::connect::<String>(listener.address(), None)?;
+    /// let conn = listener.accept::<String>()?;
+    /// client.send(&"hi".to_string())?;
+    /// assert_eq!(conn.recv()?, "hi");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn accept<T>(&self) -> Result<Connection<T>> {
         self.accept_fd().map(Connection::from_socket)
     }
@@ -358,17 +455,42 @@ impl ListenerCloser {
 }
 
 /// Connects to a [`Listener`] (Python's `multiprocessing.connection.Client`).
+///
+/// ```
+/// use multiproc::connection::{Address, Client, Listener};
+///
+/// let listener = Listener::bind(Address::unique_abstract()?, Some(b"key"))?;
+/// let address = listener.address().clone();
+/// let server = std::thread::spawn(move || listener.accept::<u64>()?.send(&42));
+/// let conn = Client::connect::<u64>(&address, Some(b"key"))?;
+/// assert_eq!(conn.recv()?, 42);
+/// server.join().unwrap()?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Client;
 
 impl Client {
-    /// Connects to `address`; with `authkey`, runs the handshake (answering the
-    /// listener's challenge, then challenging it) before returning.
+    /// Connects to `address` (Python's `Client(address, authkey=…)`); with
+    /// `authkey`, runs the handshake (answering the listener's challenge, then
+    /// challenging it) before returning.
     ///
     /// # Errors
     /// [`Error::Io`] if nothing listens there; [`Error::Authentication`] if the
     /// keys differ or the listener does not complete the handshake within
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind(Address::unique_abstract()?, Some(b"right key"))?;
+    /// let address = listener.address().clone();
+    /// let server = std::thread::spawn(move || listener.accept::<u32>().map(drop));
+    /// let refused = Client::connect::<u32>(&address, Some(b"wrong key"));
+    /// assert!(matches!(refused, Err(multiproc::Error::Authentication(_))));
+    /// assert!(server.join().unwrap().is_err()); // the listener refused it too
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn connect<T>(address: &Address, authkey: Option<&[u8]>) -> Result<Connection<T>> {
         Client::connect_timeout(address, authkey, DEFAULT_HANDSHAKE_TIMEOUT)
     }
@@ -377,6 +499,19 @@ impl Client {
     ///
     /// # Errors
     /// As [`connect`](Self::connect).
+    ///
+    /// ```
+    /// use multiproc::connection::{Address, Client, Listener};
+    /// use std::time::Duration;
+    ///
+    /// let nobody = Address::unique_abstract()?;
+    /// let refused = Client::connect_timeout::<u32>(&nobody, None, Duration::from_millis(100));
+    /// assert!(matches!(refused, Err(multiproc::Error::Io { .. })));
+    /// let listener = Listener::bind(nobody, None)?;
+    /// let conn = Client::connect_timeout::<u32>(listener.address(), None, Duration::from_millis(100))?;
+    /// assert!(conn.writable());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn connect_timeout<T>(address: &Address, authkey: Option<&[u8]>, timeout: Duration) -> Result<Connection<T>> {
         connect_socket(address, authkey, timeout).map(Connection::from_socket)
     }

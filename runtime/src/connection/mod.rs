@@ -1,5 +1,19 @@
 //! Pipes and connections: typed, framed messages between processes, and
-//! [`Listener`] / [`Client`] for processes that are not parent and child.
+//! [`Listener`] / [`Client`] for processes that are not parent and child
+//! (Python's `multiprocessing.connection`).
+//!
+//! ```
+//! use multiproc::connection::{Address, Client, Listener, wait};
+//!
+//! let listener = Listener::bind(Address::unique_abstract()?, None)?;
+//! let client = Client::connect::<String>(listener.address(), None)?;
+//! let server = listener.accept::<String>()?;
+//! let (_a, idle) = multiproc::pipe::<String>()?;
+//! client.send(&"over the socket".to_string())?;
+//! assert_eq!(wait(&[&idle, &server], None)?, [1]); // the server end has a message
+//! assert_eq!(server.recv()?, "over the socket");
+//! # Ok::<(), multiproc::Error>(())
+//! ```
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -34,6 +48,19 @@ type Marker<T> = PhantomData<(fn(T) -> T, Cell<()>)>;
 ///
 /// A `Connection` is a valid task argument under every start method. It may be
 /// moved between threads but not shared (`!Sync`), as in Python.
+///
+/// ```
+/// use multiproc::Connection;
+///
+/// // A connection is a value like any other: here one end travels through another pipe.
+/// let (a, b) = multiproc::pipe::<Connection<String>>()?;
+/// let (mine, theirs) = multiproc::pipe::<String>()?;
+/// a.send(&theirs)?; // its file descriptor goes along
+/// let received = b.recv()?;
+/// received.send(&"through the passed end".to_string())?;
+/// assert_eq!(mine.recv()?, "through the passed end");
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub struct Connection<T> {
     fd: Option<OwnedFd>,
     readable: bool,
@@ -56,6 +83,15 @@ impl<T> std::fmt::Debug for Connection<T> {
 ///
 /// # Errors
 /// [`Error::Io`] if the sockets cannot be created.
+///
+/// ```
+/// let (left, right) = multiproc::pipe::<String>()?;
+/// left.send(&"ping".to_string())?;
+/// assert_eq!(right.recv()?, "ping");
+/// right.send(&"pong".to_string())?;
+/// assert_eq!(left.recv()?, "pong");
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
     let (a, b) = sys::fd::socketpair().ctx("socketpair")?;
     Ok((Connection::from_fd(a, true, true), Connection::from_fd(b, true, true)))
@@ -65,6 +101,14 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 ///
 /// # Errors
 /// [`Error::Io`] if the sockets cannot be created.
+///
+/// ```
+/// let (reader, writer) = multiproc::pipe_oneway::<u32>()?;
+/// writer.send(&1)?;
+/// assert_eq!(reader.recv()?, 1);
+/// assert!(matches!(reader.send(&2), Err(multiproc::Error::InvalidState(_))));
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub fn pipe_oneway<T>() -> Result<(Connection<T>, Connection<T>)> {
     let (r, w) = sys::fd::socketpair().ctx("socketpair")?;
     sys::fd::shutdown(r.as_fd(), libc::SHUT_WR).ctx("shutdown")?;
@@ -83,7 +127,21 @@ impl<T> Connection<T> {
         Connection::from_fd(fd, true, true)
     }
 
-    /// The same connection viewed with another message type.
+    /// The same connection viewed with another message type (Python's
+    /// connections carry any object; here the type changes explicitly). Both
+    /// ends must agree on the type of each message.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// a.send(&2)?; // say how many strings follow
+    /// let count = b.recv()?;
+    /// let (a, b) = (a.retype::<String>(), b.retype::<String>());
+    /// a.send(&"x".to_string())?;
+    /// a.send(&"y".to_string())?;
+    /// let words: Vec<String> = (0..count).map(|_| b.recv()).collect::<Result<_, _>>()?;
+    /// assert_eq!(words, ["x", "y"]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn retype<U>(mut self) -> Connection<U> {
         Connection {
             fd: self.fd.take(),
@@ -101,26 +159,68 @@ impl<T> Connection<T> {
     /// The largest message (in bytes) [`recv`](Self::recv) accepts. A longer one
     /// is never buffered: its bytes are read and dropped, and the receive returns
     /// [`Error::MessageTooLarge`]; the next receive gets the next message. Default 1 GiB.
+    ///
+    /// ```
+    /// let (a, mut b) = multiproc::pipe::<Vec<u8>>()?;
+    /// b.set_max_message(64);
+    /// a.send(&vec![0; 1000])?;
+    /// a.send(&vec![1; 10])?;
+    /// assert!(matches!(b.recv(), Err(multiproc::Error::MessageTooLarge { .. })));
+    /// assert_eq!(b.recv()?, [1; 10]); // the next message is intact
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn set_max_message(&mut self, bytes: usize) {
         self.max_message = bytes;
     }
 
-    /// Whether this end can receive.
+    /// Whether this end can receive (Python's `readable`).
+    ///
+    /// ```
+    /// let (reader, writer) = multiproc::pipe_oneway::<u32>()?;
+    /// assert!(reader.readable() && !writer.readable());
+    /// let (a, _b) = multiproc::pipe::<u32>()?;
+    /// assert!(a.readable()); // both ends of a duplex pipe
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn readable(&self) -> bool {
         self.readable
     }
 
-    /// Whether this end can send.
+    /// Whether this end can send (Python's `writable`).
+    ///
+    /// ```
+    /// let (reader, writer) = multiproc::pipe_oneway::<u32>()?;
+    /// assert!(writer.writable() && !reader.writable());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn writable(&self) -> bool {
         self.writable
     }
 
-    /// Whether [`close`](Self::close) was called.
+    /// Whether [`close`](Self::close) was called (Python's `closed`).
+    ///
+    /// ```
+    /// let (mut a, _b) = multiproc::pipe::<u32>()?;
+    /// assert!(!a.closed());
+    /// a.close();
+    /// assert!(a.closed());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn closed(&self) -> bool {
         self.fd.is_none()
     }
 
-    /// Closes this end; the peer's next receive reports [`Error::Closed`].
+    /// Closes this end (Python's `close`; dropping it does the same); once the
+    /// messages already sent are read, the peer's next receive reports [`Error::Closed`].
+    ///
+    /// ```
+    /// let (mut a, b) = multiproc::pipe::<u32>()?;
+    /// a.send(&1)?;
+    /// a.close();
+    /// assert_eq!(b.recv()?, 1); // what was sent before arrives
+    /// assert!(matches!(b.recv(), Err(multiproc::Error::Closed(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn close(&mut self) {
         self.fd = None;
     }
@@ -138,6 +238,13 @@ impl<T> Connection<T> {
     ///
     /// # Errors
     /// [`Error::Closed`] if the peer is gone; [`Error::MessageTooLarge`] past 4 GiB.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"raw")?;
+    /// assert_eq!(b.recv_bytes()?, b"raw");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         codec::write_frame(self.check(true)?, bytes, &[])
     }
@@ -146,6 +253,15 @@ impl<T> Connection<T> {
     ///
     /// # Errors
     /// [`Error::Closed`] if the peer closed; [`Error::MessageTooLarge`] over the limit.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(&[1, 2])?;
+    /// a.send_bytes(&[3])?;
+    /// assert_eq!(b.recv_bytes()?, [1, 2]); // message boundaries are kept
+    /// assert_eq!(b.recv_bytes()?, [3]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
         Ok(codec::read_frame(self.check(false)?, self.max_message, None)?.0)
     }
@@ -156,6 +272,15 @@ impl<T> Connection<T> {
     /// # Errors
     /// [`Error::InvalidArgument`] if `offset` is past the end; [`Error::MessageTooLarge`]
     /// if the message does not fit (the message is consumed).
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"abc")?;
+    /// let mut buf = [b'.'; 6];
+    /// assert_eq!(b.recv_bytes_into(&mut buf, 2)?, 3);
+    /// assert_eq!(&buf, b"..abc.");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8], offset: usize) -> Result<usize> {
         if offset > buf.len() {
             return Err(Error::InvalidArgument(format!("offset {offset} is past the buffer's end ({})", buf.len())));
@@ -174,6 +299,17 @@ impl<T> Connection<T> {
     ///
     /// # Errors
     /// [`Error::Closed`] if this end is closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// assert!(!b.poll(Some(Duration::ZERO))?); // nothing yet
+    /// a.send(&1)?;
+    /// assert!(b.poll(Some(Duration::from_secs(1)))?);
+    /// assert_eq!(b.recv()?, 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.check(false)?;
         Ok(sys::fd::poll_readable(&[fd], timeout).ctx("poll")?[0])
@@ -185,6 +321,19 @@ impl<T: Serialize> Connection<T> {
     ///
     /// # Errors
     /// [`Error::Closed`] if the peer is gone; [`Error::Encode`] if `value` cannot be encoded.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// struct Job {
+    ///     id: u32,
+    ///     input: Vec<f64>,
+    /// }
+    ///
+    /// let (a, b) = multiproc::pipe::<Job>()?;
+    /// a.send(&Job { id: 1, input: vec![0.5] })?;
+    /// assert_eq!(b.recv()?, Job { id: 1, input: vec![0.5] });
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn send(&self, value: &T) -> Result<()> {
         let fd = self.check(true)?;
         let payload = codec::encode(value, "message")?;
@@ -199,6 +348,14 @@ impl<T: DeserializeOwned> Connection<T> {
     /// # Errors
     /// [`Error::Closed`] when the peer has closed (Python's `EOFError`);
     /// [`Error::Decode`] for bytes that are not a `T`.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<String>()?;
+    /// let sender = std::thread::spawn(move || a.send(&"later".to_string()));
+    /// assert_eq!(b.recv()?, "later"); // waits for the message
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn recv(&self) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, None)?;
         codec::decode(&bytes, fds, "message")
@@ -208,18 +365,50 @@ impl<T: DeserializeOwned> Connection<T> {
     ///
     /// # Errors
     /// [`Error::Timeout`] if nothing arrived in time; otherwise as [`Connection::recv`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// assert!(matches!(b.recv_timeout(Duration::from_millis(10)), Err(multiproc::Error::Timeout(_))));
+    /// a.send(&5)?;
+    /// assert_eq!(b.recv_timeout(Duration::from_secs(1))?, 5);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, Some(timeout))?;
         codec::decode(&bytes, fds, "message")
     }
 }
 
-/// Something [`wait`] can wait on: a [`Connection`] or a process sentinel.
+/// Something [`wait`] can wait on: a [`Connection`] or a process sentinel
+/// (any [`BorrowedFd`], such as [`Process::sentinel`](crate::Process::sentinel)'s).
+///
+/// ```
+/// use multiproc::connection::{Waitable, wait};
+///
+/// let (a, b) = multiproc::pipe::<u32>()?;
+/// let (_c, d) = multiproc::pipe::<String>()?;
+/// let objects: Vec<&dyn Waitable> = vec![&b, &d]; // different message types
+/// a.send(&1)?;
+/// assert_eq!(wait(&objects, None)?, [0]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub trait Waitable {
     /// The fd that becomes readable when the object is ready.
     ///
     /// # Errors
     /// [`Error::Closed`] for a closed connection.
+    ///
+    /// ```
+    /// use multiproc::connection::Waitable;
+    ///
+    /// let (mut a, _b) = multiproc::pipe::<u32>()?;
+    /// assert!(a.ready_fd().is_ok());
+    /// a.close();
+    /// assert!(matches!(a.ready_fd(), Err(multiproc::Error::Closed(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     fn ready_fd(&self) -> Result<BorrowedFd<'_>>;
 }
 
@@ -278,6 +467,18 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
 ///
 /// # Errors
 /// [`Error::Closed`] if a connection in `objects` is closed; [`Error::Io`] if `poll` fails.
+///
+/// ```
+/// use multiproc::connection::wait;
+/// use std::time::Duration;
+///
+/// let (_a1, b1) = multiproc::pipe::<u32>()?;
+/// let (a2, b2) = multiproc::pipe::<u32>()?;
+/// a2.send(&7)?;
+/// assert_eq!(wait(&[&b1, &b2], Some(Duration::from_secs(1)))?, [1]);
+/// assert_eq!(wait(&[&b1], Some(Duration::from_millis(10)))?, Vec::<usize>::new()); // timed out
+/// # Ok::<(), multiproc::Error>(())
+/// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
     let fds = objects.iter().map(|o| o.ready_fd()).collect::<Result<Vec<_>>>()?;
     let ready = sys::fd::poll_readable(&fds, timeout).ctx("poll")?;

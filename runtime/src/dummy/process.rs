@@ -44,7 +44,8 @@ impl Child {
 
     /// Waits until `done(run)` or `timeout` passes (`None`: forever).
     fn wait_for(&self, timeout: Option<Duration>, done: impl Fn(&Run) -> bool) -> MutexGuard<'_, Run> {
-        let until = timeout.map(|t| Instant::now() + t);
+        // A timeout past what `Instant` can hold is no deadline at all.
+        let until = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut g = self.lock();
         while !done(&g) {
             g = match until {
@@ -191,6 +192,20 @@ where
     A: Send + 'static,
 {
     /// The thread's name (default `Thread-N`, as Python's).
+    ///
+    /// ```
+    /// use multiproc::dummy as mp;
+    ///
+    /// #[multiproc::task]
+    /// fn whoami(out: mp::Connection<String>) { out.send(&mp::current_process().name).unwrap(); }
+    ///
+    /// let (here, there) = mp::pipe()?;
+    /// let mut p = mp::Process::builder(whoami, (there,)).name("loader").build()?;
+    /// p.start()?;
+    /// assert_eq!(here.recv()?, "loader"); // also the OS thread's name
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -198,6 +213,17 @@ where
 
     /// Whether the end of `#[multiproc::main]` leaves the thread running
     /// instead of joining it. Default: the creator's flag.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn watch() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::builder(watch, ()).daemon(true).build()?;
+    /// assert!(p.daemon());
+    /// p.start()?;
+    /// p.join()?; // a daemon thread can still be joined
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = Some(daemon);
         self
@@ -206,6 +232,19 @@ where
     /// Accepted so that code written for [`crate::ProcessBuilder`] compiles
     /// unchanged, and reported by [`Process::start_method`]; a thread has no
     /// start method, so it changes nothing else.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    ///
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::builder(work, ()).start_method(StartMethod::Spawn).build()?;
+    /// assert_eq!(p.start_method(), StartMethod::Spawn);
+    /// p.start()?; // still a thread: no annotated `main` needed
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
@@ -215,6 +254,16 @@ where
     ///
     /// # Errors
     /// None today; a `Result` as [`crate::ProcessBuilder::build`] returns one.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work(x: u64) -> u64 { x }
+    ///
+    /// let p = multiproc::dummy::Process::builder(work, (7,)).build()?;
+    /// assert!(p.name().starts_with("Thread-"));
+    /// assert_eq!((p.pid(), p.is_alive()), (None, false)); // not started
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn build(self) -> Result<Process> {
         let (task, args) = (self.task, self.args);
         Ok(Process {
@@ -250,6 +299,9 @@ fn not_for_threads(what: &str, name: &str, why: &str) -> Error {
 impl Process {
     /// A thread that will run `task(args…)`. `args` is a tuple: `(a,)`, `(a, b)`, … or `()`.
     ///
+    /// # Errors
+    /// As [`ProcessBuilder::build`].
+    ///
     /// ```
     /// #[multiproc::task]
     /// fn work(x: u64) { assert_eq!(x, 7); }
@@ -260,9 +312,6 @@ impl Process {
     ///     p.join()
     /// }
     /// ```
-    ///
-    /// # Errors
-    /// As [`ProcessBuilder::build`].
     pub fn new<F, A>(task: F, args: A) -> Result<Process>
     where
         F: Task<A>,
@@ -272,6 +321,18 @@ impl Process {
     }
 
     /// A builder to set the name or daemon flag.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::builder(work, ()).name("worker").build()?;
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.name(), "worker");
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn builder<F, A>(task: F, args: A) -> ProcessBuilder<F, A>
     where
         F: Task<A>,
@@ -281,16 +342,43 @@ impl Process {
     }
 
     /// The thread's name.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::dummy::Process::new(work, ())?;
+    /// assert!(p.name().starts_with("Thread-")); // Python's default thread names
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Whether it is a daemon.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::dummy::Process::new(work, ())?;
+    /// assert!(!p.daemon()); // the creator's flag
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.daemon
     }
 
     /// The start method it was given (or the default one); threads ignore it.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let p = multiproc::dummy::Process::new(work, ())?;
+    /// assert_eq!(p.start_method(), multiproc::get_start_method());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.method
     }
@@ -300,6 +388,18 @@ impl Process {
     /// # Errors
     /// [`Error::InvalidState`] if already started or closed; [`Error::Io`] if
     /// the thread cannot be created (then the process is closed).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::new(work, ())?;
+    /// p.start()?;
+    /// assert!(p.pid().is_some()); // it runs
+    /// assert!(matches!(p.start(), Err(multiproc::Error::InvalidState(_)))); // only once
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn start(&mut self) -> Result<()> {
         let State::Ready(_) = self.state else {
             return Err(Error::InvalidState(match self.state {
@@ -346,6 +446,18 @@ impl Process {
     /// # Errors
     /// [`Error::InvalidState`] if it was never started, is closed, or is the
     /// calling thread (it would wait for itself).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::new(work, ())?;
+    /// assert!(p.join().is_err()); // not started yet
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join(&mut self) -> Result<()> {
         self.wait(None).map(drop)
     }
@@ -354,6 +466,21 @@ impl Process {
     ///
     /// # Errors
     /// As [`Process::join`].
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// use std::time::Duration;
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert_eq!(p.join_timeout(Duration::from_millis(20))?, None); // still waiting
+    /// go.send(&())?;
+    /// assert_eq!(p.join_timeout(Duration::MAX)?, Some(multiproc::ExitStatus::Code(0))); // no real limit
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
         self.wait(Some(timeout))
     }
@@ -372,11 +499,42 @@ impl Process {
     }
 
     /// Whether the thread has started and not yet ended.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// assert!(!p.is_alive()); // not started
+    /// p.start()?;
+    /// assert!(p.is_alive());
+    /// go.send(&())?;
+    /// p.join()?;
+    /// assert!(!p.is_alive());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         matches!(&self.state, State::Started(c) if c.status().is_none())
     }
 
     /// The thread's OS id (Linux's TID, Python's `native_id`), once started.
+    ///
+    /// ```
+    /// use multiproc::dummy as mp;
+    ///
+    /// #[multiproc::task]
+    /// fn report(out: mp::Connection<u32>) { out.send(&mp::current_process().pid).unwrap(); }
+    ///
+    /// let (here, there) = mp::pipe()?;
+    /// let mut p = mp::Process::new(report, (there,))?;
+    /// assert_eq!(p.pid(), None);
+    /// p.start()?;
+    /// assert_eq!(p.pid(), Some(here.recv()?));
+    /// assert_ne!(p.pid(), Some(std::process::id())); // a thread's id, not the process's
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         match &self.state {
             State::Started(c) => c.lock().tid,
@@ -386,6 +544,26 @@ impl Process {
 
     /// How the task ended: `Code(0)` after it returned, `Code(1)` after a
     /// panic; `None` while running or before start.
+    ///
+    /// ```
+    /// use multiproc::{ExitStatus, dummy::Process};
+    ///
+    /// #[multiproc::task]
+    /// fn fail() { panic!("this thread fails"); }
+    ///
+    /// #[multiproc::task]
+    /// fn refuse() -> Result<(), String> { Err("no".into()) }
+    ///
+    /// let (mut failing, mut refusing) = (Process::new(fail, ())?, Process::new(refuse, ())?);
+    /// assert_eq!(failing.exitcode(), None); // not started
+    /// failing.start()?;
+    /// refusing.start()?;
+    /// failing.join()?;
+    /// refusing.join()?;
+    /// assert_eq!(failing.exitcode(), Some(ExitStatus::Code(1))); // it panicked
+    /// assert_eq!(refusing.exitcode(), Some(ExitStatus::Code(0))); // an `Err` is a value to a thread
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<ExitStatus> {
         match &self.state {
             State::Started(c) => c.status(),
@@ -397,6 +575,19 @@ impl Process {
     ///
     /// # Errors
     /// Always [`Error::InvalidState`], saying so.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert!(matches!(p.terminate(), Err(multiproc::Error::InvalidState(_))));
+    /// go.send(&())?; // ask it to stop instead
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn terminate(&self) -> Result<()> {
         Err(not_for_threads("terminate", &self.name, "a thread cannot be stopped from outside"))
     }
@@ -405,6 +596,19 @@ impl Process {
     ///
     /// # Errors
     /// Always [`Error::InvalidState`], saying so.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert!(matches!(p.interrupt(), Err(multiproc::Error::InvalidState(_))));
+    /// go.send(&())?; // ask it to stop instead
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn interrupt(&self) -> Result<()> {
         Err(not_for_threads("interrupt", &self.name, "a thread cannot be stopped from outside"))
     }
@@ -413,6 +617,19 @@ impl Process {
     ///
     /// # Errors
     /// Always [`Error::InvalidState`], saying so.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert!(matches!(p.kill(), Err(multiproc::Error::InvalidState(_))));
+    /// go.send(&())?; // ask it to stop instead
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         Err(not_for_threads("kill", &self.name, "a thread cannot be stopped from outside"))
     }
@@ -421,6 +638,17 @@ impl Process {
     ///
     /// # Errors
     /// Always [`Error::InvalidState`], saying so.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn work() {}
+    ///
+    /// let mut p = multiproc::dummy::Process::new(work, ())?;
+    /// p.start()?;
+    /// assert!(matches!(p.sentinel(), Err(multiproc::Error::InvalidState(_))));
+    /// p.join()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn sentinel(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
         Err(not_for_threads("get the sentinel of", &self.name, "a thread has no pidfd"))
     }
@@ -429,6 +657,21 @@ impl Process {
     ///
     /// # Errors
     /// [`Error::InvalidState`] if the thread is still running.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn wait_for_go(go: multiproc::Connection<()>) { go.recv().unwrap(); }
+    ///
+    /// let (go, there) = multiproc::dummy::pipe()?;
+    /// let mut p = multiproc::dummy::Process::new(wait_for_go, (there,))?;
+    /// p.start()?;
+    /// assert!(p.close().is_err()); // still running
+    /// go.send(&())?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert!(p.join().is_err()); // closed
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
     pub fn close(&mut self) -> Result<()> {
         if let State::Started(c) = &self.state {
             if c.status().is_none() {
@@ -450,8 +693,22 @@ impl Process {
 /// thread is `MainThread`, as in Python) and its OS thread id.
 ///
 /// ```
-/// let me = multiproc::dummy::current_process();
-/// assert!(!me.name.is_empty());
+/// use multiproc::dummy as mp;
+///
+/// #[multiproc::task]
+/// fn whoami(out: mp::Connection<(String, u32)>) {
+///     let me = mp::current_process();
+///     out.send(&(me.name, me.pid)).unwrap();
+/// }
+///
+/// let (here, there) = mp::pipe()?;
+/// let mut p = mp::Process::builder(whoami, (there,)).name("worker").build()?;
+/// p.start()?;
+/// let (name, pid) = here.recv()?;
+/// assert_eq!((name.as_str(), Some(pid)), ("worker", p.pid()));
+/// assert_ne!(mp::current_process().pid, pid); // each thread has its own
+/// p.join()?;
+/// # Ok::<(), multiproc::Error>(())
 /// ```
 pub fn current_process() -> ProcessInfo {
     let tid = sys::process::gettid() as u32;
@@ -471,7 +728,20 @@ pub fn current_process() -> ProcessInfo {
 /// are dropped from the table. The handles share state with the originals.
 ///
 /// ```
-/// assert!(multiproc::dummy::active_children().is_empty());
+/// use multiproc::dummy as mp;
+///
+/// #[multiproc::task]
+/// fn wait_for_go(go: mp::Connection<()>) { go.recv().unwrap(); }
+///
+/// let (go, there) = mp::pipe()?;
+/// let mut p = mp::Process::new(wait_for_go, (there,))?;
+/// p.start()?;
+/// let running: Vec<Option<u32>> = mp::active_children().iter().map(|c| c.pid()).collect();
+/// assert_eq!(running, [p.pid()]);
+/// go.send(&())?;
+/// p.join()?;
+/// assert!(mp::active_children().is_empty());
+/// # Ok::<(), multiproc::Error>(())
 /// ```
 pub fn active_children() -> Vec<Process> {
     let (me, pid) = (std::thread::current().id(), sys::process::getpid());
