@@ -31,8 +31,8 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -155,6 +155,32 @@ impl Body<'_> {
 struct RingQueue {
     region: Arc<Region>,
     closed: Arc<AtomicBool>,
+    /// A streamed message this process was reading when its `get` timed out.
+    resume: Arc<Mutex<Option<Resume>>>,
+}
+
+/// The part of a streamed message a timed-out `get` has read: the next `get`
+/// of this process (through any clone of the handle) goes on with it. Until
+/// then this process keeps the consumers' lock, so no other consumer reads
+/// the message's remaining chunks without its start; dropping the last handle
+/// drops the part and releases the lock.
+struct Resume {
+    region: Arc<Region>,
+    /// The message's producer.
+    pid: u32,
+    bytes: Vec<u8>,
+    /// Whether dropping it releases the lock (false once a `get` took it up).
+    holds_lock: bool,
+}
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        if !self.holds_lock {
+            return;
+        }
+        log::warn!("queue: a message partly read by a timed-out get was dropped with the last handle");
+        raw::unlock(self.region.u32(CONS_LOCK));
+    }
 }
 
 impl fmt::Debug for RingQueue {
@@ -189,7 +215,7 @@ impl RingQueue {
         let cap = align8(ring_bytes.max(MIN_RING_BYTES));
         let region = Region::create(Kind::Queue, RING + cap, cap as u64)?;
         region.u64(MAXSIZE).store(maxsize as u64, Ordering::Release);
-        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
+        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)), resume: Arc::default() })
     }
 
     fn from_region(region: Arc<Region>) -> Result<RingQueue> {
@@ -201,7 +227,7 @@ impl RingQueue {
         {
             return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
         }
-        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)) })
+        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)), resume: Arc::default() })
     }
 
     fn cap(&self) -> usize {
@@ -244,6 +270,8 @@ impl RingQueue {
         poke(self.u32(DATA_SEQ), self.u32(DATA_SLEEPERS));
         poke(self.u32(SPACE_SEQ), self.u32(SPACE_SLEEPERS));
         if immediate {
+            // A message this process began reading holds the lock: dropped with the rest.
+            drop(self.resume.lock().unwrap_or_else(|p| p.into_inner()).take());
             // Consumers woken above give the lock up at once; a dead holder's is taken over.
             let lock = self.u32(CONS_LOCK);
             if raw::lock(lock, futex::current_pid(), None).is_some() {
@@ -478,10 +506,6 @@ impl RingQueue {
         }
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         let lock = self.u32(CONS_LOCK);
-        if raw::lock(lock, futex::current_pid(), deadline).is_none() {
-            return Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty });
-        }
-        let _unlock = Unlock(lock);
         // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
         let mut partial: Option<u32> = None;
         let mut local = Vec::new();
@@ -489,11 +513,34 @@ impl RingQueue {
             Some(b) => (b, true),
             None => (&mut local, false),
         };
+        let unlock = match self.lock_consumers(deadline) {
+            None => return Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty }),
+            Some(None) => Unlock(lock),
+            Some(Some(mut resume)) => {
+                partial = Some(resume.pid);
+                *buf = std::mem::take(&mut resume.bytes);
+                resume.holds_lock = false; // its lock is this get's now
+                Unlock(lock)
+            }
+        };
         loop {
             let head = self.u64(HEAD).load(Ordering::Relaxed);
-            if !self.wait_for_data(head, partial, deadline)? {
-                partial = None;
-                continue;
+            match self.wait_for_data(head, partial, deadline) {
+                Ok(true) => {}
+                Ok(false) => {
+                    partial = None;
+                    continue;
+                }
+                Err(Error::Empty) if partial.is_some() => {
+                    // Timed out mid-message: keep the part and the lock for the next get.
+                    let bytes = std::mem::take(buf);
+                    let pid = partial.unwrap_or(0);
+                    std::mem::forget(unlock);
+                    *self.resume.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Resume { region: self.region.clone(), pid, bytes, holds_lock: true });
+                    return Err(Error::Empty);
+                }
+                Err(e) => return Err(e),
             }
             let Some(rec) = self.record_at(head)? else { continue };
             // SAFETY: the consumers' lock is held and these bytes lie before TAIL
@@ -534,10 +581,32 @@ impl RingQueue {
         }
     }
 
+    /// Takes the consumers' lock by `deadline`: `Some(None)` when taken
+    /// afresh, `Some(Some(resume))` when this process already holds it for a
+    /// message a timed-out `get` began, `None` on timeout. While another
+    /// thread of this process holds the lock, it looks for such a message now
+    /// and then (the lock's owner id is the pid, shared by the threads).
+    fn lock_consumers(&self, deadline: Option<Instant>) -> Option<Option<Resume>> {
+        let lock = self.u32(CONS_LOCK);
+        loop {
+            if let Some(resume) = self.resume.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Some(Some(resume));
+            }
+            let slice = Instant::now() + raw::LIVENESS_EVERY;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            if raw::lock(lock, futex::current_pid(), Some(until)).is_some() {
+                return Some(None);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+        }
+    }
+
     /// Waits (spin, then park on the data futex) until a record is published
     /// after `head`, or the queue is shut down. Mid-message (`partial`: the
-    /// producer's pid) it waits without a deadline, but gives up on a dead
-    /// producer: `Ok(false)`, its partial message is to be dropped.
+    /// producer's pid) it gives up on a dead producer or one that abandoned
+    /// the message: `Ok(false)`, its partial message is to be dropped.
     fn wait_for_data(&self, head: u64, partial: Option<u32>, deadline: Option<Instant>) -> Result<bool> {
         let tail_w = self.u64(TAIL);
         let seen = self.u64(TAIL_SEEN);
@@ -557,7 +626,7 @@ impl RingQueue {
                 }
                 || partial.is_some_and(|pid| self.abandoned(pid, head))
         };
-        let dl = if partial.is_some() { None } else { deadline };
+        let dl = deadline;
         let check = || match partial {
             Some(pid) if !futex::alive(pid) => Err(()),
             _ => Ok(()),
@@ -571,7 +640,10 @@ impl RingQueue {
         }
         match waited {
             Ok(true) if partial.is_some_and(|pid| self.abandoned(pid, head)) => {
-                log::debug!("queue: producer {} gave up mid-message; the part it wrote was dropped", partial.unwrap_or(0));
+                log::debug!(
+                    "queue: producer {} gave up mid-message; the part it wrote was dropped",
+                    partial.unwrap_or(0)
+                );
                 Ok(false)
             }
             Ok(true) => Ok(true),

@@ -140,7 +140,8 @@ fn a_dead_producers_partial_message_does_not_fill_the_queue() {
         wait_until(|| q.pending_bytes() > 2048, "the ring to fill");
         p.kill().unwrap();
         p.join().unwrap();
-        q.put_nowait(b"next".to_vec()).unwrap_or_else(|e| panic!("{m:?}: the dead producer's part still fills the ring: {e}"));
+        q.put_nowait(b"next".to_vec())
+            .unwrap_or_else(|e| panic!("{m:?}: the dead producer's part still fills the ring: {e}"));
         assert_eq!(q.get_nowait().unwrap(), b"next");
         assert_eq!(q.qsize(), 0);
     }
@@ -280,6 +281,42 @@ fn immediate_shutdown_mid_message_releases_everyone() {
         });
         assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
         assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "Err(ShutDown)", "{m:?}");
+        p.join().unwrap();
+    }
+}
+
+#[multiproc::task]
+fn big_typed_put(q: Queue<Vec<u8>>, started: Event) {
+    started.set();
+    q.put(vec![7u8; 1 << 20]).unwrap();
+}
+
+/// `get_timeout` keeps its deadline when the producer of a streamed message
+/// stops mid-message (SIGSTOP): it returns `Empty` in time, keeping the part
+/// it read, and the next `get` (here from another thread) finishes the same
+/// message once the producer runs again — nothing lost, nothing duplicated.
+#[multiproc::test]
+fn get_timeout_holds_when_the_producer_stops_mid_message() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
+        let started = Event::new().unwrap();
+        let mut p = get_context(m).process(big_typed_put, (q.clone(), started.clone())).unwrap();
+        p.start().unwrap();
+        assert!(started.wait(Some(DEADLINE)));
+        wait_until(|| q.pending_bytes() > 2048, "the first chunks");
+        let pid = p.pid().unwrap();
+        assert!(send_signal(pid, "STOP"));
+        let t = std::time::Instant::now();
+        let got = q.get_timeout(std::time::Duration::from_millis(300));
+        let took = t.elapsed();
+        assert!(matches!(got, Err(multiproc::Error::Empty)), "{m:?}: {got:?}");
+        assert!(took < std::time::Duration::from_secs(3), "{m:?}: get_timeout(300 ms) took {took:?}");
+        assert!(send_signal(pid, "CONT"));
+        let q2 = q.clone();
+        let whole = std::thread::spawn(move || q2.get()).join().unwrap().unwrap();
+        assert_eq!(whole.len(), 1 << 20, "{m:?}");
+        assert!(whole.iter().all(|&b| b == 7), "{m:?}: the message was not reassembled whole");
         p.join().unwrap();
     }
 }

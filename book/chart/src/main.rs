@@ -24,7 +24,8 @@ struct Series {
 }
 
 /// Colours of the series, in order (idle, pinned, busy, …).
-const COLOURS: [RGBColor; 4] = [RGBColor(46, 125, 50), RGBColor(21, 101, 192), RGBColor(230, 81, 0), RGBColor(106, 27, 154)];
+const COLOURS: [RGBColor; 4] =
+    [RGBColor(46, 125, 50), RGBColor(21, 101, 192), RGBColor(230, 81, 0), RGBColor(106, 27, 154)];
 /// Pixels per bar, and room for the case names on the left.
 const BAR: u32 = 16;
 const NAMES: u32 = 330;
@@ -94,12 +95,7 @@ fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
         .x_label_area_size(30)
         .y_label_area_size(NAMES)
         .build_cartesian_2d((lo..hi).log_scale(), 0.0..rows)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .x_label_formatter(&|x| format!("{x}×"))
-        .draw()?;
+    chart.configure_mesh().disable_y_mesh().y_labels(0).x_label_formatter(&|x| format!("{x}×")).draw()?;
     let slot = 1.0 / (all.len() as f64 + 0.5);
     for (k, series) in all.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
@@ -116,10 +112,10 @@ fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
         legend_area.draw(&Text::new(legend, (x + 18, y - 1), ("sans-serif", 13).into_font()))?;
     }
     chart.draw_series(LineSeries::new([(1.0, 0.0), (1.0, rows)], BLACK.stroke_width(2)))?;
-    let style = ("sans-serif", 13).into_font().color(&BLACK).pos(text_anchor::Pos::new(
-        text_anchor::HPos::Right,
-        text_anchor::VPos::Center,
-    ));
+    let style = ("sans-serif", 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(text_anchor::Pos::new(text_anchor::HPos::Right, text_anchor::VPos::Center));
     for (i, name) in names.iter().enumerate() {
         let (_, y) = chart.backend_coord(&(lo, rows - 0.5 - i as f64));
         root.draw(&Text::new(name.as_str(), (NAMES as i32 + 4, y), style.clone()))?;
@@ -136,7 +132,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(input).map_err(|e| format!("cannot read {input}: {e}"))?;
     let all = parse(&text);
     if all.is_empty() {
-        return Err(format!("{input} holds no table rows with a CPython ratio (is it the compare bench's output?)").into());
+        return Err(
+            format!("{input} holds no table rows with a CPython ratio (is it the compare bench's output?)").into()
+        );
     }
     draw(&all, output)
 }

@@ -112,11 +112,7 @@ pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Instant
     answer.extend_from_slice(&mac(key, message)?.finalize().into_bytes());
     send(fd, &answer)?;
     let verdict = recv(fd, deadline)?;
-    if verdict == WELCOME {
-        Ok(())
-    } else {
-        Err(Error::Authentication(WRONG_DIGEST_SENT.into()))
-    }
+    if verdict == WELCOME { Ok(()) } else { Err(Error::Authentication(WRONG_DIGEST_SENT.into())) }
 }
 
 /// Whether a failed handshake means the peer holds another key (Python's

@@ -290,16 +290,24 @@ impl Listener {
     }
 
     /// How long a peer has to pass the handshake (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// A peer that takes longer is dropped, and `accept` serves the next one.
     ///
     /// ```
-    /// use multiproc::connection::{Address, Listener};
+    /// use std::io::Read;
     /// use std::time::Duration;
+    /// use multiproc::connection::{Address, Client, Listener};
     ///
     /// let path = std::env::temp_dir().join(format!("multiproc-doc-hs-{}.sock", std::process::id()));
     /// let mut listener = Listener::bind(Address::Unix(path.clone()), Some(b"key"))?;
     /// listener.set_handshake_timeout(Duration::from_millis(50));
-    /// let _silent = std::os::unix::net::UnixStream::connect(&path)?; // never answers the challenge
-    /// assert!(matches!(listener.accept::<u32>(), Err(multiproc::Error::Authentication(_))));
+    /// let mut silent = std::os::unix::net::UnixStream::connect(&path)?; // never answers the challenge
+    /// let address = listener.address().clone();
+    /// let good = std::thread::spawn(move || -> multiproc::Result<()> {
+    ///     let _ = silent.read_to_end(&mut Vec::new()); // dropped after 50 ms
+    ///     Client::connect::<u32>(&address, Some(b"key"))?.send(&1)
+    /// });
+    /// assert_eq!(listener.accept::<u32>()?.recv()?, 1);
+    /// good.join().unwrap()?;
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn set_handshake_timeout(&mut self, timeout: Duration) {
