@@ -194,7 +194,24 @@ pub use multiproc_macros::main;
 ///
 /// The child re-runs the test binary as `<binary> <test> --exact
 /// --test-threads=1 --nocapture -q` and takes its role inside this test.
-/// Children the test's thread started are joined when it ends.
+/// Children the test's thread started are joined when it ends. A plain
+/// `#[test]` that starts a spawn or forkserver child fails at once with
+/// [`Error::NotAnnotated`], which says to use this attribute.
+///
+/// ```
+/// #[multiproc::task]
+/// fn double(x: u64) -> u64 { x * 2 }
+///
+/// // In tests/my_test.rs (doctests do not run `#[test]` functions, so this
+/// // one is only compiled here; `cargo test` runs it):
+/// #[multiproc::test]
+/// fn pool_doubles() -> multiproc::Result<()> {
+///     let pool = multiproc::Pool::new(2)?;
+///     assert_eq!(pool.map(double, [1, 2, 3])?, [2, 4, 6]);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
 pub use multiproc_macros::test;
 
 /// Lifts an inline closure into a registered task: Python's `lambda` in a pool.
@@ -237,7 +254,7 @@ pub use multiproc_macros::lambda;
 /// the manager's server process (found there by type name); otherwise the
 /// value is served by a thread of the creating process.
 ///
-/// ```no_run
+/// ```
 /// struct Counter { n: u64 }
 ///
 /// #[multiproc::managed]

@@ -423,7 +423,7 @@ impl RingQueue {
         let mut flags = FIRST;
         loop {
             pos = self.reserve(pos, REC + 8, wait_until).ok_or_else(|| self.full_or_shut())?;
-            wait_until = stall.map(|s| Instant::now() + s);
+            wait_until = stall.map(crate::backoff::deadline_after);
             let off = (pos % cap as u64) as usize;
             let head = self.u64(HEAD).load(Ordering::Acquire);
             self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);

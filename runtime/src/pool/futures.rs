@@ -275,7 +275,7 @@ pub struct Waited {
 /// }
 /// ```
 pub fn wait_results<R>(results: &[AsyncResult<R>], timeout: Option<Duration>, when: ReturnWhen) -> Waited {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = crate::backoff::deadline(timeout);
     let finished = Finished::listen(results);
     let n = results.len();
     let failed = |order: &VecDeque<usize>| {

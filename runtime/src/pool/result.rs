@@ -587,7 +587,7 @@ impl<R> JobResult<R> {
 
     /// Waits at most `timeout`; returns whether the call has finished. Python's `wait(timeout)`.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.driver.wait_job(&self.job, Some(Instant::now() + timeout), &|g| g.complete())
+        self.driver.wait_job(&self.job, Some(crate::backoff::deadline_after(timeout)), &|g| g.complete())
     }
 
     pub(crate) fn take(&self) -> Result<R> {
@@ -858,7 +858,7 @@ impl<R> Streams<'_, R> {
     }
 
     fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.next_item(Some((Instant::now() + timeout, timeout)))
+        self.next_item(Some((crate::backoff::deadline_after(timeout), timeout)))
     }
 
     fn len(&self) -> Option<usize> {

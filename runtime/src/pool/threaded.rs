@@ -87,7 +87,7 @@ impl<R> Slot<R> {
 
     /// Waits at most `timeout`; returns whether the call has finished.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::backoff::deadline_after(timeout);
         let mut g = self.lock();
         while !g.done {
             let left = deadline.saturating_duration_since(Instant::now());

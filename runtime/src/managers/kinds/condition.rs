@@ -230,7 +230,7 @@ impl ConditionProxy {
     /// # }
     /// ```
     pub fn wait_for(&self, mut predicate: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = crate::backoff::deadline(timeout);
         loop {
             if predicate() {
                 return Ok(true);

@@ -116,7 +116,7 @@ fn wait_until<'a, S>(
     timeout: Option<Duration>,
     mut ready: impl FnMut(&mut S) -> bool,
 ) -> Result<(MutexGuard<'a, S>, bool)> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = crate::backoff::deadline(timeout);
     loop {
         if caller.gone() {
             return Err(Error::Closed("the caller's connection"));
