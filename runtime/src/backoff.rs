@@ -18,8 +18,18 @@
 //!    in the kernel (poll, futex) until the writer wakes it. A wait with
 //!    nothing to sleep on (MPI has no fd) looks for longer ([`POLL_BUDGET`])
 //!    and then [naps](Backoff::nap) for a time that grows with the wait.
+//!
+//! On a machine with more runnable tasks than CPUs (other processes busy),
+//! neither spinning nor yielding pays: this thread's CPU is shared with a
+//! task that is not the peer, a spin takes time from it, and a
+//! `sched_yield` hands that task a whole time slice (milliseconds) before
+//! this thread looks again. So a waiter then parks at once, as a blocking
+//! read does, and the kernel's wake-up (which preempts the busy task) brings
+//! it back within tens of µs. The count of runnable tasks is read from
+//! `/proc/loadavg` at most every [`LOAD_EVERY`].
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest a waiter spins and yields before it parks. About one cross-CPU
@@ -38,6 +48,28 @@ pub(crate) const POLL_BUDGET: Duration = Duration::from_millis(2);
 /// The longest [nap](Backoff::nap): the extra latency of the first message
 /// after a long idle period.
 pub(crate) const MAX_NAP: Duration = Duration::from_millis(1);
+
+/// How often the machine's count of runnable tasks is read again.
+const LOAD_EVERY: Duration = Duration::from_millis(10);
+
+/// Whether the machine has more runnable tasks than CPUs (read at most
+/// every [`LOAD_EVERY`], by whichever waiter finds the reading stale).
+fn oversubscribed() -> bool {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    static READ_AT: AtomicU64 = AtomicU64::new(0);
+    static OVER: AtomicBool = AtomicBool::new(false);
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1;
+    let last = READ_AT.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= LOAD_EVERY.as_nanos() as u64
+        && READ_AT.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        let cpus = *CPUS.get_or_init(|| crate::sys::process::online_cpus().unwrap_or(1));
+        let over = crate::sys::process::runnable_tasks().is_some_and(|n| n > cpus);
+        OVER.store(over, Ordering::Relaxed);
+    }
+    OVER.load(Ordering::Relaxed)
+}
 
 /// Whether this thread may run on more than one CPU (so a spinning waiter
 /// does not keep its peer from running). Read once: `taskset` and cgroups
@@ -95,7 +127,7 @@ impl Backoff {
     /// otherwise. Returns `false` once the budget is spent: park instead.
     pub(crate) fn snooze(&mut self) -> bool {
         let started = *self.started.get_or_insert_with(Instant::now);
-        if started.elapsed() >= self.budget {
+        if started.elapsed() >= self.budget || oversubscribed() {
             return false;
         }
         if self.step < self.spins && spinning_pays() {

@@ -170,6 +170,27 @@ pub(crate) fn cpu_count() -> usize {
     }
 }
 
+/// The number of CPUs online on the machine (`/sys/devices/system/cpu/online`,
+/// a list such as `0-3,6`), whatever this process's affinity; `None` if unknown.
+pub(crate) fn online_cpus() -> Option<usize> {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    list.trim().split(',').try_fold(0usize, |n, part| {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (usize, usize) = (lo.parse().ok()?, hi.parse().ok()?);
+        Some(n + hi.checked_sub(lo)? + 1)
+    })
+}
+
+/// The number of runnable tasks on the machine right now (the fourth field
+/// of `/proc/loadavg`, `running/total`, counting the caller); `None` if unknown.
+pub(crate) fn runnable_tasks() -> Option<usize> {
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let n = std::fs::File::open("/proc/loadavg").and_then(|mut f| f.read(&mut buf)).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
+}
+
 /// Points this process's stdin (fd 0) at `/dev/null`, as Python does in every
 /// child: a child must not read input meant for its parent.
 pub(crate) fn stdin_from_devnull() -> io::Result<()> {
