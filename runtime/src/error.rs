@@ -172,6 +172,33 @@ pub enum Error {
     /// and no more gets once it is empty (at once, after an immediate shutdown).
     #[error("the queue was shut down")]
     ShutDown,
+    /// [`Connection::recv_bytes_into`](crate::Connection::recv_bytes_into) got a
+    /// message longer than the buffer (Python's `BufferTooShort`): the whole
+    /// message is kept here, as Python keeps it in `e.args[0]`.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// a.send_bytes(b"too long")?;
+    /// let mut buf = [0u8; 3];
+    /// match b.recv_bytes_into(&mut buf, 0) {
+    ///     Err(multiproc::Error::BufferTooShort { room, message }) => {
+    ///         assert_eq!((room, message.as_slice()), (3, &b"too long"[..]));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    #[error(
+        "a message of {} bytes does not fit the {room} bytes left in the buffer; the error holds the message \
+         (`BufferTooShort {{ message, .. }}`), or pass a larger buffer",
+        message.len()
+    )]
+    BufferTooShort {
+        /// The bytes the buffer had from the offset on.
+        room: usize,
+        /// The whole message.
+        message: Vec<u8>,
+    },
     /// A message is larger than the connection accepts.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge {

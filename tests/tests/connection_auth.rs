@@ -50,10 +50,13 @@ fn wrong_authkey_fails_on_both_sides() {
     for address in addresses() {
         let listener = Listener::bind(address, Some(KEY)).unwrap();
         let a = listener.address().clone();
-        let client = std::thread::spawn(move || Client::connect::<u32>(&a, Some(b"wrong key")).map(drop));
-        let served = listener.accept::<u32>();
-        assert!(matches!(served, Err(Error::Authentication(_))), "listener side: {served:?}");
-        let connected = client.join().unwrap();
+        let client = std::thread::spawn(move || {
+            let wrong = Client::connect::<u32>(&a, Some(b"wrong key")).map(drop);
+            Client::connect::<u32>(&a, Some(KEY)).and_then(|c| c.send(&9)).map(|()| wrong)
+        });
+        // The listener refuses the wrong key and serves the next client.
+        assert_eq!(listener.accept::<u32>().unwrap().recv().unwrap(), 9);
+        let connected = client.join().unwrap().unwrap();
         assert!(matches!(connected, Err(Error::Authentication(_))), "client side: {connected:?}");
     }
 }

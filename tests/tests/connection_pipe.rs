@@ -84,12 +84,12 @@ fn recv_bytes_into_with_offset_and_short_buffer() {
     let mut small = [0u8; 4];
     a.send_bytes(msg).unwrap();
     match b.recv_bytes_into(&mut small, 0) {
-        Err(Error::MessageTooLarge { size: 8, limit: 4 }) => {}
+        Err(Error::BufferTooShort { room: 4, message }) => assert_eq!(message, msg, "the message is kept whole"),
         r => panic!("too short a buffer gave {r:?}"),
     }
     let mut buf = [0u8; 10];
     a.send_bytes(msg).unwrap();
-    assert!(matches!(b.recv_bytes_into(&mut buf, 3), Err(Error::MessageTooLarge { size: 8, limit: 7 })));
+    assert!(matches!(b.recv_bytes_into(&mut buf, 3), Err(Error::BufferTooShort { room: 7, .. })));
     assert!(matches!(b.recv_bytes_into(&mut buf, 11), Err(Error::InvalidArgument(_))));
     // The stream stays in step after those errors.
     a.send_bytes(b"next").unwrap();
@@ -516,4 +516,33 @@ fn high_numbered_fds_travel() {
         assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m}");
     }
     drop(filler);
+}
+
+#[multiproc::task]
+fn send_id(conn: Connection<u32>, id: u32) {
+    conn.send(&id).unwrap();
+}
+
+/// One end, cloned, handed to several children: every message arrives once
+/// (CPython's tests share a connection's handle the same way).
+#[multiproc::test]
+fn a_cloned_end_is_shared_by_several_children() {
+    let _g = tests::leak_guard();
+    for m in tests::METHODS {
+        let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+        let mut children: Vec<_> = (0..3)
+            .map(|id| multiproc::get_context(m).process(send_id, (theirs.try_clone().unwrap(), id)).unwrap())
+            .collect();
+        drop(theirs);
+        for p in &mut children {
+            p.start().unwrap();
+        }
+        let mut got: Vec<u32> = (0..3).map(|_| mine.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, [0, 1, 2], "{m:?}");
+        for p in &mut children {
+            p.join().unwrap();
+        }
+        assert!(matches!(mine.recv(), Err(Error::Closed(_))), "{m:?}: every clone is closed with its child");
+    }
 }

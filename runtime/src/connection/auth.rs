@@ -30,9 +30,6 @@ const WELCOME: &[u8] = b"#WELCOME#";
 const FAILURE: &[u8] = b"#FAILURE#";
 const DIGEST: &[u8] = b"{sha256}";
 const NONCE_LEN: usize = 32;
-/// What the two sides say when the peer holds another key.
-const WRONG_DIGEST_RECEIVED: &str = "digest received was wrong (the peer has another authkey)";
-const WRONG_DIGEST_SENT: &str = "digest sent was rejected (the peer has another authkey)";
 
 /// The longest handshake message accepted; a longer length prefix fails at once.
 pub(crate) const MAX_HANDSHAKE_MESSAGE: usize = 256;
@@ -95,7 +92,7 @@ pub(crate) fn deliver_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Instan
         send(fd, WELCOME)
     } else {
         let _ = send(fd, FAILURE);
-        Err(Error::Authentication(WRONG_DIGEST_RECEIVED.into()))
+        Err(Error::Authentication("digest received was wrong (the peer has another authkey)".into()))
     }
 }
 
@@ -112,14 +109,11 @@ pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Instant
     answer.extend_from_slice(&mac(key, message)?.finalize().into_bytes());
     send(fd, &answer)?;
     let verdict = recv(fd, deadline)?;
-    if verdict == WELCOME { Ok(()) } else { Err(Error::Authentication(WRONG_DIGEST_SENT.into())) }
-}
-
-/// Whether a failed handshake means the peer holds another key (Python's
-/// `AuthenticationError`), rather than that it reset, closed, stalled or sent
-/// something that is not a handshake.
-pub(crate) fn is_wrong_key(e: &Error) -> bool {
-    matches!(e, Error::Authentication(m) if m == WRONG_DIGEST_RECEIVED || m == WRONG_DIGEST_SENT)
+    if verdict == WELCOME {
+        Ok(())
+    } else {
+        Err(Error::Authentication("digest sent was rejected (the peer has another authkey)".into()))
+    }
 }
 
 /// The listening side: challenge first, then answer.

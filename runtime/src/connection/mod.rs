@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use serde::de::{DeserializeOwned, Deserializer};
@@ -33,7 +33,7 @@ mod listener;
 
 pub(crate) use auth::random_bytes;
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
-pub(crate) use listener::{ListenerCloser, connect_socket};
+pub(crate) use listener::{CLIENT_HANDSHAKE_TIMEOUT, ListenerCloser, connect_socket};
 
 /// Sends and receives `T` (invariant, `Send`) but is not `Sync`: one thread at a time uses an end.
 type Marker<T> = PhantomData<(fn(T) -> T, Cell<()>)>;
@@ -125,6 +125,51 @@ impl<T> Connection<T> {
     /// A connected stream socket (Unix or TCP) as a duplex connection.
     pub(crate) fn from_socket(fd: OwnedFd) -> Self {
         Connection::from_fd(fd, true, true)
+    }
+
+    /// A second handle on the same connection (its socket `dup`ed, Python's
+    /// `os.dup` of `fileno()`): both send and receive on one channel, so one
+    /// end can be handed to several processes or threads. Each message goes
+    /// to whichever handle reads it first.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if this handle is closed; [`Error::Io`] if `dup` fails.
+    ///
+    /// ```
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// let a2 = a.try_clone()?;
+    /// a.send(&1)?;
+    /// a2.send(&2)?;
+    /// assert_eq!((b.recv()?, b.recv()?), (1, 2));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Connection<T>> {
+        let fd = self.fd()?.try_clone_to_owned().ctx("dup")?;
+        Ok(Connection {
+            fd: Some(fd),
+            readable: self.readable,
+            writable: self.writable,
+            max_message: self.max_message,
+            _marker: PhantomData,
+        })
+    }
+
+    /// The connection's file descriptor, for an event loop (Python's
+    /// `fileno()`): readable when a message (or end of stream) is waiting.
+    /// It stays owned by the connection; [`AsRawFd`] gives the same number.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if this handle is closed.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// let (a, _b) = multiproc::pipe::<u32>()?;
+    /// assert_eq!(a.fileno()?, a.as_raw_fd());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn fileno(&self) -> Result<RawFd> {
+        Ok(self.fd()?.as_raw_fd())
     }
 
     /// The same connection viewed with another message type (Python's
@@ -270,8 +315,9 @@ impl<T> Connection<T> {
     /// `recv_bytes_into`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `offset` is past the end; [`Error::MessageTooLarge`]
-    /// if the message does not fit (the message is consumed).
+    /// [`Error::InvalidArgument`] if `offset` is past the end;
+    /// [`Error::BufferTooShort`], which holds the whole message, if it does not
+    /// fit (Python's `BufferTooShort`).
     ///
     /// ```
     /// let (a, b) = multiproc::pipe::<()>()?;
@@ -288,7 +334,7 @@ impl<T> Connection<T> {
         let msg = self.recv_bytes()?;
         let room = buf.len() - offset;
         if msg.len() > room {
-            return Err(Error::MessageTooLarge { size: msg.len(), limit: room });
+            return Err(Error::BufferTooShort { room, message: msg });
         }
         buf[offset..offset + msg.len()].copy_from_slice(&msg);
         Ok(msg.len())
@@ -410,6 +456,24 @@ pub trait Waitable {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     fn ready_fd(&self) -> Result<BorrowedFd<'_>>;
+}
+
+/// The connection's file descriptor for `poll`/`epoll` integration; `-1`
+/// once the handle is closed (see [`Connection::fileno`] for an error instead).
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+///
+/// let (mut a, _b) = multiproc::pipe::<u32>()?;
+/// assert!(a.as_raw_fd() >= 0);
+/// a.close();
+/// assert_eq!(a.as_raw_fd(), -1);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+impl<T> AsRawFd for Connection<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
 }
 
 impl<T> Waitable for Connection<T> {

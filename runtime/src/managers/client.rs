@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::server::{self, Call, Envelope, MAX_REQUEST, Reply};
 use crate::codec;
-use crate::connection::{Address, DEFAULT_HANDSHAKE_TIMEOUT, connect_socket};
+use crate::connection::{Address, CLIENT_HANDSHAKE_TIMEOUT, connect_socket};
 use crate::error::Result;
 
 struct Pool {
@@ -245,7 +245,7 @@ fn round_trip(address: &Address, authkey: &[u8], request: &[u8]) -> Result<Vec<u
     let pooled = with_pool(pid, |idle| idle.get_mut(&peer).and_then(Vec::pop));
     let (fd, fresh) = match pooled {
         Some(fd) => (fd, false),
-        None => (connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?, true),
+        None => (connect_socket(address, Some(authkey), CLIENT_HANDSHAKE_TIMEOUT)?, true),
     };
     let fd = match codec::write_frame(fd.as_fd(), request, &[]) {
         Ok(()) => fd,
@@ -253,7 +253,7 @@ fn round_trip(address: &Address, authkey: &[u8], request: &[u8]) -> Result<Vec<u
         // not delivered, so one retry on a fresh connection is safe.
         Err(_) if !fresh => {
             drop(fd);
-            let fd = connect_socket(address, Some(authkey), DEFAULT_HANDSHAKE_TIMEOUT)?;
+            let fd = connect_socket(address, Some(authkey), CLIENT_HANDSHAKE_TIMEOUT)?;
             codec::write_frame(fd.as_fd(), request, &[])?;
             fd
         }
