@@ -403,6 +403,62 @@ impl Process {
         self.method
     }
 
+    /// Runs the task here, in the calling process and thread, and returns
+    /// when it does (Python's `Process.run()`): no child is started, and the
+    /// process can still be [`start`](Self::start)ed afterwards (its handle
+    /// arguments are duplicated for the run). A closure given to
+    /// [`fork_closure`](Self::fork_closure) can run only once: after `run`,
+    /// such a process cannot start.
+    ///
+    /// # Errors
+    /// [`Error::TaskFailed`] if the task returned an `Err` (its text),
+    /// [`Error::TaskPanicked`] if it panicked; [`Error::InvalidState`] once
+    /// the process was started or closed; [`Error::Io`] if a handle argument
+    /// cannot be duplicated.
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn check(n: u32) -> Result<(), String> {
+    ///     if n % 2 == 0 { Ok(()) } else { Err(format!("{n} is odd")) }
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let mut even = multiproc::Process::new(check, (4,))?;
+    ///     even.run()?; // here, in this process
+    ///     even.start()?; // and still startable in a child
+    ///     even.join()?;
+    ///     let mut odd = multiproc::Process::new(check, (3,))?;
+    ///     assert!(matches!(odd.run(), Err(multiproc::Error::TaskFailed { message, .. }) if message.contains("3 is odd")));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn run(&mut self) -> Result<()> {
+        let (name, payload) = match &self.state {
+            State::Ready { task: Ok(name), payload, .. } => (*name, payload),
+            State::Ready { task: Err(_), .. } => return self.run_closure(),
+            State::Started(_) | State::Closed => {
+                return Err(Error::InvalidState(format!(
+                    "process `{}` was started or closed; run() runs a process that has not started",
+                    self.name
+                )));
+            }
+        };
+        let fds = payload.fds.iter().map(OwnedFd::try_clone).collect::<std::io::Result<Vec<_>>>().ctx("dup")?;
+        let entry = registry::lookup(name)?;
+        let ran = crate::unwind::catch(|| entry.run_target(&payload.bytes, fds));
+        in_process_outcome(name, ran)
+    }
+
+    /// [`run`](Self::run) for a `fork_closure` process: its closure runs once.
+    fn run_closure(&mut self) -> Result<()> {
+        let State::Ready { payload, runner, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+            return Err(Error::InvalidState(format!("process `{}` is not ready to run", self.name)));
+        };
+        let ran = crate::unwind::catch(move || runner(&payload.bytes, payload.fds).map(|()| None));
+        in_process_outcome("<closure>", ran)
+    }
+
     /// Starts the child (Python's `start`). Returns once the child exists (under
     /// spawn, once it has taken its role: a child that cannot is reported here,
     /// not later). A process starts once.
@@ -905,6 +961,19 @@ pub(crate) fn bootstrap(boot: Boot, fds: Vec<OwnedFd>, runner: Option<ForkRunner
         Err(_) => 1,
     };
     exit_child(code)
+}
+
+/// The result of a task run in this process ([`Process::run`]).
+fn in_process_outcome(
+    task: &str,
+    ran: std::result::Result<Result<Option<String>>, crate::unwind::Panic>,
+) -> Result<()> {
+    match ran {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(message))) => Err(Error::TaskFailed { task: task.to_string(), message }),
+        Ok(Err(e)) => Err(e),
+        Err(p) => Err(Error::TaskPanicked { task: task.to_string(), message: p.message, location: p.location }),
+    }
 }
 
 /// Python's exit path for a child: join non-daemon children, terminate daemon

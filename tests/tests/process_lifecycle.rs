@@ -625,3 +625,26 @@ fn polling_is_not_blocked_by_a_join_in_another_thread() {
         assert_eq!(seen.expect("active_children blocked behind a join"), vec![(pid, true, None)], "{m}");
     }
 }
+
+#[multiproc::task]
+fn say_where(conn: multiproc::Connection<u32>) {
+    conn.send(&std::process::id()).unwrap();
+}
+
+/// `Process::run` runs the target in this process (Python's `run()`), with
+/// its own copy of the handle arguments, and the process still starts.
+#[multiproc::test]
+fn run_calls_the_target_here_and_the_process_still_starts() {
+    let _g = tests::leak_guard();
+    for m in tests::METHODS {
+        let (mine, theirs) = multiproc::pipe::<u32>().unwrap();
+        let mut p = multiproc::get_context(m).process(say_where, (theirs,)).unwrap();
+        p.run().unwrap();
+        assert_eq!(mine.recv().unwrap(), std::process::id(), "{m:?}: run() ran elsewhere");
+        p.start().unwrap();
+        let child = mine.recv().unwrap();
+        assert_ne!(child, std::process::id(), "{m:?}");
+        p.join().unwrap();
+        assert!(matches!(p.run(), Err(multiproc::Error::InvalidState(_))), "{m:?}: run after start");
+    }
+}
