@@ -546,3 +546,53 @@ fn a_cloned_end_is_shared_by_several_children() {
         assert!(matches!(mine.recv(), Err(Error::Closed(_))), "{m:?}: every clone is closed with its child");
     }
 }
+
+#[multiproc::task]
+fn write_through_handle(conn: Connection<()>) {
+    use std::io::Write;
+    let mut file = std::fs::File::from(conn.recv_handle().unwrap());
+    file.write_all(b"written by the child").unwrap();
+}
+
+/// `send_handle` / `recv_handle` pass an arbitrary fd (here a file's) to a
+/// running child, which writes through it (Python's `reduction.send_handle`).
+#[multiproc::test]
+fn send_handle_passes_a_file_to_a_child() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let path = std::env::temp_dir().join(format!("multiproc-handle-{}-{m:?}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let (mine, theirs) = pipe::<()>().unwrap();
+        let mut p = multiproc::get_context(m).process(write_through_handle, (theirs,)).unwrap();
+        p.start().unwrap();
+        mine.send_handle(std::os::fd::AsFd::as_fd(&file)).unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m:?}");
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"written by the child", "{m:?}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// The two halves of the handshake, public (Python's `deliver_challenge` /
+/// `answer_challenge`), across a process boundary.
+#[multiproc::task]
+fn prove_key(conn: Connection<u32>, key: Vec<u8>) {
+    multiproc::connection::answer_challenge(&conn, &key).unwrap();
+    multiproc::connection::deliver_challenge(&conn, &key).unwrap();
+    conn.send(&42).unwrap();
+}
+
+#[multiproc::test]
+fn deliver_and_answer_challenge_across_processes() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (mine, theirs) = pipe::<u32>().unwrap();
+        let mut p = multiproc::get_context(m).process(prove_key, (theirs, b"shared".to_vec())).unwrap();
+        p.start().unwrap();
+        multiproc::connection::deliver_challenge(&mine, b"shared").unwrap();
+        multiproc::connection::answer_challenge(&mine, b"shared").unwrap();
+        assert_eq!(mine.recv().unwrap(), 42, "{m:?}");
+        p.join().unwrap();
+    }
+}

@@ -340,6 +340,72 @@ impl<T> Connection<T> {
         Ok(msg.len())
     }
 
+    /// Sends a file descriptor (a file, socket, pipe, memfd…) to the process
+    /// holding the other end, which gets its own descriptor for the same
+    /// open file from [`recv_handle`](Self::recv_handle) — Python's
+    /// `multiprocessing.reduction.send_handle` (no destination pid is needed:
+    /// the kernel passes it with the message, `SCM_RIGHTS`). `handle` stays
+    /// open here.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the peer is gone; [`Error::InvalidState`] on the
+    /// receiving end of a one-way pipe.
+    ///
+    /// ```
+    /// use std::io::{Read, Seek, Write};
+    /// use std::os::fd::AsFd;
+    ///
+    /// let (a, b) = multiproc::pipe::<()>()?;
+    /// let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(std::fs::File::options()
+    ///     .read(true).write(true).create(true).truncate(true)
+    ///     .open(std::env::temp_dir().join(format!("multiproc-doc-handle-{}", std::process::id())))?));
+    /// a.send_handle(file.as_fd())?;
+    /// let mut same = std::fs::File::from(b.recv_handle()?);
+    /// same.write_all(b"through the handle")?;
+    /// let mut text = String::new();
+    /// file.rewind()?;
+    /// file.read_to_string(&mut text)?;
+    /// assert_eq!(text, "through the handle");
+    /// # std::fs::remove_file(std::env::temp_dir().join(format!("multiproc-doc-handle-{}", std::process::id())))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_handle(&self, handle: BorrowedFd<'_>) -> Result<()> {
+        codec::write_frame(self.check(true)?, HANDLE_MESSAGE, &[handle])
+    }
+
+    /// Receives a file descriptor sent with [`send_handle`](Self::send_handle)
+    /// (Python's `multiprocessing.reduction.recv_handle`).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] if the next message is not a handle (it is consumed);
+    /// [`Error::Closed`] if the peer closed.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    ///
+    /// let (a, b) = multiproc::pipe::<u32>()?;
+    /// let null = std::fs::File::open("/dev/null")?; // any fd will do
+    /// a.send_handle(null.as_fd())?;
+    /// assert!(b.recv_handle().is_ok());
+    /// a.send(&7)?;
+    /// assert!(matches!(b.recv_handle(), Err(multiproc::Error::Decode { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_handle(&self) -> Result<OwnedFd> {
+        let (body, mut fds) = codec::read_frame(self.check(false)?, self.max_message, None)?;
+        let count = fds.len();
+        match fds.pop() {
+            Some(fd) if body == HANDLE_MESSAGE && count == 1 => Ok(fd),
+            _ => Err(Error::Decode {
+                what: "a handle",
+                reason: format!(
+                    "expected a message from send_handle, got {} bytes with {count} file descriptor(s)",
+                    body.len()
+                ),
+            }),
+        }
+    }
+
     /// Whether a message (or end of stream) is waiting, waiting at most `timeout`
     /// (`None`: until one is). Python's `poll`.
     ///
@@ -474,6 +540,54 @@ impl<T> AsRawFd for Connection<T> {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
+}
+
+/// The body of a [`Connection::send_handle`] message (its fd travels beside it).
+const HANDLE_MESSAGE: &[u8] = b"#HANDLE#";
+
+/// Sends a challenge on `conn` and checks the answer: the first half of the
+/// authentication handshake, done by the side that wants proof that its peer
+/// holds `authkey` (Python's `multiprocessing.connection.deliver_challenge`;
+/// HMAC-SHA256). [`Listener`] and [`Client`] do both halves themselves; these
+/// functions are for connections made another way. Waits at most 10 s for
+/// the peer.
+///
+/// # Errors
+/// [`Error::Authentication`] if the peer's answer is wrong, late or not an
+/// answer; [`Error::Closed`] if the connection is closed.
+///
+/// ```
+/// use multiproc::connection::{answer_challenge, deliver_challenge};
+///
+/// let (a, b) = multiproc::pipe::<()>()?;
+/// let peer = std::thread::spawn(move || answer_challenge(&b, b"key"));
+/// deliver_challenge(&a, b"key")?; // a now knows b holds the key
+/// peer.join().unwrap()?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn deliver_challenge<T>(conn: &Connection<T>, authkey: &[u8]) -> Result<()> {
+    auth::deliver_challenge(conn.fd()?, authkey, crate::backoff::deadline_after(CLIENT_HANDSHAKE_TIMEOUT))
+}
+
+/// Answers a challenge sent with [`deliver_challenge`], proving that this
+/// side holds `authkey` (Python's `multiprocessing.connection.answer_challenge`).
+/// Waits at most 10 s for the challenge and the verdict.
+///
+/// # Errors
+/// [`Error::Authentication`] if the peer rejects the answer (another key) or
+/// sends no challenge in time; [`Error::Closed`] if the connection is closed.
+///
+/// ```
+/// use multiproc::connection::{answer_challenge, deliver_challenge};
+///
+/// let (a, b) = multiproc::pipe::<()>()?;
+/// let peer = std::thread::spawn(move || deliver_challenge(&a, b"the key"));
+/// assert!(matches!(answer_challenge(&b, b"another key"), Err(multiproc::Error::Authentication(_))));
+/// assert!(matches!(peer.join().unwrap(), Err(multiproc::Error::Authentication(_))));
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn answer_challenge<T>(conn: &Connection<T>, authkey: &[u8]) -> Result<()> {
+    auth::answer_challenge(conn.fd()?, authkey, crate::backoff::deadline_after(CLIENT_HANDSHAKE_TIMEOUT))
 }
 
 impl<T> Waitable for Connection<T> {
