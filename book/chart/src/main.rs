@@ -102,7 +102,7 @@ fn draw(all: &[Series], out: &str) -> Result<(), Box<dyn Error>> {
         let bars = series.rows.iter().map(|(case, ratio)| {
             let i = names.iter().position(|n| n == case).expect("every case is named") as f64;
             let top = rows - 1.0 - i + 0.25 * slot + (all.len() - 1 - k) as f64 * slot;
-            Rectangle::new([(lo, top), (*ratio, top + slot * 0.9)], colour.filled())
+            Rectangle::new([(1.0, top), (*ratio, top + slot * 0.9)], colour.filled())
         });
         chart.draw_series(bars)?;
         let load = if series.load.is_empty() { "not recorded" } else { &series.load };
