@@ -673,3 +673,22 @@ fn imap_next_timeout_times_out_then_goes_on() {
         assert_eq!(t.next_timeout(DEADLINE).unwrap().unwrap(), 300, "{m}");
     }
 }
+
+#[multiproc::task]
+fn meet(b: multiproc::Barrier) -> bool {
+    b.wait().is_ok()
+}
+
+/// A pool with more workers than CPUs keeps tiny calls on a worker per CPU,
+/// but a new job's calls (not yet measured) still reach every worker: eight
+/// calls that can only finish together (a barrier of 8) all complete, right
+/// after a long map of tiny calls.
+#[multiproc::test]
+fn an_oversubscribed_pool_still_runs_a_new_job_on_every_worker() {
+    let _g = leak_guard();
+    let pool = get_context(multiproc::StartMethod::Fork).pool(8).unwrap();
+    assert_eq!(pool.with_chunksize(1).map(sqr, 0..5_000u64).unwrap().len(), 5_000);
+    let b = multiproc::Barrier::with_timeout(8, DEADLINE).unwrap();
+    let met = pool.with_chunksize(1).map(meet, std::iter::repeat_n(b, 8)).unwrap();
+    assert_eq!(met, [true; 8], "the 8 calls did not run at once on 8 workers");
+}

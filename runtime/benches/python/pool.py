@@ -46,7 +46,9 @@ def main():
         print(best)
         return
     ctx = mp.get_context("fork")
-    with ctx.Pool(2) as p:
+    # map1 and apply take an optional pool size (the oversubscription rows).
+    procs = int(sys.argv[2]) if case in ("map1", "apply") and len(sys.argv) > 2 else 2
+    with ctx.Pool(procs) as p:
         p.map(sqr, range(1000))
         if case == "map":
             n = 100_000

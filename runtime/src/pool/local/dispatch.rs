@@ -23,6 +23,26 @@ const MAX_DEPTH: usize = 256;
 /// How much work (ns) to keep queued in each worker: covers a dispatch round trip.
 const LOOKAHEAD_NS: f64 = 500_000.0;
 
+/// Below this time per chunk (ns), work is too small to gain from more
+/// workers than CPUs: only as many workers as CPUs get it at once.
+const TINY_CHUNK_NS: f64 = 200_000.0;
+
+/// The CPUs this process may run on, read once.
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(crate::sys::process::cpu_count)
+}
+
+/// How many workers may have work in flight at once for `next`: all of
+/// them, unless its job's own replies show its chunks to be tiny, when a
+/// worker per CPU does the work with fewer wake-ups and context switches (a
+/// `Pool(16)` on 2 cores runs tiny calls nearly as fast as a `Pool(2)`).
+/// A job's first chunks, not yet measured, spread over every worker.
+fn active_cap(next: &Chunk, workers: usize) -> usize {
+    let chunk_ns = next.job.item_ns() * next.count as f64;
+    if chunk_ns > 0.0 && chunk_ns < TINY_CHUNK_NS { cpus().min(workers) } else { workers }
+}
+
 /// Chunks in flight per worker: enough to cover [`LOOKAHEAD_NS`] of work at
 /// the measured time per chunk (`chunk_ns`, 0 before any reply).
 fn depth(chunk_ns: f64) -> usize {
@@ -90,11 +110,21 @@ impl Shared {
             }
             let share = queue.len().div_ceil(eligible).max(1);
             let mut sent_any = false;
-            // The least loaded first, so that lone calls spread over the workers.
+            let cap = active_cap(front, workers.len());
+            let mut active = workers.iter().filter(|w| !w.inflight.is_empty()).count();
+            // The busiest first while the cap holds (tiny work stays on few
+            // workers), else the least loaded first, so lone calls spread out.
             let mut order: Vec<usize> = (0..workers.len()).collect();
-            order.sort_by_key(|&i| workers[i].inflight.len());
+            if cap < workers.len() {
+                order.sort_by_key(|&i| std::cmp::Reverse(workers[i].inflight.len()));
+            } else {
+                order.sort_by_key(|&i| workers[i].inflight.len());
+            }
             for i in order {
                 let w = &mut workers[i];
+                if w.inflight.is_empty() && active >= cap {
+                    continue;
+                }
                 let mut batch: Vec<Chunk> = Vec::new();
                 let (mut taken, mut items, mut bytes) = (0, 0, 0);
                 while taken < share {
@@ -132,6 +162,7 @@ impl Shared {
                 if w.link.is_none() {
                     continue;
                 }
+                active += usize::from(w.inflight.is_empty());
                 any_lost |= send_batch(w, batch, send_buf, next_tag);
                 sent_any = true;
             }
