@@ -515,3 +515,88 @@ pub(crate) fn finish_vec<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Resul
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::wire::{DONE, DONE_SEQ, DONE_VALUES, WireError, put_u16, put_u32};
+    use super::*;
+
+    /// A reply of each kind for 3 calls returning `String`s (one failing in `DONE`).
+    fn replies() -> Vec<Vec<u8>> {
+        let values = ["a", "bc", ""].map(String::from);
+        let mut done = vec![DONE];
+        put_u32(&mut done, 3);
+        for (i, v) in values.iter().enumerate() {
+            let enc = if i == 1 {
+                codec::encode(&WireError::Failed { task: "t".into(), message: "m".into() }, "t").unwrap().bytes
+            } else {
+                codec::encode(v, "t").unwrap().bytes
+            };
+            done.push(u8::from(i == 1));
+            put_u32(&mut done, enc.len() as u32);
+            put_u16(&mut done, 0);
+            done.extend(enc);
+        }
+        let mut seq = vec![DONE_VALUES];
+        put_u32(&mut seq, 3);
+        put_u16(&mut seq, 1);
+        seq.push(b't');
+        let mut outcomes = seq.clone();
+        outcomes[0] = DONE_SEQ;
+        for v in &values {
+            seq.extend(codec::encode(v, "t").unwrap().bytes);
+            let o: SeqOutcome<String> = Ok(v.clone());
+            outcomes.extend(codec::encode(&o, "t").unwrap().bytes);
+        }
+        vec![done, seq, outcomes]
+    }
+
+    /// Parses `body` and decodes every outcome, both ways a pool does.
+    fn consume(body: &[u8]) -> usize {
+        let mut decoded = 0;
+        for all_at_once in [false, true] {
+            let Ok(mut chunk) = ChunkResult::parse(0, 3, body.to_vec(), Vec::new()) else { continue };
+            if all_at_once {
+                let mut out: Vec<String> = Vec::new();
+                let _ = chunk.take_all(&mut out);
+                decoded += out.len();
+            } else {
+                while let Some(r) = chunk.next::<String>() {
+                    decoded += usize::from(r.is_ok());
+                }
+            }
+        }
+        decoded
+    }
+
+    #[test]
+    fn mutated_replies_decode_or_fail_but_never_panic() {
+        // The valid replies decode in full (`take_all` stops at the failed call).
+        let good = replies();
+        assert_eq!(good.iter().map(|b| consume(b)).collect::<Vec<_>>(), [3, 6, 6]);
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut runs = 0;
+        for body in &good {
+            for n in 0..body.len() {
+                consume(&body[..n]);
+                runs += 1;
+            }
+            for _ in 0..2000 {
+                let mut m = body.clone();
+                for _ in 0..1 + next() % 3 {
+                    let bit = next() as usize % (m.len() * 8);
+                    m[bit / 8] ^= 1 << (bit % 8);
+                }
+                consume(&m);
+                runs += 1;
+            }
+        }
+        assert!(runs > 6000);
+    }
+}
