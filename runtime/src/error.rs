@@ -280,6 +280,29 @@ pub enum Error {
         /// How it ended.
         status: ExitStatus,
     },
+    /// Every worker rank of an MPI pool is lost: the last one held chunks and
+    /// sent no result and no heartbeat for `silent_for` (stopped, frozen or cut
+    /// off; `MULTIPROC_MPI_TIMEOUT` sets the limit). The MPI counterpart of
+    /// [`Error::WorkerLost`]: while a rank is left, a lost rank's calls go to
+    /// the others instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::Error;
+    ///
+    /// let e = Error::RankLost { rank: 2, silent_for: Duration::from_secs(30) };
+    /// assert!(e.to_string().starts_with("MPI worker rank 2 was lost"));
+    /// ```
+    #[error(
+        "MPI worker rank {rank} was lost: it held calls and sent nothing for {silent_for:?}, and no other rank is \
+         left to run them (is it stopped or frozen? MULTIPROC_MPI_TIMEOUT sets how long to wait)"
+    )]
+    RankLost {
+        /// The rank.
+        rank: u32,
+        /// How long it had said nothing.
+        silent_for: std::time::Duration,
+    },
     // -- Pool start-up (helper C's block) --
     /// A pool's workers could not start (they keep dying before they report
     /// ready, cannot be spawned, or their initializer failed), so the pool runs

@@ -1,10 +1,21 @@
 //! The MPI world as rank 0 sees it: opened and closed around `main`
-//! ([`begin`], [`end`]), the one lock that serialises this process's MPI calls,
-//! the tags, and how a rank waits for messages.
+//! ([`begin`], [`end`]), the one lock that serialises this process's MPI calls
+//! and guards what rank 0 knows of each rank's liveness ([`Ranks`]), the tags,
+//! and how a rank waits for messages.
+//!
+//! # Liveness
+//! A worker rank that runs a chunk sends rank 0 a heartbeat every
+//! [`HEARTBEAT`] (from a thread of its own, so a long task does not silence
+//! it). Rank 0 counts a rank as alive while results or heartbeats come; one
+//! that holds chunks and says nothing for the pool's timeout (a stopped or
+//! frozen rank) is *lost*: its chunks go to the other ranks and nothing more is
+//! sent to it. MPI_Finalize would wait for a lost rank for ever, so a job that
+//! lost one ends, once `main` has returned, with MPI_Abort ([`LOST_EXIT`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use mpi::Tag;
 use mpi::environment::Threading;
@@ -18,6 +29,12 @@ use crate::sys;
 pub(crate) const STOP_TAG: Tag = 1;
 /// Worker → rank 0: stopped; nothing more will come from this rank.
 pub(crate) const ACK_TAG: Tag = 2;
+/// Worker → rank 0: still running its chunk (see the module docs).
+pub(crate) const HEARTBEAT_TAG: Tag = 3;
+/// How often a busy worker rank sends a heartbeat.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(200);
+/// The job's exit status when a rank was lost (after `main` returned).
+pub(crate) const LOST_EXIT: i32 = 5;
 /// Pools use tags from here on, one per pool.
 pub(crate) const FIRST_POOL_TAG: Tag = 16;
 
@@ -34,7 +51,48 @@ pub(crate) struct WorldInfo {
 static WORLD: OnceLock<WorldInfo> = OnceLock::new();
 /// True on rank 0 between MPI_Init and the shut-down at the end of `main`.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-static MPI_LOCK: Mutex<()> = Mutex::new(());
+static MPI_LOCK: Mutex<Ranks> = Mutex::new(Ranks { heard: Vec::new(), lost: Vec::new() });
+
+/// What rank 0 has heard from each worker rank; held under the MPI lock, since
+/// it is updated by draining heartbeats (an MPI call).
+pub(crate) struct Ranks {
+    /// The last heartbeat of rank `i`, if any.
+    heard: Vec<Option<Instant>>,
+    /// Whether rank `i` was given up as lost.
+    lost: Vec<bool>,
+}
+
+impl Ranks {
+    /// Receives every heartbeat that has arrived.
+    pub(crate) fn drain_heartbeats(&mut self, world: &SimpleCommunicator) {
+        while let Some(probed) = world.any_process().immediate_matched_probe_with_tag(HEARTBEAT_TAG) {
+            let (_beat, status) = probed.matched_receive_vec::<u8>();
+            let rank = status.source_rank() as usize;
+            if self.heard.len() <= rank {
+                self.heard.resize(rank + 1, None);
+            }
+            self.heard[rank] = Some(Instant::now());
+        }
+    }
+
+    /// When rank `rank` last sent a heartbeat.
+    pub(crate) fn heard(&self, rank: usize) -> Option<Instant> {
+        self.heard.get(rank).copied().flatten()
+    }
+
+    /// Whether rank `rank` was given up as lost.
+    pub(crate) fn is_lost(&self, rank: usize) -> bool {
+        self.lost.get(rank).copied().unwrap_or(false)
+    }
+
+    /// Gives rank `rank` up: no pool sends it anything again.
+    pub(crate) fn mark_lost(&mut self, rank: usize) {
+        if self.lost.len() <= rank {
+            self.lost.resize(rank + 1, false);
+        }
+        self.lost[rank] = true;
+    }
+}
 
 /// The world, if this is rank 0 of a running MPI job.
 pub(crate) fn info() -> Result<&'static WorldInfo> {
@@ -49,8 +107,15 @@ pub(crate) fn info() -> Result<&'static WorldInfo> {
     }
 }
 
+impl WorldInfo {
+    /// Whether any thread may call MPI (one at a time).
+    pub(crate) fn serialized(&self) -> bool {
+        self.serialized
+    }
+}
+
 /// Serialises MPI calls across threads; fails if MPI is down or this thread may not call it.
-pub(crate) fn lock() -> Result<MutexGuard<'static, ()>> {
+pub(crate) fn lock() -> Result<MutexGuard<'static, Ranks>> {
     let w = info()?;
     if !w.serialized && std::thread::current().id() != w.main_thread {
         return Err(Error::InvalidState(
@@ -113,25 +178,38 @@ pub(crate) fn begin(world: &SimpleCommunicator, level: Threading) {
 }
 
 /// Rank 0 at the end of `main`: closes the world to the pools, then stops
-/// every worker (before MPI_Finalize).
+/// every worker (before MPI_Finalize). If a rank was lost, MPI_Finalize would
+/// wait for it for ever: the job ends with MPI_Abort ([`LOST_EXIT`]) instead.
 pub(crate) fn end(world: &SimpleCommunicator) {
-    let _g = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let ranks = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     ACTIVE.store(false, Ordering::Release);
-    stop_workers(world);
+    stop_workers(world, &ranks);
+    let lost: Vec<String> = (1..world.size() as usize).filter(|&r| ranks.is_lost(r)).map(|r| r.to_string()).collect();
+    if !lost.is_empty() {
+        abort_job(
+            world,
+            LOST_EXIT,
+            &format!("`main` has returned, but rank(s) {} stopped answering and cannot be finalised", lost.join(", ")),
+        );
+    }
 }
 
 /// Tells every worker to stop, and drains results still addressed to rank 0
-/// (of dropped pools) until every worker has acknowledged; MPI keeps messages
-/// from one sender in order, so nothing of a worker's is left after its ack.
-fn stop_workers(world: &SimpleCommunicator) {
+/// (of dropped pools) and heartbeats until every live worker has acknowledged;
+/// MPI keeps messages from one sender in order, so nothing of a worker's is
+/// left after its ack.
+fn stop_workers(world: &SimpleCommunicator, ranks: &Ranks) {
+    let mut waiting = 0;
     for r in 1..world.size() {
-        world.process_at_rank(r).send_with_tag(&[0u8][..], STOP_TAG);
+        if !ranks.is_lost(r as usize) {
+            world.process_at_rank(r).send_with_tag(&[0u8][..], STOP_TAG);
+            waiting += 1;
+        }
     }
-    let mut acked = 1;
-    while acked < world.size() {
+    while waiting > 0 {
         let (_bytes, status) = world.any_process().matched_probe().matched_receive_vec::<u8>();
-        if status.tag() == ACK_TAG {
-            acked += 1;
+        if status.tag() == ACK_TAG && !ranks.is_lost(status.source_rank() as usize) {
+            waiting -= 1;
         }
     }
 }

@@ -23,8 +23,13 @@
 //! rank go on. A rank that dies takes the job with it: Open MPI's `mpirun` (and
 //! MPICH's Hydra) terminate every rank when one exits abnormally, so the
 //! program ends with a non-zero status and a message naming the rank, never a
-//! hang. Set `MULTIPROC_MPI_TIMEOUT=<seconds>` to also abort the job (MPI_Abort)
-//! when rank 0 has chunks out and hears nothing from any worker for that long.
+//! hang. A rank that stops answering (stopped, frozen, cut off) while it holds
+//! chunks — no result and no heartbeat (`mpi/world.rs`) for
+//! `MULTIPROC_MPI_TIMEOUT` seconds, [`DEFAULT_TIMEOUT`] if unset — is lost:
+//! its chunks are sent to the other ranks (a call may then run twice; the lost
+//! rank's late results are dropped), and once every rank is lost each pending
+//! call fails with [`Error::RankLost`]. A task that runs long keeps its rank's
+//! heartbeat going and is never taken for a lost rank.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -42,7 +47,7 @@ use super::state::{RunState, Stopped};
 use crate::codec::Payload;
 use crate::error::{Error, Result};
 use crate::mpi::wire::{FAILED, OK, PANICKED, Reader, Writer};
-use crate::mpi::world::{self, FIRST_POOL_TAG, Idle};
+use crate::mpi::world::{self, FIRST_POOL_TAG, Idle, Ranks};
 use crate::sys::mpi::{OwnedSend, isend};
 use crate::task::Task;
 
@@ -55,19 +60,21 @@ const MAX_ITEMS: usize = 256;
 /// A chunk is closed once its arguments reach this many bytes.
 const CHUNK_BYTES: usize = 4 << 20;
 
-/// The environment variable that sets the MPI pool's no-progress timeout.
+/// The environment variable that sets the MPI pool's no-answer timeout.
 const TIMEOUT_VAR: &str = "MULTIPROC_MPI_TIMEOUT";
+/// How long a rank that holds chunks may say nothing before it is lost.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// [`TIMEOUT_VAR`]'s value: unset is no timeout; else a positive, finite
-/// number of seconds, or [`Error::InvalidArgument`] naming the variable, the
-/// value and what is allowed.
+/// [`TIMEOUT_VAR`]'s value: unset is `None` (the default applies); else a
+/// finite number of seconds, at least 1 (five heartbeats), or
+/// [`Error::InvalidArgument`] naming the variable, the value and what is allowed.
 fn timeout_from_env(value: Option<&std::ffi::OsStr>) -> Result<Option<Duration>> {
     let Some(value) = value else { return Ok(None) };
     let text = value.to_string_lossy();
     match text.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s < 1e12 => Ok(Some(Duration::from_secs_f64(s))),
+        Ok(s) if s.is_finite() && (1.0..1e12).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
         _ => Err(Error::InvalidArgument(format!(
-            "{TIMEOUT_VAR}={text:?} is not a timeout; expected a positive number of seconds (e.g. 30 or 2.5)"
+            "{TIMEOUT_VAR}={text:?} is not a timeout; expected a number of seconds, at least 1 (e.g. 30 or 2.5)"
         ))),
     }
 }
@@ -101,9 +108,9 @@ struct State {
     /// Encoded chunks waiting for a worker with room.
     queue: VecDeque<Queued>,
     /// The chunks each worker (rank `i + 1`) holds, oldest first.
-    in_flight: Vec<VecDeque<Sent>>,
-    sends: Vec<OwnedSend>,
-    last_heard: Instant,
+    in_flight: Vec<VecDeque<Held>>,
+    /// When each worker last answered (or was given work while it held none).
+    heard: Vec<Instant>,
     /// Why MPI itself failed; every call fails with it from then on.
     failed: Option<String>,
 }
@@ -121,6 +128,38 @@ struct Sent {
 struct Queued {
     sent: Sent,
     bytes: Vec<u8>,
+}
+
+/// A chunk a worker holds, with its bytes (kept to send again if the rank is lost).
+struct Held {
+    sent: Sent,
+    wire: Wire,
+}
+
+enum Wire {
+    /// MPI is still sending it.
+    Sending(OwnedSend),
+    /// Sent: the bytes are ours again.
+    Sent(Vec<u8>),
+}
+
+impl Wire {
+    /// Takes the buffer back once MPI has sent it.
+    fn complete(&mut self) {
+        if let Wire::Sending(s) = self
+            && s.test()
+        {
+            let bytes = s.take_buf();
+            *self = Wire::Sent(bytes);
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Wire::Sending(mut s) => s.take_buf(),
+            Wire::Sent(bytes) => bytes,
+        }
+    }
 }
 
 fn no_fds(p: Payload) -> Result<Vec<u8>> {
@@ -224,7 +263,10 @@ impl MpiPool {
             ));
         }
         let workers = (info.size - 1) as usize;
-        let timeout = timeout_from_env(std::env::var_os(TIMEOUT_VAR).as_deref())?;
+        // Without MPI_THREAD_SERIALIZED workers send no heartbeats: a long task
+        // would look like a lost rank, so only a timeout the user set applies.
+        let timeout = timeout_from_env(std::env::var_os(TIMEOUT_VAR).as_deref())?
+            .or(info.serialized().then_some(DEFAULT_TIMEOUT));
         let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         let tag = FIRST_POOL_TAG + (tag - FIRST_POOL_TAG).rem_euclid(32_000);
         let state = State {
@@ -233,8 +275,7 @@ impl MpiPool {
             next_chunk: 0,
             queue: VecDeque::new(),
             in_flight: (0..workers).map(|_| VecDeque::new()).collect(),
-            sends: Vec::new(),
-            last_heard: Instant::now(),
+            heard: vec![Instant::now(); workers],
             failed: None,
         };
         Ok(MpiPool { shared: Arc::new(MpiShared { tag, workers, timeout, state: Mutex::new(state) }) })
@@ -347,47 +388,82 @@ impl MpiShared {
         }
     }
 
-    /// Sends queued chunks to workers with room (the least loaded first).
-    fn send_queued(&self, st: &mut State, world: &SimpleCommunicator) {
-        let load = |q: &VecDeque<Sent>| q.iter().map(|s| s.count).sum::<usize>();
+    /// Sends queued chunks to live workers with room (the least loaded first).
+    fn send_queued(&self, st: &mut State, world: &SimpleCommunicator, ranks: &Ranks) {
+        let load = |q: &VecDeque<Held>| q.iter().map(|h| h.sent.count).sum::<usize>();
         while !st.queue.is_empty() {
             let best = st
                 .in_flight
                 .iter()
                 .enumerate()
+                .filter(|(i, _)| !ranks.is_lost(i + 1))
                 .filter(|(_, q)| q.len() < MIN_CHUNKS || (q.len() < MAX_CHUNKS && load(q) < MAX_ITEMS))
                 .min_by_key(|(_, q)| load(q))
                 .map(|(i, _)| i);
             let Some(w) = best else { break };
             let Some(Queued { sent, bytes }) = st.queue.pop_front() else { break };
-            if st.in_flight.iter().all(VecDeque::is_empty) {
-                st.last_heard = Instant::now();
+            if st.in_flight[w].is_empty() {
+                st.heard[w] = Instant::now();
             }
-            st.in_flight[w].push_back(sent);
-            st.sends.push(isend(world, (w + 1) as i32, self.tag, bytes));
+            let wire = Wire::Sending(isend(world, (w + 1) as i32, self.tag, bytes));
+            st.in_flight[w].push_back(Held { sent, wire });
         }
-        st.sends.retain_mut(|s| !s.test());
+        st.in_flight.iter_mut().flatten().for_each(|h| h.wire.complete());
+    }
+
+    /// Gives up the workers that hold chunks and have said nothing (no result,
+    /// no heartbeat) for the timeout: their chunks go back to the front of the
+    /// queue for the others. Once every worker is lost, every call fails.
+    fn drop_silent(&self, st: &mut State, ranks: &mut Ranks, deferred: &mut Vec<Deferred>) {
+        let Some(t) = self.timeout else { return };
+        for w in 0..self.workers {
+            let last = ranks.heard(w + 1).map_or(st.heard[w], |h| h.max(st.heard[w]));
+            if st.in_flight[w].is_empty() || ranks.is_lost(w + 1) || last.elapsed() <= t {
+                continue;
+            }
+            ranks.mark_lost(w + 1);
+            let held = std::mem::take(&mut st.in_flight[w]);
+            let live = (1..=self.workers).filter(|&r| !ranks.is_lost(r)).count();
+            log::warn!(
+                target: "multiproc",
+                "pool (MPI): rank {} said nothing for {t:?} while it held {} chunk(s); it is lost, {live} rank(s) \
+                 go on with its work",
+                w + 1,
+                held.len()
+            );
+            for h in held.into_iter().rev().filter(|h| h.sent.job.is_some()) {
+                st.queue.push_front(Queued { bytes: h.wire.into_bytes(), sent: h.sent });
+            }
+            if live == 0 {
+                let err = || Error::RankLost { rank: (w + 1) as u32, silent_for: t };
+                st.failed = Some(err().to_string());
+                Self::fail_all(st, deferred, &err);
+            }
+        }
     }
 
     /// Sends queued chunks, completes sends, delivers every result that has
     /// arrived to its job. Returns whether anything arrived.
     fn pump(&self, st: &mut State, deferred: &mut Vec<Deferred>) -> Result<bool> {
-        let _mpi = world::lock()?;
+        let mut ranks = world::lock()?;
         let world = SimpleCommunicator::world();
-        self.send_queued(st, &world);
+        self.send_queued(st, &world, &ranks);
         let mut any = false;
         while let Some(probed) = world.any_process().immediate_matched_probe_with_tag(self.tag) {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
             any = true;
-            st.last_heard = Instant::now();
             let mut r = Reader::new(&bytes, 0);
             let id = r.u64("task results")?;
             let _first = r.u64("task results")?;
             let count = r.u32("task results")? as usize;
             let items_at = r.pos();
-            let held = (status.source_rank() as usize).checked_sub(1).and_then(|i| st.in_flight.get_mut(i));
-            let Some(sent) = held.and_then(|q| q.iter().position(|s| s.id == id).and_then(|at| q.remove(at))) else {
+            let Some(w) = (status.source_rank() as usize).checked_sub(1).filter(|&w| w < self.workers) else {
                 continue;
+            };
+            st.heard[w] = Instant::now();
+            let q = &mut st.in_flight[w];
+            let Some(Held { sent, .. }) = q.iter().position(|h| h.sent.id == id).and_then(|at| q.remove(at)) else {
+                continue; // a lost rank's late reply, or a terminated pool's
             };
             let Some(job) = sent.job.clone() else { continue };
             match parse_reply(bytes, items_at, count, &sent) {
@@ -398,18 +474,11 @@ impl MpiShared {
                 }
             }
         }
-        if any {
-            self.send_queued(st, &world);
-        } else if let Some(t) = self.timeout
-            && st.in_flight.iter().any(|q| !q.is_empty())
-            && st.last_heard.elapsed() > t
-        {
-            world::abort_job(
-                &world,
-                4,
-                &format!("no result from any worker rank for {t:?} (MULTIPROC_MPI_TIMEOUT) while tasks were out"),
-            );
+        ranks.drain_heartbeats(&world);
+        if !any {
+            self.drop_silent(st, &mut ranks, deferred);
         }
+        self.send_queued(st, &world, &ranks);
         Ok(any)
     }
 
@@ -419,11 +488,9 @@ impl MpiShared {
         for q in st.queue.drain(..) {
             fail_sent(q.sent, deferred, err);
         }
-        for q in &mut st.in_flight {
-            for s in q.iter_mut() {
-                if let Some(job) = s.job.take() {
-                    job.deliver(ChunkResult::failed(s.first, s.count, err), deferred);
-                }
+        for s in st.in_flight.iter_mut().flatten().map(|h| &mut h.sent) {
+            if let Some(job) = s.job.take() {
+                job.deliver(ChunkResult::failed(s.first, s.count, err), deferred);
             }
         }
     }
@@ -436,7 +503,7 @@ impl MpiShared {
         for q in failed {
             fail_sent(q.sent, deferred, err);
         }
-        for s in st.in_flight.iter_mut().flat_map(|q| q.iter_mut()).filter(|s| mine(s)) {
+        for s in st.in_flight.iter_mut().flatten().map(|h| &mut h.sent).filter(|s| mine(s)) {
             if let Some(j) = s.job.take() {
                 j.deliver(ChunkResult::failed(s.first, s.count, err), deferred);
             }
@@ -511,7 +578,7 @@ impl MpiShared {
         loop {
             {
                 let st = self.state();
-                let out = !st.queue.is_empty() || st.in_flight.iter().any(|q| q.iter().any(|s| s.job.is_some()));
+                let out = !st.queue.is_empty() || st.in_flight.iter().flatten().any(|h| h.sent.job.is_some());
                 if !out || st.failed.is_some() {
                     break;
                 }
@@ -570,11 +637,11 @@ mod env_tests {
     fn the_timeout_variable_is_seconds_or_an_error_naming_it() {
         assert_eq!(timeout_from_env(None).unwrap(), None);
         assert_eq!(timeout_from_env(Some(OsStr::new(" 2.5 "))).unwrap(), Some(Duration::from_millis(2500)));
-        for bad in ["", "soon", "0", "-1", "inf", "NaN", "1e300"] {
+        for bad in ["", "soon", "0", "0.5", "-1", "inf", "NaN", "1e300"] {
             match timeout_from_env(Some(OsStr::new(bad))) {
                 Err(Error::InvalidArgument(msg)) => {
                     assert!(msg.contains(TIMEOUT_VAR) && msg.contains(&format!("{bad:?}")), "{msg}");
-                    assert!(msg.contains("positive number of seconds"), "{msg}");
+                    assert!(msg.contains("number of seconds, at least 1"), "{msg}");
                 }
                 other => panic!("{bad:?} gave {other:?}"),
             }

@@ -56,6 +56,14 @@ impl OwnedSend {
     }
 }
 
+impl OwnedSend {
+    /// The buffer back: moved out once the send is complete, else a copy
+    /// (MPI may still read the original, which stays until it is done).
+    pub(crate) fn take_buf(&mut self) -> Vec<u8> {
+        if self.test() { std::mem::take(&mut self.buf) } else { self.buf.clone() }
+    }
+}
+
 impl Drop for OwnedSend {
     fn drop(&mut self) {
         if !self.test() {
