@@ -246,3 +246,48 @@ fn raw_copies_are_whole_values_when_nothing_races() {
     assert_eq!(list.index(&7), Some(1));
     list.unlink().unwrap();
 }
+
+/// Doubles every field of the struct and every element, in whatever handles it is given.
+#[multiproc::task]
+fn double_copies(pt: Value<Point>, raw: RawValue<Point>, arr: Array<f64>, raw_arr: RawArray<i64>) {
+    let double = |p: Point| Point { x: p.x * 2, pad: 0, y: p.y * 2.0, z: p.z * 2 };
+    pt.set(double(pt.get()));
+    raw.set(double(raw.get()));
+    for x in arr.lock().unwrap().iter_mut() {
+        *x *= 2.0;
+    }
+    let doubled: Vec<i64> = raw_arr.to_vec().iter().map(|x| x * 2).collect();
+    raw_arr.copy_from_slice(&doubled).unwrap();
+}
+
+#[multiproc::test]
+fn test_copy() {
+    // _TestSharedCTypes.test_copy: `copy(foo)` keeps foo's contents and is independent of it.
+    let _g = leak_guard();
+    let foo = Point { x: 2, pad: 0, y: 5.0, z: 1 << 33 };
+    for m in METHODS {
+        let (pt, raw) = (Value::new(foo).unwrap(), RawValue::new(foo).unwrap());
+        let (arr, raw_arr) = (Array::from_slice(&[1.0f64, 2.5]).unwrap(), RawArray::from_slice(&[3i64, -4]).unwrap());
+        let copies = (pt.copy().unwrap(), raw.copy().unwrap(), arr.copy().unwrap(), raw_arr.copy().unwrap());
+        // A child changes the originals: the copies keep the old contents.
+        let mut p =
+            get_context(m).process(double_copies, (pt.clone(), raw.clone(), arr.clone(), raw_arr.clone())).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        let doubled = Point { x: 4, pad: 0, y: 10.0, z: 1 << 34 };
+        assert_eq!((pt.get(), raw.get()), (doubled, doubled), "{m:?}");
+        assert_eq!((arr.to_vec(), raw_arr.to_vec()), (vec![2.0, 5.0], vec![6, -8]), "{m:?}");
+        assert_eq!((copies.0.get(), copies.1.get()), (foo, foo), "{m:?}: a copy followed its original");
+        assert_eq!((copies.2.to_vec(), copies.3.to_vec()), (vec![1.0, 2.5], vec![3, -4]), "{m:?}");
+        // A child changes the copies: the originals stay as they are.
+        let mut p = get_context(m).process(double_copies, copies.clone()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(copies.0.get(), doubled, "{m:?}");
+        assert_eq!(copies.3.to_vec(), vec![6, -8], "{m:?}");
+        assert_eq!((pt.get(), arr.to_vec()), (doubled, vec![2.0, 5.0]), "{m:?}: an original followed its copy");
+        // Each copy of a locked object has a lock of its own.
+        let _held = pt.get_lock().lock().unwrap();
+        assert!(!copies.0.get_lock().locked(), "{m:?}: a copy shares its original's lock");
+    }
+}
