@@ -67,7 +67,7 @@
 //! - `identity` — who this process is (`Me`), how its children are numbered
 //! - `connection/` — `pipe`, `Connection<T>`, `wait`; `Listener`, `Client`, auth
 //! - `queues` — `Queue`, `JoinableQueue`, `SimpleQueue`
-//! - `shared/` — `Value`, `Array`, `SharedMemory`, `ShareableList`; the resource tracker
+//! - `shared/` — `Value`, `Array`, `SharedMemory`, `ShareableList`, `SharedMemoryManager`; the resource tracker
 //! - `sync/` — `Lock` … `Barrier`, on futexes in shared memory
 //! - `task` — the `Task` trait, `lambda!`'s types, the generic invoker bodies
 //! - `callmark` — a pool worker's mark (the call it runs) and the pool's cancel table, in shared memory
@@ -127,7 +127,10 @@ pub use crate::process::{
     ForkClosure, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, parent_process,
 };
 pub use crate::queues::{DEFAULT_RING_BYTES, JoinableQueue, Queue, SimpleQueue};
-pub use crate::shared::{Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, Value, ValueGuard};
+pub use crate::shared::{
+    Array, ArrayGuard, RawArray, RawValue, ShareableList, SharedMemory, SharedMemoryManager, SharedMemoryOptions,
+    Value, ValueGuard,
+};
 pub use crate::sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

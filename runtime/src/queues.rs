@@ -155,6 +155,10 @@ impl Body<'_> {
 struct RingQueue {
     region: Arc<Region>,
     closed: Arc<AtomicBool>,
+    /// Whether this process put through the handle (or a clone) before: only
+    /// then does `close` make `empty` fail (Python's `close` is a no-op on an
+    /// unused queue, whose feeder thread never started).
+    used: Arc<AtomicBool>,
     /// A streamed message this process was reading when its `get` timed out.
     resume: Arc<Mutex<Option<Resume>>>,
 }
@@ -215,7 +219,7 @@ impl RingQueue {
         let cap = align8(ring_bytes.max(MIN_RING_BYTES));
         let region = Region::create(Kind::Queue, RING + cap, cap as u64)?;
         region.u64(MAXSIZE).store(maxsize as u64, Ordering::Release);
-        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)), resume: Arc::default() })
+        Ok(RingQueue { region, closed: Arc::default(), used: Arc::default(), resume: Arc::default() })
     }
 
     fn from_region(region: Arc<Region>) -> Result<RingQueue> {
@@ -227,7 +231,7 @@ impl RingQueue {
         {
             return Err(Error::Decode { what: "Queue", reason: "inconsistent ring size".into() });
         }
-        Ok(RingQueue { region, closed: Arc::new(AtomicBool::new(false)), resume: Arc::default() })
+        Ok(RingQueue { region, closed: Arc::default(), used: Arc::default(), resume: Arc::default() })
     }
 
     fn cap(&self) -> usize {
@@ -263,7 +267,9 @@ impl RingQueue {
 
     /// Shuts the queue down for every process (Python 3.13's `Queue.shutdown`):
     /// puts fail from now on, gets once the queue is empty. `immediate` also
-    /// drops what is queued, so gets fail at once, and releases `join` waiters.
+    /// drops what is queued, so gets fail at once, and counts the dropped items
+    /// as done (Python 3.13): `join` waiters are released unless items already
+    /// taken by `get` still wait for their `task_done`.
     /// Everyone waiting wakes up to see it.
     fn shutdown(&self, immediate: bool) {
         self.u32(SHUTDOWN).fetch_max(if immediate { SHUT_NOW } else { SHUT }, Ordering::SeqCst);
@@ -276,12 +282,39 @@ impl RingQueue {
             let lock = self.u32(CONS_LOCK);
             if raw::lock(lock, futex::current_pid(), None).is_some() {
                 let _unlock = Unlock(lock);
-                self.advance(self.u64(TAIL).load(Ordering::SeqCst));
+                let tail = self.u64(TAIL).load(Ordering::SeqCst);
+                let dropped = self.whole_messages(tail);
+                self.advance(tail);
                 self.u64(GETS).store(self.u64(PUTS).load(Ordering::SeqCst), Ordering::SeqCst);
+                let _ = self
+                    .u32(UNFINISHED)
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v.saturating_sub(dropped)));
             }
-            self.u32(UNFINISHED).store(0, Ordering::SeqCst);
         }
         raw::notify(self.u32(DONE_SEQ), self.u32(DONE_SLEEPERS), u32::MAX);
+    }
+
+    /// How many messages end between `HEAD` and `tail` (under the consumers'
+    /// lock): each was counted unfinished when its last record was published.
+    fn whole_messages(&self, tail: u64) -> u32 {
+        let cap = self.cap() as u64;
+        let (mut at, mut n) = (self.u64(HEAD).load(Ordering::Relaxed), 0u32);
+        while at < tail {
+            let off = (at % cap) as usize;
+            if cap as usize - off < REC {
+                at += cap - off as u64;
+                continue;
+            }
+            let (len, flags, _, _) = self.header_at(off);
+            if len > cap as usize - off - REC {
+                break; // not a record: a corrupted ring
+            }
+            if flags & PAD == 0 && flags & LAST != 0 {
+                n = n.saturating_add(1);
+            }
+            at += (REC + align8(len)) as u64;
+        }
+        n
     }
 
     /// Waits until the producer can write `need` bytes at `pos` (contiguously),
@@ -353,6 +386,7 @@ impl RingQueue {
     /// Puts one message of raw bytes.
     fn put_raw(&self, data: &[u8], block: bool, timeout: Option<Duration>) -> Result<()> {
         self.check_open()?;
+        self.used.store(true, Ordering::Relaxed);
         let shut_down = || if self.shut() != 0 { Err(Error::ShutDown) } else { Ok(()) };
         shut_down()?;
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
@@ -834,24 +868,9 @@ macro_rules! common_methods {
             self.inner.qsize()
         }
 
-        /// Whether the queue is empty (approximate, as Python's `empty`).
-        ///
-        /// # Errors
-        /// [`Error::Closed`] after [`close`](Self::close).
-        ///
-        /// ```
-        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
-        /// assert!(q.empty()?);
-        /// q.put("job".to_string())?;
-        /// assert!(!q.empty()?);
-        /// # Ok::<(), multiproc::Error>(())
-        /// ```
-        pub fn empty(&self) -> Result<bool> {
-            self.inner.empty()
-        }
-
-        /// Closes this handle (and its clones in this process), Python's `close`: later `put`,
-        /// `get` and `empty` calls on it fail with [`Error::Closed`]. Other
+        /// Closes this handle (and its clones in this process), Python's `close`: later `put`
+        /// and `get` calls on it fail with [`Error::Closed`], and so does `empty`
+        /// (for a `Queue` or `JoinableQueue`, once this process has put through it). Other
         /// processes' handles are unaffected; items already put stay in the queue.
         /// Closing twice is fine.
         ///
@@ -946,9 +965,37 @@ macro_rules! common_methods {
     };
 }
 
-/// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`], and `shutdown`.
+/// The timed and non-blocking `put`/`get` of [`Queue`] and [`JoinableQueue`], `shutdown` and `empty`.
 macro_rules! timed_methods {
     ($ty:ident) => {
+        /// Whether the queue is empty (approximate, as Python's `empty`).
+        ///
+        /// # Errors
+        /// [`Error::Closed`] after [`close`](Self::close), once this process has
+        /// put through the handle (or a clone of it). On a handle closed unused,
+        /// `empty` still answers, as in Python, where `close` on a queue that
+        /// was never put to is a no-op (`test_closed_queue_empty_exceptions`).
+        ///
+        /// ```
+        #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
+        /// assert!(q.empty()?);
+        /// q.put("job".to_string())?;
+        /// assert!(!q.empty()?);
+        /// q.close();
+        /// assert!(matches!(q.empty(), Err(multiproc::Error::Closed(_)))); // used, then closed
+        ///
+        #[doc = concat!(" let unused = multiproc::", stringify!($ty), "::<u8>::new()?;")]
+        /// unused.close();
+        /// assert!(unused.empty()?); // closed before any put: still answers
+        /// # Ok::<(), multiproc::Error>(())
+        /// ```
+        pub fn empty(&self) -> Result<bool> {
+            if self.inner.used.load(Ordering::Relaxed) {
+                self.inner.check_open()?;
+            }
+            Ok(self.inner.qsize() == 0)
+        }
+
         /// Shuts the queue down for every process that uses it (Python 3.13's
         /// `shutdown(immediate=False)`): from now on `put` fails with
         /// [`Error::ShutDown`]; items already queued can still be taken, after
@@ -970,8 +1017,10 @@ macro_rules! timed_methods {
         }
 
         /// Python's `shutdown(immediate=True)`: as [`shutdown`](Self::shutdown),
-        /// but the queued items are dropped (`qsize() == 0`), every `get` fails at
-        /// once, and a [`JoinableQueue`]'s `join` waiters are released.
+        /// but the queued items are dropped (`qsize() == 0`) and every `get` fails at
+        /// once. A [`JoinableQueue`] counts the dropped items as done, so its `join`
+        /// waiters are released, except that items already taken by `get` still
+        /// wait for their `task_done` (Python 3.13, `test_shutdown_immediate_with_unfinished`).
         ///
         /// ```
         #[doc = concat!(" let q = multiproc::", stringify!($ty), "::new()?;")]
@@ -980,6 +1029,15 @@ macro_rules! timed_methods {
         /// q.shutdown_immediate();
         /// assert_eq!(q.qsize(), 0); // the items are dropped
         /// assert!(matches!(q.get(), Err(multiproc::Error::ShutDown)));
+        ///
+        /// let jobs = multiproc::JoinableQueue::new()?;
+        /// jobs.put(1u32)?; // taken below
+        /// jobs.put(2)?; // dropped by the shutdown
+        /// jobs.get()?; // in progress: not done yet
+        /// jobs.shutdown_immediate();
+        /// assert_eq!(jobs.unfinished(), 1); // only the dropped item counts as done
+        /// jobs.task_done()?; // the taken item's task_done still succeeds
+        /// jobs.join(); // and then join returns
         /// # Ok::<(), multiproc::Error>(())
         /// ```
         pub fn shutdown_immediate(&self) {
@@ -1331,6 +1389,25 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// ```
     pub fn get(&self) -> Result<T> {
         self.inner.get(true, None)
+    }
+
+    /// Whether the queue is empty (approximate, as Python's `SimpleQueue.empty`).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Self::close) (a `SimpleQueue`'s
+    /// `close` always takes effect, as in Python).
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// assert!(q.empty()?);
+    /// q.put("job".to_string())?;
+    /// assert!(!q.empty()?);
+    /// q.close();
+    /// assert!(matches!(q.empty(), Err(multiproc::Error::Closed(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn empty(&self) -> Result<bool> {
+        self.inner.empty()
     }
 
     common_methods!(SimpleQueue);

@@ -118,7 +118,45 @@ fn closed_queue_refuses_put_get_and_empty() {
     q.join_thread();
     assert!(matches!(q.put(1), Err(Error::Closed(_))));
     assert!(matches!(q.get_nowait(), Err(Error::Closed(_))));
-    assert!(matches!(q.empty(), Err(Error::Closed(_))));
+    // `close` is a no-op for `empty` on a queue never put to (test_closed_queue_empty_exceptions).
+    assert!(q.empty().unwrap());
+}
+
+/// Closes its handle, never used, and reports what `empty` says on it.
+#[multiproc::task]
+fn empty_after_unused_close(q: JoinableQueue<u32>, out: multiproc::Connection<String>) {
+    q.close();
+    out.send(&format!("{:?}", q.empty())).unwrap();
+}
+
+#[multiproc::test]
+fn closed_queue_empty_exceptions() {
+    let _g = leak_guard();
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.close();
+    q.join_thread();
+    assert!(q.empty().unwrap(), "an unused closed Queue is empty");
+    let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    q.close();
+    assert!(q.empty().unwrap(), "an unused closed JoinableQueue is empty");
+    for used in [Queue::<u32>::new().unwrap(), Queue::with_maxsize(1).unwrap()] {
+        used.put(1).unwrap();
+        used.close();
+        used.join_thread();
+        assert!(matches!(used.empty(), Err(Error::Closed(_))), "used, then closed");
+    }
+    // A child's handle, closed before any put, still reports the parent's items.
+    for m in METHODS {
+        let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+        q.put(7).unwrap();
+        let (rx, tx) = multiproc::pipe::<String>().unwrap();
+        let mut p = get_context(m).process(empty_after_unused_close, (q.clone(), tx)).unwrap();
+        p.start().unwrap();
+        assert_eq!(rx.recv().unwrap(), "Ok(false)", "{m:?}");
+        p.join().unwrap();
+        assert_eq!(q.get().unwrap(), 7);
+        q.task_done().unwrap();
+    }
 }
 
 #[multiproc::test]
@@ -261,7 +299,6 @@ fn immediate_shutdown_drops_items_and_releases_joiners() {
     for i in 0..3 {
         q.put(i).unwrap();
     }
-    assert_eq!(q.get().unwrap(), 0);
     std::thread::scope(|s| {
         let joiner = s.spawn(|| q.join());
         q.shutdown_immediate();
@@ -281,4 +318,44 @@ fn immediate_shutdown_drops_items_and_releases_joiners() {
     assert_eq!(q.get().unwrap(), 1);
     q.task_done().unwrap();
     assert!(q.join_timeout(DEADLINE));
+}
+
+/// Takes one item, says so, and marks it done once `go` is set.
+#[multiproc::task]
+fn take_then_finish(q: JoinableQueue<u32>, taken: multiproc::Event, go: multiproc::Event) -> multiproc::Result<()> {
+    q.get()?;
+    taken.set();
+    assert!(go.wait(Some(DEADLINE)), "the parent never said go");
+    q.task_done()?;
+    // The dropped items were counted done already: one more is one too many.
+    assert!(matches!(q.task_done(), Err(Error::InvalidState(_))));
+    Ok(())
+}
+
+#[multiproc::test]
+fn shutdown_immediate_with_unfinished() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+        for i in 0..3 {
+            q.put(i).unwrap();
+        }
+        let (taken, go) = (multiproc::Event::new().unwrap(), multiproc::Event::new().unwrap());
+        let mut p = get_context(m).process(take_then_finish, (q.clone(), taken.clone(), go.clone())).unwrap();
+        p.start().unwrap();
+        assert!(taken.wait(Some(DEADLINE)), "{m:?}: the child did not take an item");
+        q.shutdown_immediate();
+        assert_eq!(q.qsize(), 0, "{m:?}");
+        assert!(matches!(q.get_nowait(), Err(Error::ShutDown)), "{m:?}");
+        assert_eq!(q.unfinished(), 1, "{m:?}: only the two dropped items count as done");
+        assert!(!q.join_timeout(Duration::from_millis(20)), "{m:?}: join must wait for the taken item");
+        std::thread::scope(|s| {
+            let joiner = s.spawn(|| q.join_timeout(DEADLINE));
+            go.set();
+            assert!(joiner.join().unwrap(), "{m:?}: join must return after the child's task_done");
+        });
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}: the child's task_done failed");
+        assert_eq!(q.unfinished(), 0);
+    }
 }

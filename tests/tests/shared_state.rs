@@ -246,3 +246,177 @@ fn raw_copies_are_whole_values_when_nothing_races() {
     assert_eq!(list.index(&7), Some(1));
     list.unlink().unwrap();
 }
+
+/// Doubles every field of the struct and every element, in whatever handles it is given.
+#[multiproc::task]
+fn double_copies(pt: Value<Point>, raw: RawValue<Point>, arr: Array<f64>, raw_arr: RawArray<i64>) {
+    let double = |p: Point| Point { x: p.x * 2, pad: 0, y: p.y * 2.0, z: p.z * 2 };
+    pt.set(double(pt.get()));
+    raw.set(double(raw.get()));
+    for x in arr.lock().unwrap().iter_mut() {
+        *x *= 2.0;
+    }
+    let doubled: Vec<i64> = raw_arr.to_vec().iter().map(|x| x * 2).collect();
+    raw_arr.copy_from_slice(&doubled).unwrap();
+}
+
+#[multiproc::test]
+fn test_copy() {
+    // _TestSharedCTypes.test_copy: `copy(foo)` keeps foo's contents and is independent of it.
+    let _g = leak_guard();
+    let foo = Point { x: 2, pad: 0, y: 5.0, z: 1 << 33 };
+    for m in METHODS {
+        let (pt, raw) = (Value::new(foo).unwrap(), RawValue::new(foo).unwrap());
+        let (arr, raw_arr) = (Array::from_slice(&[1.0f64, 2.5]).unwrap(), RawArray::from_slice(&[3i64, -4]).unwrap());
+        let copies = (pt.copy().unwrap(), raw.copy().unwrap(), arr.copy().unwrap(), raw_arr.copy().unwrap());
+        // A child changes the originals: the copies keep the old contents.
+        let mut p =
+            get_context(m).process(double_copies, (pt.clone(), raw.clone(), arr.clone(), raw_arr.clone())).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        let doubled = Point { x: 4, pad: 0, y: 10.0, z: 1 << 34 };
+        assert_eq!((pt.get(), raw.get()), (doubled, doubled), "{m:?}");
+        assert_eq!((arr.to_vec(), raw_arr.to_vec()), (vec![2.0, 5.0], vec![6, -8]), "{m:?}");
+        assert_eq!((copies.0.get(), copies.1.get()), (foo, foo), "{m:?}: a copy followed its original");
+        assert_eq!((copies.2.to_vec(), copies.3.to_vec()), (vec![1.0, 2.5], vec![3, -4]), "{m:?}");
+        // A child changes the copies: the originals stay as they are.
+        let mut p = get_context(m).process(double_copies, copies.clone()).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(copies.0.get(), doubled, "{m:?}");
+        assert_eq!(copies.3.to_vec(), vec![6, -8], "{m:?}");
+        assert_eq!((pt.get(), arr.to_vec()), (doubled, vec![2.0, 5.0]), "{m:?}: an original followed its copy");
+        // Each copy of a locked object has a lock of its own.
+        let _held = pt.get_lock().lock().unwrap();
+        assert!(!copies.0.get_lock().locked(), "{m:?}: a copy shares its original's lock");
+    }
+}
+
+/// Creates one tracked and one untracked segment, writes to both, sends their
+/// names (tracked first) and waits to be killed or let go.
+#[multiproc::task]
+fn create_tracked_and_untracked(names: multiproc::Queue<String>, done: Event) -> multiproc::Result<()> {
+    let tracked = SharedMemory::create(64)?;
+    let untracked = SharedMemory::options().track(false).create(64)?;
+    assert!(tracked.tracked() && !untracked.tracked());
+    untracked.write_at(0, b"survivor")?;
+    names.put(tracked.name().to_string())?;
+    names.put(untracked.name().to_string())?;
+    done.wait(Some(DEADLINE));
+    Ok(())
+}
+
+#[multiproc::test]
+fn shared_memory_untracking() {
+    // Python 3.13's SharedMemory(create=True, track=False): the segment outlives its creator.
+    let _g = leak_guard();
+    for m in METHODS {
+        for kill in [false, true] {
+            let names = multiproc::Queue::new().unwrap();
+            let done = Event::new().unwrap();
+            let mut p = get_context(m).process(create_tracked_and_untracked, (names.clone(), done.clone())).unwrap();
+            p.start().unwrap();
+            let tracked = names.get_timeout(DEADLINE).unwrap();
+            let untracked = names.get_timeout(DEADLINE).unwrap();
+            if kill {
+                p.kill().unwrap();
+            } else {
+                done.set();
+            }
+            p.join().unwrap();
+            // The creator's tracker has run (it unlinked the tracked one) and left the other alone.
+            wait_until(|| !shm_entries().contains(&tracked), format_args!("{m:?}: {tracked} to be unlinked"));
+            assert!(
+                shm_entries().contains(&untracked),
+                "{m:?} kill={kill}: the untracked segment went with its creator"
+            );
+            let shm = SharedMemory::attach(&untracked).unwrap();
+            assert_eq!(&shm.to_vec()[..8], b"survivor");
+            shm.unlink().unwrap(); // the user unlinks it
+        }
+    }
+}
+
+/// Attaches to `name` with tracking on and exits without unlinking.
+#[multiproc::task]
+fn attach_tracked(name: String) -> multiproc::Result<()> {
+    let shm = SharedMemory::options().track(true).attach(&name)?;
+    assert!(shm.tracked());
+    shm.write_at(0, b"seen")
+}
+
+#[multiproc::test]
+fn shared_memory_tracking() {
+    // Python's SharedMemory(name, track=True): the attaching process unlinks the segment when it ends.
+    let _g = leak_guard();
+    for m in METHODS {
+        let shm = SharedMemory::options().track(false).create(32).unwrap();
+        let mut p = get_context(m).process(attach_tracked, (shm.name().to_string(),)).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}");
+        assert_eq!(&shm.to_vec()[..4], b"seen", "{m:?}");
+        let name = shm.name().to_string();
+        wait_until(|| !shm_entries().contains(&name), format_args!("{m:?}: the tracking child to unlink {name}"));
+        // A plain attachment never tracks: the segment stays after the child.
+        let shm = SharedMemory::create(32).unwrap();
+        assert!(!SharedMemory::options().attach(shm.name()).unwrap().tracked());
+        shm.unlink().unwrap();
+    }
+}
+
+/// Doubles every element of the list in `from..to`, and writes to the segment.
+#[multiproc::task]
+fn double_part(list: ShareableList<u64>, from: usize, to: usize, shm: SharedMemory) -> multiproc::Result<()> {
+    for i in from..to {
+        list.set(i, list.get(i).unwrap_or(0) * 2)?;
+    }
+    shm.write_at(from, &[1])
+}
+
+#[multiproc::test]
+fn shared_memory_shared_memory_manager_basics() {
+    // test_shared_memory_SharedMemoryManager_basics.
+    let _g = leak_guard();
+    let smm = multiproc::SharedMemoryManager::new();
+    assert!(matches!(smm.shared_memory(8), Err(Error::InvalidState(_))), "a segment before start()");
+    assert!(matches!(smm.shareable_list(&[1u8]), Err(Error::InvalidState(_))));
+    smm.start().unwrap();
+    assert!(matches!(smm.start(), Err(Error::InvalidState(_))));
+    for m in METHODS {
+        let list = smm.shareable_list(&(0..2000u64).collect::<Vec<_>>()).unwrap();
+        let shm = smm.shared_memory(4096).unwrap();
+        let mut ps: Vec<_> = [(0, 1000), (1000, 2000)]
+            .into_iter()
+            .map(|(from, to)| get_context(m).process(double_part, (list.clone(), from, to, shm.clone())).unwrap())
+            .collect();
+        for p in &mut ps {
+            p.start().unwrap();
+        }
+        for p in &mut ps {
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}");
+        }
+        assert_eq!(list.to_vec(), (0..2000u64).map(|i| i * 2).collect::<Vec<_>>(), "{m:?}");
+        assert_eq!((shm.to_vec()[0], shm.to_vec()[1000]), (1, 1), "{m:?}");
+    }
+    let names = smm.segment_names();
+    assert_eq!(names.len(), 6);
+    assert!(names.iter().all(|n| shm_entries().contains(n)));
+    SharedMemory::attach(&names[0]).unwrap().unlink().unwrap(); // a user may unlink one first
+    smm.shutdown().unwrap();
+    for name in &names {
+        assert!(
+            matches!(SharedMemory::attach(name), Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound),
+            "{name} survived shutdown"
+        );
+    }
+    assert!(matches!(smm.shared_memory(8), Err(Error::InvalidState(_))), "a segment after shutdown()");
+    smm.shutdown().unwrap();
+    // Leaving the scope (Python's `with`) unlinks as shutdown does.
+    let name = {
+        let scoped = multiproc::SharedMemoryManager::started();
+        scoped.shared_memory(16).unwrap().name().to_string()
+    };
+    assert!(SharedMemory::attach(&name).is_err(), "{name} survived the manager's drop");
+}

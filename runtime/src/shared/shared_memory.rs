@@ -49,7 +49,8 @@ pub struct SharedMemory {
     name: String,
     map: Arc<Mapping>,
     size: usize,
-    creator: bool,
+    /// Whether this process's tracker unlinks the segment when the process ends.
+    tracked: bool,
 }
 
 fn c_name(name: &str) -> Result<CString> {
@@ -76,11 +77,15 @@ impl SharedMemory {
     /// # Errors
     /// [`Error::InvalidArgument`] if `size` is 0; [`Error::Io`] from `shm_open`/`mmap`.
     pub fn create(size: usize) -> Result<SharedMemory> {
+        SharedMemory::create_fresh(size, true)
+    }
+
+    fn create_fresh(size: usize, track: bool) -> Result<SharedMemory> {
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             let name = format!("{PREFIX}-{}-{n}-{:x}", sys::futex::current_pid(), nanos.subsec_nanos());
-            match SharedMemory::create_named(&name, size) {
+            match SharedMemory::create_as(&name, size, track) {
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 other => return other,
             }
@@ -106,6 +111,10 @@ impl SharedMemory {
     /// [`Error::InvalidArgument`] for size 0 or a bad name (empty, with `/` or NUL);
     /// [`Error::Io`] with kind `AlreadyExists` if the name is taken (Python's `FileExistsError`).
     pub fn create_named(name: &str, size: usize) -> Result<SharedMemory> {
+        SharedMemory::create_as(name, size, true)
+    }
+
+    fn create_as(name: &str, size: usize, track: bool) -> Result<SharedMemory> {
         if size == 0 {
             return Err(Error::InvalidArgument("size must be a positive number".into()));
         }
@@ -122,11 +131,39 @@ impl SharedMemory {
             }
         };
         let name = c.to_string_lossy()[1..].to_string();
-        if let Err(e) = tracker::register(&name) {
+        if track && let Err(e) = tracker::register(&name) {
             let _ = sys::shm::shm_unlink(&c);
             return Err(e);
         }
-        Ok(SharedMemory { name, map: Arc::new(map), size, creator: true })
+        Ok(SharedMemory { name, map: Arc::new(map), size, tracked: track })
+    }
+
+    /// Options for creating or attaching with a choice of tracking (Python
+    /// 3.13's `SharedMemory(…, track=…)`); see [`SharedMemoryOptions`].
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::options().track(false).create(64)?;
+    /// assert!(!shm.tracked()); // survives this process: unlink it yourself
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn options() -> SharedMemoryOptions {
+        SharedMemoryOptions { name: None, track: None }
+    }
+
+    /// Whether this process's resource tracker unlinks the segment when the
+    /// process ends: by default a creator's segments are tracked and
+    /// attachments are not (see [`SharedMemoryOptions::track`]).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// assert!(shm.tracked());
+    /// assert!(!multiproc::SharedMemory::attach(shm.name())?.tracked());
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn tracked(&self) -> bool {
+        self.tracked
     }
 
     /// Maps the existing segment `name`; its size is the segment's (Python's
@@ -154,7 +191,7 @@ impl SharedMemory {
         let fd = sys::shm::shm_open(&c, false).ctx("shm_open")?;
         let size = sys::shm::size(fd.as_fd()).ctx("fstat")?;
         let map = Mapping::new(fd.as_fd(), size).ctx("mmap")?;
-        Ok(SharedMemory { name: c.to_string_lossy()[1..].to_string(), map: Arc::new(map), size, creator: false })
+        Ok(SharedMemory { name: c.to_string_lossy()[1..].to_string(), map: Arc::new(map), size, tracked: false })
     }
 
     /// The segment's name (without the leading `/`); Python's `name`. Another
@@ -328,16 +365,135 @@ impl SharedMemory {
     pub fn unlink(&self) -> Result<()> {
         let c = c_name(&self.name)?;
         let res = sys::shm::shm_unlink(&c).ctx("shm_unlink");
-        if self.creator || res.is_ok() {
+        if self.tracked || res.is_ok() {
             tracker::unregister(&self.name);
         }
         res
     }
 }
 
+/// Unlinks the segment `name` and unregisters it from this process's tracker
+/// ([`SharedMemory::unlink`] without a handle).
+pub(super) fn unlink_name(name: &str) -> Result<()> {
+    let res = sys::shm::shm_unlink(&c_name(name)?).ctx("shm_unlink");
+    tracker::unregister(name);
+    res
+}
+
+/// How to create or attach a [`SharedMemory`], from
+/// [`SharedMemory::options`]: a name, and whether the resource tracker
+/// unlinks the segment when this process ends (Python 3.13's `track=`).
+///
+/// By default a creator tracks its segments and an attacher does not (the
+/// crate's improvement on Python, which tracks attachments too).
+/// `track(false)` on create is Python's `SharedMemory(create=True,
+/// track=False)`: the segment outlives its creator, however it ends, until
+/// someone calls [`unlink`](SharedMemory::unlink). `track(true)` on attach is
+/// Python's `SharedMemory(name, track=True)`: this process unlinks the
+/// segment when it ends.
+///
+/// ```
+/// #[multiproc::task]
+/// fn make(out: multiproc::Queue<String>) -> multiproc::Result<()> {
+///     let shm = multiproc::SharedMemory::options().track(false).create(16)?;
+///     shm.write_at(0, b"outlived")?;
+///     out.put(shm.name().to_string())
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let names = multiproc::Queue::new()?;
+///     let mut p = multiproc::Process::new(make, (names.clone(),))?;
+///     p.start()?;
+///     let name = names.get()?;
+///     p.join()?; // the creator is gone, the segment is not
+///     let shm = multiproc::SharedMemory::attach(&name)?;
+///     assert_eq!(&shm.to_vec()[..8], b"outlived");
+///     shm.unlink() // the user's job
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedMemoryOptions {
+    name: Option<String>,
+    track: Option<bool>,
+}
+
+impl SharedMemoryOptions {
+    /// Creates under `name` rather than a fresh one (Python's `name=`); attach
+    /// ignores it and takes its own argument.
+    ///
+    /// ```
+    /// let name = format!("doc-options-name-{}", std::process::id());
+    /// let shm = multiproc::SharedMemory::options().name(&name).create(8)?;
+    /// assert_eq!(shm.name(), name);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> SharedMemoryOptions {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Whether this process's resource tracker unlinks the segment when the
+    /// process ends (Python's `track=`; default: `true` to create, `false` to attach).
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::options().track(false).create(8)?;
+    /// assert!(!shm.tracked());
+    /// let watched = multiproc::SharedMemory::options().track(true).attach(shm.name())?;
+    /// assert!(watched.tracked()); // now this process unlinks it when it ends
+    /// watched.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn track(mut self, track: bool) -> SharedMemoryOptions {
+        self.track = Some(track);
+        self
+    }
+
+    /// Creates a segment of `size` bytes (zeroed) with these options.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::options().create(32)?;
+    /// assert!(shm.tracked() && shm.name().starts_with("multiproc"));
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SharedMemory::create_named`] (with a name) or [`SharedMemory::create`].
+    pub fn create(&self, size: usize) -> Result<SharedMemory> {
+        let track = self.track.unwrap_or(true);
+        match &self.name {
+            Some(name) => SharedMemory::create_as(name, size, track),
+            None => SharedMemory::create_fresh(size, track),
+        }
+    }
+
+    /// Maps the existing segment `name` with these options.
+    ///
+    /// ```
+    /// let shm = multiproc::SharedMemory::create(8)?;
+    /// let plain = multiproc::SharedMemory::options().attach(shm.name())?;
+    /// assert!(!plain.tracked());
+    /// shm.unlink()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SharedMemory::attach`]; [`Error::Io`] if the tracker cannot be started.
+    pub fn attach(&self, name: &str) -> Result<SharedMemory> {
+        let mut shm = SharedMemory::attach(name)?;
+        if self.track == Some(true) {
+            tracker::register(&shm.name)?;
+            shm.tracked = true;
+        }
+        Ok(shm)
+    }
+}
+
 impl Clone for SharedMemory {
     fn clone(&self) -> Self {
-        SharedMemory { name: self.name.clone(), map: self.map.clone(), size: self.size, creator: self.creator }
+        SharedMemory { name: self.name.clone(), map: self.map.clone(), size: self.size, tracked: self.tracked }
     }
 }
 

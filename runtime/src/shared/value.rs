@@ -219,6 +219,24 @@ impl<T: Pod> RawValue<T> {
         self.cells.set(0, value);
     }
 
+    /// A new shared value holding a copy of this one, in memory of its own
+    /// (Python's `multiprocessing.sharedctypes.copy(obj)`): later writes to
+    /// either leave the other alone.
+    ///
+    /// ```
+    /// let v = multiproc::RawValue::new([2u64, 5])?;
+    /// let w = v.copy()?;
+    /// v.set([0, 0]);
+    /// assert_eq!(w.get(), [2, 5]); // independent of the original
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn copy(&self) -> Result<RawValue<T>> {
+        RawValue::new(self.get())
+    }
+
     /// The value in place, for reading (zero-copy).
     ///
     /// # Safety
@@ -473,6 +491,23 @@ impl<T: Pod> RawArray<T> {
     pub fn to_vec(&self) -> Vec<T> {
         self.cells.to_vec()
     }
+
+    /// A new shared array holding a copy of these elements, in memory of its
+    /// own (Python's `multiprocessing.sharedctypes.copy(obj)`).
+    ///
+    /// ```
+    /// let a = multiproc::RawArray::from_slice(&[1.5f64, 2.5])?;
+    /// let b = a.copy()?;
+    /// a.set(0, 0.0)?;
+    /// assert_eq!(b.to_vec(), [1.5, 2.5]); // independent of the original
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the shared memory cannot be created.
+    pub fn copy(&self) -> Result<RawArray<T>> {
+        RawArray::from_slice(&self.to_vec())
+    }
 }
 
 impl<T: Pod + fmt::Debug> fmt::Debug for RawArray<T> {
@@ -671,6 +706,27 @@ impl<T: Pod> Value<T> {
     /// ```
     pub fn set(&self, value: T) {
         self.lock.with_exclusive(|| self.cells.set(0, value));
+    }
+
+    /// A new shared value holding a copy of this one (read under the lock),
+    /// in memory of its own and with a new lock of its own (Python's
+    /// `multiprocessing.sharedctypes.copy(obj)`, which gives an unlocked
+    /// object: [`RawValue::copy`] is that one).
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(7i32)?;
+    /// let w = v.copy()?;
+    /// v.set(0);
+    /// assert_eq!(w.get(), 7); // independent of the original
+    /// let _held = v.get_lock().lock()?;
+    /// assert!(!w.get_lock().locked()); // and of its lock
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Value::new`].
+    pub fn copy(&self) -> Result<Value<T>> {
+        Value::new(self.get())
     }
 
     /// The lock guarding the value (Python's `get_lock`). While this thread holds
@@ -927,6 +983,25 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.lock.with_exclusive(|| self.cells.to_vec())
+    }
+
+    /// A new shared array holding a copy of these elements (read under the
+    /// lock), in memory of its own and with a new lock of its own (Python's
+    /// `multiprocessing.sharedctypes.copy(obj)`; [`RawArray::copy`] is the
+    /// unlocked one).
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u8, 2, 3])?;
+    /// let b = a.copy()?;
+    /// a.set(0, 9)?;
+    /// assert_eq!((a.to_vec(), b.to_vec()), (vec![9, 2, 3], vec![1, 2, 3]));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Array::from_slice`].
+    pub fn copy(&self) -> Result<Array<T>> {
+        Array::from_slice(&self.to_vec())
     }
 
     /// The lock guarding the array (Python's `get_lock`). While this thread

@@ -291,7 +291,8 @@ fn tracker_main(fd: i32, table: &mut [[u8; TRACK_RECORD]]) -> ! {
         let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len() - 1);
         let same = |slot: &[u8; TRACK_RECORD]| slot[..name_len] == name[..name_len] && slot[name_len] == 0;
         match rec[0] {
-            b'R' => {
+            b'R' if !table.iter().any(|s| s[0] != 0 && same(s)) => {
+                // (A name registered twice, by its creator and a tracking attacher, is held once.)
                 if let Some(slot) = table.iter_mut().find(|s| s[0] == 0) {
                     slot[..name_len].copy_from_slice(&name[..name_len]);
                     slot[name_len] = 0;
