@@ -168,6 +168,54 @@ fn segments_of_a_killed_creator_are_unlinked() {
     }
 }
 
+/// Creates and unlinks named segments (`<prefix>-<i>`) until it is killed;
+/// a name that is taken is skipped.
+#[multiproc::task]
+fn churn_named_segments(prefix: String, started: Event) {
+    for i in 0u64.. {
+        match SharedMemory::create_named(&format!("{prefix}-{}", i % 8), 4096) {
+            Ok(shm) => shm.unlink().unwrap(),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("{e}"),
+        }
+        started.set();
+    }
+}
+
+/// A creator SIGKILLed at a random moment of `create_named` (between
+/// `shm_open` and the tracker's registration, among others) leaves nothing in
+/// `/dev/shm`, and never takes a segment that another process owns.
+#[multiproc::test]
+fn a_creator_killed_mid_create_named_leaks_nothing() {
+    let _g = leak_guard();
+    let mut rng = tests::Rng(0xdead_5ee0);
+    for m in METHODS {
+        for round in 0..25 {
+            let prefix = format!("multiproc-test-churn-{}-{round}", std::process::id());
+            // A segment of someone else's under a name the child will try to take.
+            let bystander = SharedMemory::options().track(false).name(&format!("{prefix}-3")).create(64).unwrap();
+            let started = Event::new().unwrap();
+            let mut p = get_context(m).process(churn_named_segments, (prefix.clone(), started.clone())).unwrap();
+            p.start().unwrap();
+            assert!(started.wait(Some(DEADLINE)), "{m:?}: the child did not start creating");
+            // Kill at a random point of its create/unlink loop.
+            let until = std::time::Instant::now() + std::time::Duration::from_micros(rng.next_u64() % 3000);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            p.kill().unwrap();
+            p.join().unwrap();
+            let mine = |e: &String| e.starts_with(&prefix) && *e != bystander.name();
+            wait_until(
+                || !shm_entries().iter().any(mine),
+                format_args!("{m:?} round {round}: the killed creator's segments to be unlinked"),
+            );
+            assert!(shm_entries().contains(bystander.name()), "{m:?}: another process's segment was unlinked");
+            bystander.unlink().unwrap();
+        }
+    }
+}
+
 #[multiproc::task]
 fn increment_under_get_lock(counter: Value<u64>, times: u64, by_guard: bool) {
     for _ in 0..times {

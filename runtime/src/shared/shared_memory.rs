@@ -1,6 +1,6 @@
 //! `SharedMemory` (named POSIX segments) and `ShareableList`.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -53,6 +53,21 @@ pub struct SharedMemory {
     tracked: bool,
 }
 
+/// Creates segment `c` (`O_EXCL`) of `size` bytes and maps it; unlinks it
+/// again if it cannot be sized or mapped.
+fn build(c: &CStr, size: usize) -> Result<Mapping> {
+    let fd = sys::shm::shm_open(c, true).ctx("shm_open")?;
+    let built =
+        sys::shm::truncate(fd.as_fd(), size).ctx("ftruncate").and_then(|()| Mapping::new(fd.as_fd(), size).ctx("mmap"));
+    match built {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            let _ = sys::shm::shm_unlink(c);
+            Err(e)
+        }
+    }
+}
+
 fn c_name(name: &str) -> Result<CString> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     if bare.is_empty() || bare.contains('/') || bare.len() > 250 {
@@ -80,14 +95,32 @@ impl SharedMemory {
         SharedMemory::create_fresh(size, true)
     }
 
+    /// Creates a segment under a fresh name of this process's own. A tracked
+    /// one is registered before it exists (nobody else can take the name), so
+    /// no moment between creating and registering can leak it.
     fn create_fresh(size: usize, track: bool) -> Result<SharedMemory> {
+        if size == 0 {
+            return Err(Error::InvalidArgument("size must be a positive number".into()));
+        }
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             let name = format!("{PREFIX}-{}-{n}-{:x}", sys::futex::current_pid(), nanos.subsec_nanos());
-            match SharedMemory::create_as(&name, size, track) {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                other => return other,
+            let c = c_name(&name)?;
+            if track {
+                tracker::register(&name)?;
+            }
+            match build(&c, size) {
+                Ok(map) => return Ok(SharedMemory { name, map: Arc::new(map), size, tracked: track }),
+                Err(e) => {
+                    if track {
+                        tracker::unregister(&name);
+                    }
+                    match e {
+                        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        e => return Err(e),
+                    }
+                }
             }
         }
     }
@@ -114,28 +147,30 @@ impl SharedMemory {
         SharedMemory::create_as(name, size, true)
     }
 
+    /// Creates the segment `name`. A tracked one is built under a fresh name
+    /// (tracked from before it exists), registered under `name` with its inode,
+    /// then linked to `name`: whenever this process is killed, the tracker
+    /// unlinks what it made and never a segment of someone else's.
     fn create_as(name: &str, size: usize, track: bool) -> Result<SharedMemory> {
         if size == 0 {
             return Err(Error::InvalidArgument("size must be a positive number".into()));
         }
         let c = c_name(name)?;
-        let fd = sys::shm::shm_open(&c, true).ctx("shm_open")?;
-        let built = sys::shm::truncate(fd.as_fd(), size)
-            .ctx("ftruncate")
-            .and_then(|()| Mapping::new(fd.as_fd(), size).ctx("mmap"));
-        let map = match built {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = sys::shm::shm_unlink(&c);
-                return Err(e);
-            }
-        };
         let name = c.to_string_lossy()[1..].to_string();
-        if track && let Err(e) = tracker::register(&name) {
-            let _ = sys::shm::shm_unlink(&c);
-            return Err(e);
+        if !track {
+            let map = build(&c, size)?;
+            return Ok(SharedMemory { name, map: Arc::new(map), size, tracked: false });
         }
-        Ok(SharedMemory { name, map: Arc::new(map), size, tracked: track })
+        let staged = SharedMemory::create_fresh(size, true)?;
+        let staged_c = c_name(&staged.name)?;
+        let linked = sys::shm::shm_open(&staged_c, false)
+            .and_then(|fd| sys::shm::inode(fd.as_fd()))
+            .ctx("fstat")
+            .and_then(|ino| tracker::register_inode(&name, ino))
+            .and_then(|()| sys::shm::link(&staged_c, &c).ctx("shm_open").inspect_err(|_| tracker::unregister(&name)));
+        let _ = staged.unlink();
+        linked?;
+        Ok(SharedMemory { name, map: staged.map, size, tracked: true })
     }
 
     /// Options for creating or attaching with a choice of tracking (Python

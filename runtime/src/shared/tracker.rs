@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
 use crate::sys;
-use crate::sys::shm::TRACK_RECORD;
+use crate::sys::shm::{TRACK_NAME_AT, TRACK_RECORD};
 
 struct Tracker {
     owner: u32,
@@ -27,14 +27,16 @@ static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
 
 inventory::submit! { crate::sys::forklock::ForkLock::new(&TRACKER) }
 
-fn send(op: u8, name: &str) -> Result<()> {
+fn send(op: u8, name: &str, inode: u64) -> Result<()> {
     let bytes = name.as_bytes();
-    if bytes.len() + 2 > TRACK_RECORD {
-        return Err(Error::InvalidArgument(format!("shared-memory name longer than {} bytes", TRACK_RECORD - 2)));
+    let room = TRACK_RECORD - TRACK_NAME_AT - 1;
+    if bytes.len() > room {
+        return Err(Error::InvalidArgument(format!("shared-memory name longer than {room} bytes")));
     }
     let mut rec = [0u8; TRACK_RECORD];
     rec[0] = op;
-    rec[1..1 + bytes.len()].copy_from_slice(bytes);
+    rec[1..TRACK_NAME_AT].copy_from_slice(&inode.to_ne_bytes());
+    rec[TRACK_NAME_AT..TRACK_NAME_AT + bytes.len()].copy_from_slice(bytes);
     let mut guard = TRACKER.lock().unwrap_or_else(|p| p.into_inner());
     let me = sys::futex::current_pid();
     for attempt in 0..2 {
@@ -61,14 +63,24 @@ fn send(op: u8, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Registers a name this process created.
+/// Registers a name this process creates or holds: the tracker unlinks it
+/// when this process ends, whatever segment has the name then. Register a
+/// name only once it is this process's own (a fresh, private name may be
+/// registered before it is created).
 pub(crate) fn register(name: &str) -> Result<()> {
-    send(b'R', name)
+    send(b'R', name, 0)
+}
+
+/// Registers `name` for the segment with this inode: the tracker unlinks the
+/// name only if it still names that segment, so it may be registered before
+/// the segment takes the name.
+pub(crate) fn register_inode(name: &str, inode: u64) -> Result<()> {
+    send(b'R', name, inode)
 }
 
 /// Unregisters a name (it was unlinked).
 pub(crate) fn unregister(name: &str) {
-    let _ = send(b'U', name);
+    let _ = send(b'U', name, 0);
 }
 
 /// The tracker's pid, if this process started one (tests' leak checks).

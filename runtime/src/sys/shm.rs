@@ -29,12 +29,28 @@ pub(crate) fn truncate(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
 
 /// The size in bytes of the file behind `fd`.
 pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    usize::try_from(fstat(fd)?.st_size).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// The inode of a segment's fd (what the tracker checks before it unlinks).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(fstat(fd)?.st_ino)
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: `st` is a writable stat buffer; fstat fills it on success.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
     // SAFETY: fstat succeeded, so `st` is initialised (and it was zeroed anyway).
-    let st = unsafe { st.assume_init() };
-    usize::try_from(st.st_size).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Gives segment `from` the second name `to` (`/`-prefixed names), failing
+/// with `AlreadyExists` if `to` is taken: link(2) in `/dev/shm`, where
+/// glibc's `shm_open` keeps segments. Atomic, as `O_EXCL` is.
+pub(crate) fn link(from: &CStr, to: &CStr) -> io::Result<()> {
+    let path = |c: &CStr| format!("/dev/shm{}", c.to_string_lossy());
+    std::fs::hard_link(path(from), path(to))
 }
 
 /// Opens a named POSIX shared-memory segment (`/dev/shm/<name>` on Linux),
@@ -238,15 +254,21 @@ impl Drop for Mapping {
 
 // ------------------------------------------------------------------ tracker process
 
-/// Size of one tracker record: an op byte and a NUL-terminated name.
-pub(crate) const TRACK_RECORD: usize = 256;
+/// Size of one tracker record: an op byte, the segment's inode (u64, native
+/// endian; 0: any) and a NUL-terminated name.
+pub(crate) const TRACK_RECORD: usize = 272;
+/// Where a record's name starts (after the op byte and the inode).
+pub(crate) const TRACK_NAME_AT: usize = 9;
 /// How many names one tracker holds at a time.
 pub(crate) const TRACK_SLOTS: usize = 1024;
 
-/// Starts the resource-tracker process: it reads `R<name>` / `U<name>`
-/// records from a pipe and, when the pipe reaches end-of-file (every process
-/// holding the write end has exited or been killed), unlinks the names still
-/// registered and exits. Returns its pid and the pipe's write end (`CLOEXEC`).
+/// Starts the resource-tracker process: it reads `R<inode><name>` /
+/// `U<inode><name>` records from a pipe and, when the pipe reaches end-of-file
+/// (every process holding the write end has exited or been killed), unlinks
+/// the names still registered and exits. A name registered with an inode is
+/// unlinked only if `/dev/shm/<name>` is still that inode, so a name registered
+/// before it was linked can never take another process's segment. Returns its
+/// pid and the pipe's write end (`CLOEXEC`).
 ///
 /// The tracker is forked, not executed, and may be forked from a
 /// multi-threaded process: it only touches memory allocated before the fork
@@ -287,32 +309,62 @@ fn tracker_main(fd: i32, table: &mut [[u8; TRACK_RECORD]]) -> ! {
             }
             got += n as usize;
         }
-        let name = &rec[1..];
-        let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len() - 1);
-        let same = |slot: &[u8; TRACK_RECORD]| slot[..name_len] == name[..name_len] && slot[name_len] == 0;
-        match rec[0] {
-            b'R' if !table.iter().any(|s| s[0] != 0 && same(s)) => {
-                // (A name registered twice, by its creator and a tracking attacher, is held once.)
-                if let Some(slot) = table.iter_mut().find(|s| s[0] == 0) {
-                    slot[..name_len].copy_from_slice(&name[..name_len]);
-                    slot[name_len] = 0;
-                }
-            }
-            b'U' => {
-                if let Some(slot) = table.iter_mut().find(|s| s[0] != 0 && same(s)) {
-                    slot[0] = 0;
-                }
-            }
-            _ => {}
-        }
+        track_record(&rec, table);
     }
-    for slot in table.iter() {
-        if slot[0] != 0 {
-            // SAFETY: every used slot holds a NUL-terminated name (written above).
-            unsafe { libc::shm_unlink(slot.as_ptr().cast()) };
-        }
+    for slot in table.iter().filter(|s| s[0] != 0) {
+        unlink_tracked(slot);
     }
     super::process::exit_now(0)
+}
+
+/// Applies one record to the tracker's table: a slot is the record itself
+/// (op byte `R` marks it used).
+fn track_record(rec: &[u8; TRACK_RECORD], table: &mut [[u8; TRACK_RECORD]]) {
+    let name = &rec[TRACK_NAME_AT..];
+    let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len() - 1);
+    let same = |slot: &[u8; TRACK_RECORD]| {
+        slot[TRACK_NAME_AT..TRACK_NAME_AT + name_len] == name[..name_len] && slot[TRACK_NAME_AT + name_len] == 0
+    };
+    match rec[0] {
+        b'R' if !table.iter().any(|s| s[0] != 0 && same(s)) => {
+            // (A name registered twice, by its creator and a tracking attacher, is held once.)
+            if let Some(slot) = table.iter_mut().find(|s| s[0] == 0) {
+                *slot = *rec;
+                slot[TRACK_NAME_AT + name_len] = 0;
+            }
+        }
+        b'U' => {
+            if let Some(slot) = table.iter_mut().find(|s| s[0] != 0 && same(s)) {
+                slot[0] = 0;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Unlinks a used slot's name, if it is still the inode it was registered with.
+fn unlink_tracked(slot: &[u8; TRACK_RECORD]) {
+    let mut ino = [0u8; 8];
+    ino.copy_from_slice(&slot[1..TRACK_NAME_AT]);
+    let ino = u64::from_ne_bytes(ino);
+    let name = &slot[TRACK_NAME_AT..];
+    if ino != 0 {
+        // "/dev/shm/" + name + NUL, built in place (no allocation after fork).
+        let mut path = [0u8; 9 + TRACK_RECORD];
+        path[..9].copy_from_slice(b"/dev/shm/");
+        let len = name.iter().position(|&b| b == 0).unwrap_or(0);
+        path[9..9 + len].copy_from_slice(&name[..len]);
+        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: `path` is NUL-terminated (zeroed past the name); `st` is a writable
+        // stat buffer. stat is async-signal-safe.
+        let found = unsafe { libc::stat(path.as_ptr().cast(), st.as_mut_ptr()) } == 0;
+        // SAFETY: zeroed, and filled by stat when it succeeded.
+        if !found || unsafe { st.assume_init() }.st_ino != ino {
+            return; // never linked, or someone else's segment now
+        }
+    }
+    // SAFETY: a used slot holds a NUL-terminated name (`track_record`).
+    unsafe { libc::shm_unlink(name.as_ptr().cast()) };
 }
 
 /// Writes one whole record (≤ PIPE_BUF bytes, so it is atomic).
