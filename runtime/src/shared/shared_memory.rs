@@ -519,7 +519,11 @@ impl SharedMemoryOptions {
     pub fn attach(&self, name: &str) -> Result<SharedMemory> {
         let mut shm = SharedMemory::attach(name)?;
         if self.track == Some(true) {
-            tracker::register(&shm.name)?;
+            // With the inode: should the segment be unlinked and its name
+            // taken by another, this process's tracker leaves that one alone.
+            let c = c_name(&shm.name)?;
+            let ino = sys::shm::shm_open(&c, false).and_then(|fd| sys::shm::inode(fd.as_fd())).ctx("fstat")?;
+            tracker::register_inode(&shm.name, ino)?;
             shm.tracked = true;
         }
         Ok(shm)
