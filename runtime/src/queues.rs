@@ -539,7 +539,6 @@ impl RingQueue {
             return Err(Error::ShutDown);
         }
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
-        let lock = self.u32(CONS_LOCK);
         // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
         let mut partial: Option<u32> = None;
         let mut local = Vec::new();
@@ -547,16 +546,7 @@ impl RingQueue {
             Some(b) => (b, true),
             None => (&mut local, false),
         };
-        let unlock = match self.lock_consumers(deadline) {
-            None => return Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty }),
-            Some(None) => Unlock(lock),
-            Some(Some(mut resume)) => {
-                partial = Some(resume.pid);
-                *buf = std::mem::take(&mut resume.bytes);
-                resume.holds_lock = false; // its lock is this get's now
-                Unlock(lock)
-            }
-        };
+        let unlock = self.begin_get(deadline, &mut partial, buf)?;
         loop {
             let head = self.u64(HEAD).load(Ordering::Relaxed);
             match self.wait_for_data(head, partial, deadline) {
@@ -565,15 +555,7 @@ impl RingQueue {
                     partial = None;
                     continue;
                 }
-                Err(Error::Empty) if partial.is_some() => {
-                    // Timed out mid-message: keep the part and the lock for the next get.
-                    let bytes = std::mem::take(buf);
-                    let pid = partial.unwrap_or(0);
-                    std::mem::forget(unlock);
-                    *self.resume.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Resume { region: self.region.clone(), pid, bytes, holds_lock: true });
-                    return Err(Error::Empty);
-                }
+                Err(Error::Empty) if let Some(pid) = partial => return Err(self.keep_partial(unlock, pid, buf)),
                 Err(e) => return Err(e),
             }
             let Some(rec) = self.record_at(head)? else { continue };
@@ -613,6 +595,33 @@ impl RingQueue {
                 return Ok(if external { f(Body::Ring(buf)) } else { f(Body::Owned(std::mem::take(buf))) });
             }
         }
+    }
+
+    /// Takes the consumers' lock for a get (by `deadline`); if this process
+    /// holds it for a message a timed-out get began, that message's producer
+    /// goes to `partial` and its bytes so far to `buf`.
+    fn begin_get(&self, deadline: Option<Instant>, partial: &mut Option<u32>, buf: &mut Vec<u8>) -> Result<Unlock<'_>> {
+        let lock = self.u32(CONS_LOCK);
+        match self.lock_consumers(deadline) {
+            None => Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty }),
+            Some(None) => Ok(Unlock(lock)),
+            Some(Some(mut resume)) => {
+                *partial = Some(resume.pid);
+                *buf = std::mem::take(&mut resume.bytes);
+                resume.holds_lock = false; // its lock is this get's now
+                Ok(Unlock(lock))
+            }
+        }
+    }
+
+    /// A get timed out in the middle of producer `pid`'s message: keeps the
+    /// part (`buf`) and the consumers' lock for the next get; returns `Empty`.
+    fn keep_partial(&self, unlock: Unlock<'_>, pid: u32, buf: &mut Vec<u8>) -> Error {
+        let bytes = std::mem::take(buf);
+        std::mem::forget(unlock);
+        *self.resume.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Resume { region: self.region.clone(), pid, bytes, holds_lock: true });
+        Error::Empty
     }
 
     /// Takes the consumers' lock by `deadline`: `Some(None)` when taken

@@ -84,6 +84,19 @@ fn send_batch(w: &mut Worker, mut batch: Vec<Chunk>, send_buf: &mut Vec<u8>, nex
     lost
 }
 
+/// The order `dispatch` offers work to the workers: the busiest first while
+/// the active-worker `cap` binds (tiny work stays on few workers), else the
+/// least loaded first, so lone calls spread out.
+fn visit_order(workers: &[Worker], cap: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..workers.len()).collect();
+    if cap < workers.len() {
+        order.sort_by_key(|&i| std::cmp::Reverse(workers[i].inflight.len()));
+    } else {
+        order.sort_by_key(|&i| workers[i].inflight.len());
+    }
+    order
+}
+
 impl Shared {
     /// Sends queued chunks to workers with room, spread evenly.
     pub(super) fn dispatch(&self, c: &mut Core) {
@@ -112,15 +125,7 @@ impl Shared {
             let mut sent_any = false;
             let cap = active_cap(front, workers.len());
             let mut active = workers.iter().filter(|w| !w.inflight.is_empty()).count();
-            // The busiest first while the cap holds (tiny work stays on few
-            // workers), else the least loaded first, so lone calls spread out.
-            let mut order: Vec<usize> = (0..workers.len()).collect();
-            if cap < workers.len() {
-                order.sort_by_key(|&i| std::cmp::Reverse(workers[i].inflight.len()));
-            } else {
-                order.sort_by_key(|&i| workers[i].inflight.len());
-            }
-            for i in order {
+            for i in visit_order(workers, cap) {
                 let w = &mut workers[i];
                 if w.inflight.is_empty() && active >= cap {
                     continue;
@@ -156,10 +161,7 @@ impl Shared {
                         break;
                     }
                 }
-                if batch.is_empty() {
-                    continue;
-                }
-                if w.link.is_none() {
+                if batch.is_empty() || w.link.is_none() {
                     continue;
                 }
                 active += usize::from(w.inflight.is_empty());
