@@ -112,17 +112,13 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let ret = match &func.sig.output {
-        syn::ReturnType::Default => quote!(()),
-        syn::ReturnType::Type(_, ty) => quote!(#ty),
-    };
     let (docs, cfgs, others) = split_attrs(&func.attrs);
     let mut inner = func.clone();
     inner.sig.ident = hidden.clone();
     inner.attrs = cfgs.iter().chain(&others).cloned().cloned().collect();
     let name = quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
     let submit = submit_entry(&quote!(#krate), "new", quote!(#name,), &quote!(#ident), &quote!((#(#tys,)*)));
-    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &ret, &cfgs, &name);
+    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &func.sig.output, &cfgs, &name);
     let about = format!(
         " *A [`#[multiproc::task]`](https://docs.rs/multiproc/latest/multiproc/attr.task.html): \
          call it as `{ident}(..)`, or pass `{ident}` to a `Pool` or `Process`.*"
@@ -163,12 +159,25 @@ fn wrapper_impls(
     wrapper: &proc_macro2::Ident,
     hidden: &proc_macro2::Ident,
     tys: &[&Type],
-    ret: &TokenStream,
+    output: &syn::ReturnType,
     cfgs: &[&Attribute],
     name: &TokenStream,
 ) -> TokenStream {
     let vals: Vec<proc_macro2::Ident> = (0..tys.len()).map(|i| format_ident!("__mp_arg{i}")).collect();
-    let bulk = bulk_hooks(krate, tys);
+    let ret = match output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let mut bulk = bulk_hooks(krate, tys);
+    if let syn::ReturnType::Type(_, ty) = output
+        && lifetime_free(ty)
+    {
+        bulk.extend(quote! {
+            fn bulk_output() -> ::core::option::Option<#krate::__private::TakeBulk<#ret>> {
+                #krate::__private::bulk_taker::<#ret>()
+            }
+        });
+    }
     quote! {
         #(#cfgs)*
         impl ::core::ops::Deref for #wrapper {

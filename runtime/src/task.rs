@@ -132,6 +132,17 @@ pub trait Task<Args>: Send + Sync + 'static {
         let _ = bytes;
         None
     }
+
+    /// How the parent reads one result in one copy, if `Output` is a bulk
+    /// value (the worker writes it so); `None`: through serde. The
+    /// implementations of `'static` result types say how.
+    #[doc(hidden)]
+    fn bulk_output() -> Option<codec::TakeBulk<Self::Output>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A function a `multiproc::dummy::Pool` runs on one of its

@@ -725,6 +725,12 @@ fn test_map_and_apply_with_bulk_values() {
         let want: Vec<Vec<f64>> = floats.iter().map(|v| v.iter().map(|x| x / 2.0).collect()).collect();
         assert_eq!(pool.map(halves, floats.clone()).unwrap(), want, "{m}: Vec<f64> both ways");
         assert_eq!(pool.apply(halves, (floats[8].clone(),)).unwrap(), want[8], "{m}: apply");
+        assert_eq!(pool.map_async(halves, floats.clone()).unwrap().get().unwrap(), want, "{m}: map_async");
+        let lazy: Vec<Vec<f64>> = pool.imap(halves, floats.clone()).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(lazy, want, "{m}: imap");
+        let mut unordered: Vec<Vec<f64>> = pool.imap_unordered(halves, floats).unwrap().map(|r| r.unwrap()).collect();
+        unordered.sort_by_key(|v| v.len());
+        assert_eq!(unordered, want, "{m}: imap_unordered");
         assert_eq!(pool.apply(shout, ("ünï".to_string(),)).unwrap(), "ÜNÏ", "{m}: a String");
         assert_eq!(pool.apply(byte_sum, (Vec::new(),)).unwrap(), (0, 0), "{m}: an empty Vec");
         pool.close();

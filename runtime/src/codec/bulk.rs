@@ -30,7 +30,7 @@ trait Bulk: Any + Sized {
 /// vectors of wider numbers only where memory order is bincode's (little-endian).
 macro_rules! bulk_types {
     ($m:ident) => {
-        $m!(Vec<u8>, Box<[u8]>, String, Box<str>, Vec<i8>, Box<[i8]>);
+        $m!(Vec<u8>, Box<[u8]>, String, Box<str>, Vec<i8>, Box<[i8]>, super::Bytes);
         #[cfg(target_endian = "little")]
         $m!(
             Vec<u16>,
@@ -86,6 +86,16 @@ impl Bulk for String {
     }
     fn build(raw: &[u8]) -> Result<Self, String> {
         String::from_utf8(raw.to_vec()).map_err(|e| format!("a string that is not UTF-8: {}", e.utf8_error()))
+    }
+}
+
+impl Bulk for super::Bytes {
+    const SIZE: usize = 1;
+    fn raw(&self) -> &[u8] {
+        &self.0
+    }
+    fn build(raw: &[u8]) -> Result<Self, String> {
+        Ok(super::Bytes(raw.to_vec()))
     }
 }
 
@@ -182,7 +192,7 @@ fn reuse(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 /// Decodes a whole message that the caller owns as a `T` in the message's own
-/// buffer when `T` is `Vec<u8>`, `String` or `Box<[u8]>`: `Err(bytes)` (given
+/// buffer when `T` is `Vec<u8>`, `String`, `Box<[u8]>` or `Bytes`: `Err(bytes)` (given
 /// back) for other types.
 pub(super) fn take_owned<T: Any>(bytes: Vec<u8>) -> Result<Result<T, String>, Vec<u8>> {
     let id = TypeId::of::<T>();
@@ -197,6 +207,9 @@ pub(super) fn take_owned<T: Any>(bytes: Vec<u8>) -> Result<Result<T, String>, Ve
     }
     if id == TypeId::of::<Box<[u8]>>() {
         return Ok(reuse(bytes).and_then(|v| cast(v.into_boxed_slice()).ok_or_else(lost)));
+    }
+    if id == TypeId::of::<super::Bytes>() {
+        return Ok(reuse(bytes).and_then(|v| cast(super::Bytes(v)).ok_or_else(lost)));
     }
     Err(bytes)
 }
@@ -219,6 +232,18 @@ fn take_one<B: Bulk>(bytes: &[u8]) -> Result<(B, usize), String> {
         Some(need) if need <= rest.len() => Ok((B::build(&rest[..need])?, 8 + need)),
         _ => Err(format!("a length of {count} elements of {} bytes, but only {} bytes follow", B::SIZE, rest.len())),
     }
+}
+
+/// Reads one bulk `T` from the front of a message: the value and the bytes
+/// used, or why the bytes are not one (see [`take`]).
+#[doc(hidden)]
+pub type TakeBulk<T> = fn(&[u8]) -> Option<Result<(T, usize), String>>;
+
+/// [`take`] for `T`, if `T` takes the bulk path: for readers generic over
+/// types without `'static`, handed this by code that knows `T`.
+#[doc(hidden)]
+pub fn taker<T: Any>() -> Option<TakeBulk<T>> {
+    if is_bulk::<T>() { Some(take::<T>) } else { None }
 }
 
 /// Reads one `T` from the front of `bytes` if `T` is a bulk type (or a
@@ -260,6 +285,7 @@ mod tests {
     fn only_the_listed_types_are_bulk() {
         assert!(is_bulk::<Vec<u8>>() && is_bulk::<(Vec<u8>,)>() && is_bulk::<String>());
         assert!(is_bulk::<Box<[u8]>>() && is_bulk::<Box<str>>() && is_bulk::<(Box<[u8]>,)>());
+        assert!(is_bulk::<crate::Bytes>() && is_bulk::<(crate::Bytes,)>());
         assert!(!is_bulk::<Vec<bool>>() && !is_bulk::<Vec<char>>() && !is_bulk::<Vec<String>>());
         assert!(!is_bulk::<(Vec<u8>, u8)>() && !is_bulk::<u64>() && !is_bulk::<Option<Vec<u8>>>());
         let mut buf = Vec::new();
@@ -373,6 +399,7 @@ mod tests {
         for n in lengths(&mut rng) {
             let s: String = (0..n).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect();
             check(s.clone().into_boxed_str());
+            check(crate::Bytes(s.clone().into_bytes()));
             check(s);
         }
     }
@@ -385,6 +412,7 @@ mod tests {
             let v: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             assert_eq!(take_owned::<Vec<u8>>(msg(&v)).unwrap().unwrap(), v);
             assert_eq!(&*take_owned::<Box<[u8]>>(msg(&v)).unwrap().unwrap(), &v[..]);
+            assert_eq!(take_owned::<crate::Bytes>(msg(&v)).unwrap().unwrap().0, v);
         }
         assert_eq!(take_owned::<String>(msg(b"hi")).unwrap().unwrap(), "hi");
         assert!(take_owned::<String>(msg(&[0xff])).unwrap().is_err());

@@ -25,7 +25,7 @@ mod bytes;
 pub(crate) mod fields;
 pub(crate) mod frame;
 
-pub use bulk::{put as put_bulk, take as take_bulk};
+pub use bulk::{TakeBulk, put as put_bulk, take as take_bulk, taker as bulk_taker};
 pub use bytes::Bytes;
 pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
 

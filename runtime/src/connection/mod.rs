@@ -470,7 +470,7 @@ impl<T: DeserializeOwned + 'static> Connection<T> {
     /// ```
     pub fn recv(&self) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, None)?;
-        codec::typed::decode(&bytes, fds, "message")
+        decode_message(bytes, fds)
     }
 
     /// Receives one value, waiting at most `timeout`.
@@ -489,8 +489,17 @@ impl<T: DeserializeOwned + 'static> Connection<T> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, Some(timeout))?;
-        codec::typed::decode(&bytes, fds, "message")
+        decode_message(bytes, fds)
     }
+}
+
+/// A received message as a `T`: a byte string without fds in the buffer it
+/// was read into (no second buffer), anything else as `codec::typed` decodes it.
+fn decode_message<T: DeserializeOwned + 'static>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Result<T> {
+    if fds.is_empty() {
+        return codec::typed::decode_owned(bytes, "message");
+    }
+    codec::typed::decode(&bytes, fds, "message")
 }
 
 /// Something [`wait`] can wait on: a [`Connection`] or a process sentinel
