@@ -14,6 +14,7 @@
 
 use std::any::{Any, TypeId};
 
+use super::bytes::Bytes;
 use crate::sys;
 
 /// A type whose bincode fixint encoding is a `u64` count, then raw bytes.
@@ -30,7 +31,7 @@ trait Bulk: Any + Sized {
 /// vectors of wider numbers only where memory order is bincode's (little-endian).
 macro_rules! bulk_types {
     ($m:ident) => {
-        $m!(Vec<u8>, Box<[u8]>, String, Box<str>, Vec<i8>, Box<[i8]>, super::Bytes);
+        $m!(Vec<u8>, Box<[u8]>, String, Box<str>, Vec<i8>, Box<[i8]>, Bytes);
         #[cfg(target_endian = "little")]
         $m!(
             Vec<u16>,
@@ -89,13 +90,13 @@ impl Bulk for String {
     }
 }
 
-impl Bulk for super::Bytes {
+impl Bulk for Bytes {
     const SIZE: usize = 1;
     fn raw(&self) -> &[u8] {
         &self.0
     }
     fn build(raw: &[u8]) -> Result<Self, String> {
-        Ok(super::Bytes(raw.to_vec()))
+        Ok(Bytes(raw.to_vec()))
     }
 }
 
@@ -208,8 +209,8 @@ pub(super) fn take_owned<T: Any>(bytes: Vec<u8>) -> Result<Result<T, String>, Ve
     if id == TypeId::of::<Box<[u8]>>() {
         return Ok(reuse(bytes).and_then(|v| cast(v.into_boxed_slice()).ok_or_else(lost)));
     }
-    if id == TypeId::of::<super::Bytes>() {
-        return Ok(reuse(bytes).and_then(|v| cast(super::Bytes(v)).ok_or_else(lost)));
+    if id == TypeId::of::<Bytes>() {
+        return Ok(reuse(bytes).and_then(|v| cast(Bytes(v)).ok_or_else(lost)));
     }
     Err(bytes)
 }
