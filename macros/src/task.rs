@@ -112,17 +112,13 @@ fn emit(args: &Args, func: &ItemFn) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let ret = match &func.sig.output {
-        syn::ReturnType::Default => quote!(()),
-        syn::ReturnType::Type(_, ty) => quote!(#ty),
-    };
     let (docs, cfgs, others) = split_attrs(&func.attrs);
     let mut inner = func.clone();
     inner.sig.ident = hidden.clone();
     inner.attrs = cfgs.iter().chain(&others).cloned().cloned().collect();
     let name = quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
     let submit = submit_entry(&quote!(#krate), "new", quote!(#name,), &quote!(#ident), &quote!((#(#tys,)*)));
-    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &ret, &cfgs, &name);
+    let impls = wrapper_impls(krate, &wrapper, &hidden, &tys, &func.sig.output, &cfgs, &name);
     let about = format!(
         " *A [`#[multiproc::task]`](https://docs.rs/multiproc/latest/multiproc/attr.task.html): \
          call it as `{ident}(..)`, or pass `{ident}` to a `Pool` or `Process`.*"
@@ -163,11 +159,25 @@ fn wrapper_impls(
     wrapper: &proc_macro2::Ident,
     hidden: &proc_macro2::Ident,
     tys: &[&Type],
-    ret: &TokenStream,
+    output: &syn::ReturnType,
     cfgs: &[&Attribute],
     name: &TokenStream,
 ) -> TokenStream {
     let vals: Vec<proc_macro2::Ident> = (0..tys.len()).map(|i| format_ident!("__mp_arg{i}")).collect();
+    let ret = match output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let mut bulk = bulk_hooks(krate, tys);
+    if let syn::ReturnType::Type(_, ty) = output
+        && lifetime_free(ty)
+    {
+        bulk.extend(quote! {
+            fn bulk_output() -> ::core::option::Option<#krate::__private::TakeBulk<#ret>> {
+                #krate::__private::bulk_taker::<#ret>()
+            }
+        });
+    }
     quote! {
         #(#cfgs)*
         impl ::core::ops::Deref for #wrapper {
@@ -188,6 +198,7 @@ fn wrapper_impls(
             fn task_name(&self) -> #krate::Result<&'static str> {
                 ::core::result::Result::Ok(#name)
             }
+            #bulk
         }
 
         #(#cfgs)*
@@ -199,6 +210,53 @@ fn wrapper_impls(
             }
         }
     }
+}
+
+/// The `Task` methods that let a single bulk argument (`Vec<u8>`, `String`,
+/// `Vec<f64>`, …) cross in one copy. They need `'static` argument types, so
+/// they are emitted only when no argument type names a lifetime or a
+/// reference (the trait's defaults, which serde-encode, serve the rest).
+fn bulk_hooks(krate: &syn::Path, tys: &[&Type]) -> TokenStream {
+    if !tys.iter().all(|t| lifetime_free(t)) {
+        return TokenStream::new();
+    }
+    quote! {
+        fn put_bulk_args(&self, __mp_args: &(#(#tys,)*), __mp_buf: &mut ::std::vec::Vec<u8>) -> bool {
+            #krate::__private::put_bulk(__mp_args, __mp_buf)
+        }
+        fn take_bulk_args(
+            &self,
+            __mp_bytes: &[u8],
+        ) -> ::core::option::Option<::core::result::Result<((#(#tys,)*), usize), ::std::string::String>> {
+            #krate::__private::take_bulk(__mp_bytes)
+        }
+    }
+}
+
+/// Whether `ty` is written without references, lifetimes (but `'static`),
+/// `impl`/`dyn` types or `_`: then, having no generics, it is `'static`
+/// (short of a path whose lifetime parameter is left out, such as `Cow<str>`,
+/// which the `elided_lifetimes_in_paths` lint flags).
+fn lifetime_free(ty: &Type) -> bool {
+    use syn::visit::Visit;
+    struct V(bool);
+    impl<'ast> Visit<'ast> for V {
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            self.0 &= l.ident == "static";
+        }
+        fn visit_type(&mut self, t: &'ast Type) {
+            match t {
+                Type::Reference(_) | Type::ImplTrait(_) | Type::TraitObject(_) | Type::Infer(_) | Type::Macro(_) => {
+                    self.0 = false
+                }
+                Type::Ptr(_) | Type::BareFn(_) | Type::Verbatim(_) => self.0 = false,
+                _ => syn::visit::visit_type(self, t),
+            }
+        }
+    }
+    let mut v = V(true);
+    v.visit_type(ty);
+    v.0
 }
 
 /// The function's attributes: doc comments (they document the const),

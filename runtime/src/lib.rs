@@ -280,7 +280,7 @@ pub use multiproc_macros::managed;
 // Not public API. Used by code the multiproc macros generate; changes in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::codec::{Payload, share_fd, take_fd};
+    pub use crate::codec::{Payload, TakeBulk, bulk_taker, put_bulk, share_fd, take_bulk, take_fd};
     pub use crate::process::{runtime_fds, runtime_pids};
     pub use crate::registry::{
         Invoker, Returned, ReturnedErr, ReturnedValue, SeqInvoker, SeqReply, TargetRunner, TaskEntry,

@@ -134,6 +134,27 @@ enum Body<'a> {
     Owned(Vec<u8>),
 }
 
+/// A message's bytes in two pieces written one after the other (a bulk
+/// value's length and its elements, without first copying them together).
+#[derive(Clone, Copy)]
+struct Msg<'a>(&'a [u8], &'a [u8]);
+
+impl<'a> Msg<'a> {
+    fn len(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+
+    /// The `n` bytes from `start` (within the message), in their pieces.
+    fn range(&self, start: usize, n: usize) -> Msg<'a> {
+        let split = self.0.len();
+        let piece = |p: &'a [u8], from: usize, to: usize| &p[from.min(p.len())..to.min(p.len())];
+        Msg(
+            piece(self.0, start, start + n),
+            piece(self.1, start.saturating_sub(split), (start + n).saturating_sub(split)),
+        )
+    }
+}
+
 impl Body<'_> {
     fn as_slice(&self) -> &[u8] {
         match self {
@@ -375,16 +396,25 @@ impl RingQueue {
 
     /// Copies a record's body into the ring slots at `off` that this producer reserved.
     #[allow(unsafe_code)] // a memcpy into ring slots this producer owns: see SAFETY
-    fn write_body(&self, off: usize, data: &[u8]) {
+    fn write_body(&self, off: usize, data: Msg<'_>) {
+        let len = data.len();
         // SAFETY: the caller holds the producers' lock and reserved these slots
         // (between TAIL and HEAD + cap): no consumer reads them before TAIL is
         // published past them (Release, after this copy), and no other producer
         // writes while the lock is held, so this is the only view of these bytes.
-        unsafe { self.region.bytes_mut(RING + off + REC, data.len()) }.copy_from_slice(data);
+        let dst = unsafe { self.region.bytes_mut(RING + off + REC, len) };
+        let (a, b) = dst.split_at_mut(data.0.len());
+        a.copy_from_slice(data.0);
+        b.copy_from_slice(data.1);
     }
 
     /// Puts one message of raw bytes.
     fn put_raw(&self, data: &[u8], block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.put_msg(Msg(data, &[]), block, timeout)
+    }
+
+    /// Puts one message of raw bytes given in two pieces.
+    fn put_msg(&self, data: Msg<'_>, block: bool, timeout: Option<Duration>) -> Result<()> {
         self.check_open()?;
         self.used.store(true, Ordering::Relaxed);
         let shut_down = || if self.shut() != 0 { Err(Error::ShutDown) } else { Ok(()) };
@@ -414,7 +444,7 @@ impl RingQueue {
     }
 
     /// [`put_raw`](Self::put_raw) under the producers' lock.
-    fn put_locked(&self, data: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn put_locked(&self, data: Msg<'_>, deadline: Option<Instant>) -> Result<()> {
         let maxsize = self.maxsize();
         if maxsize > 0 {
             let ready = || self.qsize() < maxsize || self.shut() != 0;
@@ -449,11 +479,11 @@ impl RingQueue {
     /// later chunk as long again (at least [`MIN_STALL`]) for consumers to
     /// make room: while they read, the message goes on; once they stall, the
     /// chunks written are abandoned (consumers drop them) and the put fails.
-    fn stream(&self, data: &[u8], mut pos: u64, deadline: Option<Instant>) -> Result<()> {
+    fn stream(&self, data: Msg<'_>, mut pos: u64, deadline: Option<Instant>) -> Result<()> {
         let cap = self.cap();
         let stall = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_STALL));
         let mut wait_until = deadline;
-        let mut rest = data;
+        let mut done = 0;
         let mut flags = FIRST;
         loop {
             pos = self.reserve(pos, REC + 8, wait_until).ok_or_else(|| self.full_or_shut())?;
@@ -463,13 +493,13 @@ impl RingQueue {
             self.u64(HEAD_SEEN).store(head, Ordering::Relaxed);
             let free = cap - (pos - head) as usize;
             let room = (cap - off).min(free).min(u32::MAX as usize & !7).min(MAX_CHUNK) - REC;
-            let n = rest.len().min(room);
-            if n == rest.len() {
+            let n = (data.len() - done).min(room);
+            if done + n == data.len() {
                 flags |= LAST;
             }
             self.write_header(off, n as u32, flags, data.len());
-            self.write_body(off, &rest[..n]);
-            rest = &rest[n..];
+            self.write_body(off, data.range(done, n));
+            done += n;
             if flags & LAST != 0 {
                 self.u32(UNFINISHED).fetch_add(1, Ordering::SeqCst);
             }
@@ -755,11 +785,14 @@ impl RingQueue {
         tail.saturating_sub(self.u64(HEAD).load(Ordering::Acquire)) as usize
     }
 
-    fn put<T: Serialize>(&self, item: &T, block: bool, timeout: Option<Duration>) -> Result<()> {
+    fn put<T: Serialize + 'static>(&self, item: &T, block: bool, timeout: Option<Duration>) -> Result<()> {
+        if let Some((head, raw)) = codec::typed::bulk_parts(item) {
+            return self.put_msg(Msg(&head, raw), block, timeout);
+        }
         SCRATCH.with(|s| {
             let mut buf = s.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
             buf.clear();
-            let res = codec::encode_into(item, &mut buf, "queue item").and_then(|fds| {
+            let res = codec::typed::encode_into(item, &mut buf, "queue item").and_then(|fds| {
                 if fds.is_empty() {
                     self.put_raw(&buf, block, timeout)
                 } else {
@@ -780,8 +813,11 @@ impl RingQueue {
         })
     }
 
-    fn get<T: DeserializeOwned>(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-        self.get_raw(block, timeout, None, |body| codec::decode(body.as_slice(), Vec::new(), "queue item"))?
+    fn get<T: DeserializeOwned + 'static>(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
+        self.get_raw(block, timeout, None, |body| match body {
+            Body::Owned(v) => codec::typed::decode_owned(v, "queue item"),
+            Body::Ring(b) => codec::typed::decode(b, Vec::new(), "queue item"),
+        })?
     }
 }
 
@@ -1137,7 +1173,7 @@ macro_rules! timed_methods {
     };
 }
 
-impl<T: Serialize + DeserializeOwned> Queue<T> {
+impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// A new, unbounded queue.
     ///
     /// # Errors
@@ -1354,7 +1390,7 @@ pub struct SimpleQueue<T> {
 
 queue_serde!(SimpleQueue);
 
-impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+impl<T: Serialize + DeserializeOwned + 'static> SimpleQueue<T> {
     /// A new queue.
     ///
     /// # Errors
@@ -1460,7 +1496,7 @@ pub struct JoinableQueue<T> {
 
 queue_serde!(JoinableQueue);
 
-impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// A new, unbounded joinable queue.
     ///
     /// # Errors

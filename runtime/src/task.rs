@@ -65,7 +65,9 @@ pub trait Task<Args>: Send + Sync + 'static {
     where
         Args: Serialize,
     {
-        codec::encode(args, "task arguments")
+        let mut bytes = Vec::new();
+        let fds = self.encode_args_into(args, &mut bytes)?;
+        Ok(Payload { bytes, fds })
     }
 
     /// Appends the encoded arguments of one call to `buf` (as [`Task::encode_args`]
@@ -75,6 +77,9 @@ pub trait Task<Args>: Send + Sync + 'static {
     where
         Args: Serialize,
     {
+        if self.put_bulk_args(args, buf) {
+            return Ok(Vec::new());
+        }
         codec::encode_into(args, buf, "task arguments")
     }
 
@@ -86,6 +91,14 @@ pub trait Task<Args>: Send + Sync + 'static {
     where
         Args: Serialize,
     {
+        if let Some((first, rest)) = args.split_first()
+            && self.put_bulk_args(first, buf)
+        {
+            for a in rest {
+                self.put_bulk_args(a, buf);
+            }
+            return Ok(Vec::new());
+        }
         codec::encode_into(&codec::EndToEnd(args), buf, "task arguments")
     }
 
@@ -95,7 +108,40 @@ pub trait Task<Args>: Send + Sync + 'static {
     where
         Args: DeserializeOwned,
     {
-        Ok(self.call(codec::decode(bytes, fds, "task arguments")?))
+        let args = match self.take_bulk_args(bytes) {
+            None => codec::decode(bytes, fds, "task arguments")?,
+            Some(taken) => codec::whole(taken, bytes.len(), "task arguments")?,
+        };
+        Ok(self.call(args))
+    }
+
+    /// Appends `args` in one copy if they are a single bulk value (a
+    /// `Vec<u8>`, `String`, `Vec<f64>`, …, see `codec::typed`); returns whether
+    /// they were. The implementations of `'static` argument types say yes.
+    #[doc(hidden)]
+    fn put_bulk_args(&self, args: &Args, buf: &mut Vec<u8>) -> bool {
+        let _ = (args, buf);
+        false
+    }
+
+    /// Reads arguments written by [`Task::put_bulk_args`] from the front of
+    /// `bytes`: `None` if they do not take that path, else them and the bytes
+    /// used, or why the bytes are not them.
+    #[doc(hidden)]
+    fn take_bulk_args(&self, bytes: &[u8]) -> Option<std::result::Result<(Args, usize), String>> {
+        let _ = bytes;
+        None
+    }
+
+    /// How the parent reads one result in one copy, if `Output` is a bulk
+    /// value (the worker writes it so); `None`: through serde. The
+    /// implementations of `'static` result types say how.
+    #[doc(hidden)]
+    fn bulk_output() -> Option<codec::TakeBulk<Self::Output>>
+    where
+        Self: Sized,
+    {
+        None
     }
 }
 
@@ -148,6 +194,12 @@ macro_rules! impl_task {
             }
             fn task_name(&self) -> Result<&'static str> {
                 Ok(self.name)
+            }
+            fn put_bulk_args(&self, args: &($($A,)*), buf: &mut Vec<u8>) -> bool {
+                codec::put_bulk(args, buf)
+            }
+            fn take_bulk_args(&self, bytes: &[u8]) -> Option<std::result::Result<(($($A,)*), usize), String>> {
+                codec::take_bulk(bytes)
             }
         }
 
@@ -276,12 +328,12 @@ pub struct LambdaWith<C, F> {
 pub fn invoke<F, A>(f: F, input: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<u8>) -> Result<Vec<OwnedFd>>
 where
     F: Task<A>,
-    A: DeserializeOwned,
-    F::Output: Serialize,
+    A: DeserializeOwned + 'static,
+    F::Output: Serialize + 'static,
 {
-    let args: A = codec::decode(input, fds, "task arguments")?;
+    let args: A = codec::typed::decode(input, fds, "task arguments")?;
     let result = f.call(args);
-    codec::encode_into(&result, out, "task result")
+    codec::typed::encode_into(&result, out, "task result")
 }
 
 /// Not public API: the body of every generated batch invoker ([`SeqInvoker`](registry::SeqInvoker)).
@@ -295,11 +347,11 @@ pub fn invoke_seq<F, A>(
 ) -> Result<SeqReply>
 where
     F: Task<A>,
-    A: DeserializeOwned,
-    F::Output: Serialize,
+    A: DeserializeOwned + 'static,
+    F::Output: Serialize + 'static,
 {
     let mut calls: Vec<A> = Vec::new();
-    let used = codec::decode_end_to_end_into(input, count, &mut calls, "task arguments")?;
+    let used = codec::typed::decode_end_to_end_into(input, count, &mut calls, "task arguments")?;
     if used != input.len() {
         return Err(Error::Decode { what: "task arguments", reason: format!("{} trailing bytes", input.len() - used) });
     }
@@ -333,6 +385,6 @@ where
         let fds = codec::encode_into(&codec::EndToEnd(&outcomes), out, "task results")?;
         return Ok(SeqReply { fds, all_returned: false });
     }
-    let fds = codec::encode_into(&codec::EndToEnd(&values), out, "task results")?;
+    let fds = codec::typed::encode_end_to_end_into(&values, out, "task results")?;
     Ok(SeqReply { fds, all_returned: true })
 }

@@ -50,7 +50,7 @@ fn mutations(good: &[u8], rng: &mut Rng, flips: usize) -> Vec<Vec<u8>> {
 }
 
 /// The wire bytes of `value` as `Connection::send` writes them.
-fn wire_of<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Vec<u8> {
+fn wire_of<T: Serialize + serde::de::DeserializeOwned + 'static>(value: &T) -> Vec<u8> {
     let (a, b) = multiproc::pipe::<T>().unwrap();
     a.send(value).unwrap();
     b.recv_bytes().unwrap()
@@ -60,7 +60,7 @@ fn wire_of<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Vec<u8> {
 /// channel still carries `good` afterwards; returns (messages, decode errors).
 fn fuzz_connection<T>(good: &T, rng: &mut Rng) -> (usize, usize)
 where
-    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + 'static,
 {
     let (a, b) = multiproc::pipe::<T>().unwrap();
     let (mut runs, mut errors) = (0, 0);
@@ -84,6 +84,22 @@ fn mutated_typed_messages_are_errors_not_panics_on_a_connection() {
     assert!(errors > 0 && runs > 200, "{errors} of {runs}");
     let (_, errors) = fuzz_connection(&(7u32, 'λ', true, -0.5f32, Some(vec![0u16; 9])), &mut rng);
     assert!(errors > 0);
+}
+
+/// The bulk types (one copy each way, a decoder of their own) refuse lying
+/// lengths, short bodies and (for `String`) bad UTF-8 just as serde does.
+#[multiproc::test]
+fn mutated_bulk_values_are_errors_not_panics() {
+    let _g = leak_guard();
+    let mut rng = Rng(0x5eed_0004);
+    let (_, errors) = fuzz_connection(&(0..200u8).collect::<Vec<u8>>(), &mut rng);
+    assert!(errors > 200, "{errors}");
+    let (_, errors) = fuzz_connection(&vec![1.5f64, -0.0, f64::MIN_POSITIVE, 1e300], &mut rng);
+    assert!(errors > 30, "{errors}");
+    let (_, errors) = fuzz_connection(&"ünïcödé ".repeat(9), &mut rng);
+    assert!(errors > 80, "{errors}");
+    let (_, errors) = fuzz_connection(&vec![u64::MAX; 7].into_boxed_slice(), &mut rng);
+    assert!(errors > 50, "{errors}");
 }
 
 #[multiproc::test]

@@ -40,6 +40,21 @@ fn identity(v: Vec<u8>) -> Vec<u8> {
 }
 
 #[multiproc::task]
+fn byte_sum(v: Vec<u8>) -> (usize, u64) {
+    (v.len(), v.iter().map(|&b| b as u64).sum())
+}
+
+#[multiproc::task]
+fn halves(v: Vec<f64>) -> Vec<f64> {
+    v.iter().map(|x| x / 2.0).collect()
+}
+
+#[multiproc::task]
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+#[multiproc::task]
 fn pid() -> u32 {
     std::process::id()
 }
@@ -691,4 +706,34 @@ fn an_oversubscribed_pool_still_runs_a_new_job_on_every_worker() {
     let b = multiproc::Barrier::with_timeout(8, DEADLINE).unwrap();
     let met = pool.with_chunksize(1).map(meet, std::iter::repeat_n(b, 8)).unwrap();
     assert_eq!(met, [true; 8], "the 8 calls did not run at once on 8 workers");
+}
+
+/// `_TestPool.test_map`/`test_apply` with arguments and results that skip
+/// serde (byte and number vectors, strings), one call at a time and in
+/// chunks, empty and odd lengths included.
+#[multiproc::test]
+fn test_map_and_apply_with_bulk_values() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let pool = get_context(m).pool(2).unwrap();
+        let items: Vec<Vec<u8>> = (0..40usize).map(|n| (0..n * 997).map(|i| (i % 251) as u8).collect()).collect();
+        let want: Vec<(usize, u64)> = items.iter().map(|v| (v.len(), v.iter().map(|&b| b as u64).sum())).collect();
+        assert_eq!(pool.map(byte_sum, items.clone()).unwrap(), want, "{m}: map, default chunks");
+        assert_eq!(pool.with_chunksize(1).map(byte_sum, items.clone()).unwrap(), want, "{m}: chunksize=1");
+        assert_eq!(pool.with_chunksize(7).map(byte_sum, items).unwrap(), want, "{m}: chunksize=7");
+        let floats: Vec<Vec<f64>> = (0..9usize).map(|n| (0..n * 1001).map(|i| i as f64).collect()).collect();
+        let want: Vec<Vec<f64>> = floats.iter().map(|v| v.iter().map(|x| x / 2.0).collect()).collect();
+        assert_eq!(pool.map(halves, floats.clone()).unwrap(), want, "{m}: Vec<f64> both ways");
+        assert_eq!(pool.apply(halves, (floats[8].clone(),)).unwrap(), want[8], "{m}: apply");
+        assert_eq!(pool.map_async(halves, floats.clone()).unwrap().get().unwrap(), want, "{m}: map_async");
+        let lazy: Vec<Vec<f64>> = pool.imap(halves, floats.clone()).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(lazy, want, "{m}: imap");
+        let mut unordered: Vec<Vec<f64>> = pool.imap_unordered(halves, floats).unwrap().map(|r| r.unwrap()).collect();
+        unordered.sort_by_key(|v| v.len());
+        assert_eq!(unordered, want, "{m}: imap_unordered");
+        assert_eq!(pool.apply(shout, ("ünï".to_string(),)).unwrap(), "ÜNÏ", "{m}: a String");
+        assert_eq!(pool.apply(byte_sum, (Vec::new(),)).unwrap(), (0, 0), "{m}: an empty Vec");
+        pool.close();
+        pool.join().unwrap();
+    }
 }

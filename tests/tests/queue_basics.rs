@@ -13,6 +13,62 @@ fn producer(q: Queue<Option<u64>>, n: u64) {
     q.put(None).unwrap();
 }
 
+/// Lengths that cover empty, odd, ring-sized and streamed (larger than the
+/// 1 MiB ring) items.
+const BULK_LENGTHS: [usize; 6] = [0, 1, 7, 4097, 1 << 20, (3 << 20) + 1];
+
+#[multiproc::task]
+fn bulk_producer(bytes: Queue<Vec<u8>>, floats: Queue<Vec<f64>>, text: Queue<String>, ints: Queue<Box<[i32]>>) {
+    for n in BULK_LENGTHS {
+        bytes.put((0..n).map(|i| (i % 253) as u8).collect()).unwrap();
+        floats.put((0..n / 8).map(|i| i as f64 / 3.0).collect()).unwrap();
+        text.put((0..n / 4).map(|i| ['x', 'ß', '€', '𝄞'][i % 4]).collect()).unwrap();
+        ints.put((0..n / 4).map(|i| i as i32 - 1000).collect()).unwrap();
+    }
+}
+
+/// `_TestQueue.test_put`/`test_get` with the item types that skip serde: each
+/// arrives whole and in order from a child, short or streamed through the ring.
+#[multiproc::test]
+fn test_queue_bulk_items_from_a_child() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let (b, f, t, i) = (Queue::new().unwrap(), Queue::new().unwrap(), Queue::new().unwrap(), Queue::new().unwrap());
+        let mut p = get_context(m).process(bulk_producer, (b.clone(), f.clone(), t.clone(), i.clone())).unwrap();
+        p.start().unwrap();
+        for n in BULK_LENGTHS {
+            let want: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+            assert_eq!(b.get_timeout(DEADLINE).unwrap(), want, "{m:?}: {n} bytes");
+            let want: Vec<f64> = (0..n / 8).map(|i| i as f64 / 3.0).collect();
+            assert_eq!(f.get_timeout(DEADLINE).unwrap(), want, "{m:?}: {n} floats");
+            let want: String = (0..n / 4).map(|i| ['x', 'ß', '€', '𝄞'][i % 4]).collect();
+            assert_eq!(t.get_timeout(DEADLINE).unwrap(), want, "{m:?}: {n} chars");
+            let want: Box<[i32]> = (0..n / 4).map(|i| i as i32 - 1000).collect();
+            assert_eq!(i.get_timeout(DEADLINE).unwrap(), want, "{m:?}: {n} ints");
+        }
+        p.join().unwrap();
+    }
+}
+
+#[multiproc::test]
+fn test_queue_bulk_item_that_is_not_utf8_is_a_decode_error() {
+    let _g = leak_guard();
+    let q: Queue<String> = Queue::new().unwrap();
+    // The bytes of a `Vec<u8>` [0xff] (length, then the byte): not a string.
+    q.put_bytes(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff]).unwrap();
+    assert!(matches!(q.get(), Err(Error::Decode { .. })));
+    let big = [&((3u64 << 20) + 1).to_le_bytes()[..], &vec![0xffu8; (3 << 20) + 1]].concat();
+    // Larger than the ring: streamed, so it needs a reader while it is put.
+    let putter = {
+        let q = q.clone();
+        std::thread::spawn(move || q.put_bytes(&big))
+    };
+    assert!(matches!(q.get(), Err(Error::Decode { .. })), "a streamed item is checked too");
+    putter.join().unwrap().unwrap();
+    q.put("still works".into()).unwrap();
+    assert_eq!(q.get().unwrap(), "still works");
+}
+
 #[multiproc::test]
 fn contract_producer_sends_everything_in_order() {
     let _g = leak_guard();

@@ -1,7 +1,7 @@
 """CPython counterparts of the pool cases in compare.rs (fork context, Pool(2), warmed up).
 
-Prints one number on its last line: tasks per second, seconds per round trip,
-a speed-up factor, or seconds per pool start.
+Prints one number on its last line: tasks per second, bytes per second,
+seconds per round trip, a speed-up factor, or seconds per pool start.
 """
 import multiprocessing as mp
 import sys
@@ -10,6 +10,10 @@ import time
 
 def sqr(x):
     return x * x
+
+
+def length(b):
+    return len(b)
 
 
 def sum_squares(bounds):
@@ -60,6 +64,10 @@ def main():
         elif case == "imap1":
             n = 20_000
             print(best_rate(n, lambda: sum(1 for _ in p.imap_unordered(sqr, range(n), chunksize=1))))
+        elif case == "bytes_map":
+            # Distinct objects: pickle would send a repeated one once per chunk.
+            items = [bytes([7]) * (1 << 16) for _ in range(1000)]
+            print(best_rate(1000 << 16, lambda: p.map(length, items)))
         elif case == "apply":
             for _ in range(200):
                 p.apply_async(sqr, (7,)).get()

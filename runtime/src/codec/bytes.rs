@@ -10,8 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `Vec<u8>` in a task argument, a result, a queue item or a message costs a
 /// call per byte. `Bytes` goes through serde's `serialize_bytes` instead; its
 /// wire bytes are the same as those of the `Vec<u8>` it holds, so only the
-/// speed differs. Use it for payloads of more than a few KiB; it derefs to
-/// `Vec<u8>`, so most code that used the `Vec` keeps working.
+/// speed differs. A `Vec<u8>` that is a whole queue item, message or a task's
+/// only argument is copied whole anyway; use `Bytes` where the bytes sit
+/// inside something else (a struct field, a tuple of arguments, an `Option`).
+/// It derefs to `Vec<u8>`, so most code that used the `Vec` keeps working.
 ///
 /// ```
 /// let b = multiproc::Bytes::from(vec![7u8; 1 << 16]);

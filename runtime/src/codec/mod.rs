@@ -2,6 +2,10 @@
 //! and length-prefixed frames over sockets ([`frame`]: the one frame layout,
 //! writer and readers of every socket in the runtime).
 //!
+//! Byte strings and vectors of plain numbers that are a whole message (a
+//! queue item, a message, a task's arguments or result) skip serde: [`typed`]
+//! writes and reads them in one copy, as the same bytes bincode would.
+//!
 //! This is the only module that knows bincode. A handle that owns an fd (a
 //! `Connection`, a `Queue`, …) serializes as an index into the message's fd
 //! list ([`share_fd`]) and deserializes by taking that fd back ([`take_fd`]),
@@ -16,10 +20,12 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::sys;
 
+mod bulk;
 mod bytes;
 pub(crate) mod fields;
 pub(crate) mod frame;
 
+pub use bulk::{TakeBulk, put as put_bulk, take as take_bulk, taker as bulk_taker};
 pub use bytes::Bytes;
 pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
 
@@ -167,6 +173,16 @@ impl<T: Serialize> Serialize for EndToEnd<'_, T> {
     }
 }
 
+/// A value read from the front of a message of `len` bytes (as
+/// [`take_bulk`] returns it), checked to be the whole message.
+pub(crate) fn whole<T>(taken: std::result::Result<(T, usize), String>, len: usize, what: &'static str) -> Result<T> {
+    match taken {
+        Ok((v, n)) if n == len => Ok(v),
+        Ok((_, n)) => Err(Error::Decode { what, reason: format!("{} trailing bytes", len - n) }),
+        Err(reason) => Err(Error::Decode { what, reason }),
+    }
+}
+
 fn decode_plain<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     match decode_bounded::<T>(bytes) {
         Ok((v, n)) if n == bytes.len() => Ok(v),
@@ -234,4 +250,98 @@ pub fn take_fd(i: u32) -> std::result::Result<OwnedFd, String> {
         let fd = list.get(i as usize).ok_or_else(|| format!("fd index {i} out of range ({} fds)", list.len()))?;
         sys::fd::dup(std::os::fd::AsFd::as_fd(fd)).map_err(|e| format!("dup: {e}"))
     })
+}
+
+/// The codec for `'static` types: bulk values (`Vec<u8>`, `String`,
+/// `Box<[u8]>`, `Vec<f64>`, …, or a one-tuple of one) in one copy, every
+/// other value as the untyped functions above encode it. The bytes are the
+/// same either way, so a value written by one path is read by the other.
+pub(crate) mod typed {
+    use std::any::Any;
+    use std::os::fd::OwnedFd;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{EndToEnd, Payload, bulk};
+    use crate::error::{Error, Result};
+
+    /// As [`super::encode`].
+    pub(crate) fn encode<T: Serialize + Any>(value: &T, what: &'static str) -> Result<Payload> {
+        let mut bytes = Vec::new();
+        let fds = encode_into(value, &mut bytes, what)?;
+        Ok(Payload { bytes, fds })
+    }
+
+    /// As [`super::encode_into`].
+    pub(crate) fn encode_into<T: Serialize + Any>(
+        value: &T,
+        buf: &mut Vec<u8>,
+        what: &'static str,
+    ) -> Result<Vec<OwnedFd>> {
+        if bulk::put(value, buf) {
+            return Ok(Vec::new());
+        }
+        super::encode_into(value, buf, what)
+    }
+
+    /// `values` laid end to end, as `super::encode_into(&EndToEnd(values), ..)` writes them.
+    pub(crate) fn encode_end_to_end_into<T: Serialize + Any>(
+        values: &[T],
+        buf: &mut Vec<u8>,
+        what: &'static str,
+    ) -> Result<Vec<OwnedFd>> {
+        if bulk::is_bulk::<T>() {
+            for v in values {
+                bulk::put(v, buf);
+            }
+            return Ok(Vec::new());
+        }
+        super::encode_into(&EndToEnd(values), buf, what)
+    }
+
+    /// As [`super::decode`].
+    pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8], fds: Vec<OwnedFd>, what: &'static str) -> Result<T> {
+        match bulk::take::<T>(bytes) {
+            None => super::decode(bytes, fds, what),
+            Some(taken) => super::whole(taken, bytes.len(), what),
+        }
+    }
+
+    /// As [`decode`], for a whole message without fds that the caller owns:
+    /// a byte string is made in its buffer, without a second one.
+    pub(crate) fn decode_owned<T: DeserializeOwned + Any>(bytes: Vec<u8>, what: &'static str) -> Result<T> {
+        match bulk::take_owned::<T>(bytes) {
+            Ok(taken) => taken.map_err(|reason| Error::Decode { what, reason }),
+            Err(bytes) => decode(&bytes, Vec::new(), what),
+        }
+    }
+
+    /// The length prefix and raw bytes of `value` if it takes the bulk path
+    /// (its message is the one, then the other).
+    pub(crate) fn bulk_parts<T: Any>(value: &T) -> Option<([u8; 8], &[u8])> {
+        bulk::parts(value)
+    }
+
+    /// As [`super::decode_end_to_end_into`].
+    pub(crate) fn decode_end_to_end_into<T: DeserializeOwned + Any>(
+        bytes: &[u8],
+        count: usize,
+        out: &mut Vec<T>,
+        what: &'static str,
+    ) -> Result<usize> {
+        if !bulk::is_bulk::<T>() {
+            return super::decode_end_to_end_into(bytes, count, out, what);
+        }
+        out.reserve(count.min(1 << 16));
+        let mut used = 0;
+        for _ in 0..count {
+            let rest = bytes.get(used..).unwrap_or_default();
+            let taken = bulk::take::<T>(rest).unwrap_or_else(|| Err("not a bulk type".into()));
+            let (v, n) = taken.map_err(|reason| Error::Decode { what, reason })?;
+            out.push(v);
+            used += n;
+        }
+        Ok(used)
+    }
 }

@@ -428,7 +428,7 @@ impl<T> Connection<T> {
     }
 }
 
-impl<T: Serialize> Connection<T> {
+impl<T: Serialize + 'static> Connection<T> {
     /// Sends `value` (Python's `send`). Blocks only while the peer's buffer is full.
     ///
     /// # Errors
@@ -448,13 +448,13 @@ impl<T: Serialize> Connection<T> {
     /// ```
     pub fn send(&self, value: &T) -> Result<()> {
         let fd = self.check(true)?;
-        let payload = codec::encode(value, "message")?;
+        let payload = codec::typed::encode(value, "message")?;
         let fds: Vec<BorrowedFd<'_>> = payload.fds.iter().map(AsFd::as_fd).collect();
         codec::write_frame(fd, &payload.bytes, &fds)
     }
 }
 
-impl<T: DeserializeOwned> Connection<T> {
+impl<T: DeserializeOwned + 'static> Connection<T> {
     /// Receives one value (Python's `recv`). Blocks until one arrives.
     ///
     /// # Errors
@@ -470,7 +470,7 @@ impl<T: DeserializeOwned> Connection<T> {
     /// ```
     pub fn recv(&self) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, None)?;
-        codec::decode(&bytes, fds, "message")
+        decode_message(bytes, fds)
     }
 
     /// Receives one value, waiting at most `timeout`.
@@ -489,8 +489,17 @@ impl<T: DeserializeOwned> Connection<T> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, Some(timeout))?;
-        codec::decode(&bytes, fds, "message")
+        decode_message(bytes, fds)
     }
+}
+
+/// A received message as a `T`: a byte string without fds in the buffer it
+/// was read into (no second buffer), anything else as `codec::typed` decodes it.
+fn decode_message<T: DeserializeOwned + 'static>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Result<T> {
+    if fds.is_empty() {
+        return codec::typed::decode_owned(bytes, "message");
+    }
+    codec::typed::decode(&bytes, fds, "message")
 }
 
 /// Something [`wait`] can wait on: a [`Connection`] or a process sentinel

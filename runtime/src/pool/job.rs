@@ -13,9 +13,10 @@ use std::task::Waker;
 use serde::de::DeserializeOwned;
 
 use super::wire::{Cursor, WireError};
-use crate::codec;
+use crate::codec::{self, TakeBulk};
 use crate::error::{Error, Result};
 use crate::registry::SeqOutcome;
+use crate::task::Task;
 
 /// The outcome of one call, still encoded.
 #[derive(Debug)]
@@ -156,7 +157,14 @@ impl ChunkResult {
 
     /// Decodes every item left onto `out` (a batch reply without handles in one
     /// decoder pass); stops at the first failed item and returns its error.
-    pub(crate) fn take_all<T: DeserializeOwned>(&mut self, out: &mut Vec<T>) -> Result<()> {
+    pub(crate) fn take_all<T: DeserializeOwned>(&mut self, out: &mut Vec<T>, bulk: Option<TakeBulk<T>>) -> Result<()> {
+        if bulk.is_some() {
+            // One copy per value: no decoder pass to share.
+            while let Some(v) = self.next_with(bulk) {
+                out.push(v?);
+            }
+            return Ok(());
+        }
         if let Some(seq) = &mut self.seq
             && seq.broken.is_none()
             && seq.fds.is_empty()
@@ -184,6 +192,12 @@ impl ChunkResult {
 
     /// Decodes the next item.
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
+        self.next_with(None)
+    }
+
+    /// Decodes the next item; a value (not an error) with `bulk`, when given
+    /// (the result type's one-copy reader, see `codec::typed`).
+    pub(crate) fn next_with<T: DeserializeOwned>(&mut self, bulk: Option<TakeBulk<T>>) -> Option<Result<T>> {
         if let Some(seq) = &mut self.seq {
             if seq.left == 0 {
                 return None;
@@ -193,7 +207,9 @@ impl ChunkResult {
                 return Some(Err(Error::Decode { what: "task result", reason: reason.clone() }));
             }
             let bytes = self.body.get(seq.pos..).unwrap_or_default();
-            let decoded = if seq.values {
+            let decoded = if let Some(taken) = bulk.filter(|_| seq.values).and_then(|take| take(bytes)) {
+                taken.map(|(v, used)| (Ok(v), used)).map_err(|reason| Error::Decode { what: "task result", reason })
+            } else if seq.values {
                 codec::decode_prefix_with::<T>(bytes, &mut seq.fds, "task result").map(|(v, used)| (Ok(v), used))
             } else {
                 codec::decode_prefix_with::<SeqOutcome<T>>(bytes, &mut seq.fds, "task result")
@@ -218,7 +234,11 @@ impl ChunkResult {
                     n => self.fds.drain(..n.min(self.fds.len())).collect(),
                 };
                 let (start, len) = (start as usize, len as usize);
-                codec::decode(&self.body[start..start + len], fds, "task result")
+                let bytes = &self.body[start..start + len];
+                match bulk.and_then(|take| take(bytes)) {
+                    Some(taken) => codec::whole(taken, len, "task result"),
+                    None => codec::decode(bytes, fds, "task result"),
+                }
             }
         })
     }
@@ -496,9 +516,12 @@ pub(crate) fn run_deferred(deferred: Vec<Deferred>) {
 }
 
 /// Decodes a complete job's results as one value (`apply`).
-pub(crate) fn finish_one<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Result<T> {
+pub(crate) fn finish_one<F: Task<A>, A>(chunks: Vec<ChunkResult>) -> Result<F::Output>
+where
+    F::Output: DeserializeOwned,
+{
     for mut c in chunks {
-        if let Some(r) = c.next() {
+        if let Some(r) = c.next_with(F::bulk_output()) {
             return r;
         }
     }
@@ -506,14 +529,25 @@ pub(crate) fn finish_one<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Resul
 }
 
 /// Decodes a complete job's results in order (`map`); the first error wins.
-pub(crate) fn finish_vec<T: DeserializeOwned>(chunks: Vec<ChunkResult>) -> Result<Vec<T>> {
+pub(crate) fn finish_vec<F: Task<A>, A>(chunks: Vec<ChunkResult>) -> Result<Vec<F::Output>>
+where
+    F::Output: DeserializeOwned,
+{
     let mut out = Vec::with_capacity(chunks.iter().map(ChunkResult::len).sum());
     for mut c in chunks {
-        while let Some(r) = c.next() {
+        while let Some(r) = c.next_with(F::bulk_output()) {
             out.push(r?);
         }
     }
     Ok(out)
+}
+
+/// Decodes the next result of a chunk of calls of `F`.
+pub(crate) fn decode_next<F: Task<A>, A>(c: &mut ChunkResult) -> Option<Result<F::Output>>
+where
+    F::Output: DeserializeOwned,
+{
+    c.next_with(F::bulk_output())
 }
 
 #[cfg(test)]
@@ -551,18 +585,21 @@ mod test {
         vec![done, seq, outcomes]
     }
 
-    /// Parses `body` and decodes every outcome, both ways a pool does.
+    /// Parses `body` and decodes every outcome, every way a pool does (one by
+    /// one or all at once, through serde or the bulk reader).
     fn consume(body: &[u8]) -> usize {
         let mut decoded = 0;
-        for all_at_once in [false, true] {
-            let Ok(mut chunk) = ChunkResult::parse(0, 3, body.to_vec(), Vec::new()) else { continue };
-            if all_at_once {
-                let mut out: Vec<String> = Vec::new();
-                let _ = chunk.take_all(&mut out);
-                decoded += out.len();
-            } else {
-                while let Some(r) = chunk.next::<String>() {
-                    decoded += usize::from(r.is_ok());
+        for bulk in [None, codec::bulk_taker::<String>()] {
+            for all_at_once in [false, true] {
+                let Ok(mut chunk) = ChunkResult::parse(0, 3, body.to_vec(), Vec::new()) else { continue };
+                if all_at_once {
+                    let mut out: Vec<String> = Vec::new();
+                    let _ = chunk.take_all(&mut out, bulk);
+                    decoded += out.len();
+                } else {
+                    while let Some(r) = chunk.next_with::<String>(bulk) {
+                        decoded += usize::from(r.is_ok());
+                    }
                 }
             }
         }
@@ -573,7 +610,7 @@ mod test {
     fn mutated_replies_decode_or_fail_but_never_panic() {
         // The valid replies decode in full (`take_all` stops at the failed call).
         let good = replies();
-        assert_eq!(good.iter().map(|b| consume(b)).collect::<Vec<_>>(), [3, 6, 6]);
+        assert_eq!(good.iter().map(|b| consume(b)).collect::<Vec<_>>(), [6, 12, 12]);
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             x ^= x << 13;

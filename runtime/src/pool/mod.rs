@@ -41,7 +41,7 @@ pub use self::adaptor::PoolIterator;
 use self::chunk::{Feed, imap_chunksize, map_chunksize};
 pub use self::fallible::TryIMapIter;
 pub use self::futures::{AsCompleted, ReturnWhen, Waited, as_completed, wait_results};
-use self::job::{Driver, JobShared, finish_one, finish_vec};
+use self::job::{Driver, JobShared, decode_next, finish_one, finish_vec};
 use self::local::{Config, LocalPool};
 pub use self::result::{AsyncResult, IMapIter, IMapUnorderedIter};
 use self::result::{Feeder, Stream};
@@ -706,7 +706,7 @@ impl Pool {
     {
         // As `starmap_async(..).get()`, but results are decoded as their chunks
         // arrive, while later chunks are still running.
-        self.starmap_async(task, inputs)?.get_streaming()
+        self.starmap_async(task, inputs)?.get_streaming(F::bulk_output())
     }
 
     /// [`Pool::map`] without waiting: returns an [`AsyncResult`] of the whole list.
@@ -784,7 +784,7 @@ impl Pool {
         self.backend.submit_all(&mut feed, items)?;
         // Dropped before it is done (and with no callback), nobody can see the
         // rest of its results: the calls not yet run are cancelled.
-        Ok(AsyncResult::new(self.backend.driver(), job, finish_vec::<F::Output>).cancel_on_drop(true))
+        Ok(AsyncResult::new(self.backend.driver(), job, finish_vec::<F, A>).cancel_on_drop(true))
     }
 
     /// Lazily maps `task` over `inputs`, yielding results in input order as
@@ -907,7 +907,7 @@ impl Pool {
         let mut feed = Feed::new(task, name, job.clone(), 1);
         feed.strict = true;
         self.backend.submit_all(&mut feed, &mut std::iter::once(args))?;
-        Ok(AsyncResult::new(self.backend.driver(), job, finish_one::<F::Output>))
+        Ok(AsyncResult::new(self.backend.driver(), job, finish_one::<F, A>))
     }
 
     /// Runs `task(args…)` in a worker, as a future: [`Pool::apply_async`], but a
@@ -1035,7 +1035,7 @@ impl Pool {
         };
         let window = (chunksize * processes * 16).max(1024);
         let feeder = self.backend.feeder(feed, it.map(|x| (x,)));
-        Stream::start(self.backend.driver(), job, feeder, window, len)
+        Stream::start(self.backend.driver(), job, feeder, window, len, decode_next::<F, (T,)>)
     }
 }
 

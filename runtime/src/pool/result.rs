@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::job::{ChunkResult, Driver, JobShared, run_deferred};
 use super::threaded::{Slot, ThreadStream};
+use crate::codec::TakeBulk;
 use crate::error::{Error, Result};
 
 /// Decodes a complete job's chunks into the call's value.
@@ -411,10 +412,11 @@ impl<R> AsyncResult<R> {
 }
 
 impl<R: DeserializeOwned> AsyncResult<Vec<R>> {
-    /// As [`get`](AsyncResult::get) for a `map`, decoding chunks as they arrive.
-    pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
+    /// As [`get`](AsyncResult::get) for a `map`, decoding chunks as they
+    /// arrive (with `bulk`, the results' one-copy reader, if they have one).
+    pub(crate) fn get_streaming(self, bulk: Option<TakeBulk<R>>) -> Result<Vec<R>> {
         match self.src {
-            Source::Job(j) => j.get_streaming(),
+            Source::Job(j) => j.get_streaming(bulk),
             Source::Thread(s) => {
                 s.wait();
                 s.take()
@@ -614,13 +616,13 @@ impl<R> JobResult<R> {
 impl<R: DeserializeOwned> JobResult<Vec<R>> {
     /// As [`get`](AsyncResult::get) for a `map`, but the results are decoded as
     /// their chunks arrive, while later chunks still run.
-    pub(crate) fn get_streaming(self) -> Result<Vec<R>> {
+    pub(crate) fn get_streaming(self, bulk: Option<TakeBulk<R>>) -> Result<Vec<R>> {
         let job = &self.job;
         let mut out = Vec::with_capacity(job.lock().submitted);
         loop {
             let next = job.lock().take_chunk();
             if let Some(mut chunk) = next {
-                chunk.take_all(&mut out)?;
+                chunk.take_all(&mut out, bulk)?;
                 continue;
             }
             {
@@ -736,10 +738,6 @@ pub(crate) struct Stream<'a, R> {
     decode: fn(&mut ChunkResult) -> Option<Result<R>>,
 }
 
-fn decode_next<R: DeserializeOwned>(c: &mut ChunkResult) -> Option<Result<R>> {
-    c.next::<R>()
-}
-
 impl<'a, R: DeserializeOwned> Stream<'a, R> {
     /// A stream over `job`, fed by `feeder` while fewer than `window` calls are out.
     pub(crate) fn start(
@@ -748,8 +746,8 @@ impl<'a, R: DeserializeOwned> Stream<'a, R> {
         feeder: Feeder<'a>,
         window: usize,
         len: Option<usize>,
+        decode: fn(&mut ChunkResult) -> Option<Result<R>>,
     ) -> Result<Self> {
-        let decode = decode_next::<R>;
         let mut s = Stream { driver, job, feeder: Some(feeder), current: None, window, len, decode };
         s.top_up()?;
         Ok(s)

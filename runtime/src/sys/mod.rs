@@ -8,6 +8,7 @@
 pub(crate) mod fd;
 pub(crate) mod forklock;
 pub(crate) mod futex;
+pub(crate) mod mem;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
 pub(crate) mod process;
