@@ -116,11 +116,16 @@ fn start_once(server: &mut Option<Server>, entry: &Entry, request: &[u8], fds: &
     Ok(ChildHandle { pid, pidfd, waiter: Waiter::Own })
 }
 
-/// What the frame layer says when the server is gone (the socket closed, or
-/// broke off mid-message), as the one typed error callers match.
+/// What the frame layer says when the server is gone (the socket closed,
+/// broke off mid-message, or was reset or broken by its death), as the one
+/// typed error callers match.
 fn died(e: Error) -> Error {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e {
         Error::Closed(_) | Error::Decode { .. } => Error::ForkServerDied { reason: e.to_string() },
+        Error::Io { ref source, .. } if matches!(source.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) => {
+            Error::ForkServerDied { reason: e.to_string() }
+        }
         other => other,
     }
 }
