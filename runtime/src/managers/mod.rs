@@ -29,7 +29,9 @@
 //!   a serde type moves to the server process (as in Python); any other type
 //!   is served by a thread of the process that created it, so it needs no
 //!   serde implementation at all;
-//! - shared objects live until the manager shuts down (no per-proxy reference counting).
+//! - an object is freed when the last proxy of it in any process is dropped
+//!   (as in Python), but an object stored as a value in a shared container is
+//!   held until that container is freed, even once the value is removed.
 
 mod client;
 mod kinds;
@@ -472,6 +474,125 @@ impl ManagerBuilder {
     }
 }
 
+impl ManagerBuilder {
+    /// A server for this builder's address and authkey, to run in this
+    /// process with [`serve_forever`](ManagerServer::serve_forever) (Python's
+    /// `BaseManager(address, authkey).get_server()`). It listens from now on;
+    /// other processes [`connect`](Manager::connect) to it. The start method
+    /// is not used.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the address cannot be bound (already taken).
+    ///
+    /// ```
+    /// use multiproc::connection::Address;
+    /// let server = multiproc::Manager::builder().address(Address::tcp("127.0.0.1:0")?).get_server()?;
+    /// assert!(matches!(server.address(), Address::Tcp(a) if a.port() != 0));
+    /// assert_eq!(server.authkey().len(), 32); // random, as for `start`
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn get_server(self) -> Result<ManagerServer> {
+        let authkey = match self.authkey {
+            Some(k) => k,
+            None => random_bytes(32)?,
+        };
+        let address = match self.address {
+            Some(a) => a,
+            None => Address::unique_abstract()?,
+        };
+        let listener = Listener::bind(address, Some(&authkey))?;
+        Ok(ManagerServer { address: listener.address().clone(), authkey, listener })
+    }
+}
+
+/// A manager server that runs in the process that made it (Python's
+/// `Server`, from [`Manager::get_server`] or [`ManagerBuilder::get_server`]),
+/// instead of in a server process of its own. Clients
+/// [`connect`](Manager::connect) with its address and authkey, create objects
+/// and register them; [`Manager::shutdown_server`] from any client stops it.
+///
+/// ```
+/// use multiproc::Manager;
+///
+/// let server = Manager::get_server()?;
+/// let (address, key) = (server.address().clone(), server.authkey().to_vec());
+/// let serving = std::thread::spawn(move || server.serve_forever());
+/// let client = Manager::connect(&address, &key)?;
+/// let d = client.dict_from([(1u8, 'a')])?;
+/// assert_eq!(d.get(&1)?, Some('a'));
+/// client.shutdown_server()?;
+/// serving.join().expect("the serving thread")?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct ManagerServer {
+    address: Address,
+    authkey: Vec<u8>,
+    listener: Listener,
+}
+
+impl std::fmt::Debug for ManagerServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerServer").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl ManagerServer {
+    /// The address it listens on (a TCP port 0 resolved to the real port).
+    ///
+    /// ```
+    /// use multiproc::connection::Address;
+    /// let server = multiproc::Manager::get_server()?;
+    /// assert!(matches!(server.address(), Address::Abstract(_))); // the default
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The authkey clients must hold.
+    ///
+    /// ```
+    /// let server = multiproc::Manager::builder().authkey(b"k".to_vec()).get_server()?;
+    /// assert_eq!(server.authkey(), b"k");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn authkey(&self) -> &[u8] {
+        &self.authkey
+    }
+
+    /// Serves clients from background threads until one calls
+    /// [`Manager::shutdown_server`], then hangs up on every client and
+    /// returns (Python's `serve_forever`, which exits the process instead).
+    /// Its objects are freed on return.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the serving threads cannot start.
+    ///
+    /// ```
+    /// use multiproc::Manager;
+    ///
+    /// let server = Manager::builder().authkey(b"secret".to_vec()).get_server()?;
+    /// let address = server.address().clone();
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// let client = Manager::connect(&address, b"secret")?;
+    /// client.register("jobs", &client.queue::<u32>()?)?;
+    /// client.shutdown_server()?;
+    /// serving.join().expect("the serving thread")?;
+    /// assert!(Manager::connect(&address, b"secret").is_err()); // nobody listens now
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn serve_forever(self) -> Result<()> {
+        let table: Arc<table::Table> = Arc::default();
+        let (tell, stopped) = std::sync::mpsc::channel();
+        table.on_stop(tell);
+        let server = server::Server::start(self.listener, table)?;
+        // Ends on a client's shutdown request (the table keeps the sender, so never on disconnection).
+        let _ = stopped.recv();
+        drop(server);
+        Ok(())
+    }
+}
+
 impl Manager {
     /// Starts a manager server process with the default start method, on a
     /// private address with a random authkey (Python's `Manager()`).
@@ -540,6 +661,49 @@ impl Manager {
         Ok(m)
     }
 
+    /// A [`ManagerServer`] on a fresh private address with a random authkey,
+    /// to run in this process (Python's `BaseManager().get_server()`); see
+    /// [`ManagerBuilder::get_server`] to choose them.
+    ///
+    /// # Errors
+    /// As [`ManagerBuilder::get_server`].
+    ///
+    /// ```
+    /// let server = multiproc::Manager::get_server()?;
+    /// assert_eq!(server.authkey().len(), 32);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn get_server() -> Result<ManagerServer> {
+        ManagerBuilder::default().get_server()
+    }
+
+    /// Asks the server to stop, if it runs [`ManagerServer::serve_forever`]
+    /// (Python's `dispatch(conn, None, 'shutdown')`); it returns once it has
+    /// answered. A server process started by [`Manager::start`] is stopped by
+    /// its owner's [`shutdown`](Self::shutdown) instead.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] from a server started by [`Manager::start`] (it
+    /// keeps running); a connection error if the server is gone.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Error, Manager};
+    /// let owned = Manager::start()?;
+    /// let client = Manager::connect(owned.address(), owned.authkey())?;
+    /// assert!(matches!(client.shutdown_server(), Err(Error::InvalidState(_))));
+    /// assert!(owned.event().is_ok()); // still serving
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shutdown_server(&self) -> Result<()> {
+        self.with_table(|t| t.shutdown()).map_err(|e| match e {
+            Error::Remote(m) if m.contains("serve_forever") => Error::InvalidState(m),
+            e => e,
+        })
+    }
+
     /// The address the server listens on (Python's `manager.address`).
     ///
     /// ```
@@ -589,6 +753,36 @@ impl Manager {
         self.owned.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.process.pid())
     }
 
+    /// How many shared objects the server holds (Python's
+    /// `manager._number_of_objects()`). An object is freed once no process
+    /// holds a proxy of it, no name is [`register`](Self::register)ed for it,
+    /// and no shared container it was stored in is alive: as in Python, a
+    /// proxy counts while it lives in any process, including clones and
+    /// proxies sent to children. Objects [`create`](Self::create)d in this
+    /// process (non-serde types) are not counted here.
+    ///
+    /// # Errors
+    /// A connection error if the server is gone.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// let before = manager.number_of_objects()?;
+    /// let d = manager.dict::<u8, u8>()?;
+    /// let again = d.clone();
+    /// assert_eq!(manager.number_of_objects()?, before + 1);
+    /// drop(d);
+    /// assert_eq!(manager.number_of_objects()?, before + 1); // `again` still holds it
+    /// drop(again);
+    /// assert_eq!(manager.number_of_objects()?, before);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn number_of_objects(&self) -> Result<usize> {
+        Ok(self.with_table(|t| t.number_of_objects())? as usize)
+    }
+
     /// Calls the manager itself (object 0) through `f`'s typed client.
     fn with_table<R>(&self, f: impl FnOnce(table::Client<'_>) -> Result<R>) -> Result<R> {
         let token = Token::new(self.address.clone(), self.authkey.clone(), 0, "manager".into());
@@ -597,7 +791,16 @@ impl Manager {
 
     fn create_builtin<P: Proxy>(&self, init: Init) -> Result<P> {
         let id = self.with_table(|t| t.create(init))?;
-        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, P::KIND.into())))
+        self.adopt_new(id, P::KIND.into())
+    }
+
+    /// The proxy of the object just created as `id`, which holds the proxies
+    /// encoded into its initial value.
+    fn adopt_new<P: Proxy>(&self, id: u64, kind: String) -> Result<P> {
+        let nested = client::take_pending();
+        let token = Token::adopt(self.address.clone(), self.authkey.clone(), id, kind);
+        token.hold(nested)?;
+        Ok(P::from_token(token))
     }
 
     /// A new, empty shared dictionary (Python's `manager.dict()`).
@@ -639,7 +842,9 @@ impl Manager {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned,
     {
-        let raw = items.into_iter().map(|(k, v)| Ok((server::en(&k)?, server::en(&v)?))).collect::<Result<Vec<_>>>()?;
+        // Kept until the dict exists: a proxy among them must keep its object alive until the dict holds it.
+        let items: Vec<(K, V)> = items.into_iter().collect();
+        let raw = items.iter().map(|(k, v)| Ok((server::en(k)?, server::en(v)?))).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::Dict(raw))
     }
 
@@ -681,7 +886,8 @@ impl Manager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
-        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        let items: Vec<T> = items.into_iter().collect(); // alive until created, as in `dict_from`
+        let raw = items.iter().map(server::en).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::List(raw))
     }
 
@@ -720,7 +926,8 @@ impl Manager {
     /// # }
     /// ```
     pub fn set_from<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<SetProxy<T>> {
-        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        let items: Vec<T> = items.into_iter().collect(); // alive until created, as in `dict_from`
+        let raw = items.iter().map(server::en).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::Set(raw))
     }
 
@@ -1034,8 +1241,7 @@ impl Manager {
         if let Some(bytes) = value.encode_for_server() {
             let bytes = bytes?;
             let id = self.with_table(|t| t.create_managed(T::TYPE_NAME.to_string(), bytes))?;
-            let token = Token::new(self.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into());
-            return Ok(T::Proxy::from_token(token));
+            return self.adopt_new(id, T::TYPE_NAME.into());
         }
         let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
         if host.is_none() {
@@ -1047,7 +1253,7 @@ impl Manager {
         }
         let h = host.as_ref().ok_or(Error::Closed("the manager"))?;
         let id = h.table.insert(Arc::new(kinds::Custom(Mutex::new(value))));
-        Ok(T::Proxy::from_token(Token::new(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
+        Ok(T::Proxy::from_token(Token::adopt(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
     }
 
     /// Registers `proxy`'s object under `name`, so other processes that
@@ -1104,10 +1310,12 @@ impl Manager {
     /// ```
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
         let (id, kind) = self.with_table(|t| t.lookup(name.to_string()))?;
+        // The server counted a reference for us: adopt it before any check, so it is released.
+        let token = Token::adopt(self.address.clone(), self.authkey.clone(), id, kind.clone());
         if kind != P::KIND {
             return Err(Error::InvalidArgument(format!("`{name}` is a {kind}, not a {}", P::KIND)));
         }
-        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, kind)))
+        Ok(P::from_token(token))
     }
 
     /// Stops the server process (and the thread serving [`create`](Self::create)d

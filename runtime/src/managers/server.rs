@@ -118,7 +118,7 @@ pub fn de<A: DeserializeOwned>(bytes: &[u8]) -> Result<A> {
 
 /// Encodes a manager message (no file descriptors: they cannot cross a manager).
 pub(crate) fn en<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
-    let p = codec::encode(value, "a manager message")?;
+    let p = super::client::collecting(|| codec::encode(value, "a manager message"))?;
     if !p.fds.is_empty() {
         return Err(Error::Encode {
             what: "a value for a manager",
@@ -196,6 +196,8 @@ fn serve_connection(fd: &OwnedFd, table: &Table) {
         let Ok(request) = reader.read(fd.as_fd(), MAX_REQUEST) else { return };
         // Encoding an error reply (a string at most) cannot fail; if it did, hang up rather than hang the caller.
         let answer = dispatch(table, &caller, &request).or_else(|e| en(&Reply::error(e)));
+        // Proxies a method's result carried stay held by their owner in this process.
+        drop(super::client::take_pending());
         let Ok(answer) = answer.or_else(|e| en(&Reply::error(e))) else { return };
         if codec::write_frame(fd.as_fd(), &answer, &[]).is_err() {
             return;
