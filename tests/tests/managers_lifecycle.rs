@@ -3,9 +3,9 @@
 //! `ManagerMixin.tearDownClass` through `_number_of_objects()`), kept alive
 //! by proxies that are cloned, sent to children, or stored in containers.
 
+use multiproc::Manager;
 use multiproc::connection::{Connection, pipe};
 use multiproc::managers::{DictProxy, ListProxy};
-use multiproc::Manager;
 use tests::{DEADLINE, METHODS, leak_guard};
 
 #[multiproc::task]
@@ -90,5 +90,54 @@ fn registered_names_keep_their_object() {
         manager.register("q", &manager.event().unwrap()).unwrap();
         assert_eq!(manager.number_of_objects().unwrap(), before + 1, "{m:?}: the old queue is freed");
         manager.shutdown().unwrap();
+    }
+}
+
+static SERVER_NAME: std::sync::OnceLock<(String, u32)> = std::sync::OnceLock::new();
+
+#[multiproc::task]
+fn name_the_server(name: String) {
+    SERVER_NAME.set((name, std::process::id())).unwrap();
+}
+
+#[multiproc::task]
+fn refuse_to_start(why: String) {
+    panic!("{why}")
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Probe;
+
+#[multiproc::managed]
+impl Probe {
+    /// What the initializer left in the server process, and the pid it ran in.
+    fn seen(&self) -> Option<(String, u32)> {
+        SERVER_NAME.get().cloned()
+    }
+}
+
+#[multiproc::test]
+fn test_manager_initializer() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let manager = Manager::builder()
+            .start_method(m)
+            .initializer(name_the_server, ("initialised".to_string(),))
+            .start()
+            .unwrap();
+        let probe = manager.create(Probe).unwrap();
+        let seen = probe.seen().unwrap();
+        assert_eq!(seen, Some(("initialised".to_string(), manager.pid().unwrap())), "{m:?}: ran in the server");
+        assert_eq!(SERVER_NAME.get(), None, "{m:?}: not in the parent");
+        drop(probe);
+        manager.shutdown().unwrap();
+
+        let failed = Manager::builder().start_method(m).initializer(refuse_to_start, ("no".to_string(),)).start();
+        match failed {
+            Err(multiproc::Error::InvalidState(msg)) => {
+                assert!(msg.contains("refuse_to_start") && msg.contains("panicked"), "{m:?}: {msg}")
+            }
+            other => panic!("{m:?}: expected InvalidState, got {other:?}"),
+        }
     }
 }

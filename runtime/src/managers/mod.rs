@@ -266,9 +266,29 @@ enum Control {
     Shutdown,
 }
 
-/// The manager server process: serve until told to stop or the owner is gone.
+/// A registered task's name and its encoded arguments (no file descriptors).
+type InitCall = (String, Vec<u8>);
+
+/// Runs the initializer in the server process; what went wrong, for the owner.
+fn run_initializer(init: Option<InitCall>) -> std::result::Result<(), String> {
+    let Some((name, args)) = init else { return Ok(()) };
+    let entry = crate::registry::lookup(&name).map_err(|e| e.to_string())?;
+    match crate::unwind::catch(|| entry.run_target(&args, Vec::new())) {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(failure))) => Err(format!("the initializer `{name}` failed: {failure}")),
+        Ok(Err(e)) => Err(format!("the initializer `{name}` failed: {e}")),
+        Err(p) => Err(format!("the initializer `{name}` panicked at {}: {}", p.location, p.message)),
+    }
+}
+
+/// The manager server process: run the initializer, then serve until told
+/// to stop or the owner is gone.
 #[multiproc::task]
-fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8>) {
+fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8>, init: Option<InitCall>) {
+    if let Err(reason) = run_initializer(init) {
+        let _ = control.send(&Control::Failed(reason));
+        return;
+    }
     let listener = match Listener::bind(address, Some(&authkey)) {
         Ok(l) => l,
         Err(e) => {
@@ -363,6 +383,7 @@ pub struct ManagerBuilder {
     method: Option<StartMethod>,
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
+    initializer: Option<std::result::Result<InitCall, String>>,
 }
 
 impl ManagerBuilder {
@@ -421,10 +442,66 @@ impl ManagerBuilder {
         self
     }
 
+    /// A task the server process runs before it serves (Python's
+    /// `manager.start(initializer, initargs)`): to set up process-wide state
+    /// (logging, a global, signal handling) that managed values use there.
+    /// The arguments cannot hold file descriptors.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    ///
+    /// static MOTTO: OnceLock<String> = OnceLock::new();
+    ///
+    /// #[multiproc::task]
+    /// fn set_motto(motto: String) {
+    ///     MOTTO.set(motto).unwrap();
+    /// }
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Speaker;
+    ///
+    /// #[multiproc::managed]
+    /// impl Speaker {
+    ///     fn motto(&self) -> Option<String> {
+    ///         MOTTO.get().cloned() // runs in the server process
+    ///     }
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::builder().initializer(set_motto, ("carpe diem".to_string(),)).start()?;
+    ///     let s = manager.create(Speaker)?;
+    ///     assert_eq!(s.motto()?.as_deref(), Some("carpe diem"));
+    ///     assert_eq!(MOTTO.get(), None); // not in this process
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
+    where
+        F: crate::task::Task<A>,
+        A: Serialize,
+    {
+        let call = task.task_name().and_then(|name| {
+            let p = task.encode_args(&args)?;
+            if !p.fds.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "the manager initializer `{name}`'s arguments hold a file descriptor (a Queue, Lock or \
+                     Connection), which a manager server cannot receive: pass plain values"
+                )));
+            }
+            Ok((name.to_string(), p.bytes))
+        });
+        self.initializer = Some(call.map_err(|e| e.to_string()));
+        self
+    }
+
     /// Starts the server process and waits until it listens.
     ///
     /// # Errors
-    /// [`Error::InvalidState`] if the server could not bind its address; the
+    /// [`Error::InvalidArgument`] for an [`initializer`](Self::initializer)
+    /// that is not a registered task or whose arguments cannot be sent;
+    /// [`Error::InvalidState`] if the initializer failed or panicked, or the
+    /// server could not bind its address; the
     /// errors of [`Process::start`]; [`Error::Timeout`] if the server did not
     /// report in time.
     ///
@@ -445,9 +522,10 @@ impl ManagerBuilder {
             Some(a) => a,
             None => Address::unique_abstract()?,
         };
+        let init = self.initializer.transpose().map_err(Error::InvalidArgument)?;
         let (control, theirs) = pipe::<Control>()?;
         let mut builder =
-            Process::builder(serve_manager, (theirs, address, authkey.clone())).daemon(true).name("SyncManager");
+            Process::builder(serve_manager, (theirs, address, authkey.clone(), init)).daemon(true).name("SyncManager");
         if let Some(m) = self.method {
             builder = builder.start_method(m);
         }
