@@ -151,6 +151,51 @@ pub trait Managed: Send + 'static {
     fn encode_for_server(&self) -> Option<Result<Vec<u8>>>;
 }
 
+/// A [`Managed`] type that [`Manager::create`] accepts: implemented by
+/// `#[multiproc::managed]`, unless the block says `create_method = false`
+/// (Python's `register(typeid, create_method=False)`). Such a type is only made
+/// by a method of another shared object, listed in that one's
+/// `method_to_typeid`, whose result comes back as a proxy:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Library {
+///     titles: Vec<String>,
+/// }
+///
+/// struct Cursor {
+///     titles: Vec<String>,
+///     at: usize,
+/// }
+///
+/// #[multiproc::managed(method_to_typeid = "browse")]
+/// impl Library {
+///     fn browse(&self) -> Cursor {
+///         Cursor { titles: self.titles.clone(), at: 0 }
+///     }
+/// }
+///
+/// #[multiproc::managed(create_method = false)]
+/// impl Cursor {
+///     fn next_title(&mut self) -> Option<String> {
+///         self.at += 1;
+///         self.titles.get(self.at - 1).cloned()
+///     }
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let library = manager.create(Library { titles: vec!["Emma".into()] })?;
+///     let cursor: CursorProxy = library.browse()?; // a new shared object, in the server
+///     assert_eq!(cursor.next_title()?.as_deref(), Some("Emma"));
+///     assert_eq!(cursor.next_title()?, None);
+///     // `manager.create(Cursor { .. })` would not compile: `Cursor` is not `Creatable`.
+///     Ok(())
+/// }
+/// ```
+pub trait Creatable: Managed {}
+
 /// Not public API: helpers for code `#[multiproc::managed]` generates.
 #[doc(hidden)]
 pub mod __managed {
@@ -159,9 +204,36 @@ pub mod __managed {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use super::server::{Call, calling, de as decode_args, ok_reply as encode_result};
-    use super::{Managed, Token, server};
+    pub use super::server::{Call, Shared, calling, de as decode_args, ok_reply as encode_result};
+    use super::{Managed, Proxy, Token, server};
     use crate::error::Result;
+
+    /// Shares `value`, a method's result, as a new object of the server
+    /// running the method (`method_to_typeid`); the encoded reply of its token.
+    pub fn share<T: Managed>(value: T) -> Result<Vec<u8>> {
+        server::share(std::sync::Arc::new(super::kinds::Custom(std::sync::Mutex::new(value))))
+    }
+
+    /// The proxy of an object a method shared, taking the reference the server counted for it.
+    pub fn adopt<P: Proxy>(shared: Shared) -> P {
+        P::from_token(Token::adopt(shared.address, shared.authkey, shared.id, shared.kind))
+    }
+
+    /// Whether two kinds are the same (a `proxytype`'s `KIND` must be its type's `TYPE_NAME`).
+    pub const fn same_kind(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 
     /// The error for a method name the type does not have.
     pub fn unknown_method(type_name: &str, method: &str) -> crate::Error {
@@ -297,7 +369,7 @@ fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8
         }
     };
     let bound = listener.address().clone();
-    let server = match server::Server::start(listener, Arc::default()) {
+    let server = match server::Server::start(listener, Arc::default(), &authkey) {
         Ok(s) => s,
         Err(e) => {
             let _ = control.send(&Control::Failed(e.to_string()));
@@ -663,7 +735,7 @@ impl ManagerServer {
         let table: Arc<table::Table> = Arc::default();
         let (tell, stopped) = std::sync::mpsc::channel();
         table.on_stop(tell);
-        let server = server::Server::start(self.listener, table)?;
+        let server = server::Server::start(self.listener, table, &self.authkey)?;
         // Ends on a client's shutdown request (the table keeps the sender, so never on disconnection).
         let _ = stopped.recv();
         drop(server);
@@ -1315,7 +1387,7 @@ impl Manager {
     ///     Ok(())
     /// }
     /// ```
-    pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
+    pub fn create<T: Creatable>(&self, value: T) -> Result<T::Proxy> {
         if let Some(bytes) = value.encode_for_server() {
             let bytes = bytes?;
             let id = self.with_table(|t| t.create_managed(T::TYPE_NAME.to_string(), bytes))?;
@@ -1326,7 +1398,7 @@ impl Manager {
             let listener = Listener::bind(Address::unique_abstract()?, Some(&self.authkey))?;
             let address = listener.address().clone();
             let table: Arc<table::Table> = Arc::default();
-            let server = server::Server::start(listener, table.clone())?;
+            let server = server::Server::start(listener, table.clone(), &self.authkey)?;
             *host = Some(Host { address, table, _server: server });
         }
         let h = host.as_ref().ok_or(Error::Closed("the manager"))?;
