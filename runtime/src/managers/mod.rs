@@ -59,8 +59,8 @@ use kinds::Init;
 
 pub use client::Token;
 pub use kinds::{
-    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
-    SemaphoreProxy, SetProxy, ValueProxy,
+    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, PoolProxy, QueueProxy,
+    RLockProxy, SemaphoreProxy, SetProxy, ValueProxy,
 };
 pub use proxy::Proxy;
 
@@ -1340,6 +1340,31 @@ impl Manager {
     /// ```
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
         self.create_builtin(Init::Barrier { parties: parties as u64 })
+    }
+
+    /// A new pool in the manager, running at most `processes` calls of a
+    /// `map` at a time (Python's `manager.Pool(processes)`; see [`PoolProxy`]).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if `processes` is 0 (Python's `ValueError`); as [`dict`](Self::dict).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let pool = manager.pool(4)?;
+    ///     assert_eq!(pool.map(double, 0..4)?, [0, 2, 4, 6]);
+    ///     assert!(matches!(manager.pool(0), Err(multiproc::Error::Remote(_))));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn pool(&self, processes: usize) -> Result<PoolProxy> {
+        self.create_builtin(Init::Pool { processes: processes as u64 })
     }
 
     /// Shares `value`, a type with a `#[multiproc::managed]` impl block, and
