@@ -46,7 +46,6 @@ struct Refs {
 }
 
 /// Every object a server holds, by id, and the names registered for them.
-#[derive(Default)]
 pub(crate) struct Table {
     objects: RwLock<HashMap<u64, Arc<dyn Object>>>,
     names: Mutex<HashMap<String, u64>>,
@@ -54,6 +53,25 @@ pub(crate) struct Table {
     next: AtomicU64,
     /// Told when a client asks the server to stop (set while `serve_forever` runs).
     stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl Default for Table {
+    /// Ids start at a random point, so a proxy of a server that has gone
+    /// (its late `decref`) cannot name an object of a new server on the same address.
+    fn default() -> Table {
+        let base = crate::connection::random_bytes(8)
+            .ok()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or_else(|| u64::from(std::process::id()) << 32);
+        Table {
+            objects: RwLock::default(),
+            names: Mutex::default(),
+            refs: Mutex::default(),
+            next: AtomicU64::new(base >> 2),
+            stop: Mutex::default(),
+        }
+    }
 }
 
 impl Table {
