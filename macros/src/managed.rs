@@ -18,7 +18,7 @@ use crate::args::Args;
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = Args::parse_with_exposed(args)?;
     let imp: ItemImpl = syn::parse2(item)?;
-    let model = Model::parse(&imp, args.exposed.as_ref())?;
+    let model = Model::parse(&imp, &args)?;
     Ok(model.emit(&args, &imp))
 }
 
@@ -26,6 +26,8 @@ struct Method<'a> {
     func: &'a ImplItemFn,
     mutable: bool,
     args: Vec<(Ident, &'a Type)>,
+    /// Listed in `method_to_typeid`: the result is shared and comes back as its proxy.
+    shares: bool,
 }
 
 struct Model<'a> {
@@ -60,7 +62,8 @@ impl<'a> Model<'a> {
     /// each on its own span. The proxy offers the `exposed` methods, or else
     /// every method whose name does not start with `_` (as Python's managers
     /// hide them).
-    fn parse(imp: &'a ItemImpl, exposed: Option<&(Vec<String>, Span)>) -> syn::Result<Model<'a>> {
+    fn parse(imp: &'a ItemImpl, args: &Args) -> syn::Result<Model<'a>> {
+        let exposed = args.exposed.as_ref();
         let mut errors = Vec::new();
         let self_ident = check_impl(imp, &mut errors)?;
         let mut methods = Vec::new();
@@ -85,6 +88,9 @@ impl<'a> Model<'a> {
                 ));
             }
         }
+        if let Some((names, span)) = &args.method_to_typeid {
+            mark_sharing(&mut methods, names, *span, &mut errors);
+        }
         combine(errors)?;
         let self_ident = self_ident.unwrap_or_else(|| Ident::new("Unnamed", Span::call_site()));
         Ok(Model { self_ident, methods })
@@ -94,18 +100,61 @@ impl<'a> Model<'a> {
         let krate = &args.krate;
         let self_ty = &imp.self_ty;
         let ident = &self.self_ident;
-        let proxy = format_ident!("{}Proxy", ident);
+        let request = self.emit_request(krate);
+        let managed = self.emit_managed(krate, self_ty, args);
+        let registry = emit_registry(krate, self_ty);
+        let creatable = args.create_method.then(|| quote!(impl #krate::managers::Creatable for #self_ty {}));
+        // A `proxytype` of the user's: no proxy is generated; its `KIND` must be the type's name.
+        let Some(user_proxy) = &args.proxytype else {
+            let proxy = format_ident!("{}Proxy", ident);
+            let generated = self.emit_proxy(krate, &proxy);
+            let methods = self.emit_proxy_methods(krate);
+            let support = emit_proxy_serde(krate, &proxy);
+            return quote! {
+                #imp
+                #generated
+                #[doc(hidden)]
+                #[allow(non_upper_case_globals, clippy::all)]
+                const _: () = {
+                    #request
+                    impl #proxy {
+                        #(#methods)*
+                    }
+                    #managed
+                    #support
+                    #registry
+                    #creatable
+                };
+            };
+        };
+        quote! {
+            #imp
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals, clippy::all)]
+            const _: () = {
+                #request
+                #managed
+                #registry
+                #creatable
+                ::core::assert!(
+                    #krate::managers::__managed::same_kind(
+                        <#user_proxy as #krate::managers::Proxy>::KIND,
+                        <#self_ty as #krate::managers::Managed>::TYPE_NAME,
+                    ),
+                    "a `proxytype`'s `Proxy::KIND` must be `<Type as Managed>::TYPE_NAME`",
+                );
+            };
+        }
+    }
+
+    /// The generated `<Type>Proxy`: the struct and its `Proxy` impl.
+    fn emit_proxy(&self, krate: &syn::Path, proxy: &Ident) -> TokenStream {
+        let ident = &self.self_ident;
         let proxy_doc = format!(
             "Proxy for a [`{ident}`] served by a manager; made by `#[multiproc::managed]`. \
              Each method calls the one of the same name on the shared value and returns its result."
         );
-        let request = self.emit_request(krate);
-        let proxy_methods = self.emit_proxy_methods(krate);
-        let managed = self.emit_managed(krate, self_ty, &proxy);
-        let support = emit_support(krate, self_ty, &proxy);
         quote! {
-            #imp
-
             #[doc = #proxy_doc]
             #[derive(Clone, Debug)]
             pub struct #proxy {
@@ -121,20 +170,6 @@ impl<'a> Model<'a> {
                     &self.token
                 }
             }
-
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals, clippy::all)]
-            const _: () = {
-                #request
-
-                impl #proxy {
-                    #(#proxy_methods)*
-                }
-
-                #managed
-
-                #support
-            };
         }
     }
 
@@ -185,6 +220,21 @@ impl<'a> Model<'a> {
                 let sig = &m.func.sig;
                 let (name, vis, names, tys, ret) = (&sig.ident, &m.func.vis, m.names(), m.tys(), m.ret());
                 let docs = m.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+                if m.shares {
+                    return quote_spanned! {sig.span()=>
+                        #(#docs)*
+                        #[allow(dead_code, clippy::too_many_arguments)]
+                        #vis fn #name(&self, #(#names: #tys),*)
+                            -> #krate::Result<<#ret as #krate::managers::Managed>::Proxy>
+                        {
+                            #krate::managers::__managed::request::<_, #krate::managers::__managed::Shared>(
+                                #krate::managers::Proxy::token(self),
+                                &__MultiprocRequest::#name { #(#names),* },
+                            )
+                            .map(#krate::managers::__managed::adopt)
+                        }
+                    };
+                }
                 quote_spanned! {sig.span()=>
                     #(#docs)*
                     #[allow(dead_code, clippy::too_many_arguments)]
@@ -200,18 +250,31 @@ impl<'a> Model<'a> {
     }
 
     /// `impl Managed`: `serve` matches the request enum and runs the method.
-    fn emit_managed(&self, krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream {
+    fn emit_managed(&self, krate: &syn::Path, self_ty: &Type, args: &Args) -> TokenStream {
         let arms = self.methods.iter().map(|m| {
             let (name, names) = (&m.func.sig.ident, m.names());
             let name_str = name.to_string();
             let call = if m.mutable { quote!(self.#name(#(#names),*)) } else { quote!((&*self).#name(#(#names),*)) };
+            let reply = if m.shares {
+                quote!(#krate::managers::__managed::share(#call))
+            } else {
+                quote!(#krate::managers::__managed::encode_result(&#call))
+            };
             quote! {
                 __MultiprocRequest::#name { #(#names),* } => {
                     #krate::managers::__managed::calling(#name_str);
-                    #krate::managers::__managed::encode_result(&#call)
+                    #reply
                 }
             }
         });
+        let ident = &self.self_ident;
+        let (proxy, type_name) = match &args.proxytype {
+            Some(p) => (quote!(#p), quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)))),
+            None => {
+                let p = format_ident!("{}Proxy", ident);
+                (quote!(#p), quote!(<#p as #krate::managers::Proxy>::KIND))
+            }
+        };
         quote! {
             impl #krate::managers::Managed for #self_ty {
                 type Proxy = #proxy;
@@ -222,7 +285,7 @@ impl<'a> Model<'a> {
                     use #krate::managers::__managed::{ViaLocal as _, ViaSerde as _};
                     (&&#krate::managers::__managed::Probe::<Self>(::core::marker::PhantomData)).mp_encode(self)
                 }
-                const TYPE_NAME: &'static str = <#proxy as #krate::managers::Proxy>::KIND;
+                const TYPE_NAME: &'static str = #type_name;
                 #[allow(unreachable_code)]
                 fn serve(&mut self, call: &[u8]) -> #krate::Result<::std::vec::Vec<u8>> {
                     let request = #krate::managers::__managed::decode_call::<Self, __MultiprocRequest>(
@@ -238,9 +301,8 @@ impl<'a> Model<'a> {
     }
 }
 
-/// The proxy's serde (as its token) and the type's entry in the registry the
-/// server process builds serde values from.
-fn emit_support(krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream {
+/// The generated proxy's serde (as its token).
+fn emit_proxy_serde(krate: &syn::Path, proxy: &Ident) -> TokenStream {
     quote! {
         impl #krate::__private::serde::Serialize for #proxy {
             fn serialize<S: #krate::__private::serde::Serializer>(
@@ -260,7 +322,12 @@ fn emit_support(krate: &syn::Path, self_ty: &Type, proxy: &Ident) -> TokenStream
                 })
             }
         }
+    }
+}
 
+/// The type's entry in the registry the server process builds serde values from.
+fn emit_registry(krate: &syn::Path, self_ty: &Type) -> TokenStream {
+    quote! {
         #krate::__private::inventory::submit! {
             #krate::managers::__managed::ManagedEntry {
                 name: <#self_ty as #krate::managers::Managed>::TYPE_NAME,
@@ -368,5 +435,27 @@ fn parse_method<'a>(func: &'a ImplItemFn, errors: &mut Vec<syn::Error>) -> Optio
         };
         args.push((name, &*pt.ty));
     }
-    (errors.len() == before).then_some(Method { func, mutable: receiver.mutability.is_some(), args })
+    (errors.len() == before).then_some(Method { func, mutable: receiver.mutability.is_some(), args, shares: false })
+}
+
+/// Marks the `method_to_typeid` methods; a name that is not an offered method,
+/// or a method returning nothing, is an error.
+fn mark_sharing(methods: &mut [Method<'_>], names: &[String], span: Span, errors: &mut Vec<syn::Error>) {
+    for n in names {
+        let Some(m) = methods.iter_mut().find(|m| m.func.sig.ident == n.as_str()) else {
+            errors.push(syn::Error::new(
+                span,
+                format!("`method_to_typeid` names `{n}`, which is not a method the proxy offers"),
+            ));
+            continue;
+        };
+        if matches!(m.func.sig.output, ReturnType::Default) {
+            errors.push(syn::Error::new_spanned(
+                &m.func.sig,
+                "a `method_to_typeid` method must return a `#[multiproc::managed]` value: it is shared \
+                 as a new object and the caller gets its proxy",
+            ));
+        }
+        m.shares = true;
+    }
 }

@@ -253,6 +253,17 @@ pub use multiproc_macros::lambda;
 /// instead (Python's `exposed=`; a name that is not a method of the block is a
 /// compile error).
 ///
+/// The other options of Python's `register`, each checked at compile time:
+/// - `method_to_typeid = "open, child"`: these methods return a
+///   `#[multiproc::managed]` value, which the server keeps as a new shared
+///   object; the proxy method returns its proxy (`Result<CursorProxy>`);
+/// - `create_method = false`: [`Manager::create`] does not accept the type
+///   (it is not [`managers::Creatable`]), so only such a method makes it;
+/// - `proxytype = "MyProxy"`: no proxy is generated; `MyProxy` implements
+///   [`managers::Proxy`] with `KIND = <Type as Managed>::TYPE_NAME` and calls
+///   the methods by name with [`managers::Token::call`] (see
+///   [`managers::Creatable`] for `method_to_typeid` in use).
+///
 /// If the type is also `Serialize + Deserialize`, `create` moves the value to
 /// the manager's server process (found there by type name); otherwise the
 /// value is served by a thread of the creating process.

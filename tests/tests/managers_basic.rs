@@ -324,3 +324,81 @@ fn calls_by_name_reach_the_same_methods_as_the_typed_proxy() {
     assert_eq!(d.get(&1).unwrap(), Some(2), "the server keeps serving");
     manager.shutdown().unwrap();
 }
+
+/// CPython's `_TestMyManager`: a generator served with a custom proxytype
+/// (`IteratorProxy`), made by another object's method (`method_to_typeid`).
+struct Squares {
+    next: u64,
+    below: u64,
+}
+
+/// The user's own proxy type for [`Squares`]: an `Iterator`, calling the
+/// shared object by name.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SquaresIter {
+    token: multiproc::managers::Token,
+}
+
+impl multiproc::managers::Proxy for SquaresIter {
+    const KIND: &'static str = <Squares as multiproc::managers::Managed>::TYPE_NAME;
+    fn from_token(token: multiproc::managers::Token) -> Self {
+        SquaresIter { token }
+    }
+    fn token(&self) -> &multiproc::managers::Token {
+        &self.token
+    }
+}
+
+impl Iterator for SquaresIter {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.token.call("next_square", &()).expect("the manager serves the iterator")
+    }
+}
+
+#[multiproc::managed(proxytype = "SquaresIter", create_method = false)]
+impl Squares {
+    fn next_square(&mut self) -> Option<u64> {
+        (self.next < self.below).then(|| {
+            self.next += 1;
+            (self.next - 1) * (self.next - 1)
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shop;
+
+#[multiproc::managed(method_to_typeid = "squares")]
+impl Shop {
+    fn squares(&self, below: u64) -> Squares {
+        Squares { next: 0, below }
+    }
+}
+
+#[multiproc::task]
+fn take_five(it: SquaresIter, out: ListProxy<u64>) {
+    out.extend(it.take(5)).unwrap();
+}
+
+#[multiproc::test]
+fn test_mymanager_proxytype_and_method_to_typeid() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let manager = manager(m);
+        let before = manager.number_of_objects().unwrap();
+        let shop = manager.create(Shop).unwrap();
+        let it: SquaresIter = shop.squares(10).unwrap();
+        assert_eq!(manager.number_of_objects().unwrap(), before + 2, "{m:?}: the iterator lives in the server");
+        let out = manager.list::<u64>().unwrap();
+        let mut p = multiproc::get_context(m).process(take_five, (it.clone(), out.clone())).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}");
+        assert_eq!(out.snapshot().unwrap(), [0, 1, 4, 9, 16], "{m:?}: the child iterated");
+        assert_eq!(it.collect::<Vec<_>>(), [25, 36, 49, 64, 81], "{m:?}: the rest, here");
+        drop((shop, out));
+        assert_eq!(manager.number_of_objects().unwrap(), before, "{m:?}: the shared result is freed with its proxies");
+        manager.shutdown().unwrap();
+    }
+}

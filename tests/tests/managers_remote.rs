@@ -249,3 +249,37 @@ fn manager_exits_when_its_owner_exits_without_shutdown() {
         wait_until(|| exited(server), format_args!("{m:?}: manager {server} to exit after its owner"));
     }
 }
+
+#[multiproc::task]
+fn serve_here(key: Vec<u8>, report: Connection<Address>) {
+    let server = Manager::builder().address(Address::tcp("127.0.0.1:0").unwrap()).authkey(key).get_server().unwrap();
+    report.send(server.address()).unwrap();
+    server.serve_forever().unwrap();
+}
+
+#[multiproc::test]
+fn test_remote_get_server_serve_forever_in_another_process() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let key = b"served by a child".to_vec();
+        let (report, their_report) = pipe::<Address>().unwrap();
+        let mut p = multiproc::get_context(m).process(serve_here, (key.clone(), their_report)).unwrap();
+        p.start().unwrap();
+        let address = report.recv_timeout(DEADLINE).unwrap();
+        let client = Manager::connect(&address, &key).unwrap();
+        let q = client.queue::<Message>().unwrap();
+        client.register("jobs", &q).unwrap();
+        let other = Manager::connect(&address, &key).unwrap();
+        let jobs: QueueProxy<Message> = other.lookup("jobs").unwrap();
+        jobs.put(message()).unwrap();
+        assert_eq!(q.get().unwrap(), message(), "{m:?}");
+        assert_eq!(client.number_of_objects().unwrap(), 1, "{m:?}");
+        assert_eq!(client.pid(), None, "{m:?}: a connected manager owns no process");
+        drop((q, jobs));
+        assert_eq!(client.number_of_objects().unwrap(), 1, "{m:?}: its registered name keeps the queue");
+        client.shutdown_server().unwrap();
+        p.join_timeout(DEADLINE).unwrap().expect("the server returns from serve_forever");
+        assert_eq!(p.exitcode(), Some(ExitStatus::Code(0)), "{m:?}");
+        assert!(Manager::connect(&address, &key).is_err(), "{m:?}: nobody listens any more");
+    }
+}

@@ -275,3 +275,52 @@ fn joinable_queue_bounded_semaphore_set_and_array() {
         manager.shutdown().unwrap();
     }
 }
+
+#[multiproc::task]
+fn pool_square(x: u64) -> u64 {
+    x * x
+}
+
+#[multiproc::task]
+fn pool_host() -> u32 {
+    std::process::id()
+}
+
+#[multiproc::task]
+fn pool_explode(why: String) -> u64 {
+    panic!("{why}")
+}
+
+#[multiproc::task]
+fn use_pool(pool: multiproc::managers::PoolProxy, out: multiproc::managers::ListProxy<u64>) {
+    out.extend(pool.map(pool_square, 0..10u64).unwrap()).unwrap();
+}
+
+#[multiproc::test]
+fn test_pool_from_a_child() {
+    let _g = leak_guard();
+    for m in METHODS {
+        let manager = multiproc::Manager::builder().start_method(m).start().unwrap();
+        let pool = manager.pool(4).unwrap();
+        assert_eq!(pool.processes().unwrap(), 4);
+        let out = manager.list::<u64>().unwrap();
+        let mut p = multiproc::get_context(m).process(use_pool, (pool.clone(), out.clone())).unwrap();
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(multiproc::ExitStatus::Code(0)), "{m:?}");
+        assert_eq!(out.snapshot().unwrap(), (0..10u64).map(|x| x * x).collect::<Vec<_>>(), "{m:?}");
+        assert_eq!(pool.apply(pool_host, ()).unwrap(), manager.pid().unwrap(), "{m:?}: runs in the server");
+        match pool.apply(pool_explode, ("boom".to_string(),)) {
+            Err(multiproc::Error::Remote(msg)) => {
+                assert!(msg.contains("pool_explode") && msg.contains("boom"), "{msg}")
+            }
+            other => panic!("{m:?}: expected a remote error, got {other:?}"),
+        }
+        assert!(matches!(pool.join(), Err(multiproc::Error::Remote(msg)) if msg.contains("still running")));
+        pool.close().unwrap();
+        pool.join().unwrap();
+        assert!(matches!(pool.apply(pool_square, (1,)), Err(multiproc::Error::Remote(_))), "{m:?}: closed");
+        assert!(matches!(manager.pool(0), Err(multiproc::Error::Remote(_))), "{m:?}: Pool(0)");
+        manager.shutdown().unwrap();
+    }
+}

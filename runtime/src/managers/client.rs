@@ -80,6 +80,99 @@ struct Inner {
     authkey: Vec<u8>,
     id: u64,
     kind: String,
+    /// The process whose reference this token counts in (0: none, as for the manager itself).
+    counted: u32,
+}
+
+/// The objects this process holds proxies of, and how many tokens of each
+/// (a process holds one reference to each on its server, taken when its first
+/// token appears and released when its last one is dropped).
+struct Local {
+    pid: u32,
+    counts: HashMap<(Address, u64), u64>,
+}
+
+static LOCAL: Mutex<Option<Local>> = Mutex::new(None);
+
+inventory::submit! { crate::sys::forklock::ForkLock::new(&LOCAL) }
+
+thread_local! {
+    /// Set while a manager message is encoded: the tokens found in it.
+    static NESTED: std::cell::RefCell<Option<Found>> = const { std::cell::RefCell::new(None) };
+}
+
+thread_local! {
+    /// Tokens encoded into manager messages on this thread since its last call.
+    static PENDING: std::cell::RefCell<Found> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (encoding a manager message), keeping the tokens it encodes for
+/// the next call from this thread, whose object will hold them.
+pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> R {
+    let outer = NESTED.with(|n| n.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let found = NESTED.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer)).unwrap_or_default();
+    if !found.is_empty() {
+        PENDING.with(|p| p.borrow_mut().extend(found));
+    }
+    r
+}
+
+/// The tokens [`collecting`] kept on this thread (and forgets them).
+pub(crate) fn take_pending() -> Vec<(Address, Vec<u8>, u64)> {
+    PENDING.try_with(|p| std::mem::take(&mut *p.borrow_mut())).unwrap_or_default()
+}
+
+/// Counts one more token of `(address, id)` in this process; whether it is the first.
+fn count_up(pid: u32, address: &Address, id: u64) -> bool {
+    let mut guard = LOCAL.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.as_ref().is_none_or(|l| l.pid != pid) {
+        // A forked child holds no reference of its parent's.
+        *guard = Some(Local { pid, counts: HashMap::new() });
+    }
+    let Some(local) = guard.as_mut() else { return false };
+    let n = local.counts.entry((address.clone(), id)).or_insert(0);
+    *n += 1;
+    *n == 1
+}
+
+/// Counts one token fewer; whether it was the last.
+fn count_down(pid: u32, address: &Address, id: u64) -> bool {
+    let mut guard = LOCAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(local) = guard.as_mut().filter(|l| l.pid == pid) else { return false };
+    let key = (address.clone(), id);
+    match local.counts.get_mut(&key) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            local.counts.remove(&key);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Calls the manager itself at `address` (object 0) through `f`'s typed client.
+fn manager_call(address: &Address, authkey: &[u8], f: impl FnOnce(Manager<'_>) -> Result<()>) -> Result<()> {
+    f(Manager(&Token::new(address.clone(), authkey.to_vec(), 0, "manager".into())))
+}
+
+use super::table::Client as Manager;
+
+/// Tokens found in a message: each one's manager address and authkey, and its id.
+type Found = Vec<(Address, Vec<u8>, u64)>;
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.counted != 0 && self.counted == std::process::id() && count_down(self.counted, &self.address, self.id) {
+            let r = manager_call(&self.address, &self.authkey, |t| t.decref(self.id));
+            if let Err(e) = r {
+                log::debug!("manager: could not release object {} at {}: {e}", self.id, self.address);
+            }
+        }
+    }
 }
 
 /// Names one shared object: its manager's address and authkey, and the
@@ -114,36 +207,78 @@ impl fmt::Debug for Token {
     }
 }
 
+/// A token as it travels. `lent`: the sender lent the object a reference
+/// that the receiver settles once it holds its own.
 #[derive(Serialize, Deserialize)]
 struct WireToken {
     address: Address,
     authkey: Vec<u8>,
     id: u64,
     kind: String,
+    lent: bool,
 }
 
 impl Serialize for Token {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        WireToken {
-            address: self.0.address.clone(),
-            authkey: self.0.authkey.clone(),
-            id: self.0.id,
-            kind: self.0.kind.clone(),
-        }
-        .serialize(s)
+        let i = &self.0;
+        // Inside a manager message the container will hold the object (see
+        // `Token::send`); anywhere else, lend it a reference so it outlives
+        // this token until the receiver holds its own.
+        let inside = i.id != 0
+            && NESTED
+                .try_with(|n| n.borrow_mut().as_mut().map(|v| v.push((i.address.clone(), i.authkey.clone(), i.id))))
+                .ok()
+                .flatten()
+                .is_some();
+        let lent = i.id != 0 && !inside && manager_call(&i.address, &i.authkey, |t| t.lend(i.id)).is_ok();
+        WireToken { address: i.address.clone(), authkey: i.authkey.clone(), id: i.id, kind: i.kind.clone(), lent }
+            .serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Token {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let w = WireToken::deserialize(d)?;
-        Ok(Token(Arc::new(Inner { address: w.address, authkey: w.authkey, id: w.id, kind: w.kind })))
+        let token = Token::counted(w.address, w.authkey, w.id, w.kind);
+        if w.lent {
+            let i = &token.0;
+            let _ = manager_call(&i.address, &i.authkey, |t| t.settle(i.id));
+        }
+        Ok(token)
     }
 }
 
 impl Token {
+    /// A token that counts no reference (the manager itself, object 0).
     pub(crate) fn new(address: Address, authkey: Vec<u8>, id: u64, kind: String) -> Token {
-        Token(Arc::new(Inner { address, authkey, id, kind }))
+        Token(Arc::new(Inner { address, authkey, id, kind, counted: 0 }))
+    }
+
+    /// A token for an object the server has already counted one reference
+    /// for this process (a new object, a lookup): this process's reference,
+    /// or a surplus to give back if the process already holds one.
+    pub(crate) fn adopt(address: Address, authkey: Vec<u8>, id: u64, kind: String) -> Token {
+        let pid = std::process::id();
+        if !count_up(pid, &address, id) {
+            let _ = manager_call(&address, &authkey, |t| t.decref(id));
+        }
+        Token(Arc::new(Inner { address, authkey, id, kind, counted: pid }))
+    }
+
+    /// A token that takes this process's reference if it has none yet (a received proxy).
+    fn counted(address: Address, authkey: Vec<u8>, id: u64, kind: String) -> Token {
+        let pid = std::process::id();
+        if id == 0 {
+            return Token::new(address, authkey, id, kind);
+        }
+        if count_up(pid, &address, id)
+            && let Err(e) = manager_call(&address, &authkey, |t| t.incref(id))
+        {
+            log::debug!("manager: object {id} at {address} is not available: {e}");
+            count_down(pid, &address, id);
+            return Token::new(address, authkey, id, kind);
+        }
+        Token(Arc::new(Inner { address, authkey, id, kind, counted: pid }))
     }
 
     /// The object's kind: `dict`, `queue`, … or a managed type's path
@@ -198,10 +333,36 @@ impl Token {
     }
 
     /// Sends `call` to the object (the envelope encoded once) and decodes the reply.
+    /// Proxies encoded into the call's values are then held by the object (a
+    /// call on the manager itself leaves them to the caller: see `Manager::create_builtin`).
     fn send<Q: Serialize, R: DeserializeOwned>(&self, call: Call<Q>) -> Result<R> {
         let request = server::en(&Envelope { id: self.0.id, call })?;
+        let nested = if self.0.id == 0 { Vec::new() } else { take_pending() };
         let reply = round_trip(&self.0.address, &self.0.authkey, &request)?;
-        server::de::<Reply<R>>(&reply)?.into_result()
+        let r = server::de::<Reply<R>>(&reply)?.into_result()?;
+        if !nested.is_empty() {
+            self.hold(nested)?;
+        }
+        Ok(r)
+    }
+
+    /// Makes the object hold the objects of the `nested` tokens its last
+    /// call stored (a proxy kept in a dict keeps its object alive); an object
+    /// of another manager gets a lent reference instead.
+    pub(crate) fn hold(&self, nested: Vec<(Address, Vec<u8>, u64)>) -> Result<()> {
+        let i = &self.0;
+        let mut here = Vec::new();
+        for (address, authkey, id) in nested {
+            if address == i.address && authkey == i.authkey {
+                here.push(id);
+            } else {
+                let _ = manager_call(&address, &authkey, |t| t.lend(id));
+            }
+        }
+        if here.is_empty() {
+            return Ok(());
+        }
+        manager_call(&i.address, &i.authkey, |t| t.hold(i.id, here))
     }
 
     /// Makes the typed call `request` (a kind's `Request` value) and decodes its result.

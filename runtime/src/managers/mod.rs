@@ -29,7 +29,9 @@
 //!   a serde type moves to the server process (as in Python); any other type
 //!   is served by a thread of the process that created it, so it needs no
 //!   serde implementation at all;
-//! - shared objects live until the manager shuts down (no per-proxy reference counting).
+//! - an object is freed when the last proxy of it in any process is dropped
+//!   (as in Python), but an object stored as a value in a shared container is
+//!   held until that container is freed, even once the value is removed.
 
 mod client;
 mod kinds;
@@ -57,8 +59,8 @@ use kinds::Init;
 
 pub use client::Token;
 pub use kinds::{
-    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
-    SemaphoreProxy, SetProxy, ValueProxy,
+    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, PoolProxy, QueueProxy,
+    RLockProxy, SemaphoreProxy, SetProxy, ValueProxy,
 };
 pub use proxy::Proxy;
 
@@ -149,6 +151,51 @@ pub trait Managed: Send + 'static {
     fn encode_for_server(&self) -> Option<Result<Vec<u8>>>;
 }
 
+/// A [`Managed`] type that [`Manager::create`] accepts: implemented by
+/// `#[multiproc::managed]`, unless the block says `create_method = false`
+/// (Python's `register(typeid, create_method=False)`). Such a type is only made
+/// by a method of another shared object, listed in that one's
+/// `method_to_typeid`, whose result comes back as a proxy:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Library {
+///     titles: Vec<String>,
+/// }
+///
+/// struct Cursor {
+///     titles: Vec<String>,
+///     at: usize,
+/// }
+///
+/// #[multiproc::managed(method_to_typeid = "browse")]
+/// impl Library {
+///     fn browse(&self) -> Cursor {
+///         Cursor { titles: self.titles.clone(), at: 0 }
+///     }
+/// }
+///
+/// #[multiproc::managed(create_method = false)]
+/// impl Cursor {
+///     fn next_title(&mut self) -> Option<String> {
+///         self.at += 1;
+///         self.titles.get(self.at - 1).cloned()
+///     }
+/// }
+///
+/// #[multiproc::main]
+/// fn main() -> multiproc::Result<()> {
+///     let manager = multiproc::Manager::start()?;
+///     let library = manager.create(Library { titles: vec!["Emma".into()] })?;
+///     let cursor: CursorProxy = library.browse()?; // a new shared object, in the server
+///     assert_eq!(cursor.next_title()?.as_deref(), Some("Emma"));
+///     assert_eq!(cursor.next_title()?, None);
+///     // `manager.create(Cursor { .. })` would not compile: `Cursor` is not `Creatable`.
+///     Ok(())
+/// }
+/// ```
+pub trait Creatable: Managed {}
+
 /// Not public API: helpers for code `#[multiproc::managed]` generates.
 #[doc(hidden)]
 pub mod __managed {
@@ -157,9 +204,36 @@ pub mod __managed {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use super::server::{Call, calling, de as decode_args, ok_reply as encode_result};
-    use super::{Managed, Token, server};
+    pub use super::server::{Call, Shared, calling, de as decode_args, ok_reply as encode_result};
+    use super::{Managed, Proxy, Token, server};
     use crate::error::Result;
+
+    /// Shares `value`, a method's result, as a new object of the server
+    /// running the method (`method_to_typeid`); the encoded reply of its token.
+    pub fn share<T: Managed>(value: T) -> Result<Vec<u8>> {
+        server::share(std::sync::Arc::new(super::kinds::Custom(std::sync::Mutex::new(value))))
+    }
+
+    /// The proxy of an object a method shared, taking the reference the server counted for it.
+    pub fn adopt<P: Proxy>(shared: Shared) -> P {
+        P::from_token(Token::adopt(shared.address, shared.authkey, shared.id, shared.kind))
+    }
+
+    /// Whether two kinds are the same (a `proxytype`'s `KIND` must be its type's `TYPE_NAME`).
+    pub const fn same_kind(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 
     /// The error for a method name the type does not have.
     pub fn unknown_method(type_name: &str, method: &str) -> crate::Error {
@@ -264,9 +338,29 @@ enum Control {
     Shutdown,
 }
 
-/// The manager server process: serve until told to stop or the owner is gone.
+/// A registered task's name and its encoded arguments (no file descriptors).
+type InitCall = (String, Vec<u8>);
+
+/// Runs the initializer in the server process; what went wrong, for the owner.
+fn run_initializer(init: Option<InitCall>) -> std::result::Result<(), String> {
+    let Some((name, args)) = init else { return Ok(()) };
+    let entry = crate::registry::lookup(&name).map_err(|e| e.to_string())?;
+    match crate::unwind::catch(|| entry.run_target(&args, Vec::new())) {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(failure))) => Err(format!("the initializer `{name}` failed: {failure}")),
+        Ok(Err(e)) => Err(format!("the initializer `{name}` failed: {e}")),
+        Err(p) => Err(format!("the initializer `{name}` panicked at {}: {}", p.location, p.message)),
+    }
+}
+
+/// The manager server process: run the initializer, then serve until told
+/// to stop or the owner is gone.
 #[multiproc::task]
-fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8>) {
+fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8>, init: Option<InitCall>) {
+    if let Err(reason) = run_initializer(init) {
+        let _ = control.send(&Control::Failed(reason));
+        return;
+    }
     let listener = match Listener::bind(address, Some(&authkey)) {
         Ok(l) => l,
         Err(e) => {
@@ -275,7 +369,7 @@ fn serve_manager(control: Connection<Control>, address: Address, authkey: Vec<u8
         }
     };
     let bound = listener.address().clone();
-    let server = match server::Server::start(listener, Arc::default()) {
+    let server = match server::Server::start(listener, Arc::default(), &authkey) {
         Ok(s) => s,
         Err(e) => {
             let _ = control.send(&Control::Failed(e.to_string()));
@@ -361,6 +455,7 @@ pub struct ManagerBuilder {
     method: Option<StartMethod>,
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
+    initializer: Option<std::result::Result<InitCall, String>>,
 }
 
 impl ManagerBuilder {
@@ -419,10 +514,66 @@ impl ManagerBuilder {
         self
     }
 
+    /// A task the server process runs before it serves (Python's
+    /// `manager.start(initializer, initargs)`): to set up process-wide state
+    /// (logging, a global, signal handling) that managed values use there.
+    /// The arguments cannot hold file descriptors.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    ///
+    /// static MOTTO: OnceLock<String> = OnceLock::new();
+    ///
+    /// #[multiproc::task]
+    /// fn set_motto(motto: String) {
+    ///     MOTTO.set(motto).unwrap();
+    /// }
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Speaker;
+    ///
+    /// #[multiproc::managed]
+    /// impl Speaker {
+    ///     fn motto(&self) -> Option<String> {
+    ///         MOTTO.get().cloned() // runs in the server process
+    ///     }
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::builder().initializer(set_motto, ("carpe diem".to_string(),)).start()?;
+    ///     let s = manager.create(Speaker)?;
+    ///     assert_eq!(s.motto()?.as_deref(), Some("carpe diem"));
+    ///     assert_eq!(MOTTO.get(), None); // not in this process
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn initializer<F, A>(mut self, task: F, args: A) -> Self
+    where
+        F: crate::task::Task<A>,
+        A: Serialize,
+    {
+        let call = task.task_name().and_then(|name| {
+            let p = task.encode_args(&args)?;
+            if !p.fds.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "the manager initializer `{name}`'s arguments hold a file descriptor (a Queue, Lock or \
+                     Connection), which a manager server cannot receive: pass plain values"
+                )));
+            }
+            Ok((name.to_string(), p.bytes))
+        });
+        self.initializer = Some(call.map_err(|e| e.to_string()));
+        self
+    }
+
     /// Starts the server process and waits until it listens.
     ///
     /// # Errors
-    /// [`Error::InvalidState`] if the server could not bind its address; the
+    /// [`Error::InvalidArgument`] for an [`initializer`](Self::initializer)
+    /// that is not a registered task or whose arguments cannot be sent;
+    /// [`Error::InvalidState`] if the initializer failed or panicked, or the
+    /// server could not bind its address; the
     /// errors of [`Process::start`]; [`Error::Timeout`] if the server did not
     /// report in time.
     ///
@@ -443,9 +594,10 @@ impl ManagerBuilder {
             Some(a) => a,
             None => Address::unique_abstract()?,
         };
+        let init = self.initializer.transpose().map_err(Error::InvalidArgument)?;
         let (control, theirs) = pipe::<Control>()?;
         let mut builder =
-            Process::builder(serve_manager, (theirs, address, authkey.clone())).daemon(true).name("SyncManager");
+            Process::builder(serve_manager, (theirs, address, authkey.clone(), init)).daemon(true).name("SyncManager");
         if let Some(m) = self.method {
             builder = builder.start_method(m);
         }
@@ -469,6 +621,125 @@ impl ManagerBuilder {
             Ok(Control::Shutdown) => failed(process, Error::InvalidState("unexpected message from the server".into())),
             Err(e) => failed(process, e),
         }
+    }
+}
+
+impl ManagerBuilder {
+    /// A server for this builder's address and authkey, to run in this
+    /// process with [`serve_forever`](ManagerServer::serve_forever) (Python's
+    /// `BaseManager(address, authkey).get_server()`). It listens from now on;
+    /// other processes [`connect`](Manager::connect) to it. The start method
+    /// is not used.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the address cannot be bound (already taken).
+    ///
+    /// ```
+    /// use multiproc::connection::Address;
+    /// let server = multiproc::Manager::builder().address(Address::tcp("127.0.0.1:0")?).get_server()?;
+    /// assert!(matches!(server.address(), Address::Tcp(a) if a.port() != 0));
+    /// assert_eq!(server.authkey().len(), 32); // random, as for `start`
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn get_server(self) -> Result<ManagerServer> {
+        let authkey = match self.authkey {
+            Some(k) => k,
+            None => random_bytes(32)?,
+        };
+        let address = match self.address {
+            Some(a) => a,
+            None => Address::unique_abstract()?,
+        };
+        let listener = Listener::bind(address, Some(&authkey))?;
+        Ok(ManagerServer { address: listener.address().clone(), authkey, listener })
+    }
+}
+
+/// A manager server that runs in the process that made it (Python's
+/// `Server`, from [`Manager::get_server`] or [`ManagerBuilder::get_server`]),
+/// instead of in a server process of its own. Clients
+/// [`connect`](Manager::connect) with its address and authkey, create objects
+/// and register them; [`Manager::shutdown_server`] from any client stops it.
+///
+/// ```
+/// use multiproc::Manager;
+///
+/// let server = Manager::get_server()?;
+/// let (address, key) = (server.address().clone(), server.authkey().to_vec());
+/// let serving = std::thread::spawn(move || server.serve_forever());
+/// let client = Manager::connect(&address, &key)?;
+/// let d = client.dict_from([(1u8, 'a')])?;
+/// assert_eq!(d.get(&1)?, Some('a'));
+/// client.shutdown_server()?;
+/// serving.join().expect("the serving thread")?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct ManagerServer {
+    address: Address,
+    authkey: Vec<u8>,
+    listener: Listener,
+}
+
+impl std::fmt::Debug for ManagerServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerServer").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl ManagerServer {
+    /// The address it listens on (a TCP port 0 resolved to the real port).
+    ///
+    /// ```
+    /// use multiproc::connection::Address;
+    /// let server = multiproc::Manager::get_server()?;
+    /// assert!(matches!(server.address(), Address::Abstract(_))); // the default
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The authkey clients must hold.
+    ///
+    /// ```
+    /// let server = multiproc::Manager::builder().authkey(b"k".to_vec()).get_server()?;
+    /// assert_eq!(server.authkey(), b"k");
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn authkey(&self) -> &[u8] {
+        &self.authkey
+    }
+
+    /// Serves clients from background threads until one calls
+    /// [`Manager::shutdown_server`], then hangs up on every client and
+    /// returns (Python's `serve_forever`, which exits the process instead).
+    /// Its objects are freed on return.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the serving threads cannot start.
+    ///
+    /// ```
+    /// use multiproc::Manager;
+    ///
+    /// let server = Manager::builder().authkey(b"secret".to_vec()).get_server()?;
+    /// let address = server.address().clone();
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// let client = Manager::connect(&address, b"secret")?;
+    /// client.register("jobs", &client.queue::<u32>()?)?;
+    /// client.shutdown_server()?;
+    /// serving.join().expect("the serving thread")?;
+    /// assert!(Manager::connect(&address, b"secret").is_err()); // nobody listens now
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn serve_forever(self) -> Result<()> {
+        let table: Arc<table::Table> = Arc::default();
+        let (tell, stopped) = std::sync::mpsc::channel();
+        table.on_stop(tell);
+        let server = server::Server::start(self.listener, table, &self.authkey)?;
+        // Ends on a client's shutdown request (the table keeps the sender, so never on disconnection).
+        let _ = stopped.recv();
+        drop(server);
+        Ok(())
     }
 }
 
@@ -540,6 +811,49 @@ impl Manager {
         Ok(m)
     }
 
+    /// A [`ManagerServer`] on a fresh private address with a random authkey,
+    /// to run in this process (Python's `BaseManager().get_server()`); see
+    /// [`ManagerBuilder::get_server`] to choose them.
+    ///
+    /// # Errors
+    /// As [`ManagerBuilder::get_server`].
+    ///
+    /// ```
+    /// let server = multiproc::Manager::get_server()?;
+    /// assert_eq!(server.authkey().len(), 32);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn get_server() -> Result<ManagerServer> {
+        ManagerBuilder::default().get_server()
+    }
+
+    /// Asks the server to stop, if it runs [`ManagerServer::serve_forever`]
+    /// (Python's `dispatch(conn, None, 'shutdown')`); it returns once it has
+    /// answered. A server process started by [`Manager::start`] is stopped by
+    /// its owner's [`shutdown`](Self::shutdown) instead.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] from a server started by [`Manager::start`] (it
+    /// keeps running); a connection error if the server is gone.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Error, Manager};
+    /// let owned = Manager::start()?;
+    /// let client = Manager::connect(owned.address(), owned.authkey())?;
+    /// assert!(matches!(client.shutdown_server(), Err(Error::InvalidState(_))));
+    /// assert!(owned.event().is_ok()); // still serving
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shutdown_server(&self) -> Result<()> {
+        self.with_table(|t| t.shutdown()).map_err(|e| match e {
+            Error::Remote(m) if m.contains("serve_forever") => Error::InvalidState(m),
+            e => e,
+        })
+    }
+
     /// The address the server listens on (Python's `manager.address`).
     ///
     /// ```
@@ -589,6 +903,36 @@ impl Manager {
         self.owned.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.process.pid())
     }
 
+    /// How many shared objects the server holds (Python's
+    /// `manager._number_of_objects()`). An object is freed once no process
+    /// holds a proxy of it, no name is [`register`](Self::register)ed for it,
+    /// and no shared container it was stored in is alive: as in Python, a
+    /// proxy counts while it lives in any process, including clones and
+    /// proxies sent to children. Objects [`create`](Self::create)d in this
+    /// process (non-serde types) are not counted here.
+    ///
+    /// # Errors
+    /// A connection error if the server is gone.
+    ///
+    /// ```
+    /// # #[multiproc::main]
+    /// # fn main() -> multiproc::Result<()> {
+    /// let manager = multiproc::Manager::start()?;
+    /// let before = manager.number_of_objects()?;
+    /// let d = manager.dict::<u8, u8>()?;
+    /// let again = d.clone();
+    /// assert_eq!(manager.number_of_objects()?, before + 1);
+    /// drop(d);
+    /// assert_eq!(manager.number_of_objects()?, before + 1); // `again` still holds it
+    /// drop(again);
+    /// assert_eq!(manager.number_of_objects()?, before);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn number_of_objects(&self) -> Result<usize> {
+        Ok(self.with_table(|t| t.number_of_objects())? as usize)
+    }
+
     /// Calls the manager itself (object 0) through `f`'s typed client.
     fn with_table<R>(&self, f: impl FnOnce(table::Client<'_>) -> Result<R>) -> Result<R> {
         let token = Token::new(self.address.clone(), self.authkey.clone(), 0, "manager".into());
@@ -597,7 +941,16 @@ impl Manager {
 
     fn create_builtin<P: Proxy>(&self, init: Init) -> Result<P> {
         let id = self.with_table(|t| t.create(init))?;
-        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, P::KIND.into())))
+        self.adopt_new(id, P::KIND.into())
+    }
+
+    /// The proxy of the object just created as `id`, which holds the proxies
+    /// encoded into its initial value.
+    fn adopt_new<P: Proxy>(&self, id: u64, kind: String) -> Result<P> {
+        let nested = client::take_pending();
+        let token = Token::adopt(self.address.clone(), self.authkey.clone(), id, kind);
+        token.hold(nested)?;
+        Ok(P::from_token(token))
     }
 
     /// A new, empty shared dictionary (Python's `manager.dict()`).
@@ -639,7 +992,9 @@ impl Manager {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned,
     {
-        let raw = items.into_iter().map(|(k, v)| Ok((server::en(&k)?, server::en(&v)?))).collect::<Result<Vec<_>>>()?;
+        // Kept until the dict exists: a proxy among them must keep its object alive until the dict holds it.
+        let items: Vec<(K, V)> = items.into_iter().collect();
+        let raw = items.iter().map(|(k, v)| Ok((server::en(k)?, server::en(v)?))).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::Dict(raw))
     }
 
@@ -681,7 +1036,8 @@ impl Manager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
-        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        let items: Vec<T> = items.into_iter().collect(); // alive until created, as in `dict_from`
+        let raw = items.iter().map(server::en).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::List(raw))
     }
 
@@ -720,7 +1076,8 @@ impl Manager {
     /// # }
     /// ```
     pub fn set_from<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<SetProxy<T>> {
-        let raw = items.into_iter().map(|v| server::en(&v)).collect::<Result<Vec<_>>>()?;
+        let items: Vec<T> = items.into_iter().collect(); // alive until created, as in `dict_from`
+        let raw = items.iter().map(server::en).collect::<Result<Vec<_>>>()?;
         self.create_builtin(Init::Set(raw))
     }
 
@@ -985,6 +1342,31 @@ impl Manager {
         self.create_builtin(Init::Barrier { parties: parties as u64 })
     }
 
+    /// A new pool in the manager, running at most `processes` calls of a
+    /// `map` at a time (Python's `manager.Pool(processes)`; see [`PoolProxy`]).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if `processes` is 0 (Python's `ValueError`); as [`dict`](Self::dict).
+    ///
+    /// ```
+    /// #[multiproc::task]
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    ///
+    /// #[multiproc::main]
+    /// fn main() -> multiproc::Result<()> {
+    ///     let manager = multiproc::Manager::start()?;
+    ///     let pool = manager.pool(4)?;
+    ///     assert_eq!(pool.map(double, 0..4)?, [0, 2, 4, 6]);
+    ///     assert!(matches!(manager.pool(0), Err(multiproc::Error::Remote(_))));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn pool(&self, processes: usize) -> Result<PoolProxy> {
+        self.create_builtin(Init::Pool { processes: processes as u64 })
+    }
+
     /// Shares `value`, a type with a `#[multiproc::managed]` impl block, and
     /// returns its generated proxy (Python's `manager.Maths()` after `register`).
     ///
@@ -1030,24 +1412,23 @@ impl Manager {
     ///     Ok(())
     /// }
     /// ```
-    pub fn create<T: Managed>(&self, value: T) -> Result<T::Proxy> {
+    pub fn create<T: Creatable>(&self, value: T) -> Result<T::Proxy> {
         if let Some(bytes) = value.encode_for_server() {
             let bytes = bytes?;
             let id = self.with_table(|t| t.create_managed(T::TYPE_NAME.to_string(), bytes))?;
-            let token = Token::new(self.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into());
-            return Ok(T::Proxy::from_token(token));
+            return self.adopt_new(id, T::TYPE_NAME.into());
         }
         let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
         if host.is_none() {
             let listener = Listener::bind(Address::unique_abstract()?, Some(&self.authkey))?;
             let address = listener.address().clone();
             let table: Arc<table::Table> = Arc::default();
-            let server = server::Server::start(listener, table.clone())?;
+            let server = server::Server::start(listener, table.clone(), &self.authkey)?;
             *host = Some(Host { address, table, _server: server });
         }
         let h = host.as_ref().ok_or(Error::Closed("the manager"))?;
         let id = h.table.insert(Arc::new(kinds::Custom(Mutex::new(value))));
-        Ok(T::Proxy::from_token(Token::new(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
+        Ok(T::Proxy::from_token(Token::adopt(h.address.clone(), self.authkey.clone(), id, T::TYPE_NAME.into())))
     }
 
     /// Registers `proxy`'s object under `name`, so other processes that
@@ -1104,10 +1485,12 @@ impl Manager {
     /// ```
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<P> {
         let (id, kind) = self.with_table(|t| t.lookup(name.to_string()))?;
+        // The server counted a reference for us: adopt it before any check, so it is released.
+        let token = Token::adopt(self.address.clone(), self.authkey.clone(), id, kind.clone());
         if kind != P::KIND {
             return Err(Error::InvalidArgument(format!("`{name}` is a {kind}, not a {}", P::KIND)));
         }
-        Ok(P::from_token(Token::new(self.address.clone(), self.authkey.clone(), id, kind)))
+        Ok(P::from_token(token))
     }
 
     /// Stops the server process (and the thread serving [`create`](Self::create)d

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::table::{self, Table};
 use crate::codec;
-use crate::connection::{Listener, ListenerCloser};
+use crate::connection::{Address, Listener, ListenerCloser};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -118,7 +118,7 @@ pub fn de<A: DeserializeOwned>(bytes: &[u8]) -> Result<A> {
 
 /// Encodes a manager message (no file descriptors: they cannot cross a manager).
 pub(crate) fn en<R: Serialize + ?Sized>(value: &R) -> Result<Vec<u8>> {
-    let p = codec::encode(value, "a manager message")?;
+    let p = super::client::collecting(|| codec::encode(value, "a manager message"))?;
     if !p.fds.is_empty() {
         return Err(Error::Encode {
             what: "a value for a manager",
@@ -188,14 +188,63 @@ fn dispatch(table: &Table, caller: &Caller<'_>, request: &[u8]) -> Result<Vec<u8
     }
 }
 
+/// The server a connection thread serves: where a method's result that is
+/// shared as a new object goes ([`share`]).
+struct Here {
+    table: Arc<Table>,
+    address: Address,
+    authkey: Vec<u8>,
+}
+
+thread_local! {
+    static HERE: std::cell::RefCell<Option<Here>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A new object of the server this thread serves, holding `object`: the
+/// encoded `Reply::Ok` of its [`Shared`] token, whose one reference the caller
+/// adopts (a `method_to_typeid` method's result).
+///
+/// # Errors
+/// [`Error::InvalidState`] outside a manager's connection thread (a direct
+/// [`Managed::dispatch`](super::Managed::dispatch)).
+pub(crate) fn share(object: Arc<dyn Object>) -> Result<Vec<u8>> {
+    let shared = HERE.with(|h| {
+        h.borrow().as_ref().map(|h| Shared {
+            kind: object.kind().to_string(),
+            id: h.table.insert(object),
+            address: h.address.clone(),
+            authkey: h.authkey.clone(),
+        })
+    });
+    let shared = shared.ok_or_else(|| {
+        Error::InvalidState("a method whose result is shared as a proxy runs only in a manager".into())
+    })?;
+    ok_reply(&shared)
+}
+
+/// A new object a method shared ([`share`]): its token, with one reference for the receiver.
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Shared {
+    pub(crate) address: Address,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) id: u64,
+    pub(crate) kind: String,
+}
+
 /// Serves one authenticated connection until the peer hangs up or sends garbage framing.
-fn serve_connection(fd: &OwnedFd, table: &Table) {
+fn serve_connection(fd: &OwnedFd, here: Here) {
+    let table = here.table.clone();
+    let table = &*table;
+    HERE.with(|h| *h.borrow_mut() = Some(here));
     let caller = Caller::new(fd.as_fd());
     let mut reader = super::wire::Reader::default();
     loop {
         let Ok(request) = reader.read(fd.as_fd(), MAX_REQUEST) else { return };
         // Encoding an error reply (a string at most) cannot fail; if it did, hang up rather than hang the caller.
         let answer = dispatch(table, &caller, &request).or_else(|e| en(&Reply::error(e)));
+        // Proxies a method's result carried stay held by their owner in this process.
+        drop(super::client::take_pending());
         let Ok(answer) = answer.or_else(|e| en(&Reply::error(e))) else { return };
         if codec::write_frame(fd.as_fd(), &answer, &[]).is_err() {
             return;
@@ -212,9 +261,10 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts serving `table` on `listener` from background threads.
-    pub(crate) fn start(listener: Listener, table: Arc<Table>) -> Result<Server> {
+    /// Starts serving `table` on `listener` (which checks `authkey`) from background threads.
+    pub(crate) fn start(listener: Listener, table: Arc<Table>, authkey: &[u8]) -> Result<Server> {
         let closer = listener.closer();
+        let (address, authkey) = (listener.address().clone(), authkey.to_vec());
         let live: Arc<Mutex<HashMap<u64, Arc<OwnedFd>>>> = Arc::default();
         let workers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (live2, workers2) = (live.clone(), workers.clone());
@@ -234,9 +284,10 @@ impl Server {
                     next += 1;
                     let key = next;
                     live2.lock().unwrap_or_else(|p| p.into_inner()).insert(key, fd.clone());
-                    let (table, live3) = (table.clone(), live2.clone());
+                    let here = Here { table: table.clone(), address: address.clone(), authkey: authkey.clone() };
+                    let live3 = live2.clone();
                     let spawned = std::thread::Builder::new().name("multiproc-manager-conn".into()).spawn(move || {
-                        serve_connection(&fd, &table);
+                        serve_connection(&fd, here);
                         live3.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                     });
                     match spawned {

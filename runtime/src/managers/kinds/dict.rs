@@ -350,7 +350,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # }
     /// ```
     pub fn update(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<()> {
-        let raw = items.into_iter().map(|(k, v)| Ok((en(&k)?, en(&v)?))).collect::<Result<Vec<_>>>()?;
+        // Kept until the call is made: a proxy among them must keep its object alive until the dict holds it.
+        let items: Vec<(K, V)> = items.into_iter().collect();
+        let raw = items.iter().map(|(k, v)| Ok((en(k)?, en(v)?))).collect::<Result<Vec<_>>>()?;
         Client(&self.token).update(raw)
     }
 }

@@ -315,7 +315,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # }
     /// ```
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
-        let raw = items.into_iter().map(|v| en(&v)).collect::<Result<Vec<_>>>()?;
+        // Kept until the call is made: a proxy among them must keep its object alive until the list holds it.
+        let items: Vec<T> = items.into_iter().collect();
+        let raw = items.iter().map(en).collect::<Result<Vec<_>>>()?;
         Client(&self.token).extend(raw)
     }
 

@@ -17,6 +17,7 @@ mod event;
 mod list;
 mod lock;
 mod namespace;
+mod pool;
 mod queue;
 mod semaphore;
 mod set;
@@ -39,6 +40,7 @@ pub use event::EventProxy;
 pub use list::ListProxy;
 pub use lock::{LockProxy, RLockProxy};
 pub use namespace::NamespaceProxy;
+pub use pool::PoolProxy;
 pub use queue::QueueProxy;
 pub use semaphore::SemaphoreProxy;
 pub use set::SetProxy;
@@ -62,13 +64,14 @@ pub(crate) enum Init {
     Event,
     Barrier { parties: u64 },
     Set(Vec<Bytes>),
+    Pool { processes: u64 },
 }
 
 impl Init {
     /// Builds the object.
     ///
     /// # Errors
-    /// [`Error::Remote`] for a barrier of no parties.
+    /// [`Error::Remote`] for a barrier of no parties or a pool of no workers.
     pub(crate) fn build(self) -> Result<Arc<dyn Object>> {
         Ok(match self {
             Init::Dict(items) => dict::new(items),
@@ -83,6 +86,7 @@ impl Init {
             Init::Event => event::new(),
             Init::Barrier { parties } => barrier::new(parties)?,
             Init::Set(items) => set::new(items),
+            Init::Pool { processes } => pool::new(processes)?,
         })
     }
 }
