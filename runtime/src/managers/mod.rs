@@ -585,15 +585,8 @@ impl ManagerBuilder {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn start(self) -> Result<Manager> {
-        let authkey = match self.authkey {
-            Some(k) => k,
-            None => random_bytes(32)?,
-        };
-        let address = match self.address {
-            Some(a) => a,
-            None => Address::unique_abstract()?,
-        };
+    pub fn start(mut self) -> Result<Manager> {
+        let (address, authkey) = self.address_and_key()?;
         let init = self.initializer.transpose().map_err(Error::InvalidArgument)?;
         let (control, theirs) = pipe::<Control>()?;
         let mut builder =
@@ -641,17 +634,23 @@ impl ManagerBuilder {
     /// assert_eq!(server.authkey().len(), 32); // random, as for `start`
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    pub fn get_server(self) -> Result<ManagerServer> {
-        let authkey = match self.authkey {
+    pub fn get_server(mut self) -> Result<ManagerServer> {
+        let (address, authkey) = self.address_and_key()?;
+        let listener = Listener::bind(address, Some(&authkey))?;
+        Ok(ManagerServer { address: listener.address().clone(), authkey, listener })
+    }
+
+    /// The address and key chosen, or a fresh abstract address and a random 32-byte key.
+    fn address_and_key(&mut self) -> Result<(Address, Vec<u8>)> {
+        let authkey = match self.authkey.take() {
             Some(k) => k,
             None => random_bytes(32)?,
         };
-        let address = match self.address {
+        let address = match self.address.take() {
             Some(a) => a,
             None => Address::unique_abstract()?,
         };
-        let listener = Listener::bind(address, Some(&authkey))?;
-        Ok(ManagerServer { address: listener.address().clone(), authkey, listener })
+        Ok((address, authkey))
     }
 }
 
