@@ -3,7 +3,8 @@
 //! it up once it has said nothing for `MULTIPROC_MPI_TIMEOUT` seconds (30 by
 //! default), its calls run on the other rank, and the map returns every
 //! result. MPI_Finalize would wait for the stopped rank for ever, so once
-//! `main` returns the job ends with MPI_Abort and status 5.
+//! `main` returns rank 0 SIGKILLs it (it runs on this machine) and the job
+//! ends non-zero (status 5, or 137 as mpirun reports the killed rank).
 //!
 //! `mpirun -n 3 -x MULTIPROC_MPI_TIMEOUT=2 target/debug/examples/mpi_stuck /tmp/stall-marker`
 //!

@@ -182,8 +182,9 @@ fn a_stopped_rank_is_given_up_and_its_calls_run_on_another() {
     // Every result arrives although one rank stopped holding work ...
     let squares: u64 = (0..40u64).map(|x| x * x).sum();
     assert_eq!(line(&job, "sum"), squares.to_string(), "stdout: {}\nstderr: {}", job.stdout, job.stderr);
-    // ... and the job then ends, non-zero, saying which rank could not be finalised.
-    assert_eq!(job.status.code(), Some(5), "{}", job.stderr);
+    // ... and the job then ends, non-zero (5 from rank 0, or 137 when mpirun
+    // first reports the lost rank that rank 0 SIGKILLed), saying which rank.
+    assert!(matches!(job.status.code(), Some(5 | 137)), "{:?}: {}", job.status, job.stderr);
     assert!(job.stderr.contains("stopped answering"), "{}", job.stderr);
     assert!(job.took < Duration::from_secs(60), "took {:?}", job.took);
 }

@@ -92,6 +92,9 @@ pub(crate) fn serve(world: &SimpleCommunicator, serialized: bool) {
     let mut sends: Vec<OwnedSend> = Vec::new();
     let mut idle = Idle::default();
     let heartbeat = Heartbeat::start(serialized);
+    // Who this rank is (see `world::hello`), sent once, blocking: it must be
+    // on its way before a task can stop this rank.
+    root.send_with_tag(&world::hello()[..], HEARTBEAT_TAG);
     loop {
         let (bytes, status) = loop {
             let received = {

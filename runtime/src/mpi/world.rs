@@ -10,7 +10,8 @@
 //! that holds chunks and says nothing for the pool's timeout (a stopped or
 //! frozen rank) is *lost*: its chunks go to the other ranks and nothing more is
 //! sent to it. MPI_Finalize would wait for a lost rank for ever, so a job that
-//! lost one ends, once `main` has returned, with MPI_Abort ([`LOST_EXIT`]).
+//! lost one ends, once `main` has returned, with status [`LOST_EXIT`] (a lost
+//! rank on rank 0's machine is SIGKILLed first: see [`end`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -51,7 +52,7 @@ pub(crate) struct WorldInfo {
 static WORLD: OnceLock<WorldInfo> = OnceLock::new();
 /// True on rank 0 between MPI_Init and the shut-down at the end of `main`.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-static MPI_LOCK: Mutex<Ranks> = Mutex::new(Ranks { heard: Vec::new(), lost: Vec::new() });
+static MPI_LOCK: Mutex<Ranks> = Mutex::new(Ranks { heard: Vec::new(), lost: Vec::new(), hello: Vec::new() });
 
 /// What rank 0 has heard from each worker rank; held under the MPI lock, since
 /// it is updated by draining heartbeats (an MPI call).
@@ -60,18 +61,39 @@ pub(crate) struct Ranks {
     heard: Vec<Option<Instant>>,
     /// Whether rank `i` was given up as lost.
     lost: Vec<bool>,
+    /// What rank `i` said of itself at start ([`hello`]): its pid and host.
+    hello: Vec<Option<Vec<u8>>>,
+}
+
+/// A worker rank's first heartbeat: its pid (u32 LE), then what tells its
+/// machine and pid namespace apart (the boot id and the namespace's link), so
+/// that rank 0 can end a lost rank that runs beside it.
+pub(crate) fn hello() -> Vec<u8> {
+    let mut out = std::process::id().to_le_bytes().to_vec();
+    out.extend(host_identity());
+    out
+}
+
+fn host_identity() -> Vec<u8> {
+    let boot = std::fs::read("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.into_os_string().into_encoded_bytes());
+    [boot, ns.unwrap_or_default()].concat()
 }
 
 impl Ranks {
     /// Receives every heartbeat that has arrived.
     pub(crate) fn drain_heartbeats(&mut self, world: &SimpleCommunicator) {
         while let Some(probed) = world.any_process().immediate_matched_probe_with_tag(HEARTBEAT_TAG) {
-            let (_beat, status) = probed.matched_receive_vec::<u8>();
+            let (beat, status) = probed.matched_receive_vec::<u8>();
             let rank = status.source_rank() as usize;
             if self.heard.len() <= rank {
                 self.heard.resize(rank + 1, None);
+                self.hello.resize(rank + 1, None);
             }
             self.heard[rank] = Some(Instant::now());
+            if beat.len() > 4 {
+                self.hello[rank] = Some(beat);
+            }
         }
     }
 
@@ -179,18 +201,36 @@ pub(crate) fn begin(world: &SimpleCommunicator, level: Threading) {
 
 /// Rank 0 at the end of `main`: closes the world to the pools, then stops
 /// every worker (before MPI_Finalize). If a rank was lost, MPI_Finalize would
-/// wait for it for ever: the job ends with MPI_Abort ([`LOST_EXIT`]) instead.
+/// wait for it for ever: the job ends with status [`LOST_EXIT`] instead.
 pub(crate) fn end(world: &SimpleCommunicator) {
-    let ranks = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ranks = MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     ACTIVE.store(false, Ordering::Release);
+    ranks.drain_heartbeats(world);
     stop_workers(world, &ranks);
-    let lost: Vec<String> = (1..world.size() as usize).filter(|&r| ranks.is_lost(r)).map(|r| r.to_string()).collect();
+    let lost: Vec<usize> = (1..world.size() as usize).filter(|&r| ranks.is_lost(r)).collect();
     if !lost.is_empty() {
-        abort_job(
-            world,
-            LOST_EXIT,
-            &format!("`main` has returned, but rank(s) {} stopped answering and cannot be finalised", lost.join(", ")),
+        // Not MPI_Abort, and not left to mpirun alone: Open MPI 4.1's mpirun
+        // can hang for good on a job with a stopped rank. A lost rank on this
+        // machine is ended here (SIGKILL works on a stopped process); then rank
+        // 0 exits without MPI_Finalize, and mpirun ends the job as for any
+        // rank that fails.
+        let here = host_identity();
+        for &r in &lost {
+            if let Some(Some(h)) = ranks.hello.get(r)
+                && h[4..] == here[..]
+            {
+                let pid = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL);
+            }
+        }
+        let names: Vec<String> = lost.iter().map(|r| r.to_string()).collect();
+        eprintln!(
+            "multiproc (MPI rank 0): `main` has returned, but rank(s) {} stopped answering and cannot be \
+             finalised; ending the MPI job with status {LOST_EXIT}",
+            names.join(", ")
         );
+        sys::process::flush_stdio();
+        sys::process::exit_now(LOST_EXIT);
     }
 }
 
