@@ -254,9 +254,23 @@ pub(crate) struct RecvBuf {
     start: usize,
     end: usize,
     fds: VecDeque<OwnedFd>,
+    /// A long frame being received straight into its own body (see [`Long`]).
+    long: Option<Long>,
     /// The peer closed its end.
     pub(crate) eof: bool,
 }
+
+/// A frame of at least [`LONG_FRAME`] bytes, read past the buffer: its body
+/// is received in place, so it is handed over without a copy, and the buffer
+/// neither grows nor is zeroed for it.
+struct Long {
+    body: Vec<u8>,
+    len: usize,
+    fds: Vec<OwnedFd>,
+}
+
+/// Frames this long skip the buffer (see [`Long`]).
+const LONG_FRAME: usize = RECV_CHUNK / 2;
 
 impl Default for RecvBuf {
     fn default() -> Self {
@@ -267,7 +281,7 @@ impl Default for RecvBuf {
 impl RecvBuf {
     /// An empty reader with 256 KiB of room.
     pub(crate) fn new() -> Self {
-        RecvBuf { buf: vec![0; RECV_CHUNK], start: 0, end: 0, fds: VecDeque::new(), eof: false }
+        RecvBuf { buf: vec![0; RECV_CHUNK], start: 0, end: 0, fds: VecDeque::new(), long: None, eof: false }
     }
 
     /// Reads what is available without blocking; returns whether any byte arrived.
@@ -275,11 +289,25 @@ impl RecvBuf {
         if self.eof {
             return Ok(false);
         }
-        self.make_room();
-        let mut fds = Vec::new();
-        let r = sys::socket::recv_some(fd, &mut self.buf[self.end..], &mut fds, true);
-        self.fds.extend(fds);
+        self.begin_long()?;
+        let r = match &mut self.long {
+            Some(long) if long.body.len() == long.len => return Ok(true),
+            // At most the rest of this frame: a plain `recv` must not reach the
+            // next frame, whose fds it would drop.
+            Some(long) => {
+                let rest = long.len - long.body.len();
+                sys::socket::recv_into_spare(fd, &mut long.body, rest, true)
+            }
+            None => {
+                self.make_room();
+                let mut fds = Vec::new();
+                let r = sys::socket::recv_some(fd, &mut self.buf[self.end..], &mut fds, true);
+                self.fds.extend(fds);
+                r
+            }
+        };
         match r {
+            Ok(Some(n)) if self.long.is_some() => return Ok(n > 0 || self.set_eof()),
             Ok(Some(0)) => self.eof = true,
             Ok(Some(n)) => {
                 self.end += n;
@@ -307,6 +335,34 @@ impl RecvBuf {
         }
     }
 
+    /// Marks the end of stream; `false`, for [`RecvBuf::fill`]'s answer.
+    fn set_eof(&mut self) -> bool {
+        self.eof = true;
+        false
+    }
+
+    /// Once the next frame's header is buffered and the frame is long and not
+    /// all here, moves what arrived of it (and its fds, which came with its
+    /// first byte) into a body of its own, and empties the buffer.
+    fn begin_long(&mut self) -> Result<()> {
+        let Some((len, nfds)) = self.pending().filter(|&(len, _)| self.long.is_none() && len >= LONG_FRAME) else {
+            return Ok(());
+        };
+        let from = self.start + HEAD;
+        if self.end - from >= len {
+            return Ok(());
+        }
+        if nfds > self.fds.len() {
+            return Err(Error::Decode { what: "frame", reason: "a frame announced more handles than arrived".into() });
+        }
+        let mut body = Vec::with_capacity(len);
+        body.extend_from_slice(&self.buf[from..self.end]);
+        let fds = self.fds.drain(..nfds).collect();
+        (self.start, self.end) = (0, 0);
+        self.long = Some(Long { body, len, fds });
+        Ok(())
+    }
+
     /// The header of the next frame, once it is buffered.
     fn pending(&self) -> Option<(usize, usize)> {
         parse_header(&self.buf[self.start..self.end])
@@ -314,6 +370,12 @@ impl RecvBuf {
 
     /// The next complete frame, if one is buffered.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>> {
+        if let Some(long) = self.long.take_if(|l| l.body.len() == l.len) {
+            return Ok(Some(Frame { body: long.body, fds: long.fds }));
+        }
+        if self.long.is_some() {
+            return Ok(None);
+        }
         let Some((len, nfds)) = self.pending() else { return Ok(None) };
         if self.end - self.start < HEAD + len {
             return Ok(None);
@@ -393,6 +455,39 @@ mod tests {
             assert_eq!((f.body.as_slice(), f.fds.len()), (want, nfds));
         }
         assert!(rx.next_frame().unwrap().is_none());
+        assert!(!rx.fill(b.as_fd()).unwrap() && rx.eof);
+    }
+
+    #[test]
+    fn the_buffered_reader_takes_long_frames_whole_and_keeps_every_fd() {
+        let (a, b) = sys::fd::socketpair().unwrap();
+        let bodies: Vec<(Vec<u8>, usize)> = vec![
+            (b"a".to_vec(), 1),
+            (vec![1; 1 << 20], 2),
+            (b"b".to_vec(), 1),
+            (vec![2; LONG_FRAME], 0),
+            (vec![3; LONG_FRAME - HEAD - 1], 1),
+            (b"c".to_vec(), 0),
+        ];
+        let sent = bodies.clone();
+        let writer = std::thread::spawn(move || {
+            for (body, nfds) in sent {
+                let fds: Vec<OwnedFd> = (0..nfds).map(|_| sys::fd::socketpair().unwrap().0).collect();
+                let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+                write_frame(a.as_fd(), &body, &borrowed).unwrap();
+            }
+        });
+        let mut rx = RecvBuf::new();
+        let mut got = Vec::new();
+        while got.len() < bodies.len() {
+            match rx.next_frame().unwrap() {
+                Some(f) => got.push((f.body, f.fds.len())),
+                None if !rx.fill(b.as_fd()).unwrap() => wait_until_readable(b.as_fd()).unwrap(),
+                None => {}
+            }
+        }
+        writer.join().unwrap();
+        assert!(got == bodies, "frames or their fds differ");
         assert!(!rx.fill(b.as_fd()).unwrap() && rx.eof);
     }
 
