@@ -132,6 +132,8 @@ enum Body<'a> {
     Ring(&'a [u8]),
     /// Assembled from chunks.
     Owned(Vec<u8>),
+    /// Assembled from chunks, its first 8 bytes (a byte string's length) apart.
+    Headed([u8; 8], Vec<u8>),
 }
 
 /// A message's bytes in two pieces written one after the other (a bulk
@@ -156,10 +158,11 @@ impl<'a> Msg<'a> {
 }
 
 impl Body<'_> {
-    fn as_slice(&self) -> &[u8] {
+    fn len(&self) -> usize {
         match self {
-            Body::Ring(b) => b,
-            Body::Owned(v) => v,
+            Body::Ring(b) => b.len(),
+            Body::Owned(v) => v.len(),
+            Body::Headed(h, v) => h.len() + v.len(),
         }
     }
 
@@ -167,6 +170,22 @@ impl Body<'_> {
         match self {
             Body::Ring(b) => b.to_vec(),
             Body::Owned(v) => v,
+            Body::Headed(h, v) => [&h[..], &v].concat(),
+        }
+    }
+
+    /// A streamed message's bytes (`buf`, its first 8 bytes in `head` if they
+    /// were kept apart), as a get with its own buffer (`external`) or one
+    /// that takes them over wants them.
+    fn assembled(head: Option<[u8; 8]>, buf: &mut Vec<u8>, external: bool) -> Body<'_> {
+        match (head, external) {
+            (Some(h), true) => {
+                buf.splice(0..0, h);
+                Body::Ring(buf)
+            }
+            (Some(h), false) => Body::Headed(h, std::mem::take(buf)),
+            (None, true) => Body::Ring(buf),
+            (None, false) => Body::Owned(std::mem::take(buf)),
         }
     }
 }
@@ -194,6 +213,8 @@ struct Resume {
     /// The message's producer.
     pid: u32,
     bytes: Vec<u8>,
+    /// The message's first 8 bytes, if kept apart from `bytes` (see `Body::Headed`).
+    head: Option<[u8; 8]>,
     /// Whether dropping it releases the lock (false once a `get` took it up).
     holds_lock: bool,
 }
@@ -556,12 +577,15 @@ impl RingQueue {
     }
 
     /// Gets one message and hands its bytes to `f`: straight from the ring for
-    /// a one-record message, or as the `Vec` a streamed one was assembled in.
+    /// a one-record message, or as the `Vec` a streamed one was assembled in
+    /// (with `headed`, its first 8 bytes apart: a byte string's length, so
+    /// the string is made in that `Vec` without moving it down).
     fn get_raw<R>(
         &self,
         block: bool,
         timeout: Option<Duration>,
         into: Option<&mut Vec<u8>>,
+        headed: bool,
         f: impl FnOnce(Body<'_>) -> R,
     ) -> Result<R> {
         self.check_open()?;
@@ -571,12 +595,13 @@ impl RingQueue {
         let deadline = if block { raw::deadline(timeout) } else { Some(Instant::now()) };
         // A message being assembled from chunks: its producer's pid; its bytes go to `buf`.
         let mut partial: Option<u32> = None;
+        let mut length: Option<[u8; 8]> = None;
         let mut local = Vec::new();
         let (buf, external) = match into {
             Some(b) => (b, true),
             None => (&mut local, false),
         };
-        let unlock = self.begin_get(deadline, &mut partial, buf)?;
+        let unlock = self.begin_get(deadline, &mut partial, &mut length, buf)?;
         loop {
             let head = self.u64(HEAD).load(Ordering::Relaxed);
             match self.wait_for_data(head, partial, deadline) {
@@ -585,7 +610,7 @@ impl RingQueue {
                     partial = None;
                     continue;
                 }
-                Err(Error::Empty) if let Some(pid) = partial => return Err(self.keep_partial(unlock, pid, buf)),
+                Err(Error::Empty) if let Some(pid) = partial => return Err(self.keep_partial(unlock, pid, length, buf)),
                 Err(e) => return Err(e),
             }
             let Some(rec) = self.record_at(head)? else { continue };
@@ -612,8 +637,10 @@ impl RingQueue {
                     log::warn!("queue: an unfinished message (its producer died or gave up) was dropped");
                 }
                 buf.clear();
-                buf.reserve(rec.total.max(rec.len));
-                buf.extend_from_slice(body);
+                length = body.first_chunk::<8>().copied().filter(|_| headed && !external);
+                let skip = if length.is_some() { 8 } else { 0 };
+                buf.reserve(rec.total.max(rec.len) - skip);
+                buf.extend_from_slice(&body[skip..]);
                 partial = Some(rec.pid);
             } else if partial.is_some() {
                 buf.extend_from_slice(body);
@@ -622,7 +649,7 @@ impl RingQueue {
             self.advance(head + rec.size);
             if rec.flags & LAST != 0 && partial.take().is_some() {
                 self.u64(GETS).fetch_add(1, Ordering::SeqCst);
-                return Ok(if external { f(Body::Ring(buf)) } else { f(Body::Owned(std::mem::take(buf))) });
+                return Ok(f(Body::assembled(length, buf, external)));
             }
         }
     }
@@ -630,7 +657,13 @@ impl RingQueue {
     /// Takes the consumers' lock for a get (by `deadline`); if this process
     /// holds it for a message a timed-out get began, that message's producer
     /// goes to `partial` and its bytes so far to `buf`.
-    fn begin_get(&self, deadline: Option<Instant>, partial: &mut Option<u32>, buf: &mut Vec<u8>) -> Result<Unlock<'_>> {
+    fn begin_get(
+        &self,
+        deadline: Option<Instant>,
+        partial: &mut Option<u32>,
+        head: &mut Option<[u8; 8]>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Unlock<'_>> {
         let lock = self.u32(CONS_LOCK);
         match self.lock_consumers(deadline) {
             None => Err(if self.shut() != 0 { Error::ShutDown } else { Error::Empty }),
@@ -638,6 +671,7 @@ impl RingQueue {
             Some(Some(mut resume)) => {
                 *partial = Some(resume.pid);
                 *buf = std::mem::take(&mut resume.bytes);
+                *head = resume.head;
                 resume.holds_lock = false; // its lock is this get's now
                 Ok(Unlock(lock))
             }
@@ -646,11 +680,11 @@ impl RingQueue {
 
     /// A get timed out in the middle of producer `pid`'s message: keeps the
     /// part (`buf`) and the consumers' lock for the next get; returns `Empty`.
-    fn keep_partial(&self, unlock: Unlock<'_>, pid: u32, buf: &mut Vec<u8>) -> Error {
+    fn keep_partial(&self, unlock: Unlock<'_>, pid: u32, head: Option<[u8; 8]>, buf: &mut Vec<u8>) -> Error {
         let bytes = std::mem::take(buf);
         std::mem::forget(unlock);
         *self.resume.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Resume { region: self.region.clone(), pid, bytes, holds_lock: true });
+            Some(Resume { region: self.region.clone(), pid, bytes, head, holds_lock: true });
         Error::Empty
     }
 
@@ -814,8 +848,9 @@ impl RingQueue {
     }
 
     fn get<T: DeserializeOwned + 'static>(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-        self.get_raw(block, timeout, None, |body| match body {
+        self.get_raw(block, timeout, None, codec::typed::owned_bytes::<T>(), |body| match body {
             Body::Owned(v) => codec::typed::decode_owned(v, "queue item"),
+            Body::Headed(h, v) => codec::typed::decode_headed(h, v, "queue item"),
             Body::Ring(b) => codec::typed::decode(b, Vec::new(), "queue item"),
         })?
     }
@@ -983,7 +1018,7 @@ macro_rules! common_methods {
         /// # Ok::<(), multiproc::Error>(())
         /// ```
         pub fn get_bytes(&self) -> Result<Vec<u8>> {
-            self.inner.get_raw(true, None, None, |b| b.into_vec())
+            self.inner.get_raw(true, None, None, false, |b| b.into_vec())
         }
 
         /// Gets one raw-bytes message into `buf` (replacing its contents),
@@ -1005,7 +1040,7 @@ macro_rules! common_methods {
         /// # Ok::<(), multiproc::Error>(())
         /// ```
         pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
-            self.inner.get_raw(true, None, Some(buf), |b| b.as_slice().len())
+            self.inner.get_raw(true, None, Some(buf), false, |b| b.len())
         }
     };
 }

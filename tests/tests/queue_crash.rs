@@ -294,11 +294,14 @@ fn big_typed_put(q: Queue<Vec<u8>>, started: Event) {
 /// `get_timeout` keeps its deadline when the producer of a streamed message
 /// stops mid-message (SIGSTOP): it returns `Empty` in time, keeping the part
 /// it read, and the next `get` (here from another thread) finishes the same
-/// message once the producer runs again — nothing lost, nothing duplicated.
+/// message once the producer runs again — nothing lost, nothing duplicated —
+/// whether it finishes as a typed `get` (the byte string's length read apart
+/// from its bytes), `get_bytes` or `get_bytes_into` (the whole message).
 #[multiproc::test]
 fn get_timeout_holds_when_the_producer_stops_mid_message() {
     let _g = leak_guard();
-    for m in METHODS {
+    let length = (1u64 << 20).to_le_bytes();
+    for (m, finish) in METHODS.into_iter().flat_map(|m| ["get", "get_bytes", "get_bytes_into"].map(|f| (m, f))) {
         let q: Queue<Vec<u8>> = Queue::with_ring_size(0, 4096).unwrap();
         let started = Event::new().unwrap();
         let mut p = get_context(m).process(big_typed_put, (q.clone(), started.clone())).unwrap();
@@ -314,9 +317,21 @@ fn get_timeout_holds_when_the_producer_stops_mid_message() {
         assert!(took < std::time::Duration::from_secs(3), "{m:?}: get_timeout(300 ms) took {took:?}");
         assert!(send_signal(pid, "CONT"));
         let q2 = q.clone();
-        let whole = std::thread::spawn(move || q2.get()).join().unwrap().unwrap();
-        assert_eq!(whole.len(), 1 << 20, "{m:?}");
-        assert!(whole.iter().all(|&b| b == 7), "{m:?}: the message was not reassembled whole");
+        let whole = std::thread::spawn(move || match finish {
+            "get" => q2.get(),
+            "get_bytes" => q2.get_bytes(),
+            _ => {
+                let mut buf = Vec::new();
+                q2.get_bytes_into(&mut buf).map(|_| buf)
+            }
+        });
+        let mut whole = whole.join().unwrap().unwrap();
+        if finish != "get" {
+            assert_eq!(whole[..8], length, "{m:?} {finish}: the length prefix");
+            whole.drain(..8);
+        }
+        assert_eq!(whole.len(), 1 << 20, "{m:?} {finish}");
+        assert!(whole.iter().all(|&b| b == 7), "{m:?} {finish}: the message was not reassembled whole");
         p.join().unwrap();
     }
 }

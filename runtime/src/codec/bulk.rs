@@ -177,42 +177,63 @@ pub(super) fn parts<T: Any>(v: &T) -> Option<([u8; 8], &[u8])> {
 /// A whole message of a byte string's length and bytes, made into that
 /// byte string in its own buffer (the bytes moved down over the length).
 fn reuse(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    let Some(head) = bytes.first_chunk::<8>() else {
+    let Some(head) = bytes.first_chunk::<8>().copied() else {
         return Err(format!("the message ends inside a length ({} of 8 bytes)", bytes.len()));
     };
-    let (count, have) = (u64::from_le_bytes(*head), bytes.len() as u64 - 8);
+    bytes.copy_within(8.., 0);
+    bytes.truncate(bytes.len() - 8);
+    checked(head, bytes)
+}
+
+/// A byte string's bytes (`body`) whose length `head` was read apart.
+fn checked(head: [u8; 8], body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let (count, have) = (u64::from_le_bytes(head), body.len() as u64);
     if count < have {
         return Err(format!("{} trailing bytes", have - count));
     }
     if count > have {
         return Err(format!("a length of {count} elements of 1 bytes, but only {have} bytes follow"));
     }
-    bytes.copy_within(8.., 0);
-    bytes.truncate(have as usize);
-    Ok(bytes)
+    Ok(body)
+}
+
+/// `T` is a byte string that [`take_owned`] and [`take_headed`] make in
+/// the message's own buffer: `Vec<u8>`, `String`, `Box<[u8]>` or `Bytes`.
+pub(super) fn is_owned_bytes<T: Any>() -> bool {
+    let id = TypeId::of::<T>();
+    [TypeId::of::<Vec<u8>>(), TypeId::of::<String>(), TypeId::of::<Box<[u8]>>(), TypeId::of::<Bytes>()].contains(&id)
 }
 
 /// Decodes a whole message that the caller owns as a `T` in the message's own
 /// buffer when `T` is `Vec<u8>`, `String`, `Box<[u8]>` or `Bytes`: `Err(bytes)` (given
 /// back) for other types.
 pub(super) fn take_owned<T: Any>(bytes: Vec<u8>) -> Result<Result<T, String>, Vec<u8>> {
+    if !is_owned_bytes::<T>() {
+        return Err(bytes);
+    }
+    Ok(reuse(bytes).and_then(owned_as))
+}
+
+/// As [`take_owned`], for a message whose 8-byte length (`head`) the caller
+/// kept apart from the rest (`body`), so the bytes need not move down; `T`
+/// is one of [`is_owned_bytes`]'s types.
+pub(super) fn take_headed<T: Any>(head: [u8; 8], body: Vec<u8>) -> Result<T, String> {
+    checked(head, body).and_then(owned_as)
+}
+
+/// A byte string made into `T`, one of [`is_owned_bytes`]'s types.
+fn owned_as<T: Any>(v: Vec<u8>) -> Result<T, String> {
     let id = TypeId::of::<T>();
-    let lost = || "a bulk value changed type".to_string();
-    if id == TypeId::of::<Vec<u8>>() {
-        return Ok(reuse(bytes).and_then(|v| cast(v).ok_or_else(lost)));
-    }
-    if id == TypeId::of::<String>() {
-        let s = reuse(bytes)
-            .and_then(|v| String::from_utf8(v).map_err(|e| format!("a string that is not UTF-8: {}", e.utf8_error())));
-        return Ok(s.and_then(|v| cast(v).ok_or_else(lost)));
-    }
-    if id == TypeId::of::<Box<[u8]>>() {
-        return Ok(reuse(bytes).and_then(|v| cast(v.into_boxed_slice()).ok_or_else(lost)));
-    }
-    if id == TypeId::of::<Bytes>() {
-        return Ok(reuse(bytes).and_then(|v| cast(Bytes(v)).ok_or_else(lost)));
-    }
-    Err(bytes)
+    let moved = if id == TypeId::of::<String>() {
+        cast(String::from_utf8(v).map_err(|e| format!("a string that is not UTF-8: {}", e.utf8_error()))?)
+    } else if id == TypeId::of::<Box<[u8]>>() {
+        cast(v.into_boxed_slice())
+    } else if id == TypeId::of::<Bytes>() {
+        cast(Bytes(v))
+    } else {
+        cast(v)
+    };
+    moved.ok_or_else(|| "a bulk value changed type".to_string())
 }
 
 /// Moves `a` into a `B` when they are the same type.

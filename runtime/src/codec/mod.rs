@@ -317,6 +317,19 @@ pub(crate) mod typed {
         }
     }
 
+    /// `T` is a byte string (`Vec<u8>`, `String`, `Box<[u8]>`, `Bytes`), made
+    /// in the message's own buffer by [`decode_owned`] and [`decode_headed`].
+    pub(crate) fn owned_bytes<T: Any>() -> bool {
+        bulk::is_owned_bytes::<T>()
+    }
+
+    /// As [`decode_owned`] for a byte string (see [`owned_bytes`]) whose
+    /// 8-byte length `head` the caller read apart from the rest of the
+    /// message, `body`: no byte of `body` is moved.
+    pub(crate) fn decode_headed<T: Any>(head: [u8; 8], body: Vec<u8>, what: &'static str) -> Result<T> {
+        bulk::take_headed::<T>(head, body).map_err(|reason| Error::Decode { what, reason })
+    }
+
     /// The length prefix and raw bytes of `value` if it takes the bulk path
     /// (its message is the one, then the other).
     pub(crate) fn bulk_parts<T: Any>(value: &T) -> Option<([u8; 8], &[u8])> {
