@@ -437,6 +437,8 @@ fn garbage_bytes_give_decode_errors() {
     decode_err::<String>(&len(250, &[0, 0, 0]), "string longer than the message");
     decode_err::<Vec<u64>>(&len(1 << 60, &[]), "a length of 2^60 elements");
     decode_err::<String>(&len(1 << 60, &[]), "a string of 2^60 bytes");
+    decode_err::<Vec<u8>>(&[1, 2, 3], "a message shorter than a length");
+    decode_err::<Box<[u8]>>(&len(2, &[1, 2, 3]), "a byte string with a trailing byte");
     decode_err::<Vec<String>>(&len(u32::MAX as u64, &len(1, b"a")), "a length of 4G strings");
     decode_err::<Shape>(&[9, 0, 0, 0], "an unknown enum variant");
     decode_err::<Option<u8>>(&[7, 1], "a bad Option tag");

@@ -209,6 +209,40 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duratio
 /// [`Error::Decode`].
 pub(crate) fn read_frame_with(fd: BorrowedFd<'_>, limits: Limits) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut rx = Rx { fd, backoff: Backoff::yielding(), fds: Vec::new() };
+    let len = read_header(&mut rx, limits)?;
+    let body = rx.body(len, limits.rest)?;
+    Ok((body, rx.fds))
+}
+
+/// A frame read by [`read_frame_headed`]: the body's first 8 bytes (if it has
+/// that many), the rest of the body, and the fds.
+pub(crate) type HeadedFrame = (Option<[u8; 8]>, Vec<u8>, Vec<OwnedFd>);
+
+/// As [`read_frame`], with the body's first 8 bytes (a byte string's length)
+/// read apart from the rest, so that the string can be made in the rest's
+/// buffer without moving it down; `None` for a body shorter than 8 bytes.
+pub(crate) fn read_frame_headed(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<HeadedFrame> {
+    let limits = Limits { max, first_byte: backoff::deadline(timeout), rest: None, skip_oversized: true };
+    let mut rx = Rx { fd, backoff: Backoff::yielding(), fds: Vec::new() };
+    let len = read_header(&mut rx, limits)?;
+    if len < 8 {
+        return Ok((None, rx.body(len, limits.rest)?, rx.fds));
+    }
+    let mut head = [0u8; 8];
+    let mut got = 0;
+    while got < head.len() {
+        match rx.recv(&mut head[got..], limits.rest)? {
+            Some(0) => return Err(cut()),
+            Some(n) => got += n,
+            None => {}
+        }
+    }
+    let body = rx.body(len - 8, limits.rest)?;
+    Ok((Some(head), body, rx.fds))
+}
+
+/// Reads a frame's header within `limits` and checks it: the body's length.
+fn read_header(rx: &mut Rx<'_>, limits: Limits) -> Result<usize> {
     let mut head = [0u8; HEAD];
     let mut got = 0;
     while got < HEAD {
@@ -230,8 +264,7 @@ pub(crate) fn read_frame_with(fd: BorrowedFd<'_>, limits: Limits) -> Result<(Vec
     if nfds != rx.fds.len() {
         return Err(Error::Decode { what: "frame", reason: format!("expected {nfds} fds, received {}", rx.fds.len()) });
     }
-    let body = rx.body(len, limits.rest)?;
-    Ok((body, rx.fds))
+    Ok(len)
 }
 
 /// One complete frame taken from a [`RecvBuf`].

@@ -27,7 +27,7 @@ pub(crate) mod frame;
 
 pub use bulk::{TakeBulk, put as put_bulk, take as take_bulk, taker as bulk_taker};
 pub use bytes::Bytes;
-pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, write_frame};
+pub(crate) use frame::{DEFAULT_MAX_MESSAGE, read_frame, read_frame_headed, write_frame};
 
 /// An encoded value and the fds it refers to (owned duplicates). Not public
 /// API: reached only through the macros' hidden `__private` module.

@@ -469,8 +469,7 @@ impl<T: DeserializeOwned + 'static> Connection<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn recv(&self) -> Result<T> {
-        let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, None)?;
-        decode_message(bytes, fds)
+        self.recv_within(None)
     }
 
     /// Receives one value, waiting at most `timeout`.
@@ -488,18 +487,28 @@ impl<T: DeserializeOwned + 'static> Connection<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
-        let (bytes, fds) = codec::read_frame(self.check(false)?, self.max_message, Some(timeout))?;
-        decode_message(bytes, fds)
+        self.recv_within(Some(timeout))
     }
-}
 
-/// A received message as a `T`: a byte string without fds in the buffer it
-/// was read into (no second buffer), anything else as `codec::typed` decodes it.
-fn decode_message<T: DeserializeOwned + 'static>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Result<T> {
-    if fds.is_empty() {
-        return codec::typed::decode_owned(bytes, "message");
+    /// Receives one value as a `T`: a byte string in the buffer its bytes were
+    /// read into (its length read apart, so nothing is copied twice), anything
+    /// else as `codec::typed` decodes it.
+    fn recv_within(&self, timeout: Option<Duration>) -> Result<T> {
+        let fd = self.check(false)?;
+        if !codec::typed::owned_bytes::<T>() {
+            let (bytes, fds) = codec::read_frame(fd, self.max_message, timeout)?;
+            return codec::typed::decode(&bytes, fds, "message");
+        }
+        match codec::read_frame_headed(fd, self.max_message, timeout)? {
+            (Some(head), body, fds) if fds.is_empty() => codec::typed::decode_headed(head, body, "message"),
+            (head, body, fds) => {
+                // Handles beside a byte string, or a body too short for its length.
+                let mut bytes = head.map(Vec::from).unwrap_or_default();
+                bytes.extend_from_slice(&body);
+                codec::typed::decode(&bytes, fds, "message")
+            }
+        }
     }
-    codec::typed::decode(&bytes, fds, "message")
 }
 
 /// Something [`wait`] can wait on: a [`Connection`] or a process sentinel
