@@ -141,6 +141,14 @@ pub(crate) struct Limits {
     pub(crate) skip_oversized: bool,
 }
 
+impl Limits {
+    /// A trusted peer's frame of at most `max` bytes: `timeout` bounds the wait
+    /// for its first byte only, and an oversized one is skipped.
+    fn first_byte_within(max: usize, timeout: Option<Duration>) -> Limits {
+        Limits { max, first_byte: backoff::deadline(timeout), rest: None, skip_oversized: true }
+    }
+}
+
 /// One frame reader's state: the socket and its wait.
 struct Rx<'a> {
     fd: BorrowedFd<'a>,
@@ -159,6 +167,21 @@ impl Rx<'_> {
             }
             None => wait_readable(self.fd, &mut self.backoff, deadline).map(|()| None),
         }
+    }
+
+    /// Fills `buf` exactly, waiting until `first` for its first byte and until
+    /// `rest` for the others; `Ok(false)` at end of stream before any byte.
+    fn exact(&mut self, buf: &mut [u8], first: Option<Instant>, rest: Option<Instant>) -> Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.recv(&mut buf[got..], if got == 0 { first } else { rest })? {
+                Some(0) if got == 0 => return Ok(false),
+                Some(0) => return Err(cut()),
+                Some(n) => got += n,
+                None => {}
+            }
+        }
+        Ok(true)
     }
 
     /// Reads and drops `len` bytes (and any fds sent with them).
@@ -200,8 +223,7 @@ impl Rx<'_> {
 /// only (a frame that has started is read to its end). A frame longer than
 /// `max` is never allocated: its body is read and dropped, then rejected.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let first_byte = backoff::deadline(timeout);
-    read_frame_with(fd, Limits { max, first_byte, rest: None, skip_oversized: true })
+    read_frame_with(fd, Limits::first_byte_within(max, timeout))
 }
 
 /// Reads one frame within `limits`: its body and the fds it announced.
@@ -222,20 +244,15 @@ pub(crate) type HeadedFrame = (Option<[u8; 8]>, Vec<u8>, Vec<OwnedFd>);
 /// read apart from the rest, so that the string can be made in the rest's
 /// buffer without moving it down; `None` for a body shorter than 8 bytes.
 pub(crate) fn read_frame_headed(fd: BorrowedFd<'_>, max: usize, timeout: Option<Duration>) -> Result<HeadedFrame> {
-    let limits = Limits { max, first_byte: backoff::deadline(timeout), rest: None, skip_oversized: true };
+    let limits = Limits::first_byte_within(max, timeout);
     let mut rx = Rx { fd, backoff: Backoff::yielding(), fds: Vec::new() };
     let len = read_header(&mut rx, limits)?;
     if len < 8 {
         return Ok((None, rx.body(len, limits.rest)?, rx.fds));
     }
     let mut head = [0u8; 8];
-    let mut got = 0;
-    while got < head.len() {
-        match rx.recv(&mut head[got..], limits.rest)? {
-            Some(0) => return Err(cut()),
-            Some(n) => got += n,
-            None => {}
-        }
+    if !rx.exact(&mut head, limits.rest, limits.rest)? {
+        return Err(cut());
     }
     let body = rx.body(len - 8, limits.rest)?;
     Ok((Some(head), body, rx.fds))
@@ -244,15 +261,8 @@ pub(crate) fn read_frame_headed(fd: BorrowedFd<'_>, max: usize, timeout: Option<
 /// Reads a frame's header within `limits` and checks it: the body's length.
 fn read_header(rx: &mut Rx<'_>, limits: Limits) -> Result<usize> {
     let mut head = [0u8; HEAD];
-    let mut got = 0;
-    while got < HEAD {
-        let deadline = if got == 0 { limits.first_byte } else { limits.rest };
-        match rx.recv(&mut head[got..], deadline)? {
-            Some(0) if got == 0 => return Err(Error::Closed(PEER)),
-            Some(0) => return Err(cut()),
-            Some(n) => got += n,
-            None => {}
-        }
+    if !rx.exact(&mut head, limits.first_byte, limits.rest)? {
+        return Err(Error::Closed(PEER));
     }
     let (len, nfds) = parse_header(&head).unwrap_or_default();
     if len > limits.max {
