@@ -125,6 +125,31 @@ pub fn exited(pid: u32) -> bool {
     }
 }
 
+/// The scheduler state letter of `pid` (`R`, `S`, `T`, `Z`, …) from `/proc/<pid>/stat`.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Stops `pid` with SIGSTOP (sent by kill(1): the tests use no unsafe code)
+/// and returns once the kernel reports it stopped: `kill` only queues the
+/// signal, and a process running on another CPU, or one a sandboxing kernel
+/// stops lazily, may go on for a while before it takes the stop.
+pub fn stop(pid: u32) {
+    signal(pid, "STOP");
+    wait_until(|| state(pid).is_some_and(|s| matches!(s, 'T' | 't')), format_args!("process {pid} to stop"));
+}
+
+/// Lets a process [`stop`]ped before run again (SIGCONT).
+pub fn resume(pid: u32) {
+    signal(pid, "CONT");
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+}
+
 /// Runs `cmd` with stdout and stderr captured, bounded by [`DEADLINE`]: a
 /// command still running then is SIGKILLed and the test panics. Returns
 /// (status, stdout, stderr), the output decoded lossily.
