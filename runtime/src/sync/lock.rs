@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::raw::{self, Acquired};
@@ -71,7 +71,9 @@ region_serde!(Lock, Kind::Lock, |region| Ok::<_, Error>(Lock { region }));
 /// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard<'a> {
-    lock: &'a Lock,
+    /// The lock's word and holder cells, looked up once when it was taken.
+    word: &'a AtomicU32,
+    holder: &'a AtomicU32,
     owner_died: Option<u32>,
 }
 
@@ -106,8 +108,8 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.holder().store(0, Ordering::Relaxed);
-        raw::unlock(self.lock.word());
+        self.holder.store(0, Ordering::Relaxed);
+        raw::unlock(self.word);
     }
 }
 
@@ -142,13 +144,13 @@ impl Lock {
     }
 
     #[inline]
-    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU32 {
+    pub(crate) fn word(&self) -> &AtomicU32 {
         self.region.u32(0)
     }
 
     /// The tid of the thread that holds the lock, while it holds it (0 otherwise).
     #[inline]
-    fn holder(&self) -> &std::sync::atomic::AtomicU32 {
+    fn holder(&self) -> &AtomicU32 {
         self.region.u32(4)
     }
 
@@ -157,6 +159,25 @@ impl Lock {
     fn held(&self, a: Acquired) -> Acquired {
         self.holder().store(futex::current_tid(), Ordering::Relaxed);
         a
+    }
+
+    /// Records thread `tid` of this process as the holder, once the lock
+    /// word is ours, and makes the guard that frees it.
+    #[inline]
+    fn guard(&self, a: Acquired, tid: u32) -> LockGuard<'_> {
+        let holder = self.holder();
+        holder.store(tid, Ordering::Relaxed);
+        LockGuard { word: self.word(), holder, owner_died: died(a) }
+    }
+
+    /// Takes the lock word for this process (`flags`: [`raw::GUARD`] or 0),
+    /// waiting as long as it takes, and makes its guard.
+    #[inline]
+    fn take(&self, flags: u32) -> LockGuard<'_> {
+        let (pid, tid) = futex::current_ids();
+        // Without a deadline, `raw::lock` returns only once it holds the word.
+        let a = raw::lock(self.word(), pid | flags, None).unwrap_or(Acquired::Clean);
+        self.guard(a, tid)
     }
 
     /// Acquires the lock, blocking until it is free; released when the guard drops
@@ -177,8 +198,7 @@ impl Lock {
     /// A dead previous owner is reported on the guard, not as an error.
     #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
-        let a = raw::lock(self.word(), futex::current_pid(), None).unwrap_or(Acquired::Clean);
-        Ok(LockGuard { lock: self, owner_died: died(self.held(a)) })
+        Ok(self.take(0))
     }
 
     /// Acquires the lock for a guard that hands out `&mut` to the data the
@@ -187,8 +207,7 @@ impl Lock {
     /// lock under it.
     #[inline]
     pub(crate) fn lock_exclusive(&self) -> LockGuard<'_> {
-        let a = raw::lock(self.word(), futex::current_pid() | raw::GUARD, None).unwrap_or(Acquired::Clean);
-        LockGuard { lock: self, owner_died: died(self.held(a)) }
+        self.take(raw::GUARD)
     }
 
     /// Runs `f` with the lock held exclusively (as [`lock_exclusive`](Lock::lock_exclusive)
@@ -229,8 +248,8 @@ impl Lock {
     /// ```
     #[inline]
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        raw::try_lock(self.word(), futex::current_pid())
-            .then(|| LockGuard { lock: self, owner_died: died(self.held(Acquired::Clean)) })
+        let (pid, tid) = futex::current_ids();
+        raw::try_lock(self.word(), pid).then(|| self.guard(Acquired::Clean, tid))
     }
 
     /// Acquires the lock, waiting at most `timeout`; `None` if it stayed held
@@ -247,8 +266,8 @@ impl Lock {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        raw::lock(self.word(), futex::current_pid(), raw::deadline(Some(timeout)))
-            .map(|a| LockGuard { lock: self, owner_died: died(self.held(a)) })
+        let (pid, tid) = futex::current_ids();
+        raw::lock(self.word(), pid, raw::deadline(Some(timeout))).map(|a| self.guard(a, tid))
     }
 
     /// Python's `acquire(block, timeout)`: returns whether the lock was taken.

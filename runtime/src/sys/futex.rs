@@ -77,6 +77,13 @@ pub(crate) fn current_pid() -> u32 {
     ids().1
 }
 
+/// This process's id and this thread's, cached (one lookup for both).
+#[inline]
+pub(crate) fn current_ids() -> (u32, u32) {
+    let (_, pid, tid) = ids();
+    (pid, tid)
+}
+
 /// This thread's id (system-wide unique while it runs), cached.
 #[inline]
 pub(crate) fn current_tid() -> u32 {
