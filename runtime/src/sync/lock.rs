@@ -154,20 +154,18 @@ impl Lock {
         self.region.u32(4)
     }
 
-    /// Records the calling thread as the holder, once the lock word is ours.
+    /// Records thread `tid` of this process as the holder, once the lock word is ours.
     #[inline]
-    fn held(&self, a: Acquired) -> Acquired {
-        self.holder().store(futex::current_tid(), Ordering::Relaxed);
+    fn held(&self, a: Acquired, tid: u32) -> Acquired {
+        self.holder().store(tid, Ordering::Relaxed);
         a
     }
 
-    /// Records thread `tid` of this process as the holder, once the lock
-    /// word is ours, and makes the guard that frees it.
+    /// [`held`](Self::held), and makes the guard that frees the lock.
     #[inline]
     fn guard(&self, a: Acquired, tid: u32) -> LockGuard<'_> {
-        let holder = self.holder();
-        holder.store(tid, Ordering::Relaxed);
-        LockGuard { word: self.word(), holder, owner_died: died(a) }
+        let a = self.held(a, tid);
+        LockGuard { word: self.word(), holder: self.holder(), owner_died: died(a) }
     }
 
     /// Takes the lock word for this process (`flags`: [`raw::GUARD`] or 0),
@@ -292,15 +290,15 @@ impl Lock {
     /// [`Error::OwnerDied`] when the lock was taken over from a dead owner: the
     /// lock **is held** by the caller, who should check the data it guards.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        let me = futex::current_pid();
+        let (me, tid) = futex::current_ids();
         if !block {
             let got = raw::try_lock(self.word(), me);
             if got {
-                self.held(Acquired::Clean);
+                self.held(Acquired::Clean, tid);
             }
             return Ok(got);
         }
-        match raw::lock(self.word(), me, raw::deadline(timeout)).map(|a| self.held(a)) {
+        match raw::lock(self.word(), me, raw::deadline(timeout)).map(|a| self.held(a, tid)) {
             None => Ok(false),
             Some(Acquired::Clean) => Ok(true),
             Some(Acquired::OwnerDied(pid)) => Err(Error::OwnerDied { pid }),
