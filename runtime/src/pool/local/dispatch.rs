@@ -121,9 +121,12 @@ impl Shared {
             if eligible == 0 {
                 break;
             }
-            let share = queue.len().div_ceil(eligible).max(1);
-            let mut sent_any = false;
             let cap = active_cap(front, workers.len());
+            // Shared among the workers that may take it: with tiny chunks on
+            // a large pool, only `cap` of them, so each send carries a share
+            // of the queue, not a sixteenth of it (a frame per call or two).
+            let share = queue.len().div_ceil(eligible.min(cap)).max(1);
+            let mut sent_any = false;
             let mut active = workers.iter().filter(|w| !w.inflight.is_empty()).count();
             for i in visit_order(workers, cap) {
                 let w = &mut workers[i];
