@@ -3,6 +3,7 @@
 //! replacements, and otherwise sleeps in `poll` on the links (while no waiter
 //! is spinning), the workers' pidfds and a wake-up socket, pumping when woken;
 //! while a running call has a timeout, it wakes to check it (`stop.rs`).
+//! After a second with nothing to do it frees the kept frames (`spare.rs`).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -50,6 +51,10 @@ fn sleep_then_pump(sh: &Shared) {
     fds.extend(pidfds.iter().map(|f| f.as_fd()));
     fds.extend(links.iter().map(|f| f.as_fd()));
     let ready = sys::fd::poll_readable(&fds, Some(wait)).unwrap_or_default();
+    if wait == IDLE && !ready.contains(&true) {
+        // A whole idle period with nothing to do: the pool keeps no memory for later.
+        sh.spares.release();
+    }
     if ready.first().copied().unwrap_or(false) {
         drain_wakeups(sh);
     }

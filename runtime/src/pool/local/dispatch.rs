@@ -276,6 +276,7 @@ impl Shared {
                             // The worker stopped early (a cancel, its memory): see to the rest.
                             return self.rest_of(c, &chunk, ran, deferred);
                         }
+                        self.spares.keep(chunk.frame);
                     }
                     Err(e) => {
                         let msg = e.to_string();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Shared;
+use super::spare::Spares;
 use crate::error::{Error, Result};
 use crate::pool::chunk::Feed;
 use crate::pool::job::{ChunkResult, Deferred, JobShared, run_deferred};
@@ -192,9 +193,15 @@ pub(crate) struct ChunkBuilder {
 
 impl ChunkBuilder {
     pub(crate) fn new(name: &str, first: usize) -> Result<Self> {
+        ChunkBuilder::new_in(Vec::with_capacity(64), name, first)
+    }
+
+    /// [`ChunkBuilder::new`], building the frame in `frame` (empty; its
+    /// memory is reused).
+    fn new_in(mut frame: Vec<u8>, name: &str, first: usize) -> Result<Self> {
         let name_len =
             u16::try_from(name.len()).map_err(|_| Error::InvalidArgument(format!("task name `{name}` is too long")))?;
-        let mut frame = Vec::with_capacity(64);
+        frame.clear();
         let frame_at = wire::begin_frame(&mut frame);
         let kind_at = frame.len();
         frame.push(wire::RUN_SEQ);
@@ -224,23 +231,28 @@ impl ChunkBuilder {
     }
 
     /// A whole chunk of `count` calls encoded in one pass by `encode` (calls laid
-    /// end to end). `None` if the calls carry handles: the caller then pushes them
-    /// one by one.
-    pub(crate) fn batch(
+    /// end to end), in a buffer from `spares`. `None` if the calls carry
+    /// handles: the caller then pushes them one by one.
+    fn batch(
+        spares: &Spares,
         name: &str,
         first: usize,
         count: usize,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<Vec<OwnedFd>>,
     ) -> Result<Option<Self>> {
-        let mut b = ChunkBuilder::new(name, first)?;
+        let mut b = ChunkBuilder::new_in(spares.take(), name, first)?;
         match encode(&mut b.frame) {
             Ok(fds) if fds.is_empty() => {
                 b.count = count;
                 // Finished as it is: never rewritten to per-call frames.
                 b.starts = Some(Vec::new());
+                b.frame = spares.fit(b.frame);
                 Ok(Some(b))
             }
-            Ok(_) | Err(_) => Ok(None),
+            Ok(_) | Err(_) => {
+                spares.keep(b.frame);
+                Ok(None)
+            }
         }
     }
 
@@ -440,7 +452,8 @@ where
 {
     let (task, name) = (&feed.task, feed.name);
     if batch.len() > 1
-        && let Some(b) = ChunkBuilder::batch(name, first, batch.len(), |buf| task.encode_args_batch(&batch, buf))?
+        && let Some(b) =
+            ChunkBuilder::batch(&out.sh.spares, name, first, batch.len(), |buf| task.encode_args_batch(&batch, buf))?
     {
         return out.push(b);
     }

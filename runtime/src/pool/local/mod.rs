@@ -5,7 +5,9 @@
 //! sent (never blocking), hand results to their jobs, and send queued chunks to
 //! workers with room. Three kinds of thread pump:
 //!
-//! 1. a submitting thread, right after queueing (so `apply_async` goes out at once);
+//! 1. a submitting thread, right after queueing (so `apply_async` goes out at
+//!    once), unless what it queued is large: then the background thread sends
+//!    it while the submitter encodes the next chunk;
 //! 2. a thread waiting for a result, which spins and pumps for a short while
 //!    (DESIGN.md, Latency) before it parks;
 //! 3. the pool's background thread, which sleeps in `poll` on the links (while no
@@ -22,12 +24,14 @@
 //! Files, one concept each: `encode.rs` (chunks and their frames), `dispatch.rs`
 //! (sending, pumping replies, waiting), `lifecycle.rs` (starting, reaping and
 //! replacing workers; retrying the calls of a lost one), `stop.rs` (timeouts
-//! and cancellation), `background.rs` (the pool's thread).
+//! and cancellation), `background.rs` (the pool's thread), `spare.rs` (large
+//! frame buffers kept for reuse).
 
 mod background;
 mod dispatch;
 mod encode;
 mod lifecycle;
+mod spare;
 mod stop;
 
 use std::collections::VecDeque;
@@ -54,6 +58,10 @@ use super::state::{RunState, Stopped};
 const PARK: Duration = Duration::from_millis(50);
 /// How long a worker that should exit gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Chunks of at least this many bytes are sent by the pool's thread, not by
+/// the caller that submits them: sending a large frame takes as long as
+/// encoding it, so the caller goes on encoding the next chunk meanwhile.
+const HANDOFF_BYTES: usize = 1 << 20;
 
 /// How a pool is configured.
 pub(crate) struct Config {
@@ -134,6 +142,8 @@ pub(crate) struct Shared {
     bg: Mutex<Option<JoinHandle<()>>>,
     /// The ids of cancelled jobs, read by every worker.
     cancels: CancelTable,
+    /// Large frames kept for the next chunks to be encoded into.
+    spares: spare::Spares,
 }
 
 /// The owning handle: dropping it terminates the pool.
@@ -170,6 +180,7 @@ impl LocalPool {
             cfg,
             bg: Mutex::new(None),
             cancels: CancelTable::new()?,
+            spares: spare::Spares::default(),
         });
         let pool = LocalPool { shared: shared.clone() };
         // The pool's thread starts (and replaces) workers for the creating
@@ -248,8 +259,9 @@ impl Shared {
         self.cfg.processes
     }
 
-    /// Queues chunks and sends what fits. `continuing`: more chunks of a job that
-    /// began before `close` (an `imap` still pulling its input).
+    /// Queues chunks and sends what fits (large ones: see [`HANDOFF_BYTES`]).
+    /// `continuing`: more chunks of a job that began before `close` (an
+    /// `imap` still pulling its input).
     pub(crate) fn submit(&self, chunks: Vec<Chunk>, continuing: bool) -> Result<()> {
         if chunks.is_empty() {
             return Ok(());
@@ -262,9 +274,16 @@ impl Shared {
         if let Some(b) = &c.broken {
             return Err(Error::WorkersNotStarting { reason: b.clone() });
         }
+        let bytes: usize = chunks.iter().map(|ch| ch.frame.len()).sum();
         c.outstanding += chunks.len();
         c.queue.extend(chunks);
-        self.dispatch(&mut c);
+        if bytes >= HANDOFF_BYTES {
+            // The pool's thread sends them while this one encodes what comes next.
+            drop(c);
+            self.wake();
+        } else {
+            self.dispatch(&mut c);
+        }
         Ok(())
     }
 
