@@ -162,15 +162,15 @@ pub(crate) fn run(t: &mut Table) {
     t.row("queue 100k small ints, producer -> parent", ours, py, None);
 
     let memcpy = Figure::Bytes(memcpy_rate());
-    let ours = Figure::Bytes(typed(100, false));
+    let ours = Figure::Bytes(typed(1000, false));
     let py = python("queues.py", &["big"]).map(|s| ours.like(s));
     t.row("queue 1 MiB Vec<u8>, put/get, producer -> parent", ours, py, Some(("memcpy 1 MiB", memcpy)));
 
-    let ours = Figure::Bytes(typed(300, true));
+    let ours = Figure::Bytes(typed(1000, true));
     let py = python("queues.py", &["big"]).map(|s| ours.like(s));
     t.row("queue 1 MiB multiproc::Bytes, put/get", ours, py, Some(("memcpy 1 MiB", memcpy)));
 
-    let ours = Figure::Bytes(big(300));
+    let ours = Figure::Bytes(big(1000));
     let py = python("queues.py", &["big"]).map(|s| ours.like(s));
     t.row("queue 1 MiB, bytes-only (put_bytes/get_bytes_into)", ours, py, Some(("memcpy 1 MiB", memcpy)));
 
