@@ -112,6 +112,53 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
     }
 }
 
+/// A set of fds, each with a token, watched by one fd of its own (an epoll
+/// instance): that fd is readable while any member is, and [`ReadySet::ready`]
+/// says which. A `poll` of many fds costs each of them a wait-queue entry and
+/// exit on every call; a long-lived set pays for a member once, when added.
+#[derive(Debug)]
+pub(crate) struct ReadySet(nix::sys::epoll::Epoll);
+
+impl ReadySet {
+    /// An empty set (`CLOEXEC`).
+    pub(crate) fn new() -> io::Result<Self> {
+        use nix::sys::epoll::{Epoll, EpollCreateFlags};
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map(ReadySet).map_err(io::Error::from)
+    }
+
+    /// Watches `fd` for readability (level-triggered), reported as `token`.
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        use nix::sys::epoll::{EpollEvent, EpollFlags};
+        self.0.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token)).map_err(io::Error::from)
+    }
+
+    /// Stops watching `fd` (closing every copy of it does too).
+    pub(crate) fn remove(&self, fd: BorrowedFd<'_>) {
+        // ENOENT (never added, or already gone) leaves nothing to undo.
+        let _ = self.0.delete(fd);
+    }
+
+    /// The tokens of members readable now, without waiting (up to 64 per
+    /// call: the set stays readable while more are).
+    pub(crate) fn ready(&self) -> Vec<u64> {
+        use nix::sys::epoll::{EpollEvent, EpollTimeout};
+        let mut events = [EpollEvent::empty(); 64];
+        loop {
+            match self.0.wait(&mut events, EpollTimeout::ZERO) {
+                Ok(n) => return events[..n].iter().map(|e| e.data()).collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Vec::new(),
+            }
+        }
+    }
+
+    /// The fd to `poll` for the set: readable while any member is.
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.0.as_fd()
+    }
+}
+
 /// Whether `fd` is readable right now.
 pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // One look, no allocation and no clock: the wait policy may call this in a loop.
@@ -119,4 +166,29 @@ pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // SAFETY: `p` is one valid pollfd, and poll(2) writes only its `revents`.
     let r = cvt_retry(|| unsafe { libc::poll(&mut p, 1, 0) })?;
     Ok(r > 0 && p.revents != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_ready_set_names_its_readable_members_until_they_are_removed() {
+        let set = ReadySet::new().expect("epoll");
+        let (a_rx, a_tx) = socketpair().expect("socketpair");
+        let (b_rx, _b_tx) = socketpair().expect("socketpair");
+        set.add(a_rx.as_fd(), 7).expect("add");
+        set.add(b_rx.as_fd(), 9).expect("add");
+        assert!(set.ready().is_empty(), "nothing written yet");
+        assert!(!readable_now(set.as_fd()).expect("poll"));
+        drop(a_tx); // end of stream: readable
+        assert!(readable_now(set.as_fd()).expect("poll"), "the set's own fd reports a member");
+        assert_eq!(set.ready(), vec![7]);
+        assert_eq!(set.ready(), vec![7], "level-triggered: still readable");
+        set.remove(a_rx.as_fd());
+        assert!(set.ready().is_empty());
+        assert!(!readable_now(set.as_fd()).expect("poll"));
+        set.remove(a_rx.as_fd()); // removing twice is harmless
+    }
 }

@@ -1,11 +1,12 @@
 //! The pool's background thread: the one thread that blocks. It reaps lost
 //! workers (see `lifecycle.rs` for what happens to their calls), starts
 //! replacements, and otherwise sleeps in `poll` on the links (while no waiter
-//! is spinning), the workers' pidfds and a wake-up socket, pumping when woken;
+//! is spinning), the workers' pidfds (one epoll fd for all of them) and a
+//! wake-up socket, pumping when woken;
 //! while a running call has a timeout, it wakes to check it (`stop.rs`).
 //! After a second with nothing to do it frees the kept frames (`spare.rs`).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,24 +32,21 @@ pub(super) fn background(sh: Arc<Shared>) {
 }
 
 /// Sleeps until a link, a worker's end or a wake-up needs attention, then
-/// marks ended workers lost (after reading what they sent) and pumps.
+/// marks ended workers lost (after reading what they sent) and pumps. The
+/// workers' pidfds are watched through one fd (`Shared::ended`), so that the
+/// sleep's `poll` costs the same for a `Pool(16)` as for a `Pool(2)`: polling
+/// every pidfd twice per `apply` made its round trip ~13% slower on 16.
 fn sleep_then_pump(sh: &Shared) {
-    let (links, pidfds, wait) = {
+    let (links, wait) = {
         let mut c = sh.lock();
         let wait = sh.check_timeouts(&mut c).map_or(IDLE, |d| d.min(IDLE));
         if c.workers.iter().any(|w| w.lost) || c.state == RunState::Terminated {
             return;
         }
         let watch_links = sh.pumpers.load(Ordering::Acquire) == 0;
-        (
-            c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect(),
-            c.workers.iter().map(|w| w.pidfd.clone()).collect::<Vec<_>>(),
-            wait,
-        )
+        (c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect::<Vec<_>>(), wait)
     };
-    let links: Vec<Arc<OwnedFd>> = links;
-    let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd()];
-    fds.extend(pidfds.iter().map(|f| f.as_fd()));
+    let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd(), sh.ended.as_fd()];
     fds.extend(links.iter().map(|f| f.as_fd()));
     let ready = sys::fd::poll_readable(&fds, Some(wait)).unwrap_or_default();
     if wait == IDLE && !ready.contains(&true) {
@@ -58,15 +56,13 @@ fn sleep_then_pump(sh: &Shared) {
     if ready.first().copied().unwrap_or(false) {
         drain_wakeups(sh);
     }
+    let ended = if ready.get(1).copied().unwrap_or(false) { sh.ended.ready() } else { Vec::new() };
     let mut deferred = Vec::new();
     {
         let mut c = sh.lock();
-        for (k, pidfd) in pidfds.iter().enumerate() {
-            let ended = ready.get(1 + k).copied().unwrap_or(false);
-            if let Some(w) = c.workers.iter_mut().find(|w| ended && Arc::ptr_eq(&w.pidfd, pidfd)) {
-                // It ended: read what it sent before, then reap it.
-                w.lost = true;
-            }
+        for w in c.workers.iter_mut().filter(|w| ended.contains(&u64::from(w.pid))) {
+            // It ended: read what it sent before, then reap it.
+            w.lost = true;
         }
         // Drain final replies of ended workers before they are reaped.
         for w in c.workers.iter_mut().filter(|w| w.lost) {

@@ -78,6 +78,7 @@ pub(super) fn spawn_worker(sh: &Shared, id: usize) -> Result<Worker> {
     let pid = p.pid().unwrap_or(0);
     log::info!(target: "multiproc", "pool: worker {id} started (pid {pid})");
     let pidfd = sys::fd::dup(p.sentinel()?).ctx("dup")?;
+    sh.ended.add(pidfd.as_fd(), u64::from(pid)).ctx("epoll_ctl")?;
     Ok(Worker {
         proc: Some(p),
         pid,
@@ -121,6 +122,7 @@ impl Shared {
 
     /// Reaps a lost worker and settles the calls it held: failed, or retried.
     pub(super) fn bury(&self, mut w: Worker) {
+        self.ended.remove(w.pidfd.as_fd());
         let status = reap(&mut w);
         if w.inflight.is_empty() && matches!(status, ExitStatus::Code(0)) {
             log::info!(target: "multiproc", "pool: worker {} retired; a new one replaces it", w.pid);

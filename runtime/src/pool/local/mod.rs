@@ -11,7 +11,8 @@
 //! 2. a thread waiting for a result, which spins and pumps for a short while
 //!    (DESIGN.md, Latency) before it parks;
 //! 3. the pool's background thread, which sleeps in `poll` on the links (while no
-//!    waiter is spinning), the workers' pidfds and a wake-up socket, and which
+//!    waiter is spinning), the workers' pidfds (through one epoll fd) and a
+//!    wake-up socket, and which
 //!    alone blocks: it reaps lost workers, fails or retries their chunks, and
 //!    starts replacements.
 //!
@@ -137,6 +138,8 @@ pub(crate) struct Shared {
     wake_rx: OwnedFd,
     wake_tx: OwnedFd,
     wake_pending: AtomicBool,
+    /// The workers' pidfds, each reported by its worker's pid when it ends.
+    ended: sys::fd::ReadySet,
     pumpers: AtomicUsize,
     cfg: Config,
     bg: Mutex<Option<JoinHandle<()>>>,
@@ -176,6 +179,7 @@ impl LocalPool {
             wake_rx,
             wake_tx,
             wake_pending: AtomicBool::new(false),
+            ended: sys::fd::ReadySet::new().ctx("epoll_create")?,
             pumpers: AtomicUsize::new(0),
             cfg,
             bg: Mutex::new(None),
