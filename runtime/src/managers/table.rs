@@ -34,6 +34,11 @@ protocol! {
     fn shutdown() -> ();
 }
 
+thread_local! {
+    /// The request this connection's thread is answering asked the server to stop.
+    static STOP_ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The references to one object.
 #[derive(Default)]
 struct Refs {
@@ -86,6 +91,19 @@ impl Table {
     /// Sets where a client's `shutdown` request is reported.
     pub(crate) fn on_stop(&self, tell: std::sync::mpsc::Sender<()>) {
         *lock(&self.stop) = Some(tell);
+    }
+
+    /// Stops `serve_forever` if the request this thread just answered was a
+    /// `shutdown`. Called once the reply is written, as CPython's server
+    /// replies before it sets its stop event: told at once, the server hung
+    /// up the asking connection before its reply went out, and the client's
+    /// `shutdown_server` failed with "the connection's peer is closed".
+    pub(crate) fn stop_if_asked(&self) {
+        if STOP_ASKED.with(|asked| asked.replace(false))
+            && let Some(tell) = lock(&self.stop).as_ref()
+        {
+            let _ = tell.send(());
+        }
     }
 
     /// Changes the references of `id` by `f`; frees it (and what it held) if none are left.
@@ -218,8 +236,9 @@ impl Serve for Table {
 
     fn shutdown(&self, _: &Caller<'_>) -> Result<()> {
         match lock(&self.stop).as_ref() {
-            Some(tell) => {
-                let _ = tell.send(());
+            Some(_) => {
+                // Told after the reply is written (`stop_if_asked`).
+                STOP_ASKED.with(|asked| asked.set(true));
                 Ok(())
             }
             None => Err(Error::InvalidState(
