@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use serde::de::DeserializeOwned;
 
+use super::signal::Signal;
 use super::wire::{Cursor, WireError};
 use crate::codec::{self, TakeBulk};
 use crate::error::{Error, Result};
@@ -353,7 +354,7 @@ impl JobInner {
 /// A job's shared state: results and who waits for them.
 pub(crate) struct JobShared {
     inner: Mutex<JobInner>,
-    cv: Condvar,
+    cv: Signal,
     /// Exponential average of one call's service time in this job, in ns (`f64`
     /// bits; 0 until a reply arrived): how many lone calls may share a frame.
     item_ns: AtomicU64,
@@ -383,7 +384,7 @@ impl JobShared {
                 hooks_running: false,
                 wakers: Vec::new(),
             }),
-            cv: Condvar::new(),
+            cv: Signal::default(),
             item_ns: AtomicU64::new(0),
             id: NEXT_JOB.fetch_add(1, Ordering::Relaxed),
             cancelled: AtomicBool::new(false),
@@ -436,7 +437,7 @@ impl JobShared {
 
     /// Waits on the job's condition variable (bounded, so a lost wake-up only costs time).
     pub(crate) fn park<'a>(&self, g: MutexGuard<'a, JobInner>, max: std::time::Duration) -> MutexGuard<'a, JobInner> {
-        self.cv.wait_timeout(g, max).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0)
+        self.cv.wait_timeout(g, max)
     }
 
     /// Records `n` more submitted items.

@@ -20,6 +20,7 @@ mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod result;
+mod signal;
 mod state;
 mod threaded;
 mod wire;

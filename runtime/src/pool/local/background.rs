@@ -43,12 +43,14 @@ fn sleep_then_pump(sh: &Shared) {
         if c.workers.iter().any(|w| w.lost) || c.state == RunState::Terminated {
             return;
         }
-        let watch_links = sh.pumpers.load(Ordering::Acquire) == 0;
+        let watch_links = sh.pumpers.load(Ordering::SeqCst) == 0;
+        sh.watching.store(watch_links, Ordering::SeqCst);
         (c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect::<Vec<_>>(), wait)
     };
     let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd(), sh.ended.as_fd()];
     fds.extend(links.iter().map(|f| f.as_fd()));
     let ready = sys::fd::poll_readable(&fds, Some(wait)).unwrap_or_default();
+    sh.watching.store(false, Ordering::SeqCst);
     if wait == IDLE && !ready.contains(&true) {
         // A whole idle period with nothing to do: the pool keeps no memory for later.
         sh.spares.release();

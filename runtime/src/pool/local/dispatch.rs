@@ -359,8 +359,12 @@ impl Shared {
                 break None;
             }
         };
-        if self.pumpers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // The background thread stops watching the links while someone spins.
+        if self.pumpers.fetch_sub(1, Ordering::SeqCst) == 1
+            && !self.watching.load(Ordering::SeqCst)
+            && self.lock().outstanding > 0
+        {
+            // The background thread left the links out of its `poll` while
+            // this thread pumped: it watches them again while work is out.
             self.wake();
         }
         if let Some(r) = outcome {

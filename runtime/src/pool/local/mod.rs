@@ -16,6 +16,13 @@
 //!    alone blocks: it reaps lost workers, fails or retries their chunks, and
 //!    starts replacements.
 //!
+//! A round trip (`apply_async(..).get()`) wakes nobody but the worker: the
+//! waiter pumps the reply itself, a waiter that leaves wakes the background
+//! thread only if work is still out and its `poll` left the links out, and a
+//! submit with no waiter pumping wakes it only in that case too. (Woken on
+//! every reply and again when each waiter left, the thread took a CPU from
+//! the two ends twice per call: `apply` took ~40 µs, now ~20 µs.)
+//!
 //! Writes never block while the lock is held, except for a chunk sent to a worker
 //! with nothing in flight (which is then only reading): a worker with chunks in
 //! flight only gets more while they fit in its socket buffer. So a worker blocked
@@ -38,11 +45,12 @@ mod stop;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::job::{ChunkResult, Deferred, run_deferred};
+use super::signal::Signal;
 use super::wire::{self, RecvBuf};
 use crate::callmark::{CancelTable, Mark, MarkCell};
 use crate::context::StartMethod;
@@ -134,13 +142,15 @@ struct Core {
 /// State shared by the pool handle, its results and its background thread.
 pub(crate) struct Shared {
     core: Mutex<Core>,
-    core_cv: Condvar,
+    core_cv: Signal,
     wake_rx: OwnedFd,
     wake_tx: OwnedFd,
     wake_pending: AtomicBool,
     /// The workers' pidfds, each reported by its worker's pid when it ends.
     ended: sys::fd::ReadySet,
     pumpers: AtomicUsize,
+    /// The background thread sleeps in a `poll` that includes the links.
+    watching: AtomicBool,
     cfg: Config,
     bg: Mutex<Option<JoinHandle<()>>>,
     /// The ids of cancelled jobs, read by every worker.
@@ -175,12 +185,13 @@ impl LocalPool {
                 next_id: 1,
                 next_tag: 1,
             }),
-            core_cv: Condvar::new(),
+            core_cv: Signal::default(),
             wake_rx,
             wake_tx,
             wake_pending: AtomicBool::new(false),
             ended: sys::fd::ReadySet::new().ctx("epoll_create")?,
             pumpers: AtomicUsize::new(0),
+            watching: AtomicBool::new(false),
             cfg,
             bg: Mutex::new(None),
             cancels: CancelTable::new()?,
@@ -214,7 +225,7 @@ impl LocalPool {
                         reason: "the pool's workers did not report ready in time".into(),
                     });
                 }
-                c = pool.shared.core_cv.wait_timeout(c, PARK).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+                c = pool.shared.core_cv.wait_timeout(c, PARK);
             }
         };
         match failure {
@@ -253,6 +264,14 @@ impl Shared {
         }
     }
 
+    /// Wakes the background thread if work may be in flight that nobody
+    /// reads: no waiter pumps, and the thread's `poll` leaves the links out.
+    fn see_links_watched(&self) {
+        if self.pumpers.load(Ordering::SeqCst) == 0 && !self.watching.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
     /// The pids of the current workers.
     pub(crate) fn worker_pids(&self) -> Vec<u32> {
         self.lock().workers.iter().filter(|w| !w.lost).map(|w| w.pid).collect()
@@ -287,6 +306,8 @@ impl Shared {
             self.wake();
         } else {
             self.dispatch(&mut c);
+            drop(c);
+            self.see_links_watched();
         }
         Ok(())
     }
@@ -352,7 +373,7 @@ impl Shared {
             ));
         }
         while c.state == RunState::Closed && c.outstanding > 0 {
-            c = self.core_cv.wait_timeout(c, PARK).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            c = self.core_cv.wait_timeout(c, PARK);
         }
         c.joined = true;
         let mut workers = std::mem::take(&mut c.workers);
