@@ -181,6 +181,18 @@ pub(crate) fn online_cpus() -> Option<usize> {
     })
 }
 
+/// How long, in µs since boot, some task on the machine has waited for a CPU
+/// while runnable (the `some ... total=` of `/proc/pressure/cpu`, Linux's
+/// pressure stall information); `None` where the kernel keeps no such count.
+pub(crate) fn cpu_stall_us() -> Option<u64> {
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    let n = std::fs::File::open("/proc/pressure/cpu").and_then(|mut f| f.read(&mut buf)).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let some = text.lines().find(|l| l.starts_with("some "))?;
+    some.split_whitespace().find_map(|f| f.strip_prefix("total="))?.parse().ok()
+}
+
 /// The number of runnable tasks on the machine right now (the fourth field
 /// of `/proc/loadavg`, `running/total`, counting the caller); `None` if unknown.
 pub(crate) fn runnable_tasks() -> Option<usize> {
@@ -203,4 +215,15 @@ pub(crate) fn flush_stdio() {
     use std::io::Write;
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cpu_stall_count_is_read_and_never_goes_back() {
+        // Kernels without PSI (or booted with psi=0) have no count: nothing to check.
+        let Some(first) = super::cpu_stall_us() else { return };
+        let later = super::cpu_stall_us().expect("a count read once is read again");
+        assert!(later >= first, "{later} < {first}");
+    }
 }
