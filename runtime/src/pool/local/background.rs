@@ -1,7 +1,7 @@
 //! The pool's background thread: the one thread that blocks. It reaps lost
 //! workers (see `lifecycle.rs` for what happens to their calls), starts
-//! replacements, and otherwise sleeps in `poll` on the links (while no waiter
-//! is spinning), the workers' pidfds (one epoll fd for all of them) and a
+//! replacements, and otherwise sleeps in `poll` on the links (unless waiters
+//! read them, `watch.rs`), the workers' pidfds (one epoll fd for all of them) and a
 //! wake-up socket, pumping when woken;
 //! while a running call has a timeout, it wakes to check it (`stop.rs`).
 //! After a second with nothing to do it frees the kept frames (`spare.rs`).
@@ -43,14 +43,13 @@ fn sleep_then_pump(sh: &Shared) {
         if c.workers.iter().any(|w| w.lost) || c.state == RunState::Terminated {
             return;
         }
-        let watch_links = sh.pumpers.load(Ordering::SeqCst) == 0;
-        sh.watching.store(watch_links, Ordering::SeqCst);
+        let (watch_links, wait) = sh.watch.plan_sleep(wait);
         (c.workers.iter().filter(|_| watch_links).filter_map(|w| w.link.clone()).collect::<Vec<_>>(), wait)
     };
     let mut fds: Vec<BorrowedFd<'_>> = vec![sh.wake_rx.as_fd(), sh.ended.as_fd()];
     fds.extend(links.iter().map(|f| f.as_fd()));
     let ready = sys::fd::poll_readable(&fds, Some(wait)).unwrap_or_default();
-    sh.watching.store(false, Ordering::SeqCst);
+    sh.watch.woke();
     if wait == IDLE && !ready.contains(&true) {
         // A whole idle period with nothing to do: the pool keeps no memory for later.
         sh.spares.release();

@@ -2,7 +2,6 @@
 //! their jobs, and a waiter's spin-then-park.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{Chunk, Core, PARK, Shared, Worker, fail_chunk};
@@ -343,7 +342,7 @@ impl Shared {
         if cond(&job.lock()) {
             return true;
         }
-        self.pumpers.fetch_add(1, Ordering::AcqRel);
+        self.watch.begin_pumping();
         let mut backoff = Backoff::new();
         let outcome = loop {
             let progressed = self.pump_once();
@@ -359,17 +358,19 @@ impl Shared {
                 break None;
             }
         };
-        if self.pumpers.fetch_sub(1, Ordering::SeqCst) == 1
-            && !self.watching.load(Ordering::SeqCst)
-            && self.lock().outstanding > 0
-        {
-            // The background thread left the links out of its `poll` while
-            // this thread pumped: it watches them again while work is out.
-            self.wake();
+        if self.watch.end_pumping(outcome.is_none()) {
+            self.wake(); // it reads the links for this parked waiter
         }
         if let Some(r) = outcome {
             return r;
         }
+        let woken = self.park_job(job, deadline, cond);
+        self.watch.end_park();
+        woken
+    }
+
+    /// The park of [`Shared::wait_job`], once its spin found nothing.
+    fn park_job(&self, job: &JobShared, deadline: Option<Instant>, cond: &dyn Fn(&JobInner) -> bool) -> bool {
         let mut g = job.lock();
         loop {
             if cond(&g) {
