@@ -245,11 +245,7 @@ fn serve_connection(fd: &OwnedFd, here: Here) {
         let answer = dispatch(table, &caller, &request).or_else(|e| en(&Reply::error(e)));
         // Proxies a method's result carried stay held by their owner in this process.
         drop(super::client::take_pending());
-        let Ok(answer) = answer.or_else(|e| en(&Reply::error(e))) else {
-            table.stop_if_asked();
-            return;
-        };
-        let written = codec::write_frame(fd.as_fd(), &answer, &[]);
+        let written = answer.or_else(|e| en(&Reply::error(e))).and_then(|a| codec::write_frame(fd.as_fd(), &a, &[]));
         table.stop_if_asked();
         if written.is_err() {
             return;
