@@ -28,6 +28,8 @@ pub(super) struct Watch {
     /// When a waiter last stopped pumping with its result (ns since `born`, 0: never).
     pumped_at: AtomicU64,
     born: Instant,
+    /// [`RECENT`] (longer in tests, which must not depend on the clock).
+    recent: Duration,
 }
 
 impl Watch {
@@ -38,6 +40,7 @@ impl Watch {
             watching: AtomicBool::new(false),
             pumped_at: AtomicU64::new(0),
             born: Instant::now(),
+            recent: RECENT,
         }
     }
 
@@ -48,7 +51,7 @@ impl Watch {
     /// Whether a waiter stopped pumping less than [`RECENT`] ago.
     fn recent(&self) -> bool {
         let at = self.pumped_at.load(Ordering::SeqCst);
-        at != 0 && self.now().saturating_sub(at) < RECENT.as_nanos() as u64
+        at != 0 && self.now().saturating_sub(at) < self.recent.as_nanos() as u64
     }
 
     /// A waiter starts pumping.
@@ -81,7 +84,7 @@ impl Watch {
         let watch =
             self.pumpers.load(Ordering::SeqCst) == 0 && (self.parked.load(Ordering::SeqCst) > 0 || !self.recent());
         self.watching.store(watch, Ordering::SeqCst);
-        (watch, if watch { wait } else { wait.min(RECENT) })
+        (watch, if watch { wait } else { wait.min(self.recent) })
     }
 
     /// The background thread woke up.
@@ -104,16 +107,18 @@ mod tests {
 
     #[test]
     fn the_links_are_left_to_waiters_until_one_parks() {
-        let w = Watch::new();
+        // "Recent" lasts an hour here, so the test does not race the clock.
+        let hour = Duration::from_secs(3600);
+        let w = Watch { recent: hour, ..Watch::new() };
         assert!(w.unwatched(), "a new pool: nobody reads the links yet");
         assert_eq!(w.plan_sleep(LONG), (true, LONG));
         assert!(!w.unwatched(), "the thread reads them");
         w.woke();
         w.begin_pumping();
-        assert_eq!(w.plan_sleep(LONG), (false, RECENT), "a waiter pumps");
+        assert!(!w.plan_sleep(LONG).0, "a waiter pumps");
         assert!(!w.end_pumping(false), "a waiter with its result wakes nobody");
         assert!(!w.unwatched(), "another waiter is expected soon");
-        assert_eq!(w.plan_sleep(LONG), (false, RECENT), "the thread looks again soon");
+        assert!(!w.plan_sleep(LONG).0, "the thread still leaves the links to waiters");
         w.woke();
         w.begin_pumping();
         assert!(w.end_pumping(true), "a waiter that parks wakes the thread");
@@ -122,6 +127,14 @@ mod tests {
         assert!(!w.end_pumping(true), "a second parks: the thread already reads them");
         w.end_park();
         w.end_park();
+    }
+
+    #[test]
+    fn a_thread_that_leaves_the_links_out_sleeps_at_most_recent() {
+        let w = Watch::new();
+        w.begin_pumping();
+        assert_eq!(w.plan_sleep(LONG), (false, RECENT));
+        assert_eq!(w.plan_sleep(Duration::ZERO), (false, Duration::ZERO), "a sooner deadline stays");
     }
 
     #[test]
