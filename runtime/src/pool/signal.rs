@@ -24,10 +24,21 @@ pub(crate) struct Signal {
 impl Signal {
     /// Waits for a notify, at most `max` (a poisoned mutex is used as is).
     pub(crate) fn wait_timeout<'a, T>(&self, g: MutexGuard<'a, T>, max: Duration) -> MutexGuard<'a, T> {
+        self.wait(g, max).0
+    }
+
+    /// [`wait_timeout`](Self::wait_timeout), and whether the wait timed out.
+    fn wait<'a, T>(&self, g: MutexGuard<'a, T>, max: Duration) -> (MutexGuard<'a, T>, bool) {
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let g = self.cv.wait_timeout(g, max).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        let (g, timed_out) = match self.cv.wait_timeout(g, max) {
+            Ok((g, r)) => (g, r.timed_out()),
+            Err(p) => {
+                let (g, r) = p.into_inner();
+                (g, r.timed_out())
+            }
+        };
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        g
+        (g, timed_out)
     }
 
     /// Wakes every waiter; call it after changing the state under the mutex.
@@ -51,15 +62,21 @@ mod tests {
         let waiter = std::thread::spawn(move || {
             let (m, s) = &*other;
             let mut g = m.lock().unwrap();
+            let mut timed_out = false;
             while !*g {
-                g = s.wait_timeout(g, Duration::from_secs(60));
+                (g, timed_out) = s.wait(g, Duration::from_secs(60));
             }
+            timed_out
         });
-        // Notifies with nobody counted cost nothing and lose nothing.
-        shared.1.notify_all();
+        // Not a sleep: the waiter counts itself (under the mutex) before it waits.
+        while shared.1.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
         *shared.0.lock().unwrap() = true;
         shared.1.notify_all();
-        waiter.join().unwrap();
+        assert!(!waiter.join().unwrap(), "the waiter was woken by the notify, not its 60 s timeout");
         assert_eq!(shared.1.waiters.load(Ordering::SeqCst), 0);
+        // With nobody waiting a notify is only a load.
+        shared.1.notify_all();
     }
 }

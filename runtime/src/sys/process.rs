@@ -185,10 +185,8 @@ pub(crate) fn online_cpus() -> Option<usize> {
 /// while runnable (the `some ... total=` of `/proc/pressure/cpu`, Linux's
 /// pressure stall information); `None` where the kernel keeps no such count.
 pub(crate) fn cpu_stall_us() -> Option<u64> {
-    use std::io::Read;
     let mut buf = [0u8; 256];
-    let n = std::fs::File::open("/proc/pressure/cpu").and_then(|mut f| f.read(&mut buf)).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let text = read_proc(&mut buf, "/proc/pressure/cpu")?;
     let some = text.lines().find(|l| l.starts_with("some "))?;
     some.split_whitespace().find_map(|f| f.strip_prefix("total="))?.parse().ok()
 }
@@ -196,11 +194,17 @@ pub(crate) fn cpu_stall_us() -> Option<u64> {
 /// The number of runnable tasks on the machine right now (the fourth field
 /// of `/proc/loadavg`, `running/total`, counting the caller); `None` if unknown.
 pub(crate) fn runnable_tasks() -> Option<usize> {
-    use std::io::Read;
     let mut buf = [0u8; 128];
-    let n = std::fs::File::open("/proc/loadavg").and_then(|mut f| f.read(&mut buf)).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let text = read_proc(&mut buf, "/proc/loadavg")?;
     text.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
+}
+
+/// The start of a small `/proc` file as text, read into `buf` with one
+/// `read` and no allocation (the wait policy reads these every 10 ms).
+fn read_proc<'a>(buf: &'a mut [u8], path: &str) -> Option<&'a str> {
+    use std::io::Read;
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(buf)).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// Points this process's stdin (fd 0) at `/dev/null`, as Python does in every
